@@ -1,0 +1,147 @@
+//! Entry point shared by `cargo test` (the suite test target) and the
+//! `nsconform` binary: internal modes first, then the libtest-mimic suite.
+
+use crate::load::{self, Catalogue};
+use crate::plan::{self, Features, RunEnv};
+use crate::report;
+use crate::runner;
+use crate::spawn::zygote::Zygote;
+use libtest_mimic::{Arguments, Completion, Trial};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub const CASES_ENV: &str = "NSCONFORM_CASES";
+pub const RUNNERS_ENV: &str = "NSCONFORM_RUNNERS";
+
+fn project_dir(env: &str, name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);
+    if built.is_dir() { built } else { PathBuf::from(name) }
+}
+
+pub fn cases_dir() -> PathBuf {
+    project_dir(CASES_ENV, "cases")
+}
+
+pub fn runners_dir() -> PathBuf {
+    project_dir(RUNNERS_ENV, "runners")
+}
+
+/// `main` of both binaries.
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some(crate::spawn::probe::PROBE_ARG) => return ExitCode::from(crate::spawn::probe::main(&args[1..]) as u8),
+        Some("features") => return features(),
+        Some("coverage") => return crate::coverage::main(&args[2..]),
+        _ => {}
+    }
+    suite()
+}
+
+fn features() -> ExitCode {
+    let env = RunEnv::detect();
+    let f = Features::probe(env.privileged);
+    for (name, what) in plan::features::FEATURES {
+        match f.check(name) {
+            Ok(()) => println!("{name:<22} yes  ({what})"),
+            Err(why) => println!("{name:<22} no   {why}"),
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Run the suite under libtest-mimic's command line.
+pub fn suite() -> ExitCode {
+    let mut args = Arguments::from_args();
+    let env = RunEnv::detect();
+    let catalogue = Catalogue::builtin();
+    let mut trials: Vec<Trial> = Vec::new();
+
+    let loaded = match load::load_dir(&cases_dir(), &catalogue) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("nsconform: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // One bad file is one failing trial; every other case still runs.
+    for e in &loaded.errors {
+        let name = load_error_name(e);
+        let msg = e.to_string();
+        trials.push(Trial::test(name, move || Err(msg.into())).with_kind("load"));
+    }
+
+    let runner: Arc<dyn runner::Runner> = match runner::select(&runners_dir()) {
+        Ok(r) => Arc::from(r),
+        Err(e) => {
+            trials.push(Trial::test("runner::select", move || Err(e.clone().into())));
+            return libtest_mimic::run(&args, trials).exit_code();
+        }
+    };
+    // Listing needs no probe and no sandbox.
+    let features = if args.list {
+        Features::default()
+    } else {
+        Features::probe(env.privileged)
+    };
+    let specs = plan::trials(loaded.cases, &features, &env, runner.as_ref());
+    let runs = !args.list && specs.iter().any(|s| s.ignore.is_none());
+    let zygote = if runs {
+        match Zygote::start(&specs, &env, runner.as_ref()) {
+            Ok(z) => Some(Arc::new(z)),
+            Err(e) => {
+                eprintln!("nsconform: cannot start the zygote: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    let specs = Arc::new(specs);
+    let env = Arc::new(env);
+    for (index, spec) in specs.iter().enumerate() {
+        let kind = if spec.control { "control" } else { "case" };
+        if let Some(reason) = &spec.ignore {
+            let reason = reason.clone();
+            trials.push(
+                Trial::ignorable_test(spec.name.clone(), move || Ok(Completion::ignored_with(reason))).with_kind(kind),
+            );
+            continue;
+        }
+        let (specs, env, zygote) = (specs.clone(), env.clone(), zygote.clone());
+        trials.push(
+            Trial::ignorable_test(spec.name.clone(), move || {
+                let spec = &specs[index];
+                let zygote = zygote.as_ref().ok_or("no zygote")?;
+                let out = report::collect(zygote, index, spec.case.spec.timeout())?;
+                report::judge(spec, &out, &env).map(|()| Completion::Completed)
+            })
+            .with_kind(kind),
+        );
+    }
+    // Trials mostly wait on the kernel and their sandboxes: more threads than CPUs pay off.
+    if args.test_threads.is_none() {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        args.test_threads = Some((cpus * 2).max(2));
+    }
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn load_error_name(e: &load::LoadError) -> String {
+    let area = e
+        .file
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "cases".into());
+    let stem = e
+        .file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{area}::{stem}")
+}

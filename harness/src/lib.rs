@@ -1,0 +1,22 @@
+//! nsconform: a conformance suite for Linux namespaces.
+//!
+//! A case flows through the modules in this order:
+//! [`load`] (TOML case files) -> [`plan`] (requirements, features, controls)
+//! -> [`spawn`] (zygote, sandbox, the case's processes, running [`ops`])
+//! -> [`observe`] (what the kernel says) -> [`compare`] (expected against
+//! observed) -> [`report`] (libtest-mimic outcomes). [`runner`] decides how
+//! the case's child gets its namespaces.
+
+pub mod cli;
+pub mod compare;
+pub mod coverage;
+pub mod load;
+pub mod netlink;
+pub mod observe;
+pub mod ops;
+pub mod plan;
+pub mod report;
+pub mod runner;
+pub mod spawn;
+pub mod sys;
+pub mod value;

@@ -1,0 +1,114 @@
+//! The behaviour catalogue: the IDs cases may list in `covers`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The catalogue shipped in the binary, so a copied `nsconform` checks IDs too.
+pub const BUILTIN: &str = include_str!("../../../cases/behaviours.toml");
+
+#[derive(Clone, Debug)]
+pub struct Catalogue {
+    pub areas: Vec<Area>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Area {
+    pub letter: String,
+    pub title: String,
+    /// (id, summary), in catalogue order.
+    pub ids: Vec<(String, String)>,
+    /// IDs no other suite asserts.
+    pub gaps: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    areas: BTreeMap<String, RawArea>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArea {
+    title: String,
+    gaps: Vec<String>,
+    ids: BTreeMap<String, String>,
+}
+
+/// Catalogue order: by area letter order of the catalogue, then by number.
+const AREA_ORDER: &str = "XSNUIPMERCT";
+
+fn id_number(id: &str) -> u32 {
+    id[1..].parse().unwrap_or(u32::MAX)
+}
+
+impl Catalogue {
+    pub fn builtin() -> Catalogue {
+        Catalogue::parse(BUILTIN).expect("the built-in catalogue parses (checked by a unit test)")
+    }
+
+    pub fn parse(text: &str) -> Result<Catalogue, String> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut areas: Vec<Area> = raw
+            .areas
+            .into_iter()
+            .map(|(letter, a)| {
+                let mut ids: Vec<(String, String)> = a.ids.into_iter().collect();
+                ids.sort_by_key(|(id, _)| id_number(id));
+                Area {
+                    letter,
+                    title: a.title,
+                    ids,
+                    gaps: a.gaps,
+                }
+            })
+            .collect();
+        areas.sort_by_key(|a| AREA_ORDER.find(&a.letter).unwrap_or(usize::MAX));
+        for a in &areas {
+            for id in a.ids.iter().map(|(id, _)| id).chain(&a.gaps) {
+                if !id.starts_with(&a.letter) || id_number(id) == u32::MAX {
+                    return Err(format!("catalogue id `{id}` does not belong to area {}", a.letter));
+                }
+            }
+            if let Some(g) = a.gaps.iter().find(|g| !a.ids.iter().any(|(id, _)| id == *g)) {
+                return Err(format!("gap `{g}` is not an id of area {}", a.letter));
+            }
+        }
+        Ok(Catalogue { areas })
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.summary(id).is_some()
+    }
+
+    pub fn summary(&self, id: &str) -> Option<&str> {
+        self.areas
+            .iter()
+            .flat_map(|a| a.ids.iter())
+            .find(|(i, _)| i == id)
+            .map(|(_, s)| s.as_str())
+    }
+
+    pub fn is_gap(&self, id: &str) -> bool {
+        self.areas.iter().any(|a| a.gaps.iter().any(|g| g == id))
+    }
+
+    pub fn all_ids(&self) -> impl Iterator<Item = &str> {
+        self.areas.iter().flat_map(|a| a.ids.iter().map(|(id, _)| id.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalogue_has_185_behaviours_in_order() {
+        let c = Catalogue::builtin();
+        assert_eq!(c.all_ids().count(), 185);
+        assert_eq!(c.all_ids().next(), Some("X1"));
+        assert!(c.is_gap("X10") && !c.is_gap("X1"));
+        let x: Vec<_> = c.areas[0].ids.iter().map(|(i, _)| i.as_str()).take(3).collect();
+        assert_eq!(x, ["X1", "X2", "X3"]);
+    }
+}

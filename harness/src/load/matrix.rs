@@ -1,0 +1,191 @@
+//! Matrix expansion: one case table becomes one table per combination of its
+//! parameters, with `{var}` replaced in every string and key. Spans stay those
+//! of the original text, so errors still point at the right line.
+
+use super::error::LoadError;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::Path;
+use toml::Spanned;
+use toml::de::{DeArray, DeTable, DeValue};
+
+/// Combinations beyond this are refused (a typo should not make millions of trials).
+const MAX_COMBINATIONS: usize = 1000;
+
+type Combo = BTreeMap<String, String>;
+
+/// A case table for one combination, with its trial-name label.
+pub type Expanded<'i> = (Option<String>, Spanned<DeTable<'i>>);
+
+/// The case table once per combination, with its trial-name label
+/// (`None` and the table unchanged when there is no matrix).
+pub fn expand<'i>(
+    path: &Path,
+    text: &str,
+    doc: &Spanned<DeTable<'i>>,
+    table: &Spanned<DeTable<'i>>,
+) -> Result<Vec<Expanded<'i>>, LoadError> {
+    let err = |span: std::ops::Range<usize>, msg: String| LoadError::at(path, text, Some(doc), span, msg);
+    let Some(m) = table.get_ref().get("matrix") else {
+        return Ok(vec![(None, table.clone())]);
+    };
+    let combos = combinations(m).map_err(|(span, msg)| err(span, msg))?;
+    let label_template = match table.get_ref().get("label") {
+        Some(v) => match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            _ => return Err(err(v.span(), "`label` must be a string such as \"{a}_{b}\"".into())),
+        },
+        None => None,
+    };
+    let mut out = Vec::new();
+    for combo in combos {
+        let label = match &label_template {
+            Some(t) => substitute(t, &combo).into_owned(),
+            None => combo.values().cloned().collect::<Vec<_>>().join("_"),
+        };
+        if label.is_empty() || label.contains(char::is_whitespace) {
+            return Err(err(
+                m.span(),
+                format!("matrix label {label:?} is not a usable trial name part"),
+            ));
+        }
+        let mut t = table.get_ref().clone();
+        t.remove("matrix");
+        let t = subst_table(&t, &combo);
+        out.push((Some(label), Spanned::new(table.span(), t)));
+    }
+    Ok(out)
+}
+
+fn combinations(m: &Spanned<DeValue<'_>>) -> Result<Vec<Combo>, (std::ops::Range<usize>, String)> {
+    let scalar = |v: &Spanned<DeValue<'_>>| -> Result<String, (std::ops::Range<usize>, String)> {
+        match v.get_ref() {
+            DeValue::String(s) => Ok(s.to_string()),
+            DeValue::Integer(i) => Ok(i.as_str().to_string()),
+            DeValue::Boolean(b) => Ok(b.to_string()),
+            _ => Err((v.span(), "matrix values are strings, integers or booleans".into())),
+        }
+    };
+    let check_name = |k: &Spanned<Cow<'_, str>>| {
+        let ok = !k.get_ref().is_empty()
+            && k.get_ref()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if ok {
+            Ok(k.get_ref().to_string())
+        } else {
+            Err((
+                k.span(),
+                format!(
+                    "matrix variable `{}` must be lowercase letters, digits and _",
+                    k.get_ref()
+                ),
+            ))
+        }
+    };
+    match m.get_ref() {
+        DeValue::Table(t) => {
+            let mut combos = vec![Combo::new()];
+            for (k, v) in t.iter() {
+                let name = check_name(k)?;
+                let DeValue::Array(items) = v.get_ref() else {
+                    return Err((v.span(), format!("matrix variable `{name}` needs a list of values")));
+                };
+                if items.is_empty() {
+                    return Err((v.span(), format!("matrix variable `{name}` has no values")));
+                }
+                let values = items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?;
+                if combos.len().saturating_mul(values.len()) > MAX_COMBINATIONS {
+                    return Err((
+                        m.span(),
+                        format!("the matrix makes more than {MAX_COMBINATIONS} combinations"),
+                    ));
+                }
+                combos = combos
+                    .into_iter()
+                    .flat_map(|c| {
+                        let name = &name;
+                        values.iter().map(move |val| {
+                            let mut c = c.clone();
+                            c.insert(name.clone(), val.clone());
+                            c
+                        })
+                    })
+                    .collect();
+            }
+            if t.is_empty() {
+                return Err((m.span(), "the matrix has no variables".into()));
+            }
+            Ok(combos)
+        }
+        DeValue::Array(rows) => {
+            if rows.is_empty() {
+                return Err((m.span(), "the matrix has no rows".into()));
+            }
+            if rows.len() > MAX_COMBINATIONS {
+                return Err((m.span(), format!("the matrix has more than {MAX_COMBINATIONS} rows")));
+            }
+            let mut out = Vec::new();
+            let mut names: Option<Vec<String>> = None;
+            for row in rows.iter() {
+                let DeValue::Table(t) = row.get_ref() else {
+                    return Err((row.span(), "each matrix row is a table of variable = value".into()));
+                };
+                let mut c = Combo::new();
+                for (k, v) in t.iter() {
+                    c.insert(check_name(k)?, scalar(v)?);
+                }
+                let these: Vec<String> = c.keys().cloned().collect();
+                match &names {
+                    None => names = Some(these),
+                    Some(n) if *n != these => {
+                        return Err((
+                            row.span(),
+                            format!("every matrix row needs the same variables ({})", n.join(", ")),
+                        ));
+                    }
+                    _ => {}
+                }
+                out.push(c);
+            }
+            Ok(out)
+        }
+        _ => Err((m.span(), "`matrix` is a table of lists or a list of rows".into())),
+    }
+}
+
+fn substitute<'a>(s: &'a str, combo: &Combo) -> Cow<'a, str> {
+    if !s.contains('{') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = s.to_string();
+    for (k, v) in combo {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    Cow::Owned(out)
+}
+
+fn subst_table<'i>(t: &DeTable<'i>, combo: &Combo) -> DeTable<'i> {
+    let mut out = DeTable::new();
+    for (k, v) in t.iter() {
+        let key = Spanned::new(k.span(), Cow::Owned(substitute(k.get_ref(), combo).into_owned()));
+        out.insert(key, subst_value(v, combo));
+    }
+    out
+}
+
+fn subst_value<'i>(v: &Spanned<DeValue<'i>>, combo: &Combo) -> Spanned<DeValue<'i>> {
+    let nv = match v.get_ref() {
+        DeValue::String(s) => DeValue::String(Cow::Owned(substitute(s, combo).into_owned())),
+        DeValue::Table(t) => DeValue::Table(subst_table(t, combo)),
+        DeValue::Array(a) => {
+            let mut na = DeArray::new();
+            for item in a.iter() {
+                na.push(subst_value(item, combo));
+            }
+            DeValue::Array(na)
+        }
+        other => other.clone(),
+    };
+    Spanned::new(v.span(), nv)
+}

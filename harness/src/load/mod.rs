@@ -1,0 +1,223 @@
+//! Load: case files under `cases/<area>/` into [`Case`] values, with errors
+//! that name file, line and field. One bad file never hides the others.
+
+pub mod catalogue;
+pub mod error;
+pub mod expect;
+pub mod flags;
+pub mod matcher;
+mod matrix;
+pub mod model;
+pub mod ns;
+pub mod step;
+pub mod template;
+mod validate;
+
+pub use catalogue::Catalogue;
+pub use error::LoadError;
+pub use model::{Case, CaseSpec, How, ProcSpec};
+pub use validate::{has_isolation, namespaces_used};
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// Case files bigger than this are refused before parsing.
+pub const MAX_FILE_BYTES: usize = 1 << 20;
+
+/// Everything found under a cases directory.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub cases: Vec<Case>,
+    /// One per bad file (or duplicate case), in file order.
+    pub errors: Vec<LoadError>,
+}
+
+/// The case files under `root`, as `(area, path)`, sorted.
+pub fn case_files(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for area in std::fs::read_dir(root)? {
+        let area = area?;
+        if !area.file_type()?.is_dir() {
+            continue;
+        }
+        let area_name = area.file_name().to_string_lossy().into_owned();
+        for f in std::fs::read_dir(area.path())? {
+            let f = f?;
+            let p = f.path();
+            if p.extension().is_some_and(|e| e == "toml") && f.file_type()?.is_file() {
+                out.push((area_name.clone(), p));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Load every case under `root`.
+pub fn load_dir(root: &Path, catalogue: &Catalogue) -> Result<Loaded, LoadError> {
+    let files =
+        case_files(root).map_err(|e| LoadError::whole_file(root, format!("cannot read the cases directory: {e}")))?;
+    let mut loaded = Loaded::default();
+    let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    for (area, path) in files {
+        match load_file(&path, &area, catalogue) {
+            Ok(cases) => {
+                for case in cases {
+                    if let Some((file, line)) = seen.get(&case.id) {
+                        loaded.errors.push(LoadError {
+                            file: case.file.clone(),
+                            line: case.line,
+                            column: 1,
+                            field: "name".into(),
+                            message: format!("case `{}` is already defined at {}:{line}", case.id, file.display()),
+                        });
+                        continue;
+                    }
+                    seen.insert(case.id.clone(), (case.file.clone(), case.line));
+                    loaded.cases.push(case);
+                }
+            }
+            Err(e) => loaded.errors.push(e),
+        }
+    }
+    Ok(loaded)
+}
+
+/// Load the cases of one file.
+pub fn load_file(path: &Path, area: &str, catalogue: &Catalogue) -> Result<Vec<Case>, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError::whole_file(path, format!("cannot read: {e}")))?;
+    load_bytes(path, area, &bytes, catalogue)
+}
+
+/// Load cases from the bytes of a file (the fuzz target's entry point).
+pub fn load_bytes(path: &Path, area: &str, bytes: &[u8], catalogue: &Catalogue) -> Result<Vec<Case>, LoadError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(LoadError::whole_file(
+            path,
+            format!(
+                "the file is {} bytes; case files are limited to {} bytes",
+                bytes.len(),
+                MAX_FILE_BYTES
+            ),
+        ));
+    }
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = &bytes[..e.valid_up_to()];
+            let (line, column) = error::line_col(std::str::from_utf8(good).unwrap_or(""), good.len());
+            return Err(LoadError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                field: "-".into(),
+                message: format!(
+                    "not UTF-8 text (byte {} is invalid): case files are TOML",
+                    e.valid_up_to()
+                ),
+            });
+        }
+    };
+    if text.contains('\0') {
+        let at = text.find('\0').unwrap_or(0);
+        return Err(LoadError::at(
+            path,
+            text,
+            None,
+            at..at,
+            "a NUL byte: case files are TOML text",
+        ));
+    }
+    let doc = DeTable::parse(text).map_err(|e| LoadError::from_toml(path, text, None, &e))?;
+    let tables = case_tables(path, text, &doc)?;
+    let single = !doc.get_ref().contains_key("case");
+    let mut out = Vec::new();
+    for (index, table) in tables.into_iter().enumerate() {
+        for (combo, case_table) in matrix::expand(path, text, &doc, &table)? {
+            let de = toml::de::Deserializer::from(case_table.clone());
+            let spec: CaseSpec =
+                serde::Deserialize::deserialize(de).map_err(|e| LoadError::from_toml(path, text, Some(&doc), &e))?;
+            let case = validate::finish(
+                path,
+                text,
+                &doc,
+                area,
+                index,
+                single,
+                &case_table,
+                combo.as_deref(),
+                spec,
+                catalogue,
+            )?;
+            out.push(case);
+        }
+    }
+    Ok(out)
+}
+
+/// The case tables of a document: the top level (one case) or `[[case]]` items.
+fn case_tables<'i>(
+    path: &Path,
+    text: &str,
+    doc: &Spanned<DeTable<'i>>,
+) -> Result<Vec<Spanned<DeTable<'i>>>, LoadError> {
+    let top = doc.get_ref();
+    if top.is_empty() {
+        return Err(LoadError::whole_file(
+            path,
+            "the file defines no case (expected `[child]` for one case or `[[case]]` items)",
+        ));
+    }
+    let Some(cases) = top.get("case") else {
+        return Ok(vec![doc.clone()]);
+    };
+    let stray: Vec<_> = top.iter().filter(|(k, _)| k.get_ref() != "case").collect();
+    if let Some((k, _)) = stray.first() {
+        return Err(LoadError::at(
+            path,
+            text,
+            Some(doc),
+            k.span(),
+            format!(
+                "`{}` sits beside `[[case]]` items: in a file of several cases every key belongs to a `[[case]]`",
+                k.get_ref()
+            ),
+        ));
+    }
+    let DeValue::Array(items) = cases.get_ref() else {
+        return Err(LoadError::at(
+            path,
+            text,
+            Some(doc),
+            cases.span(),
+            "`case` must be an array of tables (`[[case]]`)",
+        ));
+    };
+    if items.is_empty() {
+        return Err(LoadError::at(
+            path,
+            text,
+            Some(doc),
+            cases.span(),
+            "`case` holds no case",
+        ));
+    }
+    let mut out = Vec::new();
+    for item in items.iter() {
+        match item.get_ref() {
+            DeValue::Table(t) => out.push(Spanned::new(item.span(), t.clone())),
+            _ => {
+                return Err(LoadError::at(
+                    path,
+                    text,
+                    Some(doc),
+                    item.span(),
+                    "each `case` item must be a table",
+                ));
+            }
+        }
+    }
+    Ok(out)
+}

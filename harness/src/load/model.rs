@@ -1,0 +1,208 @@
+//! The case model: what a case file says, after parsing.
+
+use super::expect::Expect;
+use super::ns::Ns;
+use super::step::Step;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::Spanned;
+
+/// A case, ready to plan.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// `<area>::<name>`, plus `::<label>` for a matrix combination.
+    pub id: String,
+    pub area: String,
+    pub name: String,
+    pub file: PathBuf,
+    /// Line of the case's first key, for reports.
+    pub line: usize,
+    /// Where this case sits in its file, so a probe can load the same case again.
+    pub index: usize,
+    pub spec: CaseSpec,
+    /// Programs the case's commands run, with where they are named.
+    pub tools: Vec<ToolUse>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolUse {
+    pub tool: String,
+    pub line: usize,
+    pub field: String,
+}
+
+/// The case as written.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseSpec {
+    pub name: Option<String>,
+    pub summary: Option<String>,
+    #[serde(default)]
+    pub covers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub needs: Needs,
+    /// "250ms", "5s" (default 10s).
+    pub timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    pub parent: ParentSpec,
+    #[serde(default, rename = "peer")]
+    pub peers: Vec<Spanned<ProcSpec>>,
+    pub child: Spanned<ProcSpec>,
+    pub control: Option<Spanned<ControlSpec>>,
+    /// Parameters: `{ var = ["a", "b"] }` (every combination) or a list of
+    /// rows `[{ var = "a", other = "x" }]`. `{var}` in strings and keys is replaced.
+    pub matrix: Option<Spanned<toml::Value>>,
+    /// Trial name suffix for a matrix combination, e.g. "{prop}_{op}".
+    pub label: Option<String>,
+}
+
+/// Requirements, checked before the case runs; a missing one makes the case
+/// ignored with its reason.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Needs {
+    /// Needs real root (CAP_SYS_ADMIN in the initial user namespace). Inferred
+    /// when left out: creating namespaces other than user without a user namespace needs it.
+    pub root: Option<bool>,
+    /// Kernel features probed at start-up (see `nsconform features`).
+    #[serde(default)]
+    pub features: Vec<Spanned<String>>,
+    /// Tools that must be on PATH (argv[0] of `cmd` steps is added automatically).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// The first kernel with the behaviour, for reports only: gating is by probe.
+    pub kernel: Option<String>,
+}
+
+/// How a process gets its namespaces.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum How {
+    /// clone(2) with the namespace flags (time: unshare + fork, so offsets can be set first).
+    #[default]
+    Clone,
+    /// clone3(2) with the namespace flags.
+    Clone3,
+    /// A plain child that calls unshare(2) itself: it moves, except for pid and
+    /// time where only its next child does.
+    Unshare,
+    /// A plain child that joins the namespaces of another process with setns(2).
+    Setns,
+}
+
+/// A process of the case: the child, a peer, or a nested spawn.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcSpec {
+    /// Peers and spawns are named; the child is "child".
+    pub name: Option<String>,
+    #[serde(default = "no_namespaces")]
+    pub namespaces: Spanned<Vec<Ns>>,
+    #[serde(default)]
+    pub how: How,
+    /// For `how = "setns"`: the process whose namespaces are joined.
+    pub join: Option<String>,
+    /// Run as an unprivileged uid/gid with no capabilities.
+    #[serde(default)]
+    pub drop_privileges: bool,
+    /// Written by the creator before the process runs its steps, e.g. "0 {uid} 1".
+    pub uid_map: Option<String>,
+    pub gid_map: Option<String>,
+    /// "deny" or "allow", written before gid_map.
+    pub setgroups: Option<String>,
+    /// Offsets (seconds) for a new time namespace, written before the process enters it.
+    pub time_offsets: Option<TimeOffsets>,
+    /// For `how = "clone3"`.
+    pub clone3: Option<Clone3Opts>,
+    #[serde(default)]
+    pub run: Vec<Spanned<Step>>,
+    #[serde(default)]
+    pub expect: Expect,
+    #[serde(default)]
+    pub isolation: Expect,
+    /// Exit status the creator must see (default 0).
+    pub exit: Option<i32>,
+}
+
+fn no_namespaces() -> Spanned<Vec<Ns>> {
+    Spanned::new(0..0, Vec::new())
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeOffsets {
+    #[serde(default)]
+    pub monotonic: i64,
+    #[serde(default)]
+    pub boottime: i64,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clone3Opts {
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub set_tid: Vec<i64>,
+}
+
+/// The parent side: the sandbox's init, which creates the child.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentSpec {
+    /// Before the child exists.
+    #[serde(default)]
+    pub setup: Vec<Spanned<Step>>,
+    /// The child exists and waits (the place to write id maps).
+    #[serde(default)]
+    pub start: Vec<Spanned<Step>>,
+    /// The child has run its steps and waits.
+    #[serde(default)]
+    pub run: Vec<Spanned<Step>>,
+    /// The child has exited and been reaped.
+    #[serde(default)]
+    pub after: Vec<Spanned<Step>>,
+    /// Steps run when the child reaches `sync = "<name>"`.
+    #[serde(default)]
+    pub on: BTreeMap<String, Vec<Spanned<Step>>>,
+    /// Checked at the end of `run`, while the child is alive.
+    #[serde(default)]
+    pub expect: Expect,
+    #[serde(default)]
+    pub isolation: Expect,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSpec {
+    /// Namespace types the control leaves out (default: all the case creates).
+    pub drop: Option<Spanned<Vec<Ns>>>,
+    /// Why a control would prove nothing for this case.
+    pub none: Option<String>,
+}
+
+impl CaseSpec {
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+            .as_ref()
+            .and_then(|t| parse_duration(t.get_ref()))
+            .unwrap_or(DEFAULT_TIMEOUT)
+    }
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// "250ms", "5s", "2m".
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.')?);
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return None,
+    };
+    (0.0..86400.0).contains(&secs).then(|| Duration::from_secs_f64(secs))
+}

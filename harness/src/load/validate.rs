@@ -1,0 +1,537 @@
+//! Checks that need the whole case: names, IDs, placeholders, references
+//! between processes, and combinations that cannot work.
+
+use super::catalogue::Catalogue;
+use super::error::LoadError;
+use super::expect::{CREATOR, Check, Expect};
+use super::model::{Case, CaseSpec, How, ProcSpec};
+use super::ns::Ns;
+use super::step::{Op, Step};
+use super::template;
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::path::Path;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+    doc: &'a Spanned<DeTable<'a>>,
+    peers: BTreeSet<String>,
+    syncs: BTreeSet<String>,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, msg: impl Into<String>) -> LoadError {
+        LoadError::at(self.path, self.text, Some(self.doc), span, msg)
+    }
+    fn known_process(&self, name: &str) -> bool {
+        name == "parent" || name == "child" || self.peers.contains(name)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn finish<'a>(
+    path: &'a Path,
+    text: &'a str,
+    doc: &'a Spanned<DeTable<'a>>,
+    area: &str,
+    index: usize,
+    single: bool,
+    table: &Spanned<DeTable<'_>>,
+    label: Option<&str>,
+    spec: CaseSpec,
+    catalogue: &Catalogue,
+) -> Result<Case, LoadError> {
+    let case_span = table.span().start..table.span().start;
+    let mut ctx = Ctx {
+        path,
+        text,
+        doc,
+        peers: BTreeSet::new(),
+        syncs: BTreeSet::new(),
+    };
+    let name = match (&spec.name, single) {
+        (Some(n), _) => n.clone(),
+        (None, true) => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        (None, false) => {
+            return Err(ctx.err(case_span, "a case in a `[[case]]` list needs a `name`"));
+        }
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        let span = key_span(table, "name").unwrap_or(case_span.clone());
+        return Err(ctx.err(
+            span,
+            format!("case name {name:?} must be lowercase letters, digits, `_` and `-`"),
+        ));
+    }
+    if spec.label.is_some() && label.is_none() {
+        let span = key_span(table, "label").unwrap_or(case_span.clone());
+        return Err(ctx.err(span, "`label` names matrix combinations, but there is no `matrix`"));
+    }
+    check_placeholders(&ctx, table.get_ref())?;
+
+    if spec.covers.is_empty() {
+        return Err(ctx.err(
+            case_span,
+            "`covers` is missing or empty: list the behaviour IDs the case checks",
+        ));
+    }
+    for c in &spec.covers {
+        if !catalogue.contains(c.get_ref()) {
+            return Err(ctx.err(
+                c.span(),
+                format!("unknown behaviour ID `{}` (see cases/behaviours.toml)", c.get_ref()),
+            ));
+        }
+    }
+    if let Some(t) = &spec.timeout {
+        if super::model::parse_duration(t.get_ref()).is_none() {
+            return Err(ctx.err(
+                t.span(),
+                format!(
+                    "timeout {:?} is not a duration such as \"500ms\" or \"5s\"",
+                    t.get_ref()
+                ),
+            ));
+        }
+    }
+    for f in &spec.needs.features {
+        if !crate::plan::features::is_known(f.get_ref()) {
+            return Err(ctx.err(
+                f.span(),
+                format!(
+                    "unknown feature `{}` (known: {})",
+                    f.get_ref(),
+                    crate::plan::features::NAMES.join(", ")
+                ),
+            ));
+        }
+    }
+
+    for p in &spec.peers {
+        let Some(n) = &p.get_ref().name else {
+            return Err(ctx.err(p.span(), "a peer needs a `name`"));
+        };
+        if n == "parent" || n == "child" || n.contains(['/', ':', ' ']) {
+            return Err(ctx.err(p.span(), format!("peer name {n:?} is reserved or not a plain word")));
+        }
+        if !ctx.peers.insert(format!("peer:{n}")) {
+            return Err(ctx.err(p.span(), format!("two peers are named {n:?}")));
+        }
+    }
+    ctx.syncs = spec.parent.on.keys().cloned().collect();
+
+    for p in &spec.peers {
+        check_proc(&ctx, p.get_ref(), p.span(), false)?;
+    }
+    if spec.child.get_ref().name.is_some() {
+        return Err(ctx.err(
+            spec.child.span(),
+            "the child is called \"child\"; `name` is for peers and spawns",
+        ));
+    }
+    check_proc(&ctx, spec.child.get_ref(), spec.child.span(), true)?;
+    let parent = &spec.parent;
+    for steps in [&parent.setup, &parent.start, &parent.run, &parent.after]
+        .into_iter()
+        .chain(parent.on.values())
+    {
+        check_steps(&ctx, steps, false)?;
+    }
+    check_expect(&ctx, &parent.expect, case_span.clone())?;
+    check_expect(&ctx, &parent.isolation, case_span.clone())?;
+    let mut used_syncs = BTreeSet::new();
+    collect_syncs(&spec.child.get_ref().run, &mut used_syncs);
+    if let Some(unused) = ctx.syncs.difference(&used_syncs).next() {
+        return Err(ctx.err(
+            case_span,
+            format!("`parent.on.{unused}` never runs: the child has no `sync = \"{unused}\"`"),
+        ));
+    }
+
+    check_control(&ctx, &spec, case_span.clone())?;
+
+    let tools = tools_used(&ctx, &spec, case_span.clone());
+    let (line, _) = super::error::line_col(text, table.span().start);
+    let id = match label {
+        Some(l) => format!("{area}::{name}::{l}"),
+        None => format!("{area}::{name}"),
+    };
+    Ok(Case {
+        id,
+        area: area.to_string(),
+        name,
+        file: path.to_path_buf(),
+        line,
+        index,
+        spec,
+        tools,
+    })
+}
+
+/// Shell words that need no program of their own.
+const SHELL_WORDS: &[&str] = &[
+    "echo", "printf", "test", "[", "cd", "exit", "true", "false", "read", "set", "export", "for", "if", "while",
+    "until", "case", "!", "exec", "command", ":", "wait", "kill", "trap", "ulimit", "umask", "{", "(",
+];
+
+/// The program a command line starts, if it is a plain word.
+fn first_program(line: &str) -> Option<String> {
+    let word = line
+        .split_whitespace()
+        .find(|w| !w.contains('='))?
+        .trim_start_matches('(');
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "_-./+".contains(c));
+    (plain && !SHELL_WORDS.contains(&word)).then(|| word.to_string())
+}
+
+fn tools_used(ctx: &Ctx<'_>, spec: &CaseSpec, case_span: Range<usize>) -> Vec<super::model::ToolUse> {
+    let mut out = Vec::new();
+    let mut add = |tool: String, span: Range<usize>| {
+        let e = ctx.err(span, String::new());
+        let t = super::model::ToolUse {
+            tool,
+            line: e.line,
+            field: e.field,
+        };
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    };
+    fn steps(s: &[Spanned<Step>], add: &mut dyn FnMut(String, Range<usize>)) {
+        for st in s {
+            match &st.get_ref().op {
+                Op::Sh(line) => {
+                    add("sh".into(), st.span());
+                    if let Some(p) = first_program(line) {
+                        add(p, st.span());
+                    }
+                }
+                Op::Cmd(argv) if !argv[0].contains('{') => add(argv[0].clone(), st.span()),
+                Op::Spawn(p) => steps(&p.run, add),
+                _ => {}
+            }
+        }
+    }
+    let parent = &spec.parent;
+    for s in [&parent.setup, &parent.start, &parent.run, &parent.after]
+        .into_iter()
+        .chain(parent.on.values())
+    {
+        steps(s, &mut add);
+    }
+    for p in &spec.peers {
+        steps(&p.get_ref().run, &mut add);
+    }
+    steps(&spec.child.get_ref().run, &mut add);
+    for t in &spec.needs.tools {
+        add(t.clone(), case_span.clone());
+    }
+    out
+}
+
+fn key_span(table: &Spanned<DeTable<'_>>, key: &str) -> Option<Range<usize>> {
+    table.get_ref().get_key_value(key).map(|(k, _)| k.span())
+}
+
+fn check_placeholders(ctx: &Ctx<'_>, table: &DeTable<'_>) -> Result<(), LoadError> {
+    fn value(ctx: &Ctx<'_>, v: &Spanned<DeValue<'_>>) -> Result<(), LoadError> {
+        match v.get_ref() {
+            DeValue::String(s) => one(ctx, s, v.span()),
+            DeValue::Table(t) => check_placeholders(ctx, t),
+            DeValue::Array(a) => a.iter().try_for_each(|i| value(ctx, i)),
+            _ => Ok(()),
+        }
+    }
+    fn one(ctx: &Ctx<'_>, s: &str, span: Range<usize>) -> Result<(), LoadError> {
+        for p in template::scan(s) {
+            if let Some(msg) = template::check(&p) {
+                return Err(ctx.err(span, msg));
+            }
+        }
+        Ok(())
+    }
+    for (k, v) in table.iter() {
+        one(ctx, k.get_ref(), k.span())?;
+        value(ctx, v)?;
+    }
+    Ok(())
+}
+
+fn check_proc(ctx: &Ctx<'_>, p: &ProcSpec, span: Range<usize>, is_child: bool) -> Result<(), LoadError> {
+    let ns = p.namespaces.get_ref();
+    let ns_span = p.namespaces.span();
+    let ns_span = if ns_span.is_empty() { span.clone() } else { ns_span };
+    let mut seen = BTreeSet::new();
+    for n in ns {
+        if !seen.insert(*n) {
+            return Err(ctx.err(ns_span, format!("namespace `{n}` is listed twice")));
+        }
+    }
+    let has = |n: Ns| ns.contains(&n);
+    match p.how {
+        How::Unshare if ns.is_empty() => {
+            return Err(ctx.err(span, "`how = \"unshare\"` with nothing to unshare: list `namespaces`"));
+        }
+        How::Setns => {
+            let Some(j) = &p.join else {
+                return Err(ctx.err(
+                    span,
+                    "`how = \"setns\"` needs `join`, the process whose namespaces are joined",
+                ));
+            };
+            if !ctx.peers.contains(j) && j != "parent" {
+                return Err(ctx.err(span, format!("`join = {j:?}` names no peer (peers are \"peer:NAME\")")));
+            }
+            if ns.is_empty() {
+                return Err(ctx.err(span, "`how = \"setns\"` with nothing to join: list `namespaces`"));
+            }
+        }
+        _ => {}
+    }
+    if p.join.is_some() && p.how != How::Setns {
+        return Err(ctx.err(span, "`join` only makes sense with `how = \"setns\"`"));
+    }
+    if p.time_offsets.is_some() {
+        if !has(Ns::Time) {
+            return Err(ctx.err(
+                span,
+                "`time_offsets` without a new time namespace (add \"time\" to `namespaces`)",
+            ));
+        }
+        if matches!(p.how, How::Clone3 | How::Setns) {
+            return Err(ctx.err(span, "`time_offsets` must be written before the first task enters, which clone3 and setns do at once: use `how = \"clone\"` or \"unshare\""));
+        }
+    }
+    for (field, v) in [
+        ("uid_map", &p.uid_map),
+        ("gid_map", &p.gid_map),
+        ("setgroups", &p.setgroups),
+    ] {
+        if v.is_some() && (!has(Ns::User) || p.how == How::Setns) {
+            return Err(ctx.err(
+                span,
+                format!("`{field}` is written for a new user namespace, and this process creates none"),
+            ));
+        }
+    }
+    if let Some(s) = &p.setgroups {
+        if s != "allow" && s != "deny" {
+            return Err(ctx.err(span, format!("`setgroups` is \"allow\" or \"deny\", not {s:?}")));
+        }
+    }
+    if p.clone3.is_some() && p.how != How::Clone3 {
+        return Err(ctx.err(span, "`clone3` options need `how = \"clone3\"`"));
+    }
+    if p.how == How::Clone && has(Ns::Time) && has(Ns::User) {
+        // Fine: the user namespace is created by clone, time by unshare first.
+    }
+    check_steps(ctx, &p.run, is_child)?;
+    check_expect(ctx, &p.expect, span.clone())?;
+    check_expect(ctx, &p.isolation, span)?;
+    Ok(())
+}
+
+fn check_steps(ctx: &Ctx<'_>, steps: &[Spanned<Step>], may_sync: bool) -> Result<(), LoadError> {
+    for s in steps {
+        check_step(ctx, s.get_ref(), s.span(), may_sync)?;
+    }
+    Ok(())
+}
+
+fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Result<(), LoadError> {
+    let name = s.op.name();
+    let is_command = matches!(s.op, Op::Sh(_) | Op::Cmd(_));
+    let observes = matches!(s.op, Op::Expect(_) | Op::Isolation(_) | Op::Sync(_));
+    if s.status.is_some() && !is_command {
+        return Err(ctx.err(span, format!("`status` is for commands, not `{name}`")));
+    }
+    if s.status.is_some() && (s.errno.is_some() || s.may_fail) {
+        return Err(ctx.err(span, "`status` already says what outcome is required"));
+    }
+    if observes && (s.errno.is_some() || s.may_fail || s.save_as.is_some()) {
+        return Err(ctx.err(span, format!("`{name}` takes no errno, may_fail or as")));
+    }
+    if is_command && s.errno.is_some() {
+        return Err(ctx.err(span, "a command has an exit status, not an errno: use `status`"));
+    }
+    match &s.op {
+        Op::Cmd(argv) if argv.is_empty() => return Err(ctx.err(span, "`cmd` needs at least a program")),
+        Op::Sh(c) if c.trim().is_empty() => return Err(ctx.err(span, "`sh` needs a command line")),
+        Op::Open(_) if s.save_as.is_none() => {
+            return Err(ctx.err(span, "`open` keeps its fd under a name: add `as = \"name\"`"));
+        }
+        Op::Setns(a) => {
+            let sources = [a.path.is_some(), a.fd.is_some(), a.pidfd.is_some()];
+            if sources.iter().filter(|x| **x).count() != 1 {
+                return Err(ctx.err(span, "`setns` needs exactly one of path, fd and pidfd"));
+            }
+            if let Some(p) = &a.pidfd {
+                if !ctx.known_process(p) {
+                    return Err(ctx.err(span, format!("`pidfd = {p:?}` names no process of the case")));
+                }
+            }
+        }
+        Op::Fork(f) if f.count == 0 || f.count > 64 => {
+            return Err(ctx.err(span, "`fork.count` is between 1 and 64"));
+        }
+        Op::Spawn(p) => {
+            if p.name.as_deref().is_some_and(|n| n.contains(['/', ':', ' '])) {
+                return Err(ctx.err(span, "a spawn's name is a plain word"));
+            }
+            check_proc(ctx, p, span.clone(), false)?;
+        }
+        Op::Sync(n) => {
+            if !may_sync {
+                return Err(ctx.err(span, "only the child can `sync` with the parent"));
+            }
+            if !ctx.syncs.contains(n) {
+                return Err(ctx.err(span, format!("`sync = {n:?}` has no `parent.on.{n}` steps to run")));
+            }
+        }
+        Op::Expect(e) | Op::Isolation(e) => check_expect(ctx, e, span.clone())?,
+        Op::Sleep(d) if super::model::parse_duration(d).is_none() => {
+            return Err(ctx.err(span, format!("sleep {d:?} is not a duration such as \"10ms\"")));
+        }
+        Op::Kill(k) if crate::ops::signal_number(&k.signal).is_none() => {
+            return Err(ctx.err(
+                span,
+                format!(
+                    "unknown signal {:?} (use names such as \"SIGKILL\" or numbers)",
+                    k.signal
+                ),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_expect(ctx: &Ctx<'_>, e: &Expect, span: Range<usize>) -> Result<(), LoadError> {
+    for c in e.checks() {
+        let refs: Vec<String> = match &c {
+            Check::Value(_, m) => m.references().into_iter().map(String::from).collect(),
+            Check::Ns(_, m) => vec![m.reference().to_string()],
+            Check::Mount(..) => vec![],
+        };
+        for r in refs {
+            if r != CREATOR && !ctx.known_process(&r) {
+                return Err(ctx.err(span, format!("`{}` compares with {r:?}, which is no process of the case (\"parent\", \"child\", \"peer:NAME\", \"creator\")", c.key())));
+            }
+        }
+    }
+    for name in e.seen.keys() {
+        if !ctx.known_process(name) {
+            return Err(ctx.err(span, format!("`seen.{name}` names no process of the case")));
+        }
+    }
+    Ok(())
+}
+
+fn collect_syncs(steps: &[Spanned<Step>], out: &mut BTreeSet<String>) {
+    for s in steps {
+        if let Op::Sync(n) = &s.get_ref().op {
+            out.insert(n.clone());
+        }
+    }
+}
+
+/// Whether any expectation of the case is an isolation assertion.
+pub fn has_isolation(spec: &CaseSpec) -> bool {
+    fn in_steps(steps: &[Spanned<Step>]) -> bool {
+        steps.iter().any(|s| match &s.get_ref().op {
+            Op::Isolation(e) => !e.is_empty(),
+            Op::Spawn(p) => in_proc(p),
+            _ => false,
+        })
+    }
+    fn in_proc(p: &ProcSpec) -> bool {
+        !p.isolation.is_empty() || in_steps(&p.run)
+    }
+    let parent = &spec.parent;
+    !parent.isolation.is_empty()
+        || [&parent.setup, &parent.start, &parent.run, &parent.after]
+            .into_iter()
+            .chain(parent.on.values())
+            .any(|s| in_steps(s))
+        || in_proc(spec.child.get_ref())
+        || spec.peers.iter().any(|p| in_proc(p.get_ref()))
+}
+
+/// Namespace types the case creates or joins anywhere (what a control can drop).
+pub fn namespaces_used(spec: &CaseSpec) -> BTreeSet<Ns> {
+    fn steps(s: &[Spanned<Step>], out: &mut BTreeSet<Ns>) {
+        for st in s {
+            match &st.get_ref().op {
+                Op::Unshare(f) => out.extend(f.namespaces()),
+                Op::Setns(a) => out.extend(a.nstype.namespaces()),
+                Op::Spawn(p) => proc_(p, out),
+                _ => {}
+            }
+        }
+    }
+    fn proc_(p: &ProcSpec, out: &mut BTreeSet<Ns>) {
+        out.extend(p.namespaces.get_ref().iter().copied());
+        steps(&p.run, out);
+    }
+    let mut out = BTreeSet::new();
+    proc_(spec.child.get_ref(), &mut out);
+    for p in &spec.peers {
+        proc_(p.get_ref(), &mut out);
+    }
+    let parent = &spec.parent;
+    for s in [&parent.setup, &parent.start, &parent.run, &parent.after]
+        .into_iter()
+        .chain(parent.on.values())
+    {
+        steps(s, &mut out);
+    }
+    out
+}
+
+fn check_control(ctx: &Ctx<'_>, spec: &CaseSpec, case_span: Range<usize>) -> Result<(), LoadError> {
+    let iso = has_isolation(spec);
+    let control = spec.control.as_ref();
+    let span = control.map(|c| c.span()).unwrap_or(case_span);
+    match control.map(|c| c.get_ref()) {
+        Some(c) if c.none.is_some() && c.drop.is_some() => {
+            Err(ctx.err(span, "`control` has both `none` and `drop`: keep one"))
+        }
+        Some(c) if c.none.is_some() && iso => Err(ctx.err(
+            span,
+            "the case has isolation assertions, and its control is what shows they can fail: remove `control.none`",
+        )),
+        Some(c) if c.none.as_deref().is_some_and(|r| r.trim().is_empty()) => {
+            Err(ctx.err(span, "`control.none` needs the reason a control would prove nothing"))
+        }
+        Some(c) if c.none.is_some() => Ok(()),
+        _ if !iso => Err(ctx.err(
+            span,
+            "no isolation assertion, so no control can run: say why with `control = { none = \"...\" }`, or mark the assertions that hold only because of the namespaces as `isolation`",
+        )),
+        Some(c) => {
+            if let Some(d) = &c.drop {
+                let used = namespaces_used(spec);
+                if d.get_ref().is_empty() {
+                    return Err(ctx.err(d.span(), "`control.drop` is empty: a control must leave out some namespace"));
+                }
+                if let Some(n) = d.get_ref().iter().find(|n| !used.contains(n)) {
+                    return Err(ctx.err(d.span(), format!("`control.drop` lists `{n}`, which the case never creates")));
+                }
+            }
+            Ok(())
+        }
+        // No namespace at all: the case itself will show its isolation
+        // assertions failing, so there is nothing for a control to add.
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,170 @@
+//! Observe: read what the kernel says, for one observation key at a time.
+//! Sources are the kernel's own interfaces (/proc, rtnetlink, syscalls), so a
+//! verdict never depends on which userland tools are installed.
+
+mod ids;
+pub mod links;
+pub mod mounts;
+mod procfs;
+
+pub use procfs::normalize as normalize_text;
+
+use crate::load::expect::{CapSet, ObsKey};
+use crate::load::ns::NsLink;
+use crate::spawn::wire::Obs;
+use crate::value::Value;
+use std::collections::BTreeMap;
+
+/// What an observer needs besides the kernel: values saved by steps and the
+/// pids of the other processes of the case as this process sees them.
+pub struct Ctx<'a> {
+    pub values: &'a BTreeMap<String, Value>,
+    pub vars: &'a BTreeMap<String, String>,
+}
+
+impl Ctx<'_> {
+    pub fn expand(&self, s: &str) -> Result<String, String> {
+        crate::load::template::expand(s, |name, arg| {
+            let key = match arg {
+                Some(a) => format!("{name}:{a}"),
+                None => name.to_string(),
+            };
+            self.vars.get(&key).cloned()
+        })
+    }
+
+    fn pid_of(&self, proc_label: &str) -> Result<i32, String> {
+        self.vars
+            .get(proc_label)
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("{proc_label} has no pid this process can see"))
+    }
+}
+
+pub fn observe(key: &ObsKey, ctx: &Ctx<'_>) -> Obs {
+    match observe_value(key, ctx) {
+        Ok(v) => Obs::Ok(v),
+        Err(e) => Obs::Err(e),
+    }
+}
+
+fn observe_value(key: &ObsKey, ctx: &Ctx<'_>) -> Result<Value, String> {
+    match key {
+        ObsKey::Id(name) => ids::own(name),
+        ObsKey::Hostname => Ok(Value::Str(uname()?.nodename)),
+        ObsKey::Domainname => Ok(Value::Str(uname()?.domainname)),
+        ObsKey::Uname(f) => {
+            let u = uname()?;
+            Ok(Value::Str(match f {
+                crate::load::expect::UnameField::Sysname => u.sysname,
+                crate::load::expect::UnameField::Release => u.release,
+                crate::load::expect::UnameField::Version => u.version,
+                crate::load::expect::UnameField::Machine => u.machine,
+            }))
+        }
+        ObsKey::Ns(link) => ns_link("/proc/thread-self", *link),
+        ObsKey::NsLinkText(link) => ns_link("/proc/thread-self", *link),
+        ObsKey::NsEntries => {
+            let mut names: Vec<String> = std::fs::read_dir("/proc/thread-self/ns")
+                .map_err(|e| format!("cannot list /proc/thread-self/ns: {e}"))?
+                .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect();
+            names.sort();
+            Ok(Value::strs(names))
+        }
+        ObsKey::Caps(set) => caps("/proc/self/status", *set),
+        ObsKey::Ipc(kind) => procfs::sysvipc_keys(*kind),
+        ObsKey::Mount(path) => mounts::at("/proc/self/mountinfo", &ctx.expand(path)?),
+        ObsKey::Links => links::names(),
+        ObsKey::LinkState(name) => links::state(name),
+        ObsKey::File(path) => procfs::file(&ctx.expand(path)?),
+        ObsKey::Exists(path) => Ok(Value::Bool(std::fs::symlink_metadata(ctx.expand(path)?).is_ok())),
+        ObsKey::Sysctl(name) => procfs::file(&format!("/proc/sys/{}", name.replace('.', "/"))),
+        ObsKey::ProcPids => procfs::pids(),
+        ObsKey::Value(name) => ctx
+            .values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("no step saved a value as `{name}`")),
+        ObsKey::Seen(proc_label, inner) => {
+            let pid = ctx.pid_of(proc_label)?;
+            seen(pid, inner)
+        }
+    }
+}
+
+/// Another process through /proc/PID.
+fn seen(pid: i32, key: &ObsKey) -> Result<Value, String> {
+    let dir = format!("/proc/{pid}");
+    match key {
+        ObsKey::Id("alive") => Ok(Value::Bool(ids::alive(pid))),
+        ObsKey::Id(name) => ids::of(pid, name),
+        ObsKey::Ns(link) => ns_link(&dir, *link),
+        ObsKey::Caps(set) => caps(&format!("{dir}/status"), *set),
+        ObsKey::File(rel) => procfs::file(&format!("{dir}/{rel}")),
+        other => Err(format!("`{other}` cannot be read for another process")),
+    }
+}
+
+pub fn ns_link(dir: &str, link: NsLink) -> Result<Value, String> {
+    let p = format!("{dir}/ns/{}", link.file_name());
+    std::fs::read_link(&p)
+        .map(|t| Value::Str(t.to_string_lossy().into_owned()))
+        .map_err(|e| format!("cannot read {p}: {}", procfs::io_errno(&e)))
+}
+
+/// Every ns link of this thread (the reference other processes compare with).
+pub fn all_ns() -> BTreeMap<String, String> {
+    NsLink::ALL
+        .into_iter()
+        .filter_map(|l| match ns_link("/proc/thread-self", l) {
+            Ok(Value::Str(s)) => Some((l.file_name().to_string(), s)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn caps(status: &str, set: CapSet) -> Result<Value, String> {
+    let v = procfs::status_field(status, set.status_field())?;
+    let bits = u64::from_str_radix(v.trim(), 16).map_err(|e| format!("{}: {e}", set.status_field()))?;
+    Ok(Value::Str(describe_caps(bits)))
+}
+
+/// "full", "none", or the hex mask.
+pub fn describe_caps(bits: u64) -> String {
+    if bits == 0 {
+        "none".into()
+    } else if bits == crate::sys::full_caps() {
+        "full".into()
+    } else {
+        format!("{bits:#x}")
+    }
+}
+
+struct Uname {
+    sysname: String,
+    nodename: String,
+    release: String,
+    version: String,
+    machine: String,
+    domainname: String,
+}
+
+fn uname() -> Result<Uname, String> {
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } < 0 {
+        return Err(format!("uname: {}", nix::errno::Errno::last()));
+    }
+    let f = |b: &[libc::c_char]| {
+        let bytes: Vec<u8> = b.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Ok(Uname {
+        sysname: f(&u.sysname),
+        nodename: f(&u.nodename),
+        release: f(&u.release),
+        version: f(&u.version),
+        machine: f(&u.machine),
+        domainname: f(&u.domainname),
+    })
+}

@@ -1,0 +1,150 @@
+//! Process creation as a checked call (clone, clone3), held children (fork),
+//! and signals.
+
+use super::{Fail, OpResult, expand, signal_number};
+use crate::load::step::{Clone3Args, CloneArgs, KillArgs};
+use crate::spawn::script::Proc;
+use crate::sys;
+use crate::value::Value;
+use nix::errno::Errno;
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::os::fd::AsRawFd;
+
+const SHARES_PARENT: u64 = (libc::CLONE_THREAD | libc::CLONE_PARENT) as u64;
+
+/// clone(2) of a child that exits at once. The flags are checked by the kernel
+/// exactly as given (the control leaves out dropped namespace types).
+pub fn clone(p: &mut Proc<'_>, a: &CloneArgs) -> OpResult {
+    let flags = a.flags.without(p.trial.dropped).bits();
+    let signal = a.exit_signal.unwrap_or(libc::SIGCHLD as i64) as i32;
+    // A child sharing our memory needs its own stack, which must outlive it;
+    // this one is small and only leaked when the child cannot be waited for.
+    let mut stack = vec![0u8; 64 * 1024];
+    let cb = Box::new(|| 0isize);
+    let r = unsafe {
+        nix::sched::clone(
+            cb,
+            &mut stack,
+            nix::sched::CloneFlags::from_bits_retain(flags as i32),
+            Some(signal),
+        )
+    };
+    let pid = r?;
+    if flags & SHARES_PARENT == 0 {
+        let _ = waitpid(pid, Some(WaitPidFlag::__WALL));
+    } else {
+        std::mem::forget(stack);
+    }
+    Ok(Value::Int(pid.as_raw() as i64))
+}
+
+/// clone3(2) with the extended arguments; the child reports its own pid and exits.
+pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
+    let flags = a.flags.without(p.trial.dropped).bits();
+    if flags & libc::CLONE_VM as u64 != 0 {
+        return Err(Fail::Other(
+            "clone3 with CLONE_VM cannot be run safely without a stack of its own".into(),
+        ));
+    }
+    let set_tid: Vec<libc::pid_t> = a.set_tid.iter().map(|&t| t as libc::pid_t).collect();
+    let cgroup = match &a.cgroup {
+        Some(c) => {
+            let c = expand(p, c)?;
+            Some(std::fs::File::open(&c).map_err(|e| Fail::Other(format!("cannot open {c}: {e}")))?)
+        }
+        None => None,
+    };
+    let args = sys::CloneArgs {
+        flags,
+        exit_signal: a.exit_signal.unwrap_or(libc::SIGCHLD as i64) as u64,
+        set_tid: if set_tid.is_empty() { 0 } else { set_tid.as_ptr() as u64 },
+        set_tid_size: a.set_tid_size.unwrap_or(set_tid.len() as u64),
+        cgroup: cgroup.as_ref().map(|f| f.as_raw_fd() as u64).unwrap_or(0),
+        ..Default::default()
+    };
+    let size = a.size.unwrap_or(sys::CLONE_ARGS_SIZE_VER2 as u64) as usize;
+    // The kernel reads `size` bytes: the known struct, then zeros (or a dirty byte).
+    let mut buf = vec![0u8; 4096];
+    let raw = unsafe {
+        std::slice::from_raw_parts(
+            (&args as *const sys::CloneArgs).cast::<u8>(),
+            std::mem::size_of::<sys::CloneArgs>(),
+        )
+    };
+    buf[..raw.len()].copy_from_slice(raw);
+    if a.dirty_tail {
+        buf[raw.len()] = 1;
+    }
+    let (rd, wr) = nix::unistd::pipe().map_err(Fail::Errno)?;
+    let ptr: *const u8 = if a.bad_pointer {
+        unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ) as *const u8
+        }
+    } else {
+        buf.as_ptr()
+    };
+    let r = unsafe { sys::clone3_raw(ptr, size) };
+    match r {
+        Ok(0) => {
+            let me = unsafe { libc::getpid() };
+            let _ = nix::unistd::write(&wr, &me.to_ne_bytes());
+            unsafe { libc::_exit(0) }
+        }
+        Ok(pid) => {
+            drop(wr);
+            let mut b = [0u8; 4];
+            let inner = match nix::unistd::read(&rd, &mut b) {
+                Ok(4) => i32::from_ne_bytes(b) as i64,
+                _ => -1,
+            };
+            if flags & SHARES_PARENT == 0 {
+                let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL));
+            }
+            let mut m = BTreeMap::new();
+            m.insert("pid".into(), Value::Int(pid as i64));
+            m.insert("inner_pid".into(), Value::Int(inner));
+            Ok(Value::Map(m))
+        }
+        Err(e) => Err(Fail::Errno(e)),
+    }
+}
+
+/// Fork `count` children that wait until this process ends; their pids are the value.
+pub fn fork(p: &mut Proc<'_>, count: u32) -> OpResult {
+    let mut pids = Vec::new();
+    for _ in 0..count {
+        match unsafe { nix::unistd::fork() }? {
+            nix::unistd::ForkResult::Child => {
+                sys::die_with_parent(None);
+                loop {
+                    unsafe { libc::pause() };
+                }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                p.held.push(child.as_raw());
+                pids.push(child.as_raw() as i64);
+            }
+        }
+    }
+    Ok(Value::ints(pids))
+}
+
+pub fn kill(p: &mut Proc<'_>, k: &KillArgs) -> OpResult {
+    let pid: i32 = expand(p, &k.pid)?
+        .parse()
+        .map_err(|_| Fail::Other(format!("{:?} is not a pid", k.pid)))?;
+    let sig = signal_number(&k.signal).ok_or_else(|| Fail::Other(format!("unknown signal {:?}", k.signal)))?;
+    if unsafe { libc::kill(pid, sig) } < 0 {
+        return Err(Errno::last().into());
+    }
+    Ok(Value::Int(pid as i64))
+}

@@ -1,0 +1,41 @@
+//! Who the suite runs as, and the ids a case can drop to.
+
+use crate::sys;
+
+#[derive(Clone, Debug)]
+pub struct RunEnv {
+    /// CAP_SYS_ADMIN: the sandbox needs no user namespace and root semantics are tested as they are.
+    pub privileged: bool,
+    pub euid: u32,
+    pub egid: u32,
+    /// `{uid}`/`{gid}`: what `drop_privileges` becomes in a root run, the user's own ids otherwise.
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub const DROP_UID_ENV: &str = "NSCONFORM_DROP_UID";
+pub const DROP_GID_ENV: &str = "NSCONFORM_DROP_GID";
+
+impl RunEnv {
+    pub fn detect() -> RunEnv {
+        let euid = unsafe { libc::geteuid() };
+        let egid = unsafe { libc::getegid() };
+        let cap_admin = sys::capget()
+            .map(|(eff, _, _)| eff & (1 << sys::CAP_SYS_ADMIN) != 0)
+            .unwrap_or(false);
+        let env_id = |k: &str, d: u32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let privileged = cap_admin;
+        let (uid, gid) = if privileged {
+            (env_id(DROP_UID_ENV, 1000), env_id(DROP_GID_ENV, 1000))
+        } else {
+            (euid, egid)
+        };
+        RunEnv {
+            privileged,
+            euid,
+            egid,
+            uid,
+            gid,
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Whether a case can run here: root, kernel features, tools, the runner.
+//! The first missing requirement is the reason the trial is ignored.
+
+use super::RunEnv;
+use super::features::{self, Features};
+use crate::load::Case;
+use crate::load::model::{How, ProcSpec};
+use crate::load::ns::{Ns, NsLink};
+use crate::load::step::Op;
+use crate::runner::Runner;
+use std::collections::BTreeSet;
+
+pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &dyn Runner) -> Result<(), String> {
+    let spec = &case.spec;
+    let kernel = spec
+        .needs
+        .kernel
+        .as_deref()
+        .map(|k| format!(" (Linux {k})"))
+        .unwrap_or_default();
+    if !env.privileged {
+        let root = match spec.needs.root {
+            Some(r) => r.then(|| "the case says it needs root".to_string()),
+            None => inferred_root(case, dropped),
+        };
+        if let Some(why) = root {
+            return Err(format!("needs root: {why}"));
+        }
+    }
+    for name in implied_features(case) {
+        f.check(&name).map_err(|why| format!("needs `{name}`{kernel}: {why}"))?;
+    }
+    for t in &case.tools {
+        if which::which(&t.tool).is_err() {
+            return Err(format!(
+                "needs the tool `{}` ({}:{}, {}): not found on PATH",
+                t.tool,
+                case.file.display(),
+                t.line,
+                t.field
+            ));
+        }
+    }
+    for t in runner.tools() {
+        if which::which(&t).is_err() {
+            return Err(format!(
+                "runner {} needs the tool `{t}`: not found on PATH",
+                runner.name()
+            ));
+        }
+    }
+    if let Some(why) = runner.unsupported(spec.child.get_ref(), dropped) {
+        return Err(why);
+    }
+    Ok(())
+}
+
+/// Features a case needs because of what it does, plus the ones it names.
+pub fn implied_features(case: &Case) -> BTreeSet<String> {
+    let spec = &case.spec;
+    let mut out: BTreeSet<String> = spec.needs.features.iter().map(|f| f.get_ref().clone()).collect();
+    for ns in crate::load::namespaces_used(spec) {
+        out.insert(features::for_ns(ns).to_string());
+    }
+    let mut steps_seen = |op: &Op| match op {
+        Op::Clone3(a) => {
+            out.insert("clone3".into());
+            if !a.set_tid.is_empty() {
+                out.insert("clone3_set_tid".into());
+            }
+        }
+        Op::Setns(a) if a.pidfd.is_some() => {
+            out.insert("setns_pidfd".into());
+        }
+        Op::Veth(_) => {
+            out.insert("veth".into());
+        }
+        Op::Msgget(_) | Op::Shmget(_) | Op::Semget(_) => {
+            out.insert("sysvipc".into());
+        }
+        _ => {}
+    };
+    for_each_op(spec, &mut steps_seen);
+    for p in procs(spec) {
+        if p.how == How::Clone3 {
+            out.insert("clone3".into());
+            if p.clone3.as_ref().is_some_and(|c| !c.set_tid.is_empty()) {
+                out.insert("clone3_set_tid".into());
+            }
+        }
+        if p.time_offsets.is_some() {
+            out.insert("timens_offsets".into());
+        }
+    }
+    for site in super::procs::sites(spec) {
+        for c in site.expect.checks() {
+            let key = c.key().to_string();
+            if key.contains(NsLink::PidForChildren.file_name()) {
+                out.insert("pid_for_children".into());
+            }
+            if key.contains(NsLink::TimeForChildren.file_name()) {
+                out.insert("time_for_children".into());
+            }
+            if key.starts_with("ipc.") {
+                out.insert("sysvipc".into());
+            }
+        }
+    }
+    out
+}
+
+fn procs(spec: &crate::load::CaseSpec) -> Vec<&ProcSpec> {
+    super::procs::processes(spec)
+        .into_iter()
+        .filter_map(|p| match p.kind {
+            super::procs::Kind::Proc(ps) => Some(ps),
+            super::procs::Kind::Parent(_) => None,
+        })
+        .collect()
+}
+
+fn for_each_op(spec: &crate::load::CaseSpec, f: &mut dyn FnMut(&Op)) {
+    for p in super::procs::processes(spec) {
+        match p.kind {
+            super::procs::Kind::Parent(ps) => {
+                for (_, steps) in super::procs::parent_phases(ps) {
+                    steps.iter().for_each(|s| f(&s.get_ref().op));
+                }
+            }
+            super::procs::Kind::Proc(ps) => ps.run.iter().for_each(|s| f(&s.get_ref().op)),
+        }
+    }
+}
+
+/// Why the case needs CAP_SYS_ADMIN, if it creates namespaces other than
+/// user without a user namespace of its own to do it in.
+fn inferred_root(case: &Case, dropped: &[Ns]) -> Option<String> {
+    fn walk(p: &ProcSpec, in_userns: bool, dropped: &[Ns]) -> Option<String> {
+        let eff: Vec<Ns> = p
+            .namespaces
+            .get_ref()
+            .iter()
+            .copied()
+            .filter(|n| !dropped.contains(n))
+            .collect();
+        let own = in_userns || eff.contains(&Ns::User);
+        if p.how != How::Setns && !own {
+            if let Some(n) = eff.iter().find(|n| **n != Ns::User) {
+                return Some(format!(
+                    "creating a {n} namespace without a user namespace takes CAP_SYS_ADMIN"
+                ));
+            }
+        }
+        let mut in_userns = own;
+        for s in &p.run {
+            let s = s.get_ref();
+            match &s.op {
+                Op::Unshare(fl) if s.errno.is_none() && !s.may_fail => {
+                    let nss = fl.without(dropped).namespaces();
+                    if nss.contains(&Ns::User) {
+                        in_userns = true;
+                    } else if !in_userns {
+                        if let Some(n) = nss.first() {
+                            return Some(format!(
+                                "unshare of a {n} namespace without a user namespace takes CAP_SYS_ADMIN"
+                            ));
+                        }
+                    }
+                }
+                Op::Spawn(inner) => {
+                    if let Some(w) = walk(inner, in_userns, dropped) {
+                        return Some(w);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    let spec = &case.spec;
+    spec.peers
+        .iter()
+        .find_map(|p| walk(p.get_ref(), false, dropped))
+        .or_else(|| walk(spec.child.get_ref(), false, dropped))
+}

@@ -1,0 +1,101 @@
+//! Failure text: expected and observed side by side, then step failures,
+//! commands' stderr and sandbox errors.
+
+use crate::compare::Row;
+use crate::spawn::wire::Report;
+use std::fmt::Write;
+
+const WIDE: usize = 70;
+
+fn clip(s: &str) -> String {
+    let one = s.replace('\n', "\\n");
+    if one.chars().count() > WIDE {
+        let mut c: String = one.chars().take(WIDE - 1).collect();
+        c.push('…');
+        c
+    } else {
+        one
+    }
+}
+
+/// A table of assertions: where, what, expected, observed.
+pub fn table(rows: &[&Row]) -> String {
+    let head = ["where", "what", "expected", "observed"];
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            let place = if r.at == "end" {
+                r.proc_label.clone()
+            } else {
+                format!("{} ({})", r.proc_label, r.at)
+            };
+            let what = if r.isolation {
+                format!("{} [isolation]", r.key)
+            } else {
+                r.key.clone()
+            };
+            [place, what, clip(&r.expected), clip(&r.observed)]
+        })
+        .collect();
+    let mut w = head.map(|h| h.len());
+    for c in &cells {
+        for i in 0..4 {
+            w[i] = w[i].max(c[i].chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, c: [&str; 4]| {
+        let _ = writeln!(
+            out,
+            "  {:<w0$}  {:<w1$}  {:<w2$}  {}",
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2]
+        );
+    };
+    line(&mut out, head);
+    for c in &cells {
+        line(&mut out, [&c[0], &c[1], &c[2], &c[3]]);
+    }
+    out
+}
+
+/// What else the sandbox said that explains a failure.
+pub fn context(report: &Report, control: bool) -> String {
+    let mut out = String::new();
+    if !report.errors.is_empty() {
+        out.push_str("harness errors:\n");
+        for e in &report.errors {
+            let _ = writeln!(out, "  {e}");
+        }
+    }
+    if !report.failures.is_empty() {
+        out.push_str(if control {
+            "steps that failed without the isolation (allowed in a control):\n"
+        } else {
+            "steps that did not do what the case requires:\n"
+        });
+        for f in &report.failures {
+            let _ = writeln!(
+                out,
+                "  {} {} step {}: {}: expected {}, got {}",
+                f.proc_label, f.phase, f.index, f.step, f.expected, f.got
+            );
+        }
+    }
+    let noisy: Vec<_> = report.commands.iter().filter(|c| !c.stderr.trim().is_empty()).collect();
+    if !noisy.is_empty() {
+        out.push_str("commands' stderr:\n");
+        for c in noisy {
+            let _ = writeln!(out, "  {}$ {} ({})", c.proc_label, c.command, c.status);
+            for l in c.stderr.lines().take(20) {
+                let _ = writeln!(out, "    {l}");
+            }
+        }
+    }
+    out
+}

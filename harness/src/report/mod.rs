@@ -1,0 +1,149 @@
+//! Report: run each trial through the zygote and turn what came back into a
+//! libtest-mimic outcome (passed, failed with a readable diff, or ignored
+//! with its reason).
+
+pub mod format;
+
+use crate::compare::{self, eval::Vars};
+use crate::plan::{RunEnv, TrialSpec};
+use crate::spawn::wire::{Msg, Report, unframe};
+use crate::spawn::zygote::Zygote;
+use libtest_mimic::Failed;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Time a killed sandbox gets to disappear before the harness stops waiting.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// What came back from one sandbox.
+pub struct Outcome {
+    pub report: Option<Report>,
+    pub exit: Option<String>,
+    pub last_progress: Option<String>,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+}
+
+/// Start the trial's sandbox and collect its messages, killing it at the timeout.
+pub fn collect(zygote: &Zygote, index: usize, timeout: Duration) -> Result<Outcome, String> {
+    let start = Instant::now();
+    let mut run = zygote.launch(index)?;
+    let mut deadline = start + timeout;
+    let mut out = Outcome {
+        report: None,
+        exit: None,
+        last_progress: None,
+        timed_out: false,
+        elapsed: Duration::ZERO,
+    };
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            if out.timed_out {
+                break;
+            }
+            out.timed_out = true;
+            zygote.kill(run.id);
+            deadline = now + GRACE;
+            continue;
+        }
+        let mut p = libc::pollfd {
+            fd: run.results.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = (deadline - now).as_millis().min(i32::MAX as u128) as i32;
+        let r = unsafe { libc::poll(&mut p, 1, ms.max(1)) };
+        if r <= 0 {
+            continue;
+        }
+        match run.results.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                for m in unframe(&mut buf) {
+                    match m {
+                        Ok(Msg::Progress { proc_label, what }) => {
+                            out.last_progress = Some(format!("{proc_label}: {what}"))
+                        }
+                        Ok(Msg::Finished(r)) => out.report = Some(r),
+                        Ok(Msg::SandboxExit { status }) => out.exit = Some(status),
+                        Ok(_) => {}
+                        Err(e) => out.last_progress = Some(format!("unreadable message: {e}")),
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("reading the sandbox's results: {e}")),
+        }
+    }
+    out.elapsed = start.elapsed();
+    Ok(out)
+}
+
+pub fn vars(env: &RunEnv) -> Vars {
+    [
+        ("uid".to_string(), env.uid.to_string()),
+        ("gid".to_string(), env.gid.to_string()),
+        ("scratch".to_string(), crate::spawn::sandbox::SCRATCH.to_string()),
+    ]
+    .into()
+}
+
+/// Decide a trial from what came back.
+pub fn judge(spec: &TrialSpec, out: &Outcome, env: &RunEnv) -> Result<(), Failed> {
+    let timeout = spec.case.spec.timeout();
+    let doing = out
+        .last_progress
+        .as_deref()
+        .map(|p| format!("\nit was at: {p}"))
+        .unwrap_or_default();
+    if out.timed_out {
+        return Err(format!(
+            "timed out after {:.1}s and was killed with its whole sandbox{doing}",
+            timeout.as_secs_f64()
+        )
+        .into());
+    }
+    let Some(report) = &out.report else {
+        return Err(format!(
+            "the sandbox ended without a report ({}){doing}",
+            out.exit.as_deref().unwrap_or("no exit status")
+        )
+        .into());
+    };
+    let verdict = compare::evaluate(&spec.case, report, &vars(env));
+    let context = format::context(report, spec.control);
+    let place = format!("{}:{}", spec.case.file.display(), spec.case.line);
+    if spec.control {
+        if !report.errors.is_empty() {
+            return Err(format!("control of {place} could not run\n{context}").into());
+        }
+        let bad = verdict.control_failures();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        let dropped: Vec<&str> = spec.dropped.iter().map(|n| n.proc_name()).collect();
+        return Err(format!(
+            "control of {place}: without {} namespaces, {} of {} isolation assertions still held or could not be observed, so they cannot show isolation:\n{}{context}",
+            dropped.join("+"),
+            bad.len(),
+            verdict.isolation_rows(),
+            format::table(&bad),
+        )
+        .into());
+    }
+    let bad = verdict.case_failures();
+    if bad.is_empty() && report.failures.is_empty() && report.errors.is_empty() {
+        return Ok(());
+    }
+    let mut msg = format!("{place}: {} of {} assertions failed\n", bad.len(), verdict.rows.len());
+    if !bad.is_empty() {
+        msg.push_str(&format::table(&bad));
+    }
+    msg.push_str(&context);
+    Err(msg.into())
+}

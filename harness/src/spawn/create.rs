@@ -1,0 +1,471 @@
+//! Creating the processes of a case: the child (natively or through an
+//! external runner), peers and nested spawns; the hello / id maps / go
+//! handshake; relaying their messages; reaping them.
+
+use super::channel::Channel;
+use super::script::{Out, Proc, Trial};
+use super::wire::{Msg, StepFailure, describe_status};
+use crate::load::model::{How, ProcSpec};
+use crate::load::ns::Ns;
+use crate::runner::Launch;
+use crate::sys;
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// A process of the case that has said hello.
+pub struct Running {
+    pub label: String,
+    /// Its pid as the creator sees it.
+    pub pid: i32,
+    /// The process to reap (an external runner's own process, or the child itself).
+    pub reap: i32,
+    pub chan: Channel,
+}
+
+/// How a relay loop ended.
+pub enum Ended {
+    Done,
+    Gone,
+}
+
+fn ns_effective(spec: &ProcSpec, dropped: &[Ns]) -> Vec<Ns> {
+    spec.namespaces
+        .get_ref()
+        .iter()
+        .copied()
+        .filter(|n| !dropped.contains(n))
+        .collect()
+}
+
+/// Create a process as `creator`'s child and complete the handshake.
+pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Launch) -> Result<Running, String> {
+    let trial = creator.trial;
+    let ns_now = crate::observe::all_ns();
+    creator.emit(Msg::Creator {
+        proc_label: label.to_string(),
+        ns: ns_now,
+    });
+    let (down, up) = Channel::pair().map_err(|e| format!("socketpair: {e}"))?;
+    down.pass_credentials();
+    let eff = ns_effective(spec, trial.dropped);
+    let closing: Vec<RawFd> = creator.fds.values().map(|f| f.as_raw_fd()).collect();
+    let (pid, reap) = match launch {
+        Launch::Native => {
+            let pid = native(creator, spec, label, &eff, &up, &closing)?;
+            (Some(pid), pid)
+        }
+        Launch::Exec(argv) => {
+            let argv = runner_argv(creator, spec, argv, up.raw())?;
+            let reap = exec_runner(&argv, &up, &closing)?;
+            (None, reap)
+        }
+    };
+    drop(up);
+    let hello = if down.readable_within(std::time::Duration::from_secs(30)) {
+        down.recv_from()
+    } else {
+        Err("no hello within 30s".to_string())
+    };
+    let pid = match hello {
+        Ok(Some((Msg::Hello { .. }, creds))) => pid.or(creds).ok_or("the hello carried no pid")?,
+        Ok(Some((other, _))) => {
+            reap_now(reap);
+            return Err(format!("expected a hello, got {other:?}"));
+        }
+        Ok(None) => {
+            let status = reap_now(reap);
+            return Err(format!("{label} ended before it said hello ({status})"));
+        }
+        Err(e) => {
+            unsafe { libc::kill(reap, libc::SIGKILL) };
+            reap_now(reap);
+            return Err(format!("{label}: {e}"));
+        }
+    };
+    let r = Running {
+        label: label.to_string(),
+        pid,
+        reap,
+        chan: down,
+    };
+    if eff.contains(&Ns::User) && spec.how != How::Setns {
+        if let Err(e) = write_maps(creator, spec, pid) {
+            unsafe { libc::kill(reap, libc::SIGKILL) };
+            reap_now(reap);
+            return Err(e);
+        }
+    }
+    Ok(r)
+}
+
+/// uid_map, setgroups, gid_map, in that order, as the creator.
+fn write_maps(creator: &mut Proc<'_>, spec: &ProcSpec, pid: i32) -> Result<(), String> {
+    let files = [
+        ("uid_map", &spec.uid_map),
+        ("setgroups", &spec.setgroups),
+        ("gid_map", &spec.gid_map),
+    ];
+    for (file, content) in files {
+        let Some(content) = content else { continue };
+        let content = creator.expand(content)?;
+        let path = format!("/proc/{pid}/{file}");
+        let r = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, content.as_bytes()));
+        if let Err(e) = r {
+            let got = e
+                .raw_os_error()
+                .map(crate::load::flags::errno_name)
+                .unwrap_or(e.to_string());
+            let f = StepFailure {
+                proc_label: creator.label.clone(),
+                phase: "maps".into(),
+                index: 0,
+                step: format!("write {content:?} to {path}"),
+                expected: "success".into(),
+                got: got.clone(),
+            };
+            creator.emit(Msg::Failure(f));
+            if !creator.trial.control {
+                return Err(format!("writing {path}: {got}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn reap_now(pid: i32) -> String {
+    match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL)) {
+        Ok(s) => describe_status(s),
+        Err(e) => format!("wait: {e}"),
+    }
+}
+
+/// Create the process in-process: clone, clone3, fork + unshare, fork + setns.
+fn native(
+    creator: &mut Proc<'_>,
+    spec: &ProcSpec,
+    label: &str,
+    eff: &[Ns],
+    up: &Channel,
+    closing: &[RawFd],
+) -> Result<i32, String> {
+    let trial = creator.trial;
+    let up_fd = up.raw();
+    let body = |pre: &dyn Fn() -> Result<(), String>| -> i32 {
+        for fd in closing {
+            unsafe { libc::close(*fd) };
+        }
+        Channel::close_inherited(&[up_fd]);
+        let chan = unsafe { Channel::from_raw(up_fd) };
+        if let Err(e) = pre() {
+            let _ = chan.send(&Msg::Progress {
+                proc_label: label.to_string(),
+                what: format!("could not enter its namespaces: {e}"),
+            });
+            return 2;
+        }
+        child_main(trial, spec, label, chan)
+    };
+    match spec.how {
+        How::Clone => {
+            let time = eff.contains(&Ns::Time);
+            let flags = eff.iter().filter(|n| **n != Ns::Time).fold(0, |m, n| m | n.flag());
+            // A time namespace's offsets must be set before a task enters it:
+            // the creator unshares it for its children, writes the offsets,
+            // clones, and goes back.
+            let restore = if time {
+                Some(enter_time_for_children(spec)?)
+            } else {
+                None
+            };
+            let mut stack = vec![0u8; 1 << 20];
+            let cb = Box::new(|| body(&|| Ok(())) as isize);
+            let r = unsafe {
+                nix::sched::clone(
+                    cb,
+                    &mut stack,
+                    nix::sched::CloneFlags::from_bits_retain(flags as i32),
+                    Some(libc::SIGCHLD),
+                )
+            };
+            if let Some(orig) = restore {
+                sys::setns_raw(orig.as_raw_fd(), Ns::Time.flag() as i64)
+                    .map_err(|e| format!("returning to the original time namespace: {e}"))?;
+            }
+            r.map(|p| p.as_raw())
+                .map_err(|e| format!("clone({}): {e}", flag_names(eff)))
+        }
+        How::Clone3 => {
+            let flags = eff.iter().fold(0, |m, n| m | n.flag());
+            let opts = spec.clone3.clone().unwrap_or_default();
+            let set_tid: Vec<libc::pid_t> = opts.set_tid.iter().map(|&t| t as libc::pid_t).collect();
+            let args = sys::CloneArgs {
+                flags,
+                exit_signal: libc::SIGCHLD as u64,
+                set_tid: if set_tid.is_empty() { 0 } else { set_tid.as_ptr() as u64 },
+                set_tid_size: set_tid.len() as u64,
+                ..Default::default()
+            };
+            let size = opts.size.unwrap_or(sys::CLONE_ARGS_SIZE_VER2 as u64) as usize;
+            match unsafe { sys::clone3_raw((&args as *const sys::CloneArgs).cast(), size) } {
+                Ok(0) => unsafe { libc::_exit(body(&|| Ok(()))) },
+                Ok(pid) => Ok(pid),
+                Err(e) => Err(format!("clone3({}): {e}", flag_names(eff))),
+            }
+        }
+        How::Unshare => {
+            let flags = eff.iter().fold(0, |m, n| m | n.flag());
+            let offsets = spec.time_offsets.clone();
+            let time = eff.contains(&Ns::Time);
+            fork_with(|| {
+                body(&|| {
+                    sys::unshare_raw(flags as i64).map_err(|e| format!("unshare({}): {e}", flag_names(eff)))?;
+                    if time {
+                        if let Some(o) = &offsets {
+                            write_offsets("/proc/self/timens_offsets", o.monotonic, o.boottime)?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+        }
+        How::Setns => {
+            let target = spec.join.as_deref().unwrap_or("");
+            let pid = creator
+                .vars
+                .get(target)
+                .cloned()
+                .ok_or_else(|| format!("{target} has no pid here"))?;
+            // User first: joining it grants the capabilities the other joins need.
+            let mut order: Vec<Ns> = eff.to_vec();
+            order.sort_by_key(|n| if *n == Ns::User { 0 } else { 1 });
+            let mut fds = Vec::new();
+            for ns in &order {
+                let path = format!("/proc/{pid}/ns/{}", ns.proc_name());
+                let f = std::fs::File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
+                fds.push((*ns, OwnedFd::from(f)));
+            }
+            fork_with(|| {
+                body(&|| {
+                    for (ns, fd) in &fds {
+                        sys::setns_raw(fd.as_raw_fd(), ns.flag() as i64).map_err(|e| format!("setns({ns}): {e}"))?;
+                    }
+                    Ok(())
+                })
+            })
+        }
+    }
+}
+
+fn flag_names(ns: &[Ns]) -> String {
+    if ns.is_empty() {
+        return "no namespaces".into();
+    }
+    ns.iter()
+        .map(|n| format!("CLONE_NEW{}", n.proc_name().to_uppercase()))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn fork_with(f: impl FnOnce() -> i32) -> Result<i32, String> {
+    match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
+        nix::unistd::ForkResult::Child => unsafe { libc::_exit(f()) },
+        nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
+    }
+}
+
+/// Unshare a time namespace for our children and write its offsets; returns
+/// the fd of the time namespace to go back to.
+fn enter_time_for_children(spec: &ProcSpec) -> Result<OwnedFd, String> {
+    let orig = std::fs::File::open("/proc/self/ns/time").map_err(|e| format!("cannot open /proc/self/ns/time: {e}"))?;
+    sys::unshare_raw(Ns::Time.flag() as i64).map_err(|e| format!("unshare(CLONE_NEWTIME): {e}"))?;
+    if let Some(o) = &spec.time_offsets {
+        write_offsets("/proc/self/timens_offsets", o.monotonic, o.boottime)?;
+    }
+    Ok(OwnedFd::from(orig))
+}
+
+pub fn write_offsets(path: &str, monotonic: i64, boottime: i64) -> Result<(), String> {
+    let text = format!("monotonic {monotonic} 0\nboottime {boottime} 0\n");
+    std::fs::write(path, text).map_err(|e| format!("writing {path}: {e}"))
+}
+
+/// Fill "{probe}" (the harness binary in probe mode) and "{target}" (a join target's pid).
+fn runner_argv(creator: &Proc<'_>, spec: &ProcSpec, argv: Vec<String>, fd: RawFd) -> Result<Vec<String>, String> {
+    let trial = creator.trial;
+    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| format!("cannot find the harness binary: {e}"))?;
+    let file = std::fs::canonicalize(&trial.case.file).map_err(|e| format!("{}: {e}", trial.case.file.display()))?;
+    let dropped: Vec<&str> = trial.dropped.iter().map(|n| n.proc_name()).collect();
+    let probe = super::probe::ProbeArgs {
+        fd,
+        file: file.to_string_lossy().into_owned(),
+        area: trial.case.area.clone(),
+        id: trial.case.id.clone(),
+        dropped: dropped.join(","),
+        control: trial.control,
+    };
+    let target = match &spec.join {
+        Some(j) => creator.vars.get(j).cloned().unwrap_or_default(),
+        None => String::new(),
+    };
+    let mut out = Vec::new();
+    for a in argv {
+        if a == "{probe}" {
+            out.push(exe.to_string_lossy().into_owned());
+            out.extend(probe.to_args());
+        } else {
+            out.push(a.replace("{target}", &target));
+        }
+    }
+    Ok(out)
+}
+
+/// Start an external runner with the child's end of the channel inherited.
+fn exec_runner(argv: &[String], up: &Channel, closing: &[RawFd]) -> Result<i32, String> {
+    use std::os::unix::process::CommandExt;
+    let up_fd = up.raw();
+    let stderr = std::fs::File::create(format!("{}/runner.stderr", super::sandbox::SCRATCH))
+        .map(std::process::Stdio::from)
+        .unwrap_or(std::process::Stdio::null());
+    let closing = closing.to_vec();
+    let mut c = std::process::Command::new(&argv[0]);
+    c.args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr);
+    unsafe {
+        c.pre_exec(move || {
+            for fd in &closing {
+                libc::close(*fd);
+            }
+            if libc::fcntl(up_fd, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = c.spawn().map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
+    Ok(child.id() as i32)
+}
+
+/// What a created process runs: hello, wait for go, steps, snapshot, done, wait for exit.
+pub fn child_main(trial: &Trial<'_>, spec: &ProcSpec, label: &str, chan: Channel) -> i32 {
+    if chan
+        .send(&Msg::Hello {
+            proc_label: label.to_string(),
+        })
+        .is_err()
+    {
+        return 3;
+    }
+    let context = match chan.recv() {
+        Ok(Some(Msg::Go { context })) => context,
+        _ => return 3,
+    };
+    let mut p = Proc::new(trial, label.to_string(), Out::Up(chan));
+    p.vars.extend(context);
+    p.vars.insert("parent".into(), unsafe { libc::getppid() }.to_string());
+    if spec.drop_privileges {
+        if let Err(e) = drop_privileges_to(&p.vars) {
+            p.progress(format!("could not drop privileges: {e}"));
+            p.stopped = true;
+        }
+    }
+    let mut sync = |p: &mut Proc<'_>, name: &str| -> Result<(), String> {
+        p.emit(Msg::Sync { name: name.to_string() });
+        let Out::Up(c) = &p.out else {
+            return Err("no parent".into());
+        };
+        match c.recv() {
+            Ok(Some(Msg::Continue)) => Ok(()),
+            other => Err(format!("the parent answered {other:?}")),
+        }
+    };
+    p.run_steps("run", &spec.run, &mut sync);
+    if !p.stopped {
+        p.end_snapshot(&spec.expect, &spec.isolation);
+    }
+    let label = p.label.clone();
+    p.emit(Msg::Done { proc_label: label });
+    if let Out::Up(c) = &p.out {
+        // Wait to be told to go: the parent observes us alive until then.
+        let _ = c.recv();
+    }
+    p.release_held();
+    0
+}
+
+/// Become `{uid}`/`{gid}` with no capabilities at all.
+pub fn drop_privileges_to(vars: &BTreeMap<String, String>) -> Result<(), String> {
+    let id = |k: &str| vars.get(k).and_then(|v| v.parse::<u32>().ok()).ok_or(format!("no {k}"));
+    let (uid, gid) = (id("uid")?, id("gid")?);
+    let _ = nix::unistd::setgroups(&[]);
+    let g = nix::unistd::Gid::from_raw(gid);
+    let u = nix::unistd::Uid::from_raw(uid);
+    nix::unistd::setresgid(g, g, g).map_err(|e| format!("setresgid({gid}): {e}"))?;
+    nix::unistd::setresuid(u, u, u).map_err(|e| format!("setresuid({uid}): {e}"))?;
+    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    sys::capset(0, 0, 0).map_err(|e| format!("capset: {e}"))
+}
+
+/// Relay a process's messages to our own output until it is done.
+pub fn relay(p: &mut Proc<'_>, r: &Running, on_sync: &mut dyn FnMut(&mut Proc<'_>, &str)) -> Ended {
+    loop {
+        match r.chan.recv() {
+            Ok(Some(Msg::Done { .. })) => return Ended::Done,
+            Ok(Some(Msg::Sync { name })) => {
+                on_sync(p, &name);
+                let _ = r.chan.send(&Msg::Continue);
+            }
+            Ok(Some(m)) => p.emit(m),
+            Ok(None) => return Ended::Gone,
+            Err(e) => {
+                p.progress(format!("lost {}: {e}", r.label));
+                return Ended::Gone;
+            }
+        }
+    }
+}
+
+/// Tell a process to exit, reap it, and check its exit status.
+pub fn finish(p: &mut Proc<'_>, r: Running, expect_exit: Option<i32>) -> String {
+    let _ = r.chan.send(&Msg::Exit);
+    drop(r.chan);
+    let status = reap_now(r.reap);
+    let want = format!("exited {}", expect_exit.unwrap_or(0));
+    if status != want {
+        let f = StepFailure {
+            proc_label: r.label.clone(),
+            phase: "exit".into(),
+            index: 0,
+            step: format!("{} ends", r.label),
+            expected: want,
+            got: status.clone(),
+        };
+        p.emit(Msg::Failure(f));
+    }
+    status
+}
+
+/// A nested process created by a `spawn` step.
+pub fn spawn_nested(p: &mut Proc<'_>, spec: &ProcSpec, label: &str) -> Result<(), String> {
+    let r = create(p, spec, label, Launch::Native)?;
+    let context = go_context(p);
+    r.chan.send(&Msg::Go { context }).map_err(|e| format!("go: {e}"))?;
+    let mut no_sync = |p: &mut Proc<'_>, name: &str| p.progress(format!("ignored sync {name:?} from a spawn"));
+    relay(p, &r, &mut no_sync);
+    finish(p, r, spec.exit);
+    Ok(())
+}
+
+/// What a new process gets from its creator with `go`.
+pub fn go_context(p: &Proc<'_>) -> BTreeMap<String, String> {
+    ["uid", "gid", "scratch"]
+        .iter()
+        .filter_map(|k| p.vars.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect()
+}

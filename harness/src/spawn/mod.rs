@@ -1,0 +1,10 @@
+//! Spawn: the zygote, the per-case sandbox, and the processes of a case.
+
+pub mod channel;
+pub mod create;
+pub mod parent;
+pub mod probe;
+pub mod sandbox;
+pub mod script;
+pub mod wire;
+pub mod zygote;

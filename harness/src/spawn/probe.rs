@@ -1,0 +1,99 @@
+//! Probe mode: the harness binary started by an external runner as the
+//! case's child. It loads the same case and does what the native child does.
+
+use super::channel::Channel;
+use super::script::Trial;
+use crate::load::ns::Ns;
+use crate::load::{Catalogue, load_file};
+use crate::plan::RunEnv;
+use std::path::Path;
+
+/// argv[1] that selects probe mode.
+pub const PROBE_ARG: &str = "__nsconform_probe";
+
+pub struct ProbeArgs {
+    pub fd: i32,
+    pub file: String,
+    pub area: String,
+    pub id: String,
+    /// Namespace types a control leaves out, comma-separated.
+    pub dropped: String,
+    pub control: bool,
+}
+
+impl ProbeArgs {
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            PROBE_ARG.to_string(),
+            self.fd.to_string(),
+            self.file.clone(),
+            self.area.clone(),
+            self.id.clone(),
+            if self.dropped.is_empty() {
+                "-".into()
+            } else {
+                self.dropped.clone()
+            },
+            if self.control { "control".into() } else { "case".into() },
+        ]
+    }
+
+    fn parse(args: &[String]) -> Result<ProbeArgs, String> {
+        let [_, fd, file, area, id, dropped, mode] = args else {
+            return Err(format!(
+                "probe mode takes 6 arguments, got {}",
+                args.len().saturating_sub(1)
+            ));
+        };
+        Ok(ProbeArgs {
+            fd: fd.parse().map_err(|_| format!("bad fd {fd:?}"))?,
+            file: file.clone(),
+            area: area.clone(),
+            id: id.clone(),
+            dropped: if dropped == "-" { String::new() } else { dropped.clone() },
+            control: mode == "control",
+        })
+    }
+}
+
+/// Run as the child of a case; `args` starts at PROBE_ARG.
+pub fn main(args: &[String]) -> i32 {
+    let a = match ProbeArgs::parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("nsconform probe: {e}");
+            return 2;
+        }
+    };
+    // Keep the channel from leaking into whatever the steps exec.
+    unsafe { libc::fcntl(a.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let chan = unsafe { Channel::from_raw(a.fd) };
+    let catalogue = Catalogue::builtin();
+    let cases = match load_file(Path::new(&a.file), &a.area, &catalogue) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("nsconform probe: {e}");
+            return 2;
+        }
+    };
+    let Some(case) = cases.into_iter().find(|c| c.id == a.id) else {
+        eprintln!("nsconform probe: no case {} in {}", a.id, a.file);
+        return 2;
+    };
+    let dropped: Vec<Ns> = a
+        .dropped
+        .split(',')
+        .filter_map(|n| Ns::ALL.into_iter().find(|x| x.proc_name() == n))
+        .collect();
+    let env = RunEnv::detect();
+    let runner = crate::runner::Native;
+    let trial = Trial {
+        case: &case,
+        control: a.control,
+        dropped: &dropped,
+        env: &env,
+        refs: crate::plan::procs::referenced_keys(&case.spec),
+        runner: &runner,
+    };
+    super::create::child_main(&trial, case.spec.child.get_ref(), "child", chan)
+}

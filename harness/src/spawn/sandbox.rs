@@ -1,0 +1,196 @@
+//! The sandbox: a disposable init per case, in fresh pid, uts, ipc, mount and
+//! network namespaces (plus a user namespace when the suite runs unprivileged).
+//! The machine's root filesystem is read-only in it and tmpfs serves as scratch,
+//! so nothing a case does reaches the machine, and killing the init ends every
+//! process of the case (the kernel tears the rest down).
+
+use super::script::{SandboxOut, Trial};
+use super::wire::Msg;
+use crate::plan::{RunEnv, TrialSpec};
+use crate::runner::Runner;
+use crate::sys;
+use nix::mount::MsFlags;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+/// Writable, private to the case (a tmpfs in the sandbox).
+pub const SCRATCH: &str = "/tmp";
+pub const HOSTNAME: &str = "nsconform";
+pub const DOMAINNAME: &str = "nsconform.invalid";
+
+/// Directories that get a fresh tmpfs in the sandbox.
+const TMPFS: &[&str] = &["/tmp", "/run", "/var/tmp", "/dev/shm"];
+
+/// Namespace flags of the sandbox itself.
+pub fn flags(env: &RunEnv) -> i32 {
+    let mut f = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
+    if !env.privileged {
+        f |= libc::CLONE_NEWUSER;
+    }
+    f
+}
+
+/// Close every fd but stdio and `keep` (the zygote holds other cases' pipes).
+fn close_others(keep: &[RawFd]) {
+    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => (3..1024).collect(),
+    };
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    // The harness enforces timeouts; this only ends a sandbox whose harness vanished.
+    unsafe { libc::_exit(124) };
+}
+
+/// The sandbox's init. `go` (unprivileged runs) is readable once the zygote has
+/// written the sandbox's id maps.
+pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, go: Option<OwnedFd>) -> i32 {
+    sys::die_with_parent(None);
+    let mut keep = vec![pipe.as_raw_fd()];
+    if let Some(g) = &go {
+        keep.push(g.as_raw_fd());
+    }
+    close_others(&keep);
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        libc::signal(libc::SIGALRM, on_alarm as *const () as libc::sighandler_t);
+        libc::alarm(spec.case.spec.timeout().as_secs() as u32 + 30);
+    }
+    let mut out = SandboxOut::new(pipe);
+    if let Some(g) = go {
+        let mut b = [0u8; 1];
+        if nix::unistd::read(&g, &mut b) != Ok(1) {
+            return 1;
+        }
+    }
+    if let Err(e) = setup(env) {
+        out.report.errors.push(format!("sandbox set-up failed: {e}"));
+        let report = std::mem::take(&mut out.report);
+        out.write(&Msg::Finished(report));
+        return 1;
+    }
+    let trial = Trial {
+        case: &spec.case,
+        control: spec.control,
+        dropped: &spec.dropped,
+        env,
+        refs: crate::plan::procs::referenced_keys(&spec.case.spec),
+        runner,
+    };
+    let mut out = super::parent::run_case(&trial, out);
+    end_everything();
+    let report = std::mem::take(&mut out.report);
+    out.write(&Msg::Finished(report));
+    0
+}
+
+/// As pid 1 of the sandbox: kill whatever the case left and reap it.
+fn end_everything() {
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+    while nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::__WALL)).is_ok() {}
+}
+
+fn setup(env: &RunEnv) -> Result<(), String> {
+    use nix::mount::mount;
+    let none: Option<&str> = None;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(|e| format!("making / private: {e}"))?;
+    make_readonly().map_err(|e| format!("making the root read-only: {e}"))?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .map_err(|e| format!("mounting proc: {e}"))?;
+    for d in TMPFS {
+        if std::path::Path::new(d).is_dir() {
+            mount(
+                Some("tmpfs"),
+                *d,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=1777,size=64m"),
+            )
+            .map_err(|e| format!("mounting a tmpfs on {d}: {e}"))?;
+        }
+    }
+    nix::unistd::sethostname(HOSTNAME).map_err(|e| format!("sethostname: {e}"))?;
+    if unsafe { libc::setdomainname(DOMAINNAME.as_ptr().cast(), DOMAINNAME.len()) } < 0 {
+        return Err(format!("setdomainname: {}", nix::errno::Errno::last()));
+    }
+    if !env.privileged {
+        become_unprivileged(env)?;
+    }
+    Ok(())
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Every mount read-only, in one call where the kernel has mount_setattr.
+fn make_readonly() -> Result<(), String> {
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // Older kernels: remount each mount read-only, keeping its other flags.
+    let mounts = crate::observe::mounts::read("/proc/self/mountinfo")?;
+    for m in mounts {
+        let mut f = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+        for (opt, flag) in [
+            ("nosuid", MsFlags::MS_NOSUID),
+            ("nodev", MsFlags::MS_NODEV),
+            ("noexec", MsFlags::MS_NOEXEC),
+        ] {
+            if m.options.split(',').any(|o| o == opt) {
+                f |= flag;
+            }
+        }
+        let none: Option<&str> = None;
+        let _ = nix::mount::mount(none, m.mount_point.as_str(), none, f, none);
+    }
+    Ok(())
+}
+
+/// Unprivileged runs: the sandbox was set up as root of its own user
+/// namespace; the case runs as the user, without capabilities, in a user
+/// namespace below it, as an ordinary user on a host would.
+fn become_unprivileged(env: &RunEnv) -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
+    std::fs::write("/proc/self/uid_map", format!("{} 0 1", env.uid)).map_err(|e| format!("uid_map: {e}"))?;
+    std::fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("setgroups: {e}"))?;
+    std::fs::write("/proc/self/gid_map", format!("{} 0 1", env.gid)).map_err(|e| format!("gid_map: {e}"))?;
+    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    sys::capset(0, 0, 0).map_err(|e| format!("dropping capabilities: {e}"))
+}

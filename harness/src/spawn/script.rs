@@ -1,0 +1,321 @@
+//! A process of a case running its steps: the step loop, outcome checks,
+//! snapshots of observations, and where messages go.
+
+use super::channel::Channel;
+use super::wire::{CommandLog, Msg, Report, Snapshot, StepFailure};
+use crate::load::Case;
+use crate::load::expect::{Check, Expect, ObsKey};
+use crate::load::flags::errno_name;
+use crate::load::ns::{Ns, NsLink};
+use crate::load::step::{Op, Step};
+use crate::ops::{self, Fail};
+use crate::plan::RunEnv;
+use crate::plan::procs;
+use crate::value::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::OwnedFd;
+use toml::Spanned;
+
+/// Where a process's messages go.
+pub enum Out {
+    /// To the process that created it.
+    Up(Channel),
+    /// The parent: straight into the report, progress to the harness.
+    Sandbox(SandboxOut),
+}
+
+/// The parent's side of the result pipe to the harness.
+pub struct SandboxOut {
+    pub report: Report,
+    pipe: std::fs::File,
+}
+
+impl SandboxOut {
+    pub fn new(pipe: OwnedFd) -> SandboxOut {
+        SandboxOut {
+            report: Report::default(),
+            pipe: std::fs::File::from(pipe),
+        }
+    }
+
+    pub fn write(&mut self, m: &Msg) {
+        // The harness may be gone; then there is nobody to tell.
+        let _ = std::io::Write::write_all(&mut self.pipe, &super::wire::frame(m));
+    }
+
+    pub fn take(&mut self, m: Msg) {
+        match m {
+            Msg::Progress { .. } => self.write(&m),
+            other => self.report.absorb(other),
+        }
+    }
+}
+
+/// Shared, read-only facts of the trial.
+pub struct Trial<'a> {
+    pub case: &'a Case,
+    pub control: bool,
+    pub dropped: &'a [Ns],
+    pub env: &'a RunEnv,
+    pub refs: BTreeMap<String, BTreeSet<ObsKey>>,
+    /// Argv of the probe, for external runners.
+    pub runner: &'a dyn crate::runner::Runner,
+}
+
+pub struct Proc<'a> {
+    pub trial: &'a Trial<'a>,
+    pub label: String,
+    pub out: Out,
+    pub fds: BTreeMap<String, OwnedFd>,
+    pub values: BTreeMap<String, Value>,
+    /// Placeholder values: uid, gid, scratch, and pids of other processes as this one sees them.
+    pub vars: BTreeMap<String, String>,
+    /// Children forked by `fork` steps, killed when this process ends.
+    pub held: Vec<i32>,
+    /// A required step failed: the rest of the steps are skipped.
+    pub stopped: bool,
+}
+
+impl<'a> Proc<'a> {
+    pub fn new(trial: &'a Trial<'a>, label: String, out: Out) -> Proc<'a> {
+        let mut vars = BTreeMap::new();
+        vars.insert("uid".into(), trial.env.uid.to_string());
+        vars.insert("gid".into(), trial.env.gid.to_string());
+        vars.insert("scratch".into(), super::sandbox::SCRATCH.into());
+        Proc {
+            trial,
+            label,
+            out,
+            fds: BTreeMap::new(),
+            values: BTreeMap::new(),
+            vars,
+            held: Vec::new(),
+            stopped: false,
+        }
+    }
+
+    pub fn dropped(&self, ns: Ns) -> bool {
+        self.trial.dropped.contains(&ns)
+    }
+
+    pub fn emit(&mut self, m: Msg) {
+        match &mut self.out {
+            Out::Up(c) => {
+                if c.send(&m).is_err() {
+                    // The creator is gone: nobody will read what we do.
+                    unsafe { libc::_exit(3) };
+                }
+            }
+            Out::Sandbox(s) => s.take(m),
+        }
+    }
+
+    pub fn progress(&mut self, what: String) {
+        let label = self.label.clone();
+        self.emit(Msg::Progress {
+            proc_label: label,
+            what,
+        });
+    }
+
+    pub fn log_command(&mut self, command: String, status: String, stderr: String) {
+        let label = self.label.clone();
+        self.emit(Msg::Command(CommandLog {
+            proc_label: label,
+            command,
+            status,
+            stderr,
+        }));
+    }
+
+    pub fn expand(&self, s: &str) -> Result<String, String> {
+        crate::load::template::expand(s, |name, arg| {
+            let key = match arg {
+                Some(a) => format!("{name}:{a}"),
+                None => name.to_string(),
+            };
+            self.vars.get(&key).cloned()
+        })
+    }
+
+    fn fail(&mut self, phase: &str, index: usize, step: &Step, expected: String, got: String) {
+        let f = StepFailure {
+            proc_label: self.label.clone(),
+            phase: phase.to_string(),
+            index,
+            step: describe(step),
+            expected,
+            got,
+        };
+        self.emit(Msg::Failure(f));
+        if !self.trial.control {
+            self.stopped = true;
+        }
+    }
+
+    /// Run one list of steps. `sync` handles `sync` steps (the child's channel).
+    pub fn run_steps(
+        &mut self,
+        phase: &str,
+        steps: &[Spanned<Step>],
+        sync: &mut dyn FnMut(&mut Proc<'a>, &str) -> Result<(), String>,
+    ) {
+        for (i, s) in steps.iter().enumerate() {
+            if self.stopped {
+                return;
+            }
+            let step = s.get_ref();
+            self.progress(format!("{phase} step {i}: {}", describe(step)));
+            match &step.op {
+                Op::Expect(e) | Op::Isolation(e) => {
+                    let at = procs::step_at(phase, i);
+                    self.snapshot(&at, &[e], None);
+                }
+                Op::Sync(name) => {
+                    if let Err(e) = sync(self, name) {
+                        self.fail(phase, i, step, "the parent to answer the sync".into(), e);
+                    }
+                }
+                Op::Spawn(spec) => {
+                    let label = procs::spawn_label(&self.label, phase, i, spec);
+                    if let Err(e) = super::create::spawn_nested(self, spec, &label) {
+                        self.fail(phase, i, step, "the process to run".into(), e);
+                    }
+                }
+                op => {
+                    let r = ops::run(op, step, self);
+                    self.judge(phase, i, step, r);
+                }
+            }
+        }
+    }
+
+    fn judge(&mut self, phase: &str, i: usize, step: &Step, r: Result<Value, Fail>) {
+        let saved = match &r {
+            Ok(v) => v.clone(),
+            Err(Fail::Errno(e)) => Value::Str(errno_name(*e as i32)),
+            Err(Fail::Status(code, _)) => Value::Int(*code as i64),
+            Err(Fail::Other(m)) => Value::Str(m.clone()),
+        };
+        if let Some(name) = &step.save_as {
+            if !matches!(step.op, Op::Open(_)) {
+                self.values.insert(name.clone(), saved);
+            }
+        }
+        if step.may_fail {
+            return;
+        }
+        let got = match &r {
+            Ok(_) => "success".to_string(),
+            Err(f) => f.to_string(),
+        };
+        let (ok, expected) = match (&step.errno, step.status, &r) {
+            (Some(want), _, Err(Fail::Errno(e))) => (*e as i32 == want.0, want.to_string()),
+            (Some(want), _, _) => (false, want.to_string()),
+            (None, Some(0) | None, Ok(_)) => (true, String::new()),
+            (None, Some(s), Err(Fail::Status(code, _))) => (*code == s, format!("exit status {s}")),
+            (None, Some(s), _) => (false, format!("exit status {s}")),
+            (None, None, Err(_)) => (false, "success".to_string()),
+        };
+        if !ok {
+            self.fail(phase, i, step, expected, got);
+        }
+    }
+
+    /// Observe what `tables` check (plus what others compare with at "end",
+    /// plus this process's namespaces) and send it.
+    pub fn snapshot(&mut self, at: &str, tables: &[&Expect], extra: Option<&BTreeSet<ObsKey>>) {
+        let mut keys: BTreeSet<ObsKey> = tables
+            .iter()
+            .flat_map(|t| t.checks())
+            .map(|c| match c {
+                Check::Value(k, _) | Check::Ns(k, _) => k,
+                Check::Mount(p, _) => ObsKey::Mount(p),
+            })
+            .collect();
+        if let Some(extra) = extra {
+            keys.extend(extra.iter().cloned());
+        }
+        keys.extend(NsLink::ALL.into_iter().map(ObsKey::Ns));
+        let ctx = crate::observe::Ctx {
+            values: &self.values,
+            vars: &self.vars,
+        };
+        let values = keys
+            .iter()
+            .map(|k| (k.to_string(), crate::observe::observe(k, &ctx)))
+            .collect();
+        let snap = Snapshot {
+            proc_label: self.label.clone(),
+            at: at.to_string(),
+            values,
+        };
+        self.emit(Msg::Snapshot(snap));
+    }
+
+    /// The end-of-process snapshot: its expectations and what others compare with.
+    pub fn end_snapshot(&mut self, expect: &Expect, isolation: &Expect) {
+        let extra = self.trial.refs.get(&self.label).cloned();
+        self.snapshot("end", &[expect, isolation], extra.as_ref());
+    }
+
+    /// Kill and reap the children `fork` steps left.
+    pub fn release_held(&mut self) {
+        for pid in self.held.drain(..) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+    }
+}
+
+/// One line describing a step, for progress and failure reports.
+pub fn describe(step: &Step) -> String {
+    let what = match &step.op {
+        Op::Sh(c) => format!("sh {c:?}"),
+        Op::Cmd(a) => format!("cmd {a:?}"),
+        Op::Sethostname(h) => format!("sethostname({h:?})"),
+        Op::Setdomainname(h) => format!("setdomainname({h:?})"),
+        Op::Unshare(f) => format!("unshare({})", f.describe()),
+        Op::Setns(a) => {
+            let target = a
+                .path
+                .clone()
+                .or_else(|| a.fd.as_ref().map(|f| format!("fd {f}")))
+                .or_else(|| a.pidfd.as_ref().map(|p| format!("pidfd of {p}")))
+                .unwrap_or_default();
+            format!("setns({target}, {})", a.nstype.describe())
+        }
+        Op::Clone(a) => format!("clone({})", a.flags.describe()),
+        Op::Clone3(a) => format!("clone3({})", a.flags.describe()),
+        Op::Fork(f) => format!("fork x{}", f.count),
+        Op::Spawn(p) => format!("spawn {}", p.name.as_deref().unwrap_or("a process")),
+        Op::Mount(m) => format!(
+            "mount({}, {}, {}, {:?})",
+            m.source.as_deref().unwrap_or("none"),
+            m.target,
+            m.fstype.as_deref().unwrap_or("none"),
+            m.flags
+        ),
+        Op::Umount(u) => format!("umount({}{})", u.target, if u.detach { ", MNT_DETACH" } else { "" }),
+        Op::Mkdir(p) => format!("mkdir {p}"),
+        Op::Write(w) => format!("write {:?} to {}", w.data, w.path),
+        Op::Read(p) => format!("read {p}"),
+        Op::Open(p) => format!("open {p}"),
+        Op::Close(n) => format!("close {n}"),
+        Op::Msgget(a) => format!("msgget({:#x})", a.key),
+        Op::Shmget(a) => format!("shmget({:#x})", a.key),
+        Op::Semget(a) => format!("semget({:#x})", a.key),
+        Op::Veth(v) => format!("veth {} <-> {}", v.name, v.peer),
+        Op::Link(l) => format!("link {}", l.name),
+        Op::DropPrivileges(_) => "drop privileges".to_string(),
+        Op::Kill(k) => format!("kill({}, {})", k.pid, k.signal),
+        Op::Sleep(d) => format!("sleep {d}"),
+        Op::Expect(_) => "expect".to_string(),
+        Op::Isolation(_) => "isolation".to_string(),
+        Op::Sync(n) => format!("sync {n:?}"),
+    };
+    match &step.why {
+        Some(w) => format!("{what} ({w})"),
+        None => what,
+    }
+}

@@ -1,0 +1,179 @@
+//! What travels between the processes of a case and back to the harness:
+//! structured messages, framed and encoded as TOML.
+
+use crate::value::Value;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One observation: the value, or why it could not be made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Obs {
+    Ok(Value),
+    Err(String),
+}
+
+/// Observations taken at one point of one process.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The process: "parent", "child", "peer:a", "child/inner".
+    pub proc_label: String,
+    /// "end", or "step 3" for an inline expect step.
+    pub at: String,
+    pub values: BTreeMap<String, Obs>,
+}
+
+/// A step whose outcome was not what the case requires (or, in a control,
+/// any failing step).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepFailure {
+    pub proc_label: String,
+    pub phase: String,
+    pub index: usize,
+    pub step: String,
+    pub expected: String,
+    pub got: String,
+}
+
+/// A command a step ran, with what it printed on stderr.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommandLog {
+    pub proc_label: String,
+    pub command: String,
+    pub status: String,
+    pub stderr: String,
+}
+
+/// Messages on a case's channels.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Msg {
+    /// The process exists and its namespaces are in place.
+    Hello {
+        proc_label: String,
+    },
+    /// From the creator: id maps written, run your steps.
+    Go {
+        context: BTreeMap<String, String>,
+    },
+    Progress {
+        proc_label: String,
+        what: String,
+    },
+    /// The creator's namespaces when it created `proc_label`.
+    Creator {
+        proc_label: String,
+        ns: BTreeMap<String, String>,
+    },
+    Snapshot(Snapshot),
+    Failure(StepFailure),
+    Command(CommandLog),
+    /// The child asks the parent to run `parent.on.<name>`.
+    Sync {
+        name: String,
+    },
+    Continue,
+    /// All steps ran; waiting to be told to exit.
+    Done {
+        proc_label: String,
+    },
+    Exit,
+    /// The sandbox's final word.
+    Finished(Report),
+    /// From the zygote: how the sandbox's init ended.
+    SandboxExit {
+        status: String,
+    },
+}
+
+/// Everything the sandbox learned, sent back to the harness.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub snapshots: Vec<Snapshot>,
+    pub creators: BTreeMap<String, BTreeMap<String, String>>,
+    pub failures: Vec<StepFailure>,
+    pub commands: Vec<CommandLog>,
+    /// Exit statuses of the case's processes, as their creators saw them.
+    pub exits: BTreeMap<String, String>,
+    /// Problems of the harness itself (could not create the child, ...).
+    pub errors: Vec<String>,
+}
+
+// TOML wants a table at the top.
+#[derive(Deserialize)]
+struct Frame {
+    m: Msg,
+}
+
+#[derive(Serialize)]
+struct FrameRef<'a> {
+    m: &'a Msg,
+}
+
+pub fn encode(m: &Msg) -> Vec<u8> {
+    match toml::to_string(&FrameRef { m }) {
+        Ok(s) => s.into_bytes(),
+        Err(e) => {
+            let fallback = Msg::Progress {
+                proc_label: "?".into(),
+                what: format!("a message could not be encoded: {e}"),
+            };
+            toml::to_string(&FrameRef { m: &fallback })
+                .unwrap_or_default()
+                .into_bytes()
+        }
+    }
+}
+
+pub fn decode(b: &[u8]) -> Result<Msg, String> {
+    let s = std::str::from_utf8(b).map_err(|e| e.to_string())?;
+    toml::from_str::<Frame>(s).map(|f| f.m).map_err(|e| e.to_string())
+}
+
+impl Report {
+    /// Fold a message from a process of the case into the report.
+    pub fn absorb(&mut self, m: Msg) {
+        match m {
+            Msg::Snapshot(s) => self.snapshots.push(s),
+            Msg::Failure(f) => self.failures.push(f),
+            Msg::Command(c) => self.commands.push(c),
+            Msg::Creator { proc_label, ns } => {
+                self.creators.insert(proc_label, ns);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Frames on a byte stream (the sandbox's result pipe): length, then message.
+pub fn frame(m: &Msg) -> Vec<u8> {
+    let body = encode(m);
+    let mut out = (body.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Split complete frames off the front of `buf`.
+pub fn unframe(buf: &mut Vec<u8>) -> Vec<Result<Msg, String>> {
+    let mut out = Vec::new();
+    loop {
+        if buf.len() < 4 {
+            break;
+        }
+        let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if buf.len() < 4 + len {
+            break;
+        }
+        out.push(decode(&buf[4..4 + len]));
+        buf.drain(..4 + len);
+    }
+    out
+}
+
+/// How a wait status reads in a report.
+pub fn describe_status(s: nix::sys::wait::WaitStatus) -> String {
+    use nix::sys::wait::WaitStatus::*;
+    match s {
+        Exited(_, c) => format!("exited {c}"),
+        Signaled(_, sig, core) => format!("killed by {sig}{}", if core { " (core dumped)" } else { "" }),
+        other => format!("{other:?}"),
+    }
+}

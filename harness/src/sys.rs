@@ -1,0 +1,201 @@
+//! Thin wrappers for the calls nix does not offer (clone3, pidfds, nsfs
+//! ioctls, capabilities). Each returns the raw errno on failure so cases can
+//! assert it.
+
+use nix::errno::Errno;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+pub type SysResult<T> = Result<T, Errno>;
+
+fn check(r: libc::c_long) -> SysResult<libc::c_long> {
+    if r < 0 { Err(Errno::last()) } else { Ok(r) }
+}
+
+/// The clone3 argument struct as the kernel knows it today (size 88).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CloneArgs {
+    pub flags: u64,
+    pub pidfd: u64,
+    pub child_tid: u64,
+    pub parent_tid: u64,
+    pub exit_signal: u64,
+    pub stack: u64,
+    pub stack_size: u64,
+    pub tls: u64,
+    pub set_tid: u64,
+    pub set_tid_size: u64,
+    pub cgroup: u64,
+}
+
+pub const CLONE_ARGS_SIZE_VER0: usize = 64;
+pub const CLONE_ARGS_SIZE_VER2: usize = 88;
+
+/// clone3 without a new stack: like fork, the child returns 0 on a copy of
+/// this stack. `args` points at `size` bytes.
+///
+/// # Safety
+/// The caller must not pass CLONE_VM or CLONE_THREAD-style sharing unless it
+/// knows what the child does, and `args` must be valid for `size` bytes (or
+/// deliberately invalid for an EFAULT check).
+pub unsafe fn clone3_raw(args: *const u8, size: usize) -> SysResult<libc::pid_t> {
+    let r = unsafe { libc::syscall(libc::SYS_clone3, args, size) };
+    check(r).map(|p| p as libc::pid_t)
+}
+
+/// Legacy clone(2) without a new stack (fork-like).
+///
+/// # Safety
+/// As for [`clone3_raw`].
+pub unsafe fn clone_raw(flags: u64) -> SysResult<libc::pid_t> {
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
+    check(r).map(|p| p as libc::pid_t)
+}
+
+pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    check(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+pub fn pidfd_send_signal(fd: &impl AsRawFd, sig: i32) -> SysResult<()> {
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    check(r).map(drop)
+}
+
+/// setns with any fd number and any nstype (to test the rejections too).
+pub fn setns_raw(fd: RawFd, nstype: i64) -> SysResult<()> {
+    let r = unsafe { libc::syscall(libc::SYS_setns, fd, nstype as libc::c_long) };
+    check(r).map(drop)
+}
+
+pub fn unshare_raw(flags: i64) -> SysResult<()> {
+    let r = unsafe { libc::syscall(libc::SYS_unshare, flags as libc::c_long) };
+    check(r).map(drop)
+}
+
+// nsfs ioctls (linux/nsfs.h).
+pub const NS_GET_USERNS: u64 = 0xb701;
+pub const NS_GET_PARENT: u64 = 0xb702;
+pub const NS_GET_NSTYPE: u64 = 0xb703;
+pub const NS_GET_OWNER_UID: u64 = 0xb704;
+pub const NS_GET_MNTNS_ID: u64 = 0x8008_b705;
+pub const NS_GET_ID: u64 = 0x8008_b70d;
+// SIOCGSKNS (linux/sockios.h)
+pub const SIOCGSKNS: u64 = 0x894C;
+
+/// An ioctl with no argument that returns an int (or a new fd).
+pub fn ioctl_none(fd: RawFd, req: u64) -> SysResult<i64> {
+    let r = unsafe { libc::ioctl(fd, req as _, 0usize) };
+    if r < 0 { Err(Errno::last()) } else { Ok(r as i64) }
+}
+
+/// An ioctl that fills a u32 (NS_GET_OWNER_UID).
+pub fn ioctl_u32(fd: RawFd, req: u64) -> SysResult<u32> {
+    let mut v: u32 = 0;
+    let r = unsafe { libc::ioctl(fd, req as _, &mut v as *mut u32) };
+    if r < 0 { Err(Errno::last()) } else { Ok(v) }
+}
+
+/// An ioctl that fills a u64 (NS_GET_ID).
+pub fn ioctl_u64(fd: RawFd, req: u64) -> SysResult<u64> {
+    let mut v: u64 = 0;
+    let r = unsafe { libc::ioctl(fd, req as _, &mut v as *mut u64) };
+    if r < 0 { Err(Errno::last()) } else { Ok(v) }
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+const CAP_V3: u32 = 0x2008_0522;
+
+/// Effective, permitted and inheritable sets of this thread.
+pub fn capget() -> SysResult<(u64, u64, u64)> {
+    let mut h = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let mut d = [CapData::default(); 2];
+    let r = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) };
+    check(r)?;
+    let join = |f: fn(&CapData) -> u32| (f(&d[0]) as u64) | ((f(&d[1]) as u64) << 32);
+    Ok((join(|c| c.effective), join(|c| c.permitted), join(|c| c.inheritable)))
+}
+
+pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()> {
+    let mut h = CapHeader {
+        version: CAP_V3,
+        pid: 0,
+    };
+    let split = |v: u64| [v as u32, (v >> 32) as u32];
+    let (e, p, i) = (split(effective), split(permitted), split(inheritable));
+    let d = [
+        CapData {
+            effective: e[0],
+            permitted: p[0],
+            inheritable: i[0],
+        },
+        CapData {
+            effective: e[1],
+            permitted: p[1],
+            inheritable: i[1],
+        },
+    ];
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) };
+    check(r).map(drop)
+}
+
+/// Highest capability number this kernel knows.
+pub fn cap_last_cap() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
+/// The mask of every capability this kernel knows.
+pub fn full_caps() -> u64 {
+    let last = cap_last_cap().min(63);
+    if last == 63 { u64::MAX } else { (1u64 << (last + 1)) - 1 }
+}
+
+pub const CAP_SYS_ADMIN: u32 = 21;
+
+/// Raw syscall numbers not every libc crate version exports (x86_64 and
+/// generic tables agree for these).
+pub const SYS_LISTNS: libc::c_long = 470;
+
+/// A syscall that must exist: ENOSYS means absent.
+pub fn syscall_exists(nr: libc::c_long, args: [usize; 4]) -> bool {
+    let r = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3]) };
+    !(r < 0 && Errno::last() == Errno::ENOSYS)
+}
+
+/// Block SIGKILL-proof parent death: ask the kernel to kill us when the
+/// thread that created us exits, then check we did not miss it.
+pub fn die_with_parent(expected_parent: Option<libc::pid_t>) {
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+    }
+    if let Some(p) = expected_parent {
+        if unsafe { libc::getppid() } != p {
+            unsafe { libc::_exit(1) };
+        }
+    }
+}
