@@ -16,12 +16,20 @@ pub struct LoadError {
     pub message: String,
 }
 
+/// A path as the user should see it: relative to the working directory when under it.
+pub fn shown(p: &Path) -> String {
+    match std::env::current_dir() {
+        Ok(cwd) => p.strip_prefix(&cwd).unwrap_or(p).display().to_string(),
+        Err(_) => p.display().to_string(),
+    }
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "{}:{}:{}: field `{}`: {}",
-            self.file.display(),
+            shown(&self.file),
             self.line,
             self.column,
             self.field,

@@ -61,6 +61,8 @@ pub struct Expect {
     pub sysctl: BTreeMap<String, Matcher>,
     /// Numeric entries of /proc: the processes this process can list.
     pub proc_pids: Option<Matcher>,
+    /// The pid /proc/self names, as a number (what the proc mount's pid namespace calls us).
+    pub proc_self: Option<Matcher>,
     /// Results saved by steps with `as = "name"`.
     #[serde(default)]
     pub values: BTreeMap<String, Matcher>,
@@ -229,6 +231,7 @@ pub enum ObsKey {
     Exists(String),
     Sysctl(String),
     ProcPids,
+    ProcSelf,
     Value(String),
     /// Another process (by case name) read through /proc/PID.
     Seen(String, Box<ObsKey>),
@@ -253,6 +256,7 @@ impl fmt::Display for ObsKey {
             ObsKey::Exists(p) => write!(f, "exists.{p:?}"),
             ObsKey::Sysctl(p) => write!(f, "sysctl.{p}"),
             ObsKey::ProcPids => f.write_str("proc_pids"),
+            ObsKey::ProcSelf => f.write_str("proc_self"),
             ObsKey::Value(n) => write!(f, "values.{n}"),
             ObsKey::Seen(p, k) => write!(f, "seen.{p}.{k}"),
         }
@@ -337,6 +341,9 @@ impl Expect {
         }
         if let Some(m) = &self.proc_pids {
             out.push(Check::Value(ObsKey::ProcPids, m));
+        }
+        if let Some(m) = &self.proc_self {
+            out.push(Check::Value(ObsKey::ProcSelf, m));
         }
         for (n, m) in &self.values {
             out.push(Check::Value(ObsKey::Value(n.clone()), m));

@@ -211,6 +211,9 @@ impl<'de> Deserialize<'de> for UmountArgs {
 pub struct WriteArgs {
     pub path: String,
     pub data: String,
+    /// Create (and truncate) a regular file; off for /proc and /sys files.
+    #[serde(default)]
+    pub create: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -9,6 +9,11 @@ pub const NAMES: &[(&str, &str)] = &[
         "the unprivileged uid (the dropped uid in a root run, the user's own otherwise)",
     ),
     ("gid", "the unprivileged gid"),
+    (
+        "euid",
+        "the uid the suite runs as (0 in a root run): the parent side's uid",
+    ),
+    ("egid", "the gid the suite runs as"),
     ("child", "the child's pid, as the process using it sees it"),
     ("parent", "the parent's pid, as the process using it sees it"),
     ("peer", "`{peer:NAME}`: a peer's pid, as the process using it sees it"),
@@ -63,7 +68,7 @@ pub fn check(p: &Placeholder<'_>) -> Option<String> {
         ("peer", None) => Some("`{peer}` needs a name: `{peer:NAME}`".into()),
         (n, None) if NAMES.iter().any(|(k, _)| *k == n) => None,
         _ => Some(format!(
-            "unknown placeholder `{{{}{}}}` (known: {{uid}}, {{gid}}, {{child}}, {{parent}}, {{peer:NAME}}, {{scratch}}; a matrix variable?)",
+            "unknown placeholder `{{{}{}}}` (known: {{uid}}, {{gid}}, {{euid}}, {{egid}}, {{child}}, {{parent}}, {{peer:NAME}}, {{scratch}}; a matrix variable?)",
             p.name,
             p.arg.map(|a| format!(":{a}")).unwrap_or_default()
         )),

@@ -81,6 +81,10 @@ fn observe_value(key: &ObsKey, ctx: &Ctx<'_>) -> Result<Value, String> {
         ObsKey::Exists(path) => Ok(Value::Bool(std::fs::symlink_metadata(ctx.expand(path)?).is_ok())),
         ObsKey::Sysctl(name) => procfs::file(&format!("/proc/sys/{}", name.replace('.', "/"))),
         ObsKey::ProcPids => procfs::pids(),
+        ObsKey::ProcSelf => std::fs::read_link("/proc/self")
+            .map_err(|e| format!("cannot read /proc/self: {}", procfs::io_errno(&e)))
+            .and_then(|t| t.to_string_lossy().parse::<i64>().map_err(|e| e.to_string()))
+            .map(Value::Int),
         ObsKey::Value(name) => ctx
             .values
             .get(name)

@@ -54,7 +54,12 @@ pub fn mkdir(p: &mut Proc<'_>, d: &str) -> OpResult {
 pub fn write(p: &mut Proc<'_>, w: &WriteArgs) -> OpResult {
     let path = expand(p, &w.path)?;
     let data = expand(p, &w.data)?;
-    let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(io)?;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(w.create)
+        .truncate(w.create)
+        .open(&path)
+        .map_err(io)?;
     let n = nix::unistd::write(&f, data.as_bytes())?;
     Ok(Value::Int(n as i64))
 }

@@ -35,7 +35,7 @@ pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &d
             return Err(format!(
                 "needs the tool `{}` ({}:{}, {}): not found on PATH",
                 t.tool,
-                case.file.display(),
+                crate::load::error::shown(&case.file),
                 t.line,
                 t.field
             ));
@@ -132,37 +132,32 @@ fn for_each_op(spec: &crate::load::CaseSpec, f: &mut dyn FnMut(&Op)) {
     }
 }
 
-/// Why the case needs CAP_SYS_ADMIN, if it creates namespaces other than
-/// user without a user namespace of its own to do it in.
+/// Why the case needs root, if it does something that takes CAP_SYS_ADMIN
+/// (or CAP_NET_ADMIN) over the sandbox's namespaces without a user namespace
+/// of its own to do it in: creating namespaces, mounting, setting names,
+/// configuring links.
 fn inferred_root(case: &Case, dropped: &[Ns]) -> Option<String> {
-    fn walk(p: &ProcSpec, in_userns: bool, dropped: &[Ns]) -> Option<String> {
-        let eff: Vec<Ns> = p
-            .namespaces
-            .get_ref()
-            .iter()
-            .copied()
-            .filter(|n| !dropped.contains(n))
-            .collect();
-        let own = in_userns || eff.contains(&Ns::User);
-        if p.how != How::Setns && !own {
-            if let Some(n) = eff.iter().find(|n| **n != Ns::User) {
-                return Some(format!(
-                    "creating a {n} namespace without a user namespace takes CAP_SYS_ADMIN"
-                ));
-            }
-        }
-        let mut in_userns = own;
-        for s in &p.run {
+    fn privileged_op(op: &Op) -> Option<&'static str> {
+        Some(match op {
+            Op::Mount(_) | Op::Umount(_) => "mounting",
+            Op::Sethostname(_) | Op::Setdomainname(_) => "setting the UTS names",
+            Op::Veth(_) | Op::Link(_) => "configuring network links",
+            _ => return None,
+        })
+    }
+    fn steps(run: &[toml::Spanned<crate::load::step::Step>], mut in_userns: bool, dropped: &[Ns]) -> Option<String> {
+        for s in run {
             let s = s.get_ref();
+            let checked = s.errno.is_none() && !s.may_fail;
             match &s.op {
-                Op::Unshare(fl) if s.errno.is_none() && !s.may_fail => {
+                Op::Unshare(fl) if checked => {
                     let nss = fl.without(dropped).namespaces();
                     if nss.contains(&Ns::User) {
                         in_userns = true;
                     } else if !in_userns {
                         if let Some(n) = nss.first() {
                             return Some(format!(
-                                "unshare of a {n} namespace without a user namespace takes CAP_SYS_ADMIN"
+                                "unsharing a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
                             ));
                         }
                     }
@@ -172,14 +167,40 @@ fn inferred_root(case: &Case, dropped: &[Ns]) -> Option<String> {
                         return Some(w);
                     }
                 }
+                op if checked && !in_userns => {
+                    if let Some(what) = privileged_op(op) {
+                        return Some(format!(
+                            "{what} outside a user namespace of the case's own takes privilege"
+                        ));
+                    }
+                }
                 _ => {}
             }
         }
         None
     }
+    fn walk(p: &ProcSpec, in_userns: bool, dropped: &[Ns]) -> Option<String> {
+        let eff: Vec<Ns> = p
+            .namespaces
+            .get_ref()
+            .iter()
+            .copied()
+            .filter(|n| !dropped.contains(n))
+            .collect();
+        let own = in_userns || (eff.contains(&Ns::User) && p.how != How::Setns);
+        if p.how != How::Setns && !own {
+            if let Some(n) = eff.iter().find(|n| **n != Ns::User) {
+                return Some(format!(
+                    "creating a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
+                ));
+            }
+        }
+        steps(&p.run, own, dropped)
+    }
     let spec = &case.spec;
-    spec.peers
-        .iter()
-        .find_map(|p| walk(p.get_ref(), false, dropped))
+    super::procs::parent_phases(&spec.parent)
+        .into_iter()
+        .find_map(|(_, s)| steps(s, false, dropped))
+        .or_else(|| spec.peers.iter().find_map(|p| walk(p.get_ref(), false, dropped)))
         .or_else(|| walk(spec.child.get_ref(), false, dropped))
 }

@@ -88,6 +88,8 @@ pub fn vars(env: &RunEnv) -> Vars {
     [
         ("uid".to_string(), env.uid.to_string()),
         ("gid".to_string(), env.gid.to_string()),
+        ("euid".to_string(), env.euid.to_string()),
+        ("egid".to_string(), env.egid.to_string()),
         ("scratch".to_string(), crate::spawn::sandbox::SCRATCH.to_string()),
     ]
     .into()
@@ -117,7 +119,7 @@ pub fn judge(spec: &TrialSpec, out: &Outcome, env: &RunEnv) -> Result<(), Failed
     };
     let verdict = compare::evaluate(&spec.case, report, &vars(env));
     let context = format::context(report, spec.control);
-    let place = format!("{}:{}", spec.case.file.display(), spec.case.line);
+    let place = format!("{}:{}", crate::load::error::shown(&spec.case.file), spec.case.line);
     if spec.control {
         if !report.errors.is_empty() {
             return Err(format!("control of {place} could not run\n{context}").into());

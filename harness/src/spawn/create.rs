@@ -50,15 +50,15 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
     let (down, up) = Channel::pair().map_err(|e| format!("socketpair: {e}"))?;
     down.pass_credentials();
     let eff = ns_effective(spec, trial.dropped);
-    let closing: Vec<RawFd> = creator.fds.values().map(|f| f.as_raw_fd()).collect();
+    let named: Vec<(String, RawFd)> = creator.fds.iter().map(|(n, f)| (n.clone(), f.as_raw_fd())).collect();
     let (pid, reap) = match launch {
         Launch::Native => {
-            let pid = native(creator, spec, label, &eff, &up, &closing)?;
+            let pid = native(creator, spec, label, &eff, &up, &named)?;
             (Some(pid), pid)
         }
         Launch::Exec(argv) => {
             let argv = runner_argv(creator, spec, argv, up.raw())?;
-            let reap = exec_runner(&argv, &up, &closing)?;
+            let reap = exec_runner(&argv, &up)?;
             (None, reap)
         }
     };
@@ -151,14 +151,11 @@ fn native(
     label: &str,
     eff: &[Ns],
     up: &Channel,
-    closing: &[RawFd],
+    named: &[(String, RawFd)],
 ) -> Result<i32, String> {
     let trial = creator.trial;
     let up_fd = up.raw();
     let body = |pre: &dyn Fn() -> Result<(), String>| -> i32 {
-        for fd in closing {
-            unsafe { libc::close(*fd) };
-        }
         Channel::close_inherited(&[up_fd]);
         let chan = unsafe { Channel::from_raw(up_fd) };
         if let Err(e) = pre() {
@@ -168,7 +165,7 @@ fn native(
             });
             return 2;
         }
-        child_main(trial, spec, label, chan)
+        child_main(trial, spec, label, chan, named)
     };
     match spec.how {
         How::Clone => {
@@ -325,13 +322,12 @@ fn runner_argv(creator: &Proc<'_>, spec: &ProcSpec, argv: Vec<String>, fd: RawFd
 }
 
 /// Start an external runner with the child's end of the channel inherited.
-fn exec_runner(argv: &[String], up: &Channel, closing: &[RawFd]) -> Result<i32, String> {
+fn exec_runner(argv: &[String], up: &Channel) -> Result<i32, String> {
     use std::os::unix::process::CommandExt;
     let up_fd = up.raw();
     let stderr = std::fs::File::create(format!("{}/runner.stderr", super::sandbox::SCRATCH))
         .map(std::process::Stdio::from)
         .unwrap_or(std::process::Stdio::null());
-    let closing = closing.to_vec();
     let mut c = std::process::Command::new(&argv[0]);
     c.args(&argv[1..])
         .stdin(std::process::Stdio::null())
@@ -339,9 +335,6 @@ fn exec_runner(argv: &[String], up: &Channel, closing: &[RawFd]) -> Result<i32, 
         .stderr(stderr);
     unsafe {
         c.pre_exec(move || {
-            for fd in &closing {
-                libc::close(*fd);
-            }
             if libc::fcntl(up_fd, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -353,7 +346,8 @@ fn exec_runner(argv: &[String], up: &Channel, closing: &[RawFd]) -> Result<i32, 
 }
 
 /// What a created process runs: hello, wait for go, steps, snapshot, done, wait for exit.
-pub fn child_main(trial: &Trial<'_>, spec: &ProcSpec, label: &str, chan: Channel) -> i32 {
+/// `named` are fds its creator kept by name; they are inherited, as fork does.
+pub fn child_main(trial: &Trial<'_>, spec: &ProcSpec, label: &str, chan: Channel, named: &[(String, RawFd)]) -> i32 {
     if chan
         .send(&Msg::Hello {
             proc_label: label.to_string(),
@@ -367,6 +361,12 @@ pub fn child_main(trial: &Trial<'_>, spec: &ProcSpec, label: &str, chan: Channel
         _ => return 3,
     };
     let mut p = Proc::new(trial, label.to_string(), Out::Up(chan));
+    for (name, fd) in named {
+        // The creator's OwnedFd copies are never dropped here, so no fd is closed twice.
+        p.fds.insert(name.clone(), unsafe {
+            <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd)
+        });
+    }
     p.vars.extend(context);
     p.vars.insert("parent".into(), unsafe { libc::getppid() }.to_string());
     if spec.drop_privileges {
@@ -462,10 +462,8 @@ pub fn spawn_nested(p: &mut Proc<'_>, spec: &ProcSpec, label: &str) -> Result<()
     Ok(())
 }
 
-/// What a new process gets from its creator with `go`.
+/// What a new process gets from its creator with `go`: the ids, the scratch
+/// directory, and the pids the creator knows (valid while they share a pid namespace).
 pub fn go_context(p: &Proc<'_>) -> BTreeMap<String, String> {
-    ["uid", "gid", "scratch"]
-        .iter()
-        .filter_map(|k| p.vars.get(*k).map(|v| (k.to_string(), v.clone())))
-        .collect()
+    p.vars.clone()
 }

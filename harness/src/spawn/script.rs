@@ -81,6 +81,8 @@ impl<'a> Proc<'a> {
         let mut vars = BTreeMap::new();
         vars.insert("uid".into(), trial.env.uid.to_string());
         vars.insert("gid".into(), trial.env.gid.to_string());
+        vars.insert("euid".into(), trial.env.euid.to_string());
+        vars.insert("egid".into(), trial.env.egid.to_string());
         vars.insert("scratch".into(), super::sandbox::SCRATCH.into());
         Proc {
             trial,
