@@ -221,3 +221,103 @@ fn case_tables<'i>(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Vec<Case>, LoadError> {
+        load_bytes(
+            Path::new("cases/uts/t.toml"),
+            "uts",
+            text.as_bytes(),
+            &Catalogue::builtin(),
+        )
+    }
+
+    const ONE: &str = r#"
+covers = ["U1"]
+[child]
+namespaces = ["uts"]
+isolation = { ns.uts = "differs" }
+"#;
+
+    #[test]
+    fn one_case_is_named_after_its_file() {
+        let c = load(ONE).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].id, "uts::t");
+        assert_eq!(c[0].line, 1);
+    }
+
+    #[test]
+    fn several_cases_need_names_and_get_their_lines() {
+        let text = "[[case]]\nname = \"a\"\ncovers = [\"U1\"]\ncontrol = { none = \"x\" }\nchild = {}\n\n[[case]]\nname = \"b\"\ncovers = [\"U2\"]\ncontrol = { none = \"x\" }\nchild = {}\n";
+        let c = load(text).unwrap();
+        assert_eq!(
+            c.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["uts::a", "uts::b"]
+        );
+        let e = load("[[case]]\ncovers = [\"U1\"]\nchild = {}\n").unwrap_err();
+        assert!(e.message.contains("needs a `name`"), "{e}");
+    }
+
+    #[test]
+    fn a_matrix_expands_with_labels_and_substitution() {
+        let text = r#"
+covers = ["X5"]
+matrix = { ns = ["uts", "ipc"], how = ["clone"] }
+control = { none = "x" }
+[child]
+run = [{ clone = { flags = ["{ns}"] }, errno = "EPERM" }]
+"#;
+        let c = load(text).unwrap();
+        let ids: Vec<_> = c.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["uts::t::clone_uts", "uts::t::clone_ipc"]);
+        let step = &c[1].spec.child.get_ref().run[0];
+        assert!(matches!(&step.get_ref().op, step::Op::Clone(a) if a.flags.describe() == "ipc"));
+    }
+
+    #[test]
+    fn impossible_combinations_are_errors_with_lines() {
+        let cases = [
+            ("covers = [\"X1\"]\n[child]\nhow = \"unshare\"\n", "nothing to unshare"),
+            (
+                "covers = [\"T2\"]\n[child]\ntime_offsets = { monotonic = 1 }\n",
+                "without a new time namespace",
+            ),
+            ("covers = [\"R5\"]\n[child]\nuid_map = \"0 0 1\"\n", "creates none"),
+            (
+                "covers = [\"U1\"]\n[child]\nnamespaces = [\"uts\"]\n",
+                "no isolation assertion",
+            ),
+            (
+                "covers = [\"Z9\"]\ncontrol = { none = \"x\" }\nchild = {}\n",
+                "unknown behaviour ID `Z9`",
+            ),
+            (
+                "covers = [\"U1\"]\ncontrol = { none = \"x\" }\n[child]\nrun = [{ sh = \"echo {prop}\" }]\n",
+                "unknown placeholder",
+            ),
+            (
+                "covers = [\"U1\"]\ncontrol = { none = \"x\" }\n[child]\nrun = [{ sethostname = \"a\", mount = { target = \"/\" } }]\n",
+                "does one thing",
+            ),
+            ("", "defines no case"),
+        ];
+        for (text, want) in cases {
+            let e = load(text).unwrap_err();
+            assert!(e.message.contains(want), "{text:?}: {e}");
+            assert!(e.line >= 1);
+        }
+    }
+
+    #[test]
+    fn binary_and_oversized_input_is_refused_without_parsing() {
+        let e = load_bytes(Path::new("x.toml"), "uts", &[0xff, 0xfe, 0x00], &Catalogue::builtin()).unwrap_err();
+        assert!(e.message.contains("not UTF-8"), "{e}");
+        let big = vec![b'#'; MAX_FILE_BYTES + 1];
+        let e = load_bytes(Path::new("x.toml"), "uts", &big, &Catalogue::builtin()).unwrap_err();
+        assert!(e.message.contains("limited"), "{e}");
+    }
+}

@@ -99,3 +99,29 @@ pub fn context(report: &Report, control: bool) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_lines_up_expected_and_observed() {
+        let row = Row {
+            proc_label: "parent".into(),
+            at: "end".into(),
+            key: "hostname".into(),
+            expected: "\"nsconform\"".into(),
+            observed: "\"bizarro\"".into(),
+            held: false,
+            isolation: true,
+            unobserved: false,
+        };
+        let t = table(&[&row]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("expected") && lines[0].contains("observed"));
+        assert_eq!(lines[0].find("expected"), lines[1].find("\"nsconform\""));
+        assert_eq!(lines[0].find("observed"), lines[1].find("\"bizarro\""));
+        assert!(lines[1].contains("hostname [isolation]"));
+    }
+}

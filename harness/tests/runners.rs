@@ -1,0 +1,44 @@
+//! Runners: the same cases through unshare(1), and a clear error for a runner
+//! that does not exist.
+
+mod common;
+use common::*;
+
+#[test]
+fn the_suite_passes_through_unshare() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let o = suite(&[], &[("NSCONFORM_RUNNER", "unshare")]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn the_unshare_runner_really_starts_the_child() {
+    // With a runner whose command cannot start anything, every case fails:
+    // the child comes from the runner, not from the harness.
+    let d = scratch();
+    let def = std::fs::read_to_string(project().join("runners/unshare.toml"))
+        .unwrap()
+        .replace("command = [\"unshare\"]", "command = [\"false\"]");
+    std::fs::write(d.path().join("unshare.toml"), def).unwrap();
+    let o = suite(
+        &["uts::sethostname", "--exact"],
+        &[
+            ("NSCONFORM_RUNNER", "unshare"),
+            ("NSCONFORM_RUNNERS", d.path().to_str().unwrap()),
+        ],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("ended before it said hello"), "{t}");
+}
+
+#[test]
+fn an_unknown_runner_is_one_clear_failure() {
+    let o = suite(&[], &[("NSCONFORM_RUNNER", "no-such-runtime")]);
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("runner::select") && t.contains("no-such-runtime"), "{t}");
+}
