@@ -26,6 +26,12 @@ const VETH_INFO_PEER: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const NLA_F_NESTED: u16 = 0x8000;
+const IFA_F_NODAD: u8 = 0x02;
+const RTM_NEWNSID: u16 = 88;
+const NETNSA_NSID: u16 = 1;
+const NETNSA_FD: u16 = 3;
+/// Multicast group of link events.
+pub const RTMGRP_LINK: u32 = 1;
 const IFF_UP: u32 = 0x1;
 
 /// A network link as rtnetlink reports it.
@@ -124,6 +130,29 @@ fn attrs(b: &[u8]) -> Vec<(u16, &[u8])> {
 fn cstr(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// Link names in a buffer of rtnetlink messages, with whether each was a new or deleted link.
+pub fn link_events(buf: &[u8]) -> Vec<(bool, String)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 16 <= buf.len() {
+        let len = u32_at(buf, at) as usize;
+        if len < 16 || at + len > buf.len() {
+            break;
+        }
+        let ty = u16_at(buf, at + 4);
+        let p = &buf[at + 16..at + len];
+        if (ty == RTM_NEWLINK || ty == RTM_DELLINK) && p.len() >= 16 {
+            for (t, d) in attrs(&p[16..]) {
+                if t == IFLA_IFNAME {
+                    out.push((ty == RTM_NEWLINK, cstr(d)));
+                }
+            }
+        }
+        at += (len + 3) & !3;
+    }
+    out
 }
 
 impl Route {
@@ -287,7 +316,19 @@ impl Route {
         self.request(m, seq)
     }
 
-    /// Add an IPv4 or IPv6 address with a prefix length to a link.
+    /// Give a peer network namespace (by nsfs fd) an id in this one.
+    pub fn new_nsid(&mut self, netns: RawFd, id: i32) -> Result<(), Errno> {
+        let seq = self.next_seq();
+        let mut m = Msg::new(RTM_NEWNSID, NLM_F_REQUEST | NLM_F_ACK, seq);
+        // struct rtgenmsg, padded to 4 bytes
+        m.buf.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
+        m.attr(NETNSA_FD, &(netns as u32).to_ne_bytes());
+        m.attr(NETNSA_NSID, &id.to_ne_bytes());
+        self.request(m, seq)
+    }
+
+    /// Add an IPv4 or IPv6 address with a prefix length to a link (IPv6
+    /// without duplicate address detection, so it is usable at once).
     pub fn add_address(&mut self, index: i32, addr: std::net::IpAddr, prefix: u8) -> Result<(), Errno> {
         let seq = self.next_seq();
         let mut m = Msg::new(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq);
@@ -298,7 +339,7 @@ impl Route {
         // struct ifaddrmsg
         m.buf.push(family);
         m.buf.push(prefix);
-        m.buf.push(0); // flags
+        m.buf.push(IFA_F_NODAD);
         m.buf.push(0); // scope: universe
         m.buf.extend_from_slice(&(index as u32).to_ne_bytes());
         m.attr(IFA_LOCAL, &bytes);

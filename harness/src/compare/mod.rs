@@ -110,7 +110,7 @@ pub fn evaluate(case: &Case, report: &Report, vars: &Vars) -> Verdict {
                         row.held = (v == &r) == m.wants_same();
                     }
                 }
-                Check::Mount(_, me) => {
+                Check::Mount(_, me) | Check::SeenMount(_, _, me) => {
                     row.expected = describe_mount(me);
                     if let Some(Obs::Ok(v)) = obs {
                         row.held = mount_holds(me, v, vars);
@@ -123,7 +123,16 @@ pub fn evaluate(case: &Case, report: &Report, vars: &Vars) -> Verdict {
     Verdict { rows }
 }
 
-fn end_obs<'r>(report: &'r Report, label: &str, key: &str) -> Option<&'r Obs> {
+/// "child" compares with the same key; "child.ns.pid" with another key of that process.
+pub fn split_reference<'a>(reference: &'a str, key: &'a str) -> (&'a str, &'a str) {
+    match reference.split_once('.') {
+        Some((proc_label, other)) => (proc_label, other),
+        None => (reference, key),
+    }
+}
+
+fn end_obs<'r>(report: &'r Report, reference: &str, key: &str) -> Option<&'r Obs> {
+    let (label, key) = split_reference(reference, key);
     find(report, label, "end").and_then(|s| s.values.get(key))
 }
 
@@ -151,7 +160,9 @@ fn ns_reference(
         },
         _ => return (None, "?".into()),
     };
-    let link_key = ObsKey::Ns(link).to_string();
+    let own_key = ObsKey::Ns(link).to_string();
+    let (reference, link_key) = split_reference(reference, &own_key);
+    let link_key = link_key.to_string();
     let v = if reference == CREATOR && seen {
         snap.and_then(|s| s.values.get(&link_key)).and_then(|o| match o {
             Obs::Ok(v) => Some(v.clone()),
@@ -161,7 +172,7 @@ fn ns_reference(
         report
             .creators
             .get(label)
-            .and_then(|ns| ns.get(link.file_name()))
+            .and_then(|ns| ns.get(link_key.trim_start_matches("ns.")))
             .map(|s| Value::Str(s.clone()))
     } else {
         end_value(report, reference, &link_key)
@@ -194,7 +205,7 @@ fn describe_mount(me: &MountExpect) -> String {
     parts.join(", ")
 }
 
-fn mount_holds(me: &MountExpect, v: &Value, vars: &Vars) -> bool {
+pub fn mount_holds(me: &MountExpect, v: &Value, vars: &Vars) -> bool {
     let present = v.get("present") == Some(&Value::Bool(true));
     if me.present == Some(false) {
         return !present;

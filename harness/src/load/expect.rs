@@ -63,6 +63,34 @@ pub struct Expect {
     pub proc_pids: Option<Matcher>,
     /// The pid /proc/self names, as a number (what the proc mount's pid namespace calls us).
     pub proc_self: Option<Matcher>,
+    /// Pids whose parent is this process (from /proc).
+    pub children: Option<Matcher>,
+    /// How many processes live in the pid namespace kept (with `open ... as`)
+    /// under this name, or in pid namespaces below it.
+    #[serde(default)]
+    pub pidns_procs: BTreeMap<String, Matcher>,
+    /// Entries of a directory, sorted.
+    #[serde(default)]
+    pub dir: BTreeMap<String, Matcher>,
+    /// readlink of /proc/self/cwd and /proc/self/root.
+    pub cwd: Option<Matcher>,
+    pub root: Option<Matcher>,
+    /// Lines of /proc/self/mountinfo.
+    pub mount_count: Option<Matcher>,
+    /// "dev:inode" of an ns entry (stat, rather than the link text).
+    #[serde(default)]
+    pub ns_stat: BTreeMap<NsLink, Matcher>,
+    /// Seconds a clock is shifted from the parent's: monotonic, monotonic_raw,
+    /// monotonic_coarse, boottime, boottime_alarm, each also as NAME_syscall
+    /// (read with the syscall instead of the vDSO).
+    #[serde(default)]
+    pub clock_shift: BTreeMap<String, Matcher>,
+    /// Seconds between /proc/uptime and CLOCK_BOOTTIME (0 when uptime follows the namespace).
+    pub uptime_vs_boottime: Option<Matcher>,
+    /// Seconds between sysinfo(2)'s uptime and CLOCK_BOOTTIME.
+    pub sysinfo_vs_boottime: Option<Matcher>,
+    /// Seconds /proc/stat's btime differs from the parent's.
+    pub btime_shift: Option<Matcher>,
     /// Results saved by steps with `as = "name"`.
     #[serde(default)]
     pub values: BTreeMap<String, Matcher>,
@@ -87,6 +115,9 @@ pub struct SeenExpect {
     #[serde(default)]
     pub file: BTreeMap<String, Matcher>,
     pub alive: Option<Matcher>,
+    /// Its mount namespace, through /proc/PID/mountinfo (as this process reads it).
+    #[serde(default)]
+    pub mounts: BTreeMap<String, MountExpect>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -232,6 +263,17 @@ pub enum ObsKey {
     Sysctl(String),
     ProcPids,
     ProcSelf,
+    Children,
+    PidnsProcs(String),
+    Dir(String),
+    Cwd,
+    Root,
+    MountCount,
+    NsStat(NsLink),
+    ClockShift(String),
+    UptimeVsBoottime,
+    SysinfoVsBoottime,
+    BtimeShift,
     Value(String),
     /// Another process (by case name) read through /proc/PID.
     Seen(String, Box<ObsKey>),
@@ -257,6 +299,17 @@ impl fmt::Display for ObsKey {
             ObsKey::Sysctl(p) => write!(f, "sysctl.{p}"),
             ObsKey::ProcPids => f.write_str("proc_pids"),
             ObsKey::ProcSelf => f.write_str("proc_self"),
+            ObsKey::Children => f.write_str("children"),
+            ObsKey::PidnsProcs(n) => write!(f, "pidns_procs.{n}"),
+            ObsKey::Dir(p) => write!(f, "dir.{p:?}"),
+            ObsKey::Cwd => f.write_str("cwd"),
+            ObsKey::Root => f.write_str("root"),
+            ObsKey::MountCount => f.write_str("mount_count"),
+            ObsKey::NsStat(l) => write!(f, "ns_stat.{l}"),
+            ObsKey::ClockShift(c) => write!(f, "clock_shift.{c}"),
+            ObsKey::UptimeVsBoottime => f.write_str("uptime_vs_boottime"),
+            ObsKey::SysinfoVsBoottime => f.write_str("sysinfo_vs_boottime"),
+            ObsKey::BtimeShift => f.write_str("btime_shift"),
             ObsKey::Value(n) => write!(f, "values.{n}"),
             ObsKey::Seen(p, k) => write!(f, "seen.{p}.{k}"),
         }
@@ -269,6 +322,8 @@ pub enum Check<'a> {
     Value(ObsKey, &'a Matcher),
     Ns(ObsKey, &'a NsMatcher),
     Mount(String, &'a MountExpect),
+    /// A mount of another process's namespace.
+    SeenMount(String, String, &'a MountExpect),
 }
 
 impl Check<'_> {
@@ -276,6 +331,14 @@ impl Check<'_> {
         match self {
             Check::Value(k, _) | Check::Ns(k, _) => k.clone(),
             Check::Mount(p, _) => ObsKey::Mount(p.clone()),
+            Check::SeenMount(proc_name, p, _) => ObsKey::Seen(proc_name.clone(), Box::new(ObsKey::Mount(p.clone()))),
+        }
+    }
+
+    pub fn mount(&self) -> Option<&MountExpect> {
+        match self {
+            Check::Mount(_, m) | Check::SeenMount(_, _, m) => Some(m),
+            _ => None,
         }
     }
 }
@@ -345,6 +408,39 @@ impl Expect {
         if let Some(m) = &self.proc_self {
             out.push(Check::Value(ObsKey::ProcSelf, m));
         }
+        if let Some(m) = &self.children {
+            out.push(Check::Value(ObsKey::Children, m));
+        }
+        for (n, m) in &self.pidns_procs {
+            out.push(Check::Value(ObsKey::PidnsProcs(n.clone()), m));
+        }
+        for (p, m) in &self.dir {
+            out.push(Check::Value(ObsKey::Dir(p.clone()), m));
+        }
+        if let Some(m) = &self.cwd {
+            out.push(Check::Value(ObsKey::Cwd, m));
+        }
+        if let Some(m) = &self.root {
+            out.push(Check::Value(ObsKey::Root, m));
+        }
+        if let Some(m) = &self.mount_count {
+            out.push(Check::Value(ObsKey::MountCount, m));
+        }
+        for (l, m) in &self.ns_stat {
+            out.push(Check::Value(ObsKey::NsStat(*l), m));
+        }
+        for (c, m) in &self.clock_shift {
+            out.push(Check::Value(ObsKey::ClockShift(c.clone()), m));
+        }
+        if let Some(m) = &self.uptime_vs_boottime {
+            out.push(Check::Value(ObsKey::UptimeVsBoottime, m));
+        }
+        if let Some(m) = &self.sysinfo_vs_boottime {
+            out.push(Check::Value(ObsKey::SysinfoVsBoottime, m));
+        }
+        if let Some(m) = &self.btime_shift {
+            out.push(Check::Value(ObsKey::BtimeShift, m));
+        }
         for (n, m) in &self.values {
             out.push(Check::Value(ObsKey::Value(n.clone()), m));
         }
@@ -353,7 +449,8 @@ impl Expect {
                 out.push(match c {
                     Check::Value(k, m) => Check::Value(ObsKey::Seen(proc_name.clone(), Box::new(k)), m),
                     Check::Ns(k, m) => Check::Ns(ObsKey::Seen(proc_name.clone(), Box::new(k)), m),
-                    Check::Mount(..) => unreachable!("seen has no mounts"),
+                    Check::Mount(p, m) => Check::SeenMount(proc_name.clone(), p, m),
+                    Check::SeenMount(..) => unreachable!("seen does not nest"),
                 });
             }
         }
@@ -376,6 +473,9 @@ impl SeenExpect {
         }
         if let Some(m) = &self.alive {
             out.push(Check::Value(ObsKey::Id("alive"), m));
+        }
+        for (p, m) in &self.mounts {
+            out.push(Check::Mount(p.clone(), m));
         }
         out
     }

@@ -22,6 +22,8 @@ pub enum Test {
     OneOf(Vec<Value>),
     /// Glob with `*` and `?`, on strings (or on each line of a list).
     Like(String),
+    /// Every line of a text matches the glob.
+    LinesLike(String),
     Len(i64),
     /// A list contains every one of these items (or a string contains the text).
     Contains(Vec<Value>),
@@ -41,6 +43,7 @@ pub const TEST_NAMES: &[&str] = &[
     "not",
     "one_of",
     "like",
+    "lines_like",
     "len",
     "contains",
     "lacks",
@@ -85,6 +88,7 @@ impl Test {
             Test::Not(v) => format!("not {v}"),
             Test::OneOf(v) => format!("one of [{}]", list(v)),
             Test::Like(g) => format!("like {g:?}"),
+            Test::LinesLike(g) => format!("every line like {g:?}"),
             Test::Len(n) => format!("{n} items"),
             Test::Contains(v) => format!("contains {}", list(v)),
             Test::Lacks(v) => format!("lacks {}", list(v)),
@@ -182,6 +186,7 @@ impl<'de> Deserialize<'de> for Matcher {
                         "not" => Test::Not(map.next_value::<Lit>()?.0),
                         "one_of" => Test::OneOf(lits(map.next_value::<Lit>()?.0)),
                         "like" => Test::Like(map.next_value()?),
+                        "lines_like" => Test::LinesLike(map.next_value()?),
                         "len" => Test::Len(map.next_value()?),
                         "contains" => Test::Contains(lits(map.next_value::<Lit>()?.0)),
                         "lacks" => Test::Lacks(lits(map.next_value::<Lit>()?.0)),

@@ -12,7 +12,9 @@ use toml::de::{DeArray, DeTable, DeValue};
 /// Combinations beyond this are refused (a typo should not make millions of trials).
 const MAX_COMBINATIONS: usize = 1000;
 
-type Combo = BTreeMap<String, String>;
+/// A combination: each variable's text, and its TOML value (a string that is
+/// exactly "{var}" takes the value itself, so integers stay integers).
+type Combo<'i> = BTreeMap<String, (String, DeValue<'i>)>;
 
 /// A case table for one combination, with its trial-name label.
 pub type Expanded<'i> = (Option<String>, Spanned<DeTable<'i>>);
@@ -41,7 +43,7 @@ pub fn expand<'i>(
     for combo in combos {
         let label = match &label_template {
             Some(t) => substitute(t, &combo).into_owned(),
-            None => combo.values().cloned().collect::<Vec<_>>().join("_"),
+            None => combo.values().map(|(t, _)| t.clone()).collect::<Vec<_>>().join("_"),
         };
         if label.is_empty() || label.contains(char::is_whitespace) {
             return Err(err(
@@ -57,16 +59,17 @@ pub fn expand<'i>(
     Ok(out)
 }
 
-fn combinations(m: &Spanned<DeValue<'_>>) -> Result<Vec<Combo>, (std::ops::Range<usize>, String)> {
-    let scalar = |v: &Spanned<DeValue<'_>>| -> Result<String, (std::ops::Range<usize>, String)> {
+fn combinations<'i>(m: &Spanned<DeValue<'i>>) -> Result<Vec<Combo<'i>>, (std::ops::Range<usize>, String)> {
+    let scalar = |v: &Spanned<DeValue<'i>>| -> Result<(String, DeValue<'i>), (std::ops::Range<usize>, String)> {
+        let owned = v.get_ref().clone();
         match v.get_ref() {
-            DeValue::String(s) => Ok(s.to_string()),
-            DeValue::Integer(i) => Ok(i.as_str().to_string()),
-            DeValue::Boolean(b) => Ok(b.to_string()),
+            DeValue::String(s) => Ok((s.to_string(), owned)),
+            DeValue::Integer(i) => Ok((i.as_str().to_string(), owned)),
+            DeValue::Boolean(b) => Ok((b.to_string(), owned)),
             _ => Err((v.span(), "matrix values are strings, integers or booleans".into())),
         }
     };
-    let check_name = |k: &Spanned<Cow<'_, str>>| {
+    let check_name = |k: &Spanned<Cow<'i, str>>| {
         let ok = !k.get_ref().is_empty()
             && k.get_ref()
                 .chars()
@@ -154,18 +157,27 @@ fn combinations(m: &Spanned<DeValue<'_>>) -> Result<Vec<Combo>, (std::ops::Range
     }
 }
 
-fn substitute<'a>(s: &'a str, combo: &Combo) -> Cow<'a, str> {
+fn substitute<'a>(s: &'a str, combo: &Combo<'_>) -> Cow<'a, str> {
     if !s.contains('{') {
         return Cow::Borrowed(s);
     }
     let mut out = s.to_string();
-    for (k, v) in combo {
+    for (k, (v, _)) in combo {
         out = out.replace(&format!("{{{k}}}"), v);
     }
     Cow::Owned(out)
 }
 
-fn subst_table<'i>(t: &DeTable<'i>, combo: &Combo) -> DeTable<'i> {
+/// "{var}" alone, for a variable whose value is not a string: that value.
+fn whole_placeholder<'i>(s: &str, combo: &Combo<'i>) -> Option<DeValue<'i>> {
+    let name = s.strip_prefix('{')?.strip_suffix('}')?;
+    match combo.get(name) {
+        Some((_, v)) if !matches!(v, DeValue::String(_)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+fn subst_table<'i>(t: &DeTable<'i>, combo: &Combo<'i>) -> DeTable<'i> {
     let mut out = DeTable::new();
     for (k, v) in t.iter() {
         let key = Spanned::new(k.span(), Cow::Owned(substitute(k.get_ref(), combo).into_owned()));
@@ -174,9 +186,12 @@ fn subst_table<'i>(t: &DeTable<'i>, combo: &Combo) -> DeTable<'i> {
     out
 }
 
-fn subst_value<'i>(v: &Spanned<DeValue<'i>>, combo: &Combo) -> Spanned<DeValue<'i>> {
+fn subst_value<'i>(v: &Spanned<DeValue<'i>>, combo: &Combo<'i>) -> Spanned<DeValue<'i>> {
     let nv = match v.get_ref() {
-        DeValue::String(s) => DeValue::String(Cow::Owned(substitute(s, combo).into_owned())),
+        DeValue::String(s) => match whole_placeholder(s, combo) {
+            Some(typed) => typed,
+            None => DeValue::String(Cow::Owned(substitute(s, combo).into_owned())),
+        },
         DeValue::Table(t) => DeValue::Table(subst_table(t, combo)),
         DeValue::Array(a) => {
             let mut na = DeArray::new();

@@ -1,6 +1,7 @@
 //! Load: case files under `cases/<area>/` into [`Case`] values, with errors
 //! that name file, line and field. One bad file never hides the others.
 
+pub mod args;
 pub mod catalogue;
 pub mod error;
 pub mod expect;

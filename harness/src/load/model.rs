@@ -122,8 +122,26 @@ pub struct ProcSpec {
     pub expect: Expect,
     #[serde(default)]
     pub isolation: Expect,
-    /// Exit status the creator must see (default 0).
-    pub exit: Option<i32>,
+    /// How the process must end, as its creator sees it: an exit status
+    /// (default 0) or a signal name ("SIGKILL").
+    pub exit: Option<ExitSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ExitSpec {
+    Status(i32),
+    Signal(String),
+}
+
+impl ExitSpec {
+    /// As the creator's report words it.
+    pub fn describe(&self) -> String {
+        match self {
+            ExitSpec::Status(c) => format!("exited {c}"),
+            ExitSpec::Signal(s) => format!("killed by {s}"),
+        }
+    }
 }
 
 fn no_namespaces() -> Spanned<Vec<Ns>> {

@@ -5,8 +5,9 @@
 //! (`errno = "EINVAL"`, `status = 1`, `may_fail = true`) and where to keep
 //! the result (`as = "name"`).
 
+pub use super::args::*;
 use super::expect::Expect;
-use super::flags::{ErrnoName, FlagSet, MountFlag};
+use super::flags::{ErrnoName, FlagSet};
 use super::model::ProcSpec;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -25,6 +26,9 @@ pub struct Step {
     pub save_as: Option<String>,
     /// Why the step is there; shown in reports.
     pub why: Option<String>,
+    /// Try again until the required outcome or this much time has passed
+    /// (for what the kernel finishes asynchronously, like namespace teardown).
+    pub retry: Option<String>,
 }
 
 macro_rules! ops {
@@ -37,6 +41,10 @@ macro_rules! ops {
         impl Op {
             pub fn name(&self) -> &'static str {
                 match self { $( Op::$variant(_) => $name, )* }
+            }
+            /// The arguments, for reports.
+            pub fn args_debug(&self) -> String {
+                match self { $( Op::$variant(a) => format!("{a:?}"), )* }
             }
             fn parse<'de, A: MapAccess<'de>>(key: &str, map: &mut A) -> Result<Option<Op>, A::Error> {
                 Ok(Some(match key {
@@ -67,6 +75,8 @@ ops! {
     Fork(ForkArgs) = "fork",
     /// A nested process with its own namespaces, steps and expectations.
     Spawn(Box<ProcSpec>) = "spawn",
+    /// Start idle threads (the process is then multithreaded).
+    Threads(u32) = "threads",
     Mount(MountArgs) = "mount",
     Umount(UmountArgs) = "umount",
     Mkdir(String) = "mkdir",
@@ -74,20 +84,113 @@ ops! {
     Write(WriteArgs) = "write",
     /// Read a file whole; returns its text.
     Read(String) = "read",
+    Chmod(ChmodArgs) = "chmod",
+    /// stat(2): `{ uid, gid, mode }`.
+    Stat(String) = "stat",
+    Chdir(String) = "chdir",
+    Chroot(String) = "chroot",
+    PivotRoot(PivotArgs) = "pivot_root",
+    /// open_tree(2), keeping the fd under `as`.
+    OpenTree(OpenTreeArgs) = "open_tree",
+    /// move_mount(2) of a kept fd onto a path.
+    MoveMount(MoveMountArgs) = "move_mount",
+    /// mount_setattr(2).
+    MountSetattr(MountSetattrArgs) = "mount_setattr",
+    /// listmount(2) of a mount namespace's mounts: their count.
+    Listmount(ListmountArgs) = "listmount",
     /// Open a path (O_RDONLY) and keep the fd under the step's `as` name.
     Open(String) = "open",
     Close(String) = "close",
+    /// memfd_create(2), kept under `as`.
+    Memfd(String) = "memfd",
+    /// pidfd_open(2) of a pid, kept under `as`.
+    Pidfd(String) = "pidfd",
+    /// An nsfs, socket or pidfd ioctl by name; a returned fd is kept under `as`.
+    Ioctl(IoctlArgs) = "ioctl",
     Msgget(IpcArgs) = "msgget",
     Shmget(IpcArgs) = "shmget",
     Semget(IpcArgs) = "semget",
+    /// Attach the segment with this key and write text into it.
+    ShmWrite(KeyText) = "shm_write",
+    /// Attach the segment with this key: its text up to the first NUL.
+    ShmRead(KeyOnly) = "shm_read",
+    Msgsnd(KeyText) = "msgsnd",
+    /// msgrcv(2) without waiting: the text.
+    Msgrcv(KeyOnly) = "msgrcv",
+    /// semop(2) on semaphore 0 of the set, without waiting.
+    Semop(SemArgs) = "semop",
+    /// semctl(SETVAL) on semaphore 0.
+    Semset(SemArgs) = "semset",
+    /// POSIX message queues.
+    MqOpen(MqOpenArgs) = "mq_open",
+    MqSend(MqSendArgs) = "mq_send",
+    MqReceive(String) = "mq_receive",
+    MqNotify(MqNotifyArgs) = "mq_notify",
+    MqUnlink(String) = "mq_unlink",
     /// A veth pair, created over rtnetlink.
     Veth(VethArgs) = "veth",
     /// Bring a link up or down, or move it to another network namespace.
     Link(LinkArgs) = "link",
+    /// Add an address to a link (rtnetlink).
+    Addr(AddrArgs) = "addr",
+    /// Assign an id to a peer network namespace (RTM_NEWNSID).
+    Netnsid(NetnsidArgs) = "netnsid",
+    /// A socket, kept under `as`.
+    Socket(SocketArgs) = "socket",
+    Accept(String) = "accept",
+    Send(SendArgs) = "send",
+    /// Receive one message (with a timeout): its text.
+    Recv(RecvArgs) = "recv",
+    /// SO_PEERCRED of a connected unix socket: `{ pid, uid, gid }`.
+    Peercred(String) = "peercred",
+    /// Link names in the events a netlink socket subscribed to RTMGRP_LINK has queued.
+    LinkEvents(RecvArgs) = "link_events",
+    /// A pipe: fds `<name>.r` and `<name>.w`.
+    Pipe(String) = "pipe",
+    /// O_ASYNC with F_SETOWN to this process and F_SETSIG.
+    Async(AsyncArgs) = "async",
+    /// write(2) to a kept fd.
+    WriteFd(WriteFdArgs) = "write_fd",
+    /// Take an fcntl write lock on a file (its fd kept under `as`).
+    Lock(String) = "lock",
+    /// F_GETLK for a write lock on a file: `{ type, pid }`.
+    Getlk(String) = "getlk",
     /// Become an unprivileged uid/gid with no capabilities.
     DropPrivileges(bool) = "drop_privileges",
+    /// setresuid / setresgid / setgroups inside the current user namespace.
+    Setuid(u32) = "setuid",
+    Setgid(u32) = "setgid",
+    Setgroups(Vec<u32>) = "setgroups",
+    /// Remove capabilities (by name, e.g. "sys_chroot") from every set.
+    CapsDrop(Vec<String>) = "caps_drop",
+    Dumpable(bool) = "dumpable",
+    Subreaper(bool) = "subreaper",
+    Setrlimit(RlimitArgs) = "setrlimit",
     /// Send a signal.
     Kill(KillArgs) = "kill",
+    /// Block signals (they stay pending, even for a pid namespace's init).
+    Block(Vec<String>) = "block",
+    /// Wait for a blocked signal: `{ signal, pid, uid, code, fd }` from its siginfo.
+    AwaitSignal(AwaitArgs) = "await_signal",
+    /// Reap a child: a pid, or "any".
+    Reap(String) = "reap",
+    /// reboot(2) with "restart", "power_off", "halt", "cad_on" (refused in the initial pid namespace).
+    Reboot(String) = "reboot",
+    /// fanotify_init(FAN_CLASS_NOTIF), kept under `as`.
+    FanotifyInit(bool) = "fanotify_init",
+    /// Sleep until an absolute CLOCK_MONOTONIC deadline `ms` ahead, with
+    /// clock_nanosleep, timerfd, a POSIX timer or a futex: the milliseconds it took.
+    AbsSleep(AbsSleepArgs) = "abs_sleep",
+    /// Run the harness binary as a helper (`caps`, `clocks`) and keep what it printed.
+    ExecProbe(String) = "exec_probe",
+    /// Nest namespaces of one type until the kernel refuses: `{ created, errno }`.
+    Nest(NestArgs) = "nest",
+    /// In a new thread: unshare and set the hostname; `{ same_ns, main_hostname, thread_hostname }`.
+    ThreadUnshare(FlagSet) = "thread_unshare",
+    /// With a process sharing our fs struct: unshare, chdir, see whether it followed.
+    FsShareUnshare(FlagSet) = "fs_share_unshare",
+    /// setns(pidfd) racing the target's exit, many times: the errnos seen.
+    SetnsRace(u32) = "setns_race",
     Sleep(String) = "sleep",
     /// Observe now and check these expectations.
     Expect(Box<Expect>) = "expect",
@@ -97,170 +200,7 @@ ops! {
     Sync(String) = "sync",
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SetnsArgs {
-    /// An nsfs path such as "/proc/{child}/ns/uts".
-    pub path: Option<String>,
-    /// An fd kept by an earlier `open` step.
-    pub fd: Option<String>,
-    /// A process of the case, joined through a pidfd.
-    pub pidfd: Option<String>,
-    /// The nstype argument (default 0: any).
-    #[serde(default)]
-    pub nstype: FlagSet,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CloneArgs {
-    #[serde(default)]
-    pub flags: FlagSet,
-    /// Exit signal (default SIGCHLD).
-    pub exit_signal: Option<i64>,
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Clone3Args {
-    #[serde(default)]
-    pub flags: FlagSet,
-    pub exit_signal: Option<i64>,
-    /// The size argument (default: the full struct the harness knows).
-    pub size: Option<u64>,
-    #[serde(default)]
-    pub set_tid: Vec<i64>,
-    /// Claim a set_tid array this long regardless of `set_tid`.
-    pub set_tid_size: Option<u64>,
-    /// Put a non-zero byte after the known struct (size must cover it).
-    #[serde(default)]
-    pub dirty_tail: bool,
-    /// Pass an unmapped address as the struct pointer.
-    #[serde(default)]
-    pub bad_pointer: bool,
-    /// CLONE_INTO_CGROUP target directory.
-    pub cgroup: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ForkArgs {
-    #[serde(default = "one")]
-    pub count: u32,
-}
-
-fn one() -> u32 {
-    1
-}
-
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MountArgs {
-    pub source: Option<String>,
-    pub target: String,
-    pub fstype: Option<String>,
-    #[serde(default)]
-    pub flags: Vec<MountFlag>,
-    pub data: Option<String>,
-    /// Create the target directory first.
-    #[serde(default)]
-    pub mkdir: bool,
-}
-
-#[derive(Clone, Debug)]
-pub struct UmountArgs {
-    pub target: String,
-    pub detach: bool,
-}
-
-impl<'de> Deserialize<'de> for UmountArgs {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Full {
-            target: String,
-            #[serde(default)]
-            detach: bool,
-        }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = UmountArgs;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a path or { target, detach }")
-            }
-            fn visit_str<E>(self, v: &str) -> Result<UmountArgs, E> {
-                Ok(UmountArgs {
-                    target: v.into(),
-                    detach: false,
-                })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<UmountArgs, A::Error> {
-                let f = Full::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(UmountArgs {
-                    target: f.target,
-                    detach: f.detach,
-                })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WriteArgs {
-    pub path: String,
-    pub data: String,
-    /// Create (and truncate) a regular file; off for /proc and /sys files.
-    #[serde(default)]
-    pub create: bool,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IpcArgs {
-    pub key: i64,
-    #[serde(default = "yes")]
-    pub create: bool,
-    #[serde(default)]
-    pub excl: bool,
-    /// Shared memory size in bytes.
-    pub size: Option<u64>,
-    /// Semaphores in the set.
-    pub nsems: Option<i32>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VethArgs {
-    pub name: String,
-    pub peer: String,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LinkArgs {
-    pub name: String,
-    pub up: Option<bool>,
-    /// Move the link into the network namespace of this nsfs path.
-    pub netns: Option<String>,
-    #[serde(default)]
-    pub delete: bool,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KillArgs {
-    /// A pid, or a template such as "{child}".
-    pub pid: String,
-    pub signal: String,
-}
-
-const MODIFIERS: &[&str] = &["errno", "may_fail", "status", "as", "why"];
+const MODIFIERS: &[&str] = &["errno", "may_fail", "status", "as", "why", "retry"];
 
 impl<'de> Deserialize<'de> for Step {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -277,6 +217,7 @@ impl<'de> Deserialize<'de> for Step {
                 let mut status = None;
                 let mut save_as = None;
                 let mut why = None;
+                let mut retry = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "errno" => errno = Some(map.next_value()?),
@@ -284,6 +225,7 @@ impl<'de> Deserialize<'de> for Step {
                         "status" => status = Some(map.next_value()?),
                         "as" => save_as = Some(map.next_value()?),
                         "why" => why = Some(map.next_value()?),
+                        "retry" => retry = Some(map.next_value()?),
                         name => match Op::parse(name, &mut map)? {
                             Some(parsed) => {
                                 if let Some(first) = &op {
@@ -315,6 +257,7 @@ impl<'de> Deserialize<'de> for Step {
                     status,
                     save_as,
                     why,
+                    retry,
                 })
             }
         }

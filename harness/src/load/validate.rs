@@ -367,8 +367,10 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
     match &s.op {
         Op::Cmd(argv) if argv.is_empty() => return Err(ctx.err(span, "`cmd` needs at least a program")),
         Op::Sh(c) if c.trim().is_empty() => return Err(ctx.err(span, "`sh` needs a command line")),
-        Op::Open(_) if s.save_as.is_none() => {
-            return Err(ctx.err(span, "`open` keeps its fd under a name: add `as = \"name\"`"));
+        Op::Open(_) | Op::Memfd(_) | Op::Pidfd(_) | Op::Socket(_) | Op::Accept(_) | Op::OpenTree(_) | Op::Lock(_)
+            if s.save_as.is_none() =>
+        {
+            return Err(ctx.err(span, format!("`{name}` keeps an fd under a name: add `as = \"name\"`")));
         }
         Op::Setns(a) => {
             let sources = [a.path.is_some(), a.fd.is_some(), a.pidfd.is_some()];
@@ -421,9 +423,18 @@ fn check_expect(ctx: &Ctx<'_>, e: &Expect, span: Range<usize>) -> Result<(), Loa
         let refs: Vec<String> = match &c {
             Check::Value(_, m) => m.references().into_iter().map(String::from).collect(),
             Check::Ns(_, m) => vec![m.reference().to_string()],
-            Check::Mount(..) => vec![],
+            Check::Mount(..) | Check::SeenMount(..) => vec![],
         };
         for r in refs {
+            let (r, other_key) = match r.split_once('.') {
+                Some((p, k)) => (p.to_string(), Some(k.to_string())),
+                None => (r, None),
+            };
+            if let Some(k) = &other_key {
+                if !k.starts_with("ns.") {
+                    return Err(ctx.err(span, format!("`{}` compares with {r}'s `{k}`: comparing with another key works for ns.* keys (always observed)", c.key())));
+                }
+            }
             if r != CREATOR && !ctx.known_process(&r) {
                 return Err(ctx.err(span, format!("`{}` compares with {r:?}, which is no process of the case (\"parent\", \"child\", \"peer:NAME\", \"creator\")", c.key())));
             }
@@ -472,8 +483,11 @@ pub fn namespaces_used(spec: &CaseSpec) -> BTreeSet<Ns> {
     fn steps(s: &[Spanned<Step>], out: &mut BTreeSet<Ns>) {
         for st in s {
             match &st.get_ref().op {
-                Op::Unshare(f) => out.extend(f.namespaces()),
+                Op::Unshare(f) | Op::ThreadUnshare(f) | Op::FsShareUnshare(f) => out.extend(f.namespaces()),
                 Op::Setns(a) => out.extend(a.nstype.namespaces()),
+                Op::Clone(a) => out.extend(a.flags.namespaces()),
+                Op::Clone3(a) => out.extend(a.flags.namespaces()),
+                Op::Fork(a) => out.extend(a.flags.namespaces()),
                 Op::Spawn(p) => proc_(p, out),
                 _ => {}
             }

@@ -2,9 +2,11 @@
 //! Sources are the kernel's own interfaces (/proc, rtnetlink, syscalls), so a
 //! verdict never depends on which userland tools are installed.
 
+pub mod clocks;
 mod ids;
 pub mod links;
 pub mod mounts;
+mod pidns;
 mod procfs;
 
 pub use procfs::normalize as normalize_text;
@@ -85,22 +87,70 @@ fn observe_value(key: &ObsKey, ctx: &Ctx<'_>) -> Result<Value, String> {
             .map_err(|e| format!("cannot read /proc/self: {}", procfs::io_errno(&e)))
             .and_then(|t| t.to_string_lossy().parse::<i64>().map_err(|e| e.to_string()))
             .map(Value::Int),
-        ObsKey::Value(name) => ctx
-            .values
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("no step saved a value as `{name}`")),
+        ObsKey::Value(name) => value_at(ctx.values, name),
+        ObsKey::Children => procfs::children_of(unsafe { libc::getpid() }),
+        ObsKey::PidnsProcs(name) => match ctx.values.get(name) {
+            Some(Value::Str(ns)) => pidns::procs_in(ns),
+            _ => Err(format!(
+                "no pid namespace was kept as `{name}` (open /proc/PID/ns/pid with `as`)"
+            )),
+        },
+        ObsKey::Dir(path) => procfs::dir(&ctx.expand(path)?),
+        ObsKey::Cwd => link("/proc/self/cwd"),
+        ObsKey::Root => link("/proc/self/root"),
+        ObsKey::MountCount => mounts::read("/proc/self/mountinfo").map(|m| Value::Int(m.len() as i64)),
+        ObsKey::NsStat(l) => {
+            use std::os::unix::fs::MetadataExt;
+            let p = format!("/proc/thread-self/ns/{}", l.file_name());
+            std::fs::metadata(&p)
+                .map(|m| Value::Str(format!("{}:{}", m.dev(), m.ino())))
+                .map_err(|e| format!("cannot stat {p}: {}", procfs::io_errno(&e)))
+        }
+        ObsKey::ClockShift(c) => clocks::shift(c, ctx.vars),
+        ObsKey::UptimeVsBoottime => clocks::uptime_vs_boottime(),
+        ObsKey::SysinfoVsBoottime => clocks::sysinfo_vs_boottime(),
+        ObsKey::BtimeShift => clocks::btime_shift(ctx.vars),
         ObsKey::Seen(proc_label, inner) => {
             let pid = ctx.pid_of(proc_label)?;
-            seen(pid, inner)
+            match inner.as_ref() {
+                ObsKey::Mount(path) => mounts::at(&format!("/proc/{pid}/mountinfo"), &ctx.expand(path)?),
+                other => seen(pid, other),
+            }
         }
     }
+}
+
+/// A value a step kept; "name.field" looks inside a kept table.
+fn value_at(values: &BTreeMap<String, Value>, name: &str) -> Result<Value, String> {
+    if let Some(v) = values.get(name) {
+        return Ok(v.clone());
+    }
+    let mut parts = name.split('.');
+    let first = parts.next().unwrap_or("");
+    let mut v = values
+        .get(first)
+        .ok_or_else(|| format!("no step saved a value as `{first}`"))?;
+    for p in parts {
+        match v.get(p) {
+            Some(inner) => v = inner,
+            // Observed, and not what a table with this field would be.
+            None => return Ok(Value::Str(format!("(no `{p}` in {v})"))),
+        }
+    }
+    Ok(v.clone())
+}
+
+fn link(path: &str) -> Result<Value, String> {
+    std::fs::read_link(path)
+        .map(|t| Value::Str(t.to_string_lossy().into_owned()))
+        .map_err(|e| format!("cannot read {path}: {}", procfs::io_errno(&e)))
 }
 
 /// Another process through /proc/PID.
 fn seen(pid: i32, key: &ObsKey) -> Result<Value, String> {
     let dir = format!("/proc/{pid}");
     match key {
+        ObsKey::Mount(path) => mounts::at(&format!("{dir}/mountinfo"), path),
         ObsKey::Id("alive") => Ok(Value::Bool(ids::alive(pid))),
         ObsKey::Id(name) => ids::of(pid, name),
         ObsKey::Ns(link) => ns_link(&dir, *link),

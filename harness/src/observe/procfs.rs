@@ -57,3 +57,30 @@ pub fn pids() -> Result<Value, String> {
     v.sort();
     Ok(Value::ints(v))
 }
+
+/// Pids (in this /proc's numbering) whose parent is `pid`.
+pub fn children_of(pid: i32) -> Result<Value, String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))? {
+        let Some(n) = e.ok().and_then(|e| e.file_name().to_str()?.parse::<i32>().ok()) else {
+            continue;
+        };
+        if let Ok(pp) = status_field(&format!("/proc/{n}/status"), "PPid") {
+            if pp.trim().parse::<i32>() == Ok(pid) {
+                out.push(n as i64);
+            }
+        }
+    }
+    out.sort();
+    Ok(Value::ints(out))
+}
+
+/// Sorted entries of a directory.
+pub fn dir(path: &str) -> Result<Value, String> {
+    let mut names: Vec<String> = std::fs::read_dir(path)
+        .map_err(|e| format!("cannot list {path}: {}", io_errno(&e)))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    Ok(Value::strs(names))
+}

@@ -1,26 +1,20 @@
-//! Mounts, files and named fds.
+//! Mounts, files, directories and named fds.
 
-use super::{Fail, OpResult, expand};
-use crate::load::step::{MountArgs, UmountArgs, WriteArgs};
+use super::{Fail, OpResult, expand, keep};
+use crate::load::step::{ChmodArgs, MountArgs, Step, UmountArgs, WriteArgs};
 use crate::spawn::script::Proc;
 use crate::value::Value;
-use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
-use std::os::fd::{AsRawFd, OwnedFd};
-
-fn io(e: std::io::Error) -> Fail {
-    match e.raw_os_error() {
-        Some(n) => Fail::Errno(Errno::from_raw(n)),
-        None => Fail::Other(e.to_string()),
-    }
-}
+use std::collections::BTreeMap;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 pub fn mount(p: &mut Proc<'_>, m: &MountArgs) -> OpResult {
     let target = expand(p, &m.target)?;
     let source = m.source.as_deref().map(|s| expand(p, s)).transpose()?;
     let data = m.data.as_deref().map(|s| expand(p, s)).transpose()?;
     if m.mkdir {
-        std::fs::create_dir_all(&target).map_err(io)?;
+        std::fs::create_dir_all(&target)?;
     }
     let flags = MsFlags::from_bits_retain(m.flags.iter().fold(0, |a, f| a | f.bits()) as libc::c_ulong);
     nix::mount::mount(
@@ -46,7 +40,7 @@ pub fn umount(p: &mut Proc<'_>, u: &UmountArgs) -> OpResult {
 
 pub fn mkdir(p: &mut Proc<'_>, d: &str) -> OpResult {
     let d = expand(p, d)?;
-    std::fs::create_dir_all(&d).map_err(io)?;
+    std::fs::create_dir_all(&d)?;
     Ok(Value::Str(d))
 }
 
@@ -58,30 +52,53 @@ pub fn write(p: &mut Proc<'_>, w: &WriteArgs) -> OpResult {
         .write(true)
         .create(w.create)
         .truncate(w.create)
-        .open(&path)
-        .map_err(io)?;
+        .open(&path)?;
     let n = nix::unistd::write(&f, data.as_bytes())?;
     Ok(Value::Int(n as i64))
 }
 
 pub fn read(p: &mut Proc<'_>, path: &str) -> OpResult {
     let path = expand(p, path)?;
-    let t = std::fs::read(&path).map_err(io)?;
+    let t = std::fs::read(&path)?;
     Ok(Value::Str(crate::observe::normalize_text(&String::from_utf8_lossy(&t))))
 }
 
-pub fn open(p: &mut Proc<'_>, path: &str, name: Option<&str>) -> OpResult {
+pub fn chmod(p: &mut Proc<'_>, c: &ChmodArgs) -> OpResult {
+    let path = expand(p, &c.path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(c.mode))?;
+    Ok(Value::Int(c.mode as i64))
+}
+
+pub fn stat(p: &mut Proc<'_>, path: &str) -> OpResult {
     let path = expand(p, path)?;
-    let f = std::fs::File::open(&path).map_err(io)?;
-    let fd = OwnedFd::from(f);
-    // For an nsfs file the link text is the namespace identity: "uts:[4026532301]".
-    let what = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map(|t| t.to_string_lossy().into_owned())
-        .unwrap_or(path);
-    if let Some(n) = name {
-        p.fds.insert(n.to_string(), fd);
-    }
-    Ok(Value::Str(what))
+    let m = std::fs::symlink_metadata(&path)?;
+    let mut out = BTreeMap::new();
+    out.insert("uid".to_string(), Value::Int(m.uid() as i64));
+    out.insert("gid".to_string(), Value::Int(m.gid() as i64));
+    out.insert("mode".to_string(), Value::Int((m.mode() & 0o7777) as i64));
+    out.insert("ino".to_string(), Value::Int(m.ino() as i64));
+    out.insert("dev".to_string(), Value::Int(m.dev() as i64));
+    Ok(Value::Map(out))
+}
+
+pub fn chdir(p: &mut Proc<'_>, d: &str) -> OpResult {
+    let d = expand(p, d)?;
+    std::env::set_current_dir(&d)?;
+    Ok(Value::Str(d))
+}
+
+pub fn chroot(p: &mut Proc<'_>, d: &str) -> OpResult {
+    let d = expand(p, d)?;
+    nix::unistd::chroot(d.as_str())?;
+    std::env::set_current_dir("/")?;
+    Ok(Value::Str(d))
+}
+
+pub fn open(p: &mut Proc<'_>, step: &Step, path: &str) -> OpResult {
+    let path = expand(p, path)?;
+    let f = std::fs::File::open(&path)?;
+    let v = keep(p, step, OwnedFd::from(f));
+    Ok(v)
 }
 
 pub fn close(p: &mut Proc<'_>, name: &str) -> OpResult {
@@ -92,4 +109,13 @@ pub fn close(p: &mut Proc<'_>, name: &str) -> OpResult {
         }
         None => Err(Fail::Other(format!("no fd is kept as `{name}`"))),
     }
+}
+
+pub fn memfd(p: &mut Proc<'_>, step: &Step, name: &str) -> OpResult {
+    let c = std::ffi::CString::new(name).map_err(|e| Fail::Other(e.to_string()))?;
+    let fd = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(super::last());
+    }
+    Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
 }

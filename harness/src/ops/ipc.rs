@@ -1,9 +1,11 @@
-//! System V IPC objects.
+//! System V IPC objects and POSIX message queues.
 
-use super::OpResult;
-use crate::load::step::IpcArgs;
+use super::{Fail, OpResult, check, expand, fd_of, keep, last, signal_number};
+use crate::load::step::{IpcArgs, KeyOnly, KeyText, MqNotifyArgs, MqOpenArgs, MqSendArgs, SemArgs, Step};
+use crate::spawn::script::Proc;
 use crate::value::Value;
-use nix::errno::Errno;
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd};
 
 fn flags(a: &IpcArgs) -> i32 {
     let mut f = 0o600;
@@ -17,11 +19,7 @@ fn flags(a: &IpcArgs) -> i32 {
 }
 
 fn done(r: i32) -> OpResult {
-    if r < 0 {
-        Err(Errno::last().into())
-    } else {
-        Ok(Value::Int(r as i64))
-    }
+    if r < 0 { Err(last()) } else { Ok(Value::Int(r as i64)) }
 }
 
 pub fn msgget(a: &IpcArgs) -> OpResult {
@@ -34,4 +32,191 @@ pub fn shmget(a: &IpcArgs) -> OpResult {
 
 pub fn semget(a: &IpcArgs) -> OpResult {
     done(unsafe { libc::semget(a.key as libc::key_t, a.nsems.unwrap_or(1), flags(a)) })
+}
+
+/// Attach the existing segment with `key` for the length of `f`.
+fn with_shm<T>(key: i64, f: impl FnOnce(*mut u8, usize) -> T) -> Result<T, Fail> {
+    let id = unsafe { libc::shmget(key as libc::key_t, 0, 0) };
+    if id < 0 {
+        return Err(last());
+    }
+    let mut ds: libc::shmid_ds = unsafe { std::mem::zeroed() };
+    if unsafe { libc::shmctl(id, libc::IPC_STAT, &mut ds) } < 0 {
+        return Err(last());
+    }
+    let addr = unsafe { libc::shmat(id, std::ptr::null(), 0) };
+    if addr as isize == -1 {
+        return Err(last());
+    }
+    let out = f(addr as *mut u8, ds.shm_segsz);
+    unsafe { libc::shmdt(addr) };
+    Ok(out)
+}
+
+pub fn shm_write(a: &KeyText) -> OpResult {
+    let text = a.text.as_bytes().to_vec();
+    with_shm(a.key, |ptr, len| {
+        let n = text.len().min(len.saturating_sub(1));
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), ptr, n);
+            *ptr.add(n) = 0;
+        }
+        Value::Int(n as i64)
+    })
+}
+
+pub fn shm_read(a: &KeyOnly) -> OpResult {
+    with_shm(a.key, |ptr, len| {
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+        let end = bytes.iter().position(|&b| b == 0).unwrap_or(len);
+        Value::Str(String::from_utf8_lossy(&bytes[..end]).into_owned())
+    })
+}
+
+#[repr(C)]
+struct MsgBuf {
+    mtype: libc::c_long,
+    text: [u8; 256],
+}
+
+fn msqid(key: i64) -> Result<i32, Fail> {
+    let id = unsafe { libc::msgget(key as libc::key_t, 0) };
+    if id < 0 { Err(last()) } else { Ok(id) }
+}
+
+pub fn msgsnd(a: &KeyText) -> OpResult {
+    let id = msqid(a.key)?;
+    let mut m = MsgBuf {
+        mtype: 1,
+        text: [0; 256],
+    };
+    let n = a.text.len().min(255);
+    m.text[..n].copy_from_slice(&a.text.as_bytes()[..n]);
+    check(unsafe { libc::msgsnd(id, (&m as *const MsgBuf).cast(), n, libc::IPC_NOWAIT) } as libc::c_long)?;
+    Ok(Value::Int(n as i64))
+}
+
+pub fn msgrcv(a: &KeyOnly) -> OpResult {
+    let id = msqid(a.key)?;
+    let mut m = MsgBuf {
+        mtype: 0,
+        text: [0; 256],
+    };
+    let n = unsafe { libc::msgrcv(id, (&mut m as *mut MsgBuf).cast(), 255, 0, libc::IPC_NOWAIT) };
+    check(n as libc::c_long)?;
+    Ok(Value::Str(String::from_utf8_lossy(&m.text[..n as usize]).into_owned()))
+}
+
+fn semid(key: i64) -> Result<i32, Fail> {
+    let id = unsafe { libc::semget(key as libc::key_t, 0, 0) };
+    if id < 0 { Err(last()) } else { Ok(id) }
+}
+
+pub fn semop(a: &SemArgs) -> OpResult {
+    let id = semid(a.key)?;
+    let mut op = libc::sembuf {
+        sem_num: 0,
+        sem_op: a.value as i16,
+        sem_flg: libc::IPC_NOWAIT as i16,
+    };
+    check(unsafe { libc::semop(id, &mut op, 1) } as libc::c_long)?;
+    Ok(Value::Int(a.value as i64))
+}
+
+pub fn semset(a: &SemArgs) -> OpResult {
+    let id = semid(a.key)?;
+    check(unsafe { libc::semctl(id, 0, libc::SETVAL, a.value) } as libc::c_long)?;
+    Ok(Value::Int(a.value as i64))
+}
+
+fn cname(s: &str) -> Result<CString, Fail> {
+    CString::new(s).map_err(|e| Fail::Other(e.to_string()))
+}
+
+pub fn mq_open(p: &mut Proc<'_>, step: &Step, a: &MqOpenArgs) -> OpResult {
+    let name = cname(&expand(p, &a.name)?)?;
+    let mut flags = libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK;
+    if a.create {
+        flags |= libc::O_CREAT;
+    }
+    if a.excl {
+        flags |= libc::O_EXCL;
+    }
+    let fd = if a.maxmsg.is_some() || a.msgsize.is_some() {
+        let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+        attr.mq_maxmsg = a.maxmsg.unwrap_or(10);
+        attr.mq_msgsize = a.msgsize.unwrap_or(128);
+        unsafe {
+            libc::mq_open(
+                name.as_ptr(),
+                flags,
+                0o600 as libc::mode_t,
+                &attr as *const libc::mq_attr,
+            )
+        }
+    } else {
+        unsafe {
+            libc::mq_open(
+                name.as_ptr(),
+                flags,
+                0o600 as libc::mode_t,
+                std::ptr::null::<libc::mq_attr>(),
+            )
+        }
+    };
+    if fd < 0 {
+        return Err(last());
+    }
+    Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// A kept queue fd, or a queue name opened (and closed) for the call.
+fn queue(p: &Proc<'_>, q: &str) -> Result<(libc::mqd_t, Option<OwnedFd>), Fail> {
+    if q.starts_with('/') {
+        let name = cname(&expand(p, q)?)?;
+        let fd = unsafe { libc::mq_open(name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) };
+        if fd < 0 {
+            return Err(last());
+        }
+        Ok((fd, Some(unsafe { OwnedFd::from_raw_fd(fd) })))
+    } else {
+        Ok((fd_of(p, q)?, None))
+    }
+}
+
+pub fn mq_send(p: &mut Proc<'_>, a: &MqSendArgs) -> OpResult {
+    let (fd, _keep) = queue(p, &a.queue)?;
+    check(unsafe { libc::mq_send(fd, a.text.as_ptr().cast(), a.text.len(), 0) } as libc::c_long)?;
+    Ok(Value::Int(a.text.len() as i64))
+}
+
+pub fn mq_receive(p: &mut Proc<'_>, q: &str) -> OpResult {
+    let (fd, _keep) = queue(p, q)?;
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::mq_getattr(fd, &mut attr) } as libc::c_long)?;
+    let mut buf = vec![0u8; attr.mq_msgsize as usize];
+    let n = unsafe { libc::mq_receive(fd, buf.as_mut_ptr().cast(), buf.len(), std::ptr::null_mut()) };
+    check(n as libc::c_long)?;
+    Ok(Value::Str(String::from_utf8_lossy(&buf[..n as usize]).into_owned()))
+}
+
+pub fn mq_notify(p: &mut Proc<'_>, a: &MqNotifyArgs) -> OpResult {
+    let (fd, keep_open) = queue(p, &a.queue)?;
+    if keep_open.is_some() {
+        return Err(Fail::Other(
+            "mq_notify needs a kept queue fd (the registration goes with it)".into(),
+        ));
+    }
+    let sig = signal_number(&a.signal).ok_or_else(|| Fail::Other(format!("unknown signal {:?}", a.signal)))?;
+    let mut ev: libc::sigevent = unsafe { std::mem::zeroed() };
+    ev.sigev_notify = libc::SIGEV_SIGNAL;
+    ev.sigev_signo = sig;
+    check(unsafe { libc::mq_notify(fd, &ev) } as libc::c_long)?;
+    Ok(Value::Int(sig as i64))
+}
+
+pub fn mq_unlink(name: &str) -> OpResult {
+    let n = cname(name)?;
+    check(unsafe { libc::mq_unlink(n.as_ptr()) } as libc::c_long)?;
+    Ok(Value::Bool(true))
 }

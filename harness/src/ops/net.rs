@@ -1,7 +1,7 @@
-//! Network links, over rtnetlink.
+//! Network links and addresses, over rtnetlink.
 
 use super::{Fail, OpResult, expand};
-use crate::load::step::{LinkArgs, VethArgs};
+use crate::load::step::{AddrArgs, LinkArgs, NetnsidArgs, VethArgs};
 use crate::netlink::Route;
 use crate::spawn::script::Proc;
 use crate::value::Value;
@@ -21,11 +21,32 @@ pub fn link(p: &mut Proc<'_>, l: &LinkArgs) -> OpResult {
     }
     if let Some(ns) = &l.netns {
         let path = expand(p, ns)?;
-        let f = std::fs::File::open(&path).map_err(|e| Fail::Other(format!("cannot open {path}: {e}")))?;
+        let f = std::fs::File::open(&path)?;
         rt.move_to_netns(index, f.as_raw_fd())?;
     }
     if l.delete {
         rt.delete(index)?;
     }
     Ok(Value::Int(index as i64))
+}
+
+pub fn addr(a: &AddrArgs) -> OpResult {
+    let (ip, prefix) = a
+        .address
+        .split_once('/')
+        .ok_or_else(|| Fail::Other(format!("{:?} needs a /prefix", a.address)))?;
+    let ip: std::net::IpAddr = ip.parse().map_err(|e| Fail::Other(format!("{ip:?}: {e}")))?;
+    let prefix: u8 = prefix.parse().map_err(|e| Fail::Other(format!("{prefix:?}: {e}")))?;
+    let mut rt = Route::open()?;
+    let index = rt.index_of(&a.link)?;
+    rt.add_address(index, ip, prefix)?;
+    Ok(Value::Str(a.address.clone()))
+}
+
+pub fn netnsid(p: &mut Proc<'_>, a: &NetnsidArgs) -> OpResult {
+    let path = expand(p, &a.netns)?;
+    let f = std::fs::File::open(&path)?;
+    let mut rt = Route::open()?;
+    rt.new_nsid(f.as_raw_fd(), a.id)?;
+    Ok(Value::Int(a.id as i64))
 }

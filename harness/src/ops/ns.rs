@@ -1,14 +1,15 @@
-//! unshare and setns. In a control run, the namespace types under test are
-//! left out here too.
+//! unshare, setns, pidfds and the nsfs ioctls. In a control run, the
+//! namespace types under test are left out here too.
 
-use super::{Fail, OpResult, expand};
+use super::{Fail, OpResult, expand, fd_of, keep, pid_of};
 use crate::load::flags::FlagSet;
 use crate::load::ns::Ns;
-use crate::load::step::SetnsArgs;
+use crate::load::step::{IoctlArgs, SetnsArgs, Step};
 use crate::spawn::script::Proc;
 use crate::sys;
 use crate::value::Value;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 fn effective(p: &Proc<'_>, f: &FlagSet) -> FlagSet {
     if p.trial.dropped.is_empty() {
@@ -29,21 +30,10 @@ pub fn setns(p: &mut Proc<'_>, a: &SetnsArgs) -> OpResult {
     let opened: Option<OwnedFd>;
     let fd = if let Some(path) = &a.path {
         let path = expand(p, path)?;
-        let f = std::fs::File::open(&path).map_err(|e| match e.raw_os_error() {
-            Some(n) => Fail::Errno(nix::errno::Errno::from_raw(n)),
-            None => Fail::Other(e.to_string()),
-        })?;
-        opened = Some(OwnedFd::from(f));
+        opened = Some(OwnedFd::from(std::fs::File::open(&path)?));
         opened.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1)
     } else if let Some(name) = &a.fd {
-        match name.parse::<i32>() {
-            Ok(n) => n,
-            Err(_) => p
-                .fds
-                .get(name)
-                .map(|f| f.as_raw_fd())
-                .ok_or_else(|| Fail::Other(format!("no fd is kept as `{name}`")))?,
-        }
+        fd_of(p, name)?
     } else if let Some(target) = &a.pidfd {
         let pid: i32 = p
             .vars
@@ -69,4 +59,54 @@ pub fn setns(p: &mut Proc<'_>, a: &SetnsArgs) -> OpResult {
     }
     sys::setns_raw(fd, nstype.bits() as i64)?;
     Ok(Value::Str(nstype.describe()))
+}
+
+pub fn pidfd(p: &mut Proc<'_>, step: &Step, pid: &str) -> OpResult {
+    let pid = pid_of(p, pid)?;
+    let fd = sys::pidfd_open(pid)?;
+    Ok(keep(p, step, fd))
+}
+
+/// PIDFD_GET_INFO (linux/pidfd.h): request the pid, creds and cgroup id.
+const PIDFD_GET_INFO: u64 = 0xc040_ff0b;
+
+pub fn ioctl(p: &mut Proc<'_>, step: &Step, a: &IoctlArgs) -> OpResult {
+    let opened;
+    let fd = match (&a.fd, &a.path) {
+        (Some(name), None) => fd_of(p, name)?,
+        (None, Some(path)) => {
+            let path = expand(p, path)?;
+            opened = OwnedFd::from(std::fs::File::open(&path)?);
+            opened.as_raw_fd()
+        }
+        _ => return Err(Fail::Other("ioctl needs one of fd and path".into())),
+    };
+    let returns_fd = |r: i64, p: &mut Proc<'_>| keep(p, step, unsafe { OwnedFd::from_raw_fd(r as i32) });
+    match a.request.as_str() {
+        "NS_GET_USERNS" => Ok(returns_fd(sys::ioctl_none(fd, sys::NS_GET_USERNS)?, p)),
+        "NS_GET_PARENT" => Ok(returns_fd(sys::ioctl_none(fd, sys::NS_GET_PARENT)?, p)),
+        "SIOCGSKNS" => Ok(returns_fd(sys::ioctl_none(fd, sys::SIOCGSKNS)?, p)),
+        "NS_GET_NSTYPE" => Ok(Value::Int(sys::ioctl_none(fd, sys::NS_GET_NSTYPE)?)),
+        "NS_GET_OWNER_UID" => Ok(Value::Int(sys::ioctl_u32(fd, sys::NS_GET_OWNER_UID)? as i64)),
+        "NS_GET_ID" => Ok(Value::Int(sys::ioctl_u64(fd, sys::NS_GET_ID)? as i64)),
+        "NS_GET_MNTNS_ID" => Ok(Value::Int(sys::ioctl_u64(fd, sys::NS_GET_MNTNS_ID)? as i64)),
+        "PIDFD_GET_INFO" => {
+            // struct pidfd_info: mask, cgroupid, pid, tgid, ppid, ruid, rgid, euid, egid, ...
+            let mut info = [0u64; 8];
+            info[0] = 1 | 2; // PIDFD_INFO_PID | PIDFD_INFO_CREDS
+            if unsafe { libc::ioctl(fd, PIDFD_GET_INFO as _, info.as_mut_ptr()) } < 0 {
+                return Err(super::last());
+            }
+            let words: [u32; 12] = unsafe {
+                std::mem::transmute::<[u64; 6], [u32; 12]>([info[2], info[3], info[4], info[5], info[6], info[7]])
+            };
+            let mut m = BTreeMap::new();
+            m.insert("pid".to_string(), Value::Int(words[0] as i64));
+            m.insert("tgid".to_string(), Value::Int(words[1] as i64));
+            m.insert("ppid".to_string(), Value::Int(words[2] as i64));
+            m.insert("uid".to_string(), Value::Int(words[3] as i64));
+            Ok(Value::Map(m))
+        }
+        other => Err(Fail::Other(format!("unknown ioctl request {other:?}"))),
+    }
 }

@@ -1,12 +1,11 @@
 //! Process creation as a checked call (clone, clone3), held children (fork),
 //! and signals.
 
-use super::{Fail, OpResult, expand, signal_number};
-use crate::load::step::{Clone3Args, CloneArgs, KillArgs};
+use super::{Fail, OpResult, expand};
+use crate::load::step::{Clone3Args, CloneArgs, ForkArgs};
 use crate::spawn::script::Proc;
 use crate::sys;
 use crate::value::Value;
-use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
@@ -118,33 +117,31 @@ pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
     }
 }
 
-/// Fork `count` children that wait until this process ends; their pids are the value.
-pub fn fork(p: &mut Proc<'_>, count: u32) -> OpResult {
+/// Fork `count` children (with extra clone flags, if any) that wait until
+/// this process ends, or exit at once; their pids are the value.
+pub fn fork(p: &mut Proc<'_>, a: &ForkArgs) -> OpResult {
+    let flags = a.flags.without(p.trial.dropped).bits();
+    if flags & (libc::CLONE_VM | libc::CLONE_THREAD) as u64 != 0 {
+        return Err(Fail::Other("fork children cannot share memory".into()));
+    }
     let mut pids = Vec::new();
-    for _ in 0..count {
-        match unsafe { nix::unistd::fork() }? {
-            nix::unistd::ForkResult::Child => {
-                sys::die_with_parent(None);
-                loop {
-                    unsafe { libc::pause() };
-                }
+    for _ in 0..a.count {
+        let pid = unsafe { sys::clone_raw(flags | libc::SIGCHLD as u64) }?;
+        if pid == 0 {
+            if a.exit {
+                unsafe { libc::_exit(0) };
             }
-            nix::unistd::ForkResult::Parent { child } => {
-                p.held.push(child.as_raw());
-                pids.push(child.as_raw() as i64);
+            if !a.orphan {
+                sys::die_with_parent(None);
+            }
+            loop {
+                unsafe { libc::pause() };
             }
         }
+        if !a.orphan {
+            p.held.push(pid);
+        }
+        pids.push(pid as i64);
     }
     Ok(Value::ints(pids))
-}
-
-pub fn kill(p: &mut Proc<'_>, k: &KillArgs) -> OpResult {
-    let pid: i32 = expand(p, &k.pid)?
-        .parse()
-        .map_err(|_| Fail::Other(format!("{:?} is not a pid", k.pid)))?;
-    let sig = signal_number(&k.signal).ok_or_else(|| Fail::Other(format!("unknown signal {:?}", k.signal)))?;
-    if unsafe { libc::kill(pid, sig) } < 0 {
-        return Err(Errno::last().into());
-    }
-    Ok(Value::Int(pid as i64))
 }

@@ -134,7 +134,7 @@ pub fn referenced_keys(spec: &CaseSpec) -> BTreeMap<String, BTreeSet<ObsKey>> {
             let (key, refs): (ObsKey, Vec<String>) = match &c {
                 Check::Value(k, m) => (k.clone(), m.references().into_iter().map(String::from).collect()),
                 Check::Ns(k, m) => (k.clone(), vec![m.reference().to_string()]),
-                Check::Mount(..) => continue,
+                Check::Mount(..) | Check::SeenMount(..) => continue,
             };
             // A `seen.X.ns.uts` compares with the reference's own `ns.uts`.
             let key = match key {

@@ -84,6 +84,14 @@ pub fn collect(zygote: &Zygote, index: usize, timeout: Duration) -> Result<Outco
     Ok(out)
 }
 
+/// The placeholders expected literals may use, from a process's own variables.
+pub fn literal_vars(v: &std::collections::BTreeMap<String, String>) -> Vars {
+    ["uid", "gid", "euid", "egid", "scratch"]
+        .iter()
+        .filter_map(|k| v.get(*k).map(|x| (k.to_string(), x.clone())))
+        .collect()
+}
+
 pub fn vars(env: &RunEnv) -> Vars {
     [
         ("uid".to_string(), env.uid.to_string()),

@@ -5,7 +5,7 @@
 use super::channel::Channel;
 use super::script::{Out, Proc, Trial};
 use super::wire::{Msg, StepFailure, describe_status};
-use crate::load::model::{How, ProcSpec};
+use crate::load::model::{ExitSpec, How, ProcSpec};
 use crate::load::ns::Ns;
 use crate::runner::Launch;
 use crate::sys;
@@ -180,7 +180,9 @@ fn native(
                 None
             };
             let mut stack = vec![0u8; 1 << 20];
-            let cb = Box::new(|| body(&|| Ok(())) as isize);
+            // _exit (exit_group): returning would end only this thread, and a
+            // case may have started others.
+            let cb = Box::new(|| unsafe { libc::_exit(body(&|| Ok(()))) });
             let r = unsafe {
                 nix::sched::clone(
                     cb,
@@ -432,11 +434,11 @@ pub fn relay(p: &mut Proc<'_>, r: &Running, on_sync: &mut dyn FnMut(&mut Proc<'_
 }
 
 /// Tell a process to exit, reap it, and check its exit status.
-pub fn finish(p: &mut Proc<'_>, r: Running, expect_exit: Option<i32>) -> String {
+pub fn finish(p: &mut Proc<'_>, r: Running, expect_exit: Option<&ExitSpec>) -> String {
     let _ = r.chan.send(&Msg::Exit);
     drop(r.chan);
     let status = reap_now(r.reap);
-    let want = format!("exited {}", expect_exit.unwrap_or(0));
+    let want = expect_exit.map(|e| e.describe()).unwrap_or_else(|| "exited 0".into());
     if status != want {
         let f = StepFailure {
             proc_label: r.label.clone(),
@@ -458,7 +460,7 @@ pub fn spawn_nested(p: &mut Proc<'_>, spec: &ProcSpec, label: &str) -> Result<()
     r.chan.send(&Msg::Go { context }).map_err(|e| format!("go: {e}"))?;
     let mut no_sync = |p: &mut Proc<'_>, name: &str| p.progress(format!("ignored sync {name:?} from a spawn"));
     relay(p, &r, &mut no_sync);
-    finish(p, r, spec.exit);
+    finish(p, r, spec.exit.as_ref());
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
     let parent = &spec.parent;
     let mut p = Proc::new(trial, "parent".into(), Out::Sandbox(out));
     p.vars.insert("parent".into(), unsafe { libc::getpid() }.to_string());
+    p.vars.insert("clockref".into(), crate::ops::time::clock_reference());
     let mut no_sync = |_: &mut Proc<'_>, _: &str| -> Result<(), String> { Err("only the child syncs".into()) };
 
     p.run_steps("setup", &parent.setup, &mut no_sync);
@@ -83,13 +84,13 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
     }
     if let Some(r) = child.take() {
         let label = r.label.clone();
-        let status = create::finish(&mut p, r, child_spec.exit);
+        let status = create::finish(&mut p, r, child_spec.exit.as_ref());
         exits(&mut p).insert(label, status);
     }
     p.run_steps("after", &parent.after, &mut no_sync);
     for (r, ps) in peers {
         let label = r.label.clone();
-        let status = create::finish(&mut p, r, ps.exit);
+        let status = create::finish(&mut p, r, ps.exit.as_ref());
         exits(&mut p).insert(label, status);
     }
     p.release_held();

@@ -4,7 +4,7 @@
 use super::channel::Channel;
 use super::wire::{CommandLog, Msg, Report, Snapshot, StepFailure};
 use crate::load::Case;
-use crate::load::expect::{Check, Expect, ObsKey};
+use crate::load::expect::{Expect, ObsKey};
 use crate::load::flags::errno_name;
 use crate::load::ns::{Ns, NsLink};
 use crate::load::step::{Op, Step};
@@ -74,6 +74,8 @@ pub struct Proc<'a> {
     pub held: Vec<i32>,
     /// A required step failed: the rest of the steps are skipped.
     pub stopped: bool,
+    /// The last sender each socket received from (for replies).
+    pub peers: BTreeMap<String, nix::sys::socket::SockaddrStorage>,
 }
 
 impl<'a> Proc<'a> {
@@ -93,6 +95,7 @@ impl<'a> Proc<'a> {
             vars,
             held: Vec::new(),
             stopped: false,
+            peers: BTreeMap::new(),
         }
     }
 
@@ -170,6 +173,7 @@ impl<'a> Proc<'a> {
             self.progress(format!("{phase} step {i}: {}", describe(step)));
             match &step.op {
                 Op::Expect(e) | Op::Isolation(e) => {
+                    self.settle(e, step.retry.as_deref());
                     let at = procs::step_at(phase, i);
                     self.snapshot(&at, &[e], None);
                 }
@@ -185,9 +189,47 @@ impl<'a> Proc<'a> {
                     }
                 }
                 op => {
-                    let r = ops::run(op, step, self);
+                    let r = self.attempt(op, step);
                     self.judge(phase, i, step, r);
                 }
+            }
+        }
+    }
+
+    /// Whether an outcome is what the step requires: (ok, expected, got).
+    fn verdict(step: &Step, r: &Result<Value, Fail>) -> (bool, String, String) {
+        let got = match r {
+            Ok(_) => "success".to_string(),
+            Err(f) => f.to_string(),
+        };
+        if step.may_fail {
+            return (true, String::new(), got);
+        }
+        let (ok, expected) = match (&step.errno, step.status, r) {
+            (Some(want), _, Err(Fail::Errno(e))) => (*e as i32 == want.0, want.to_string()),
+            (Some(want), _, _) => (false, want.to_string()),
+            (None, Some(0) | None, Ok(_)) => (true, String::new()),
+            (None, Some(s), Err(Fail::Status(code, _))) => (*code == s, format!("exit status {s}")),
+            (None, Some(s), _) => (false, format!("exit status {s}")),
+            (None, None, Err(_)) => (false, "success".to_string()),
+        };
+        (ok, expected, got)
+    }
+
+    /// Run an op, again and again while `retry` allows and the outcome is not the required one.
+    fn attempt(&mut self, op: &Op, step: &Step) -> Result<Value, Fail> {
+        let deadline = step
+            .retry
+            .as_deref()
+            .and_then(crate::load::model::parse_duration)
+            .map(|d| std::time::Instant::now() + d);
+        loop {
+            let r = ops::run(op, step, self);
+            match deadline {
+                Some(d) if !Self::verdict(step, &r).0 && std::time::Instant::now() < d => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                _ => return r,
             }
         }
     }
@@ -200,41 +242,50 @@ impl<'a> Proc<'a> {
             Err(Fail::Other(m)) => Value::Str(m.clone()),
         };
         if let Some(name) = &step.save_as {
-            if !matches!(step.op, Op::Open(_)) {
-                self.values.insert(name.clone(), saved);
-            }
+            self.values.insert(name.clone(), saved);
         }
-        if step.may_fail {
-            return;
-        }
-        let got = match &r {
-            Ok(_) => "success".to_string(),
-            Err(f) => f.to_string(),
-        };
-        let (ok, expected) = match (&step.errno, step.status, &r) {
-            (Some(want), _, Err(Fail::Errno(e))) => (*e as i32 == want.0, want.to_string()),
-            (Some(want), _, _) => (false, want.to_string()),
-            (None, Some(0) | None, Ok(_)) => (true, String::new()),
-            (None, Some(s), Err(Fail::Status(code, _))) => (*code == s, format!("exit status {s}")),
-            (None, Some(s), _) => (false, format!("exit status {s}")),
-            (None, None, Err(_)) => (false, "success".to_string()),
-        };
+        let (ok, expected, got) = Self::verdict(step, &r);
         if !ok {
             self.fail(phase, i, step, expected, got);
+        }
+    }
+
+    /// Observe until the table's value checks hold (or the retry time is up).
+    fn settle(&mut self, e: &Expect, retry: Option<&str>) {
+        let Some(d) = retry.and_then(crate::load::model::parse_duration) else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + d;
+        let vars = crate::report::literal_vars(&self.vars);
+        while std::time::Instant::now() < deadline {
+            let ctx = crate::observe::Ctx {
+                values: &self.values,
+                vars: &self.vars,
+            };
+            let holds = e.checks().iter().all(|c| {
+                let v = match crate::observe::observe(&c.key(), &ctx) {
+                    super::wire::Obs::Ok(v) => v,
+                    super::wire::Obs::Err(_) => return false,
+                };
+                match c {
+                    crate::load::expect::Check::Value(_, m) if m.references().is_empty() => {
+                        crate::compare::eval::matches(m, &v, &vars, &|_| None)
+                    }
+                    crate::load::expect::Check::Mount(_, me) => crate::compare::mount_holds(me, &v, &vars),
+                    _ => true,
+                }
+            });
+            if holds {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 
     /// Observe what `tables` check (plus what others compare with at "end",
     /// plus this process's namespaces) and send it.
     pub fn snapshot(&mut self, at: &str, tables: &[&Expect], extra: Option<&BTreeSet<ObsKey>>) {
-        let mut keys: BTreeSet<ObsKey> = tables
-            .iter()
-            .flat_map(|t| t.checks())
-            .map(|c| match c {
-                Check::Value(k, _) | Check::Ns(k, _) => k,
-                Check::Mount(p, _) => ObsKey::Mount(p),
-            })
-            .collect();
+        let mut keys: BTreeSet<ObsKey> = tables.iter().flat_map(|t| t.checks()).map(|c| c.key()).collect();
         if let Some(extra) = extra {
             keys.extend(extra.iter().cloned());
         }
@@ -299,22 +350,16 @@ pub fn describe(step: &Step) -> String {
             m.flags
         ),
         Op::Umount(u) => format!("umount({}{})", u.target, if u.detach { ", MNT_DETACH" } else { "" }),
-        Op::Mkdir(p) => format!("mkdir {p}"),
         Op::Write(w) => format!("write {:?} to {}", w.data, w.path),
-        Op::Read(p) => format!("read {p}"),
-        Op::Open(p) => format!("open {p}"),
-        Op::Close(n) => format!("close {n}"),
-        Op::Msgget(a) => format!("msgget({:#x})", a.key),
-        Op::Shmget(a) => format!("shmget({:#x})", a.key),
-        Op::Semget(a) => format!("semget({:#x})", a.key),
-        Op::Veth(v) => format!("veth {} <-> {}", v.name, v.peer),
-        Op::Link(l) => format!("link {}", l.name),
-        Op::DropPrivileges(_) => "drop privileges".to_string(),
         Op::Kill(k) => format!("kill({}, {})", k.pid, k.signal),
-        Op::Sleep(d) => format!("sleep {d}"),
         Op::Expect(_) => "expect".to_string(),
         Op::Isolation(_) => "isolation".to_string(),
         Op::Sync(n) => format!("sync {n:?}"),
+        other => {
+            let args = other.args_debug();
+            let args = args.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_');
+            format!("{} {}", other.name(), args.trim())
+        }
     };
     match &step.why {
         Some(w) => format!("{what} ({w})"),

@@ -258,7 +258,7 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
     let cb = Box::new(|| {
         let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
         let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-        sandbox::main(spec, env, runner, pipe, go) as isize
+        unsafe { libc::_exit(sandbox::main(spec, env, runner, pipe, go)) }
     });
     let pid = unsafe {
         nix::sched::clone(

@@ -1,0 +1,132 @@
+//! Credentials, capabilities, process flags, resource limits.
+
+use super::{Fail, OpResult, keep, last};
+use crate::load::step::{RlimitArgs, Step};
+use crate::spawn::script::Proc;
+use crate::sys;
+use crate::value::Value;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+pub fn setuid(u: u32) -> OpResult {
+    let u = nix::unistd::Uid::from_raw(u);
+    nix::unistd::setresuid(u, u, u)?;
+    Ok(Value::Int(u.as_raw() as i64))
+}
+
+pub fn setgid(g: u32) -> OpResult {
+    let g = nix::unistd::Gid::from_raw(g);
+    nix::unistd::setresgid(g, g, g)?;
+    Ok(Value::Int(g.as_raw() as i64))
+}
+
+pub fn setgroups(g: &[u32]) -> OpResult {
+    let gids: Vec<nix::unistd::Gid> = g.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+    nix::unistd::setgroups(&gids)?;
+    Ok(Value::ints(g.iter().map(|g| *g as i64)))
+}
+
+/// Capability names as in capabilities(7), without the CAP_ prefix.
+pub const CAP_NAMES: &[&str] = &[
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
+];
+
+pub fn cap_number(name: &str) -> Option<u32> {
+    let n = name.trim_start_matches("CAP_").to_lowercase();
+    CAP_NAMES.iter().position(|c| *c == n).map(|i| i as u32)
+}
+
+pub fn caps_drop(names: &[String]) -> OpResult {
+    let mut mask = 0u64;
+    for n in names {
+        let c = cap_number(n).ok_or_else(|| Fail::Other(format!("unknown capability {n:?}")))?;
+        mask |= 1 << c;
+        // The bounding set too, so an exec cannot bring it back.
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) };
+        unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_LOWER,
+                c as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+    }
+    let (e, p, i) = sys::capget()?;
+    sys::capset(e & !mask, p & !mask, i & !mask)?;
+    Ok(Value::strs(names.iter().cloned()))
+}
+
+pub fn prctl_flag(option: libc::c_int, on: bool) -> OpResult {
+    if unsafe { libc::prctl(option, on as libc::c_ulong, 0, 0, 0) } < 0 {
+        return Err(last());
+    }
+    Ok(Value::Bool(on))
+}
+
+pub fn setrlimit(a: &RlimitArgs) -> OpResult {
+    let res = match a.resource.as_str() {
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "nofile" => libc::RLIMIT_NOFILE,
+        other => return Err(Fail::Other(format!("unknown resource {other:?}"))),
+    };
+    let lim = libc::rlimit {
+        rlim_cur: a.soft,
+        rlim_max: a.hard,
+    };
+    if unsafe { libc::setrlimit(res, &lim) } < 0 {
+        return Err(last());
+    }
+    Ok(Value::Int(a.soft as i64))
+}
+
+pub fn fanotify_init(p: &mut Proc<'_>, step: &Step) -> OpResult {
+    const FAN_CLASS_NOTIF: libc::c_uint = 0;
+    const FAN_CLOEXEC: libc::c_uint = 1;
+    let fd = unsafe { libc::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC, libc::O_RDONLY as libc::c_uint) };
+    if fd < 0 {
+        return Err(last());
+    }
+    Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
+}

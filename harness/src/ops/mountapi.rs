@@ -1,0 +1,167 @@
+//! The new mount API and pivot_root: open_tree, move_mount, mount_setattr,
+//! listmount.
+
+use super::{Fail, OpResult, check, expand, fd_of, keep};
+use crate::load::step::{ListmountArgs, MountSetattrArgs, MoveMountArgs, OpenTreeArgs, PivotArgs, Step};
+use crate::spawn::script::Proc;
+use crate::sys;
+use crate::value::Value;
+use std::ffi::CString;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+const OPEN_TREE_CLONE: u32 = 1;
+const AT_RECURSIVE: u32 = 0x8000;
+const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
+const SYS_LISTMOUNT: libc::c_long = 458;
+const LSMT_ROOT: u64 = u64::MAX;
+
+fn c(s: &str) -> Result<CString, Fail> {
+    CString::new(s).map_err(|e| Fail::Other(e.to_string()))
+}
+
+pub fn pivot_root(p: &mut Proc<'_>, a: &PivotArgs) -> OpResult {
+    let (n, o) = (c(&expand(p, &a.new_root)?)?, c(&expand(p, &a.put_old)?)?);
+    check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) })?;
+    Ok(Value::Bool(true))
+}
+
+pub fn open_tree(p: &mut Proc<'_>, step: &Step, a: &OpenTreeArgs) -> OpResult {
+    let path = c(&expand(p, &a.path)?)?;
+    let mut flags = libc::O_CLOEXEC as u32;
+    if a.clone {
+        flags |= OPEN_TREE_CLONE;
+    }
+    if a.recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let fd = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
+    Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+}
+
+pub fn move_mount(p: &mut Proc<'_>, a: &MoveMountArgs) -> OpResult {
+    let fd = fd_of(p, &a.fd)?;
+    let target = c(&expand(p, &a.target)?)?;
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    })?;
+    Ok(Value::Bool(true))
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn attr_bit(name: &str) -> Result<u64, Fail> {
+    Ok(match name {
+        "rdonly" => 0x1,
+        "nosuid" => 0x2,
+        "nodev" => 0x4,
+        "noexec" => 0x8,
+        "noatime" => 0x10,
+        "strictatime" => 0x20,
+        "nodiratime" => 0x80,
+        "idmap" => 0x10_0000,
+        "nosymfollow" => 0x20_0000,
+        other => return Err(Fail::Other(format!("unknown mount attribute {other:?}"))),
+    })
+}
+
+fn propagation(v: &toml::Value) -> Result<u64, Fail> {
+    Ok(match v {
+        toml::Value::Integer(i) => *i as u64,
+        toml::Value::String(s) => match s.as_str() {
+            "shared" => libc::MS_SHARED,
+            "private" => libc::MS_PRIVATE,
+            "slave" => libc::MS_SLAVE,
+            "unbindable" => libc::MS_UNBINDABLE,
+            other => return Err(Fail::Other(format!("unknown propagation {other:?}"))),
+        },
+        other => return Err(Fail::Other(format!("propagation is a name or a number, not {other}"))),
+    })
+}
+
+pub fn mount_setattr(p: &mut Proc<'_>, a: &MountSetattrArgs) -> OpResult {
+    let mut attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    for s in &a.set {
+        attr.attr_set |= attr_bit(s)?;
+    }
+    for s in &a.clear {
+        attr.attr_clr |= attr_bit(s)?;
+    }
+    if let Some(v) = &a.propagation {
+        attr.propagation = propagation(v)?;
+    }
+    if let Some(u) = &a.userns {
+        attr.userns_fd = fd_of(p, u)? as u64;
+    }
+    let mut flags = if a.recursive { AT_RECURSIVE } else { 0 };
+    let (dfd, path) = match (&a.fd, &a.path) {
+        (Some(f), None) => {
+            flags |= libc::AT_EMPTY_PATH as u32;
+            (fd_of(p, f)?, c("")?)
+        }
+        (None, Some(path)) => (libc::AT_FDCWD, c(&expand(p, path)?)?),
+        _ => return Err(Fail::Other("mount_setattr needs one of path and fd".into())),
+    };
+    let size = a.size.unwrap_or(std::mem::size_of::<MountAttr>() as u64) as usize;
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dfd,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            size,
+        )
+    })?;
+    Ok(Value::Bool(true))
+}
+
+#[repr(C)]
+struct MntIdReq {
+    size: u32,
+    spare: u32,
+    mnt_id: u64,
+    param: u64,
+    mnt_ns_id: u64,
+}
+
+/// How many mounts listmount(LSMT_ROOT) lists in a mount namespace.
+pub fn listmount(p: &mut Proc<'_>, a: &ListmountArgs) -> OpResult {
+    let ns_id = match (&a.ns, &a.ns_id) {
+        (Some(f), _) => sys::ioctl_u64(fd_of(p, f)?, sys::NS_GET_MNTNS_ID)?,
+        (None, Some(v)) => {
+            p.values
+                .get(v)
+                .and_then(|x| x.as_int())
+                .ok_or_else(|| Fail::Other(format!("no mount namespace id kept as `{v}`")))? as u64
+        }
+        (None, None) => 0,
+    };
+    let req = MntIdReq {
+        size: std::mem::size_of::<MntIdReq>() as u32,
+        spare: 0,
+        mnt_id: LSMT_ROOT,
+        param: 0,
+        mnt_ns_id: ns_id,
+    };
+    let mut ids = vec![0u64; 4096];
+    let n = check(unsafe { libc::syscall(SYS_LISTMOUNT, &req as *const MntIdReq, ids.as_mut_ptr(), ids.len(), 0) })?;
+    Ok(Value::Int(n as i64))
+}

@@ -1,0 +1,181 @@
+//! Signals, pipes, O_ASYNC, file locks, reaping, and reboot(2) in a pid namespace.
+
+use super::{Fail, OpResult, duration, expand, fd_of, keep, last, pid_of, signal_number};
+use crate::load::step::{AsyncArgs, AwaitArgs, KillArgs, Step, WriteFdArgs};
+use crate::spawn::script::Proc;
+use crate::value::Value;
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+fn signal(name: &str) -> Result<i32, Fail> {
+    signal_number(name).ok_or_else(|| Fail::Other(format!("unknown signal {name:?}")))
+}
+
+pub fn kill(p: &mut Proc<'_>, k: &KillArgs) -> OpResult {
+    let pid = pid_of(p, &k.pid)?;
+    let sig = signal(&k.signal)?;
+    if unsafe { libc::kill(pid, sig) } < 0 {
+        return Err(last());
+    }
+    Ok(Value::Int(pid as i64))
+}
+
+fn set_of(names: &[String]) -> Result<libc::sigset_t, Fail> {
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigemptyset(&mut set) };
+    for n in names {
+        unsafe { libc::sigaddset(&mut set, signal(n)?) };
+    }
+    Ok(set)
+}
+
+pub fn block(names: &[String]) -> OpResult {
+    let set = set_of(names)?;
+    if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } < 0 {
+        return Err(last());
+    }
+    Ok(Value::strs(names.iter().cloned()))
+}
+
+/// sigtimedwait for a blocked signal; the siginfo fields that matter here.
+pub fn await_signal(a: &AwaitArgs) -> OpResult {
+    let set = set_of(std::slice::from_ref(&a.signal))?;
+    let d = duration(&a.timeout);
+    let ts = libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    };
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
+    if r < 0 {
+        return Err(last());
+    }
+    // The union after signo, errno, code (and padding) holds pid/uid for
+    // kill-style signals and band/fd for SIGIO-style ones.
+    let raw: &[u8] = unsafe {
+        std::slice::from_raw_parts(
+            (&info as *const libc::siginfo_t).cast::<u8>(),
+            std::mem::size_of::<libc::siginfo_t>(),
+        )
+    };
+    let i32_at = |o: usize| i32::from_ne_bytes([raw[o], raw[o + 1], raw[o + 2], raw[o + 3]]);
+    let mut m = BTreeMap::new();
+    m.insert("signal".to_string(), Value::Int(info.si_signo as i64));
+    m.insert("code".to_string(), Value::Int(info.si_code as i64));
+    m.insert("pid".to_string(), Value::Int(i32_at(16) as i64));
+    m.insert("uid".to_string(), Value::Int(i32_at(20) as u32 as i64));
+    m.insert("fd".to_string(), Value::Int(i32_at(24) as i64));
+    Ok(Value::Map(m))
+}
+
+pub fn pipe(p: &mut Proc<'_>, name: &str) -> OpResult {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let shown = format!("{} {}", r.as_raw_fd(), w.as_raw_fd());
+    p.fds.insert(format!("{name}.r"), r);
+    p.fds.insert(format!("{name}.w"), w);
+    Ok(Value::Str(shown))
+}
+
+/// fcntl's F_SETSIG (Linux), not in every libc crate.
+const F_SETSIG: libc::c_int = 10;
+
+pub fn async_io(p: &mut Proc<'_>, a: &AsyncArgs) -> OpResult {
+    let fd = fd_of(p, &a.fd)?;
+    let sig = signal(&a.signal)?;
+    unsafe {
+        if libc::fcntl(fd, libc::F_SETOWN, libc::getpid()) < 0
+            || libc::fcntl(fd, F_SETSIG, sig) < 0
+            || libc::fcntl(fd, libc::F_SETFL, libc::O_ASYNC | libc::O_NONBLOCK) < 0
+        {
+            return Err(last());
+        }
+    }
+    Ok(Value::Int(fd as i64))
+}
+
+pub fn write_fd(p: &mut Proc<'_>, a: &WriteFdArgs) -> OpResult {
+    let fd = fd_of(p, &a.fd)?;
+    let data = expand(p, &a.data)?;
+    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    if n < 0 {
+        return Err(last());
+    }
+    Ok(Value::Int(n as i64))
+}
+
+fn flock_write() -> libc::flock {
+    let mut l: libc::flock = unsafe { std::mem::zeroed() };
+    l.l_type = libc::F_WRLCK as i16;
+    l.l_whence = libc::SEEK_SET as i16;
+    l
+}
+
+pub fn lock(p: &mut Proc<'_>, step: &Step, path: &str) -> OpResult {
+    let path = expand(p, path)?;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    let l = flock_write();
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &l) } < 0 {
+        return Err(last());
+    }
+    Ok(keep(p, step, OwnedFd::from(f)))
+}
+
+pub fn getlk(p: &mut Proc<'_>, path: &str) -> OpResult {
+    let path = expand(p, path)?;
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
+    let mut l = flock_write();
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut l) } < 0 {
+        return Err(last());
+    }
+    let kind = match l.l_type as i32 {
+        libc::F_UNLCK => "unlocked",
+        libc::F_WRLCK => "write",
+        libc::F_RDLCK => "read",
+        _ => "?",
+    };
+    let mut m = BTreeMap::new();
+    m.insert("type".to_string(), Value::str(kind));
+    m.insert("pid".to_string(), Value::Int(l.l_pid as i64));
+    Ok(Value::Map(m))
+}
+
+pub fn reap(p: &mut Proc<'_>, what: &str) -> OpResult {
+    let pid = if what == "any" { -1 } else { pid_of(p, what)? };
+    let mut status = 0;
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    if r < 0 {
+        return Err(last());
+    }
+    p.held.retain(|h| *h != r);
+    Ok(Value::Int(r as i64))
+}
+
+/// reboot(2) is only ever called inside a pid namespace of the sandbox: in the
+/// initial pid namespace it would reboot the machine.
+pub fn reboot(cmd: &str) -> OpResult {
+    use std::os::unix::fs::MetadataExt;
+    const PID_NS_INIT_INO: u64 = 0xEFFF_FFFC;
+    let ino = std::fs::metadata("/proc/self/ns/pid")
+        .map(|m| m.ino())
+        .unwrap_or(PID_NS_INIT_INO);
+    if ino == PID_NS_INIT_INO {
+        return Err(Fail::Other("refusing reboot(2) in the initial pid namespace".into()));
+    }
+    let c: u32 = match cmd {
+        "restart" => 0x0123_4567,
+        "power_off" => 0x4321_FEDC,
+        "halt" => 0xCDEF_0123,
+        "cad_on" => 0x89AB_CDEF,
+        other => return Err(Fail::Other(format!("unknown reboot command {other:?}"))),
+    };
+    let r = unsafe { libc::syscall(libc::SYS_reboot, 0xfee1_deadu32, 672_274_793u32, c, 0usize) };
+    if r < 0 {
+        return Err(last());
+    }
+    Ok(Value::Bool(true))
+}

@@ -1,0 +1,205 @@
+//! Time namespaces: absolute sleeps and timers, and helper runs of the
+//! harness binary (after execve) that report capabilities and clock offsets.
+
+use super::{Fail, OpResult, last};
+use crate::load::step::AbsSleepArgs;
+use crate::spawn::script::Proc;
+use crate::value::Value;
+use std::collections::BTreeMap;
+
+/// argv[1] of the helper modes `exec_probe` runs.
+pub const HELPER_ARG: &str = "__nsconform_helper";
+
+pub fn now(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// The same clock read with the raw syscall rather than the vDSO.
+pub fn now_syscall(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::syscall(libc::SYS_clock_gettime, clock, &mut ts as *mut libc::timespec) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+/// A clock minus CLOCK_REALTIME (which no time namespace moves), in ns.
+pub fn against_realtime(clock: libc::clockid_t, syscall: bool) -> i128 {
+    if syscall {
+        now_syscall(clock) - now_syscall(libc::CLOCK_REALTIME)
+    } else {
+        now(clock) - now(libc::CLOCK_REALTIME)
+    }
+}
+
+/// The reference a creator hands down: "<monotonic-realtime> <boottime-realtime>" ns.
+pub fn clock_reference() -> String {
+    format!(
+        "{} {}",
+        against_realtime(libc::CLOCK_MONOTONIC, false),
+        against_realtime(libc::CLOCK_BOOTTIME, false)
+    )
+}
+
+fn ts(ns: i128) -> libc::timespec {
+    libc::timespec {
+        tv_sec: (ns / 1_000_000_000) as libc::time_t,
+        tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+    }
+}
+
+pub fn abs_sleep(a: &AbsSleepArgs) -> OpResult {
+    let start = now(libc::CLOCK_MONOTONIC);
+    let deadline = ts(start + a.ms as i128 * 1_000_000);
+    match a.api.as_str() {
+        "clock_nanosleep" => {
+            let r = unsafe {
+                libc::clock_nanosleep(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TIMER_ABSTIME,
+                    &deadline,
+                    std::ptr::null_mut(),
+                )
+            };
+            if r != 0 {
+                return Err(Fail::Errno(nix::errno::Errno::from_raw(r)));
+            }
+        }
+        "timerfd" => unsafe {
+            let fd = libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC);
+            if fd < 0 {
+                return Err(last());
+            }
+            let spec = libc::itimerspec {
+                it_interval: ts(0),
+                it_value: deadline,
+            };
+            let r = libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut());
+            let mut n = [0u8; 8];
+            let rd = if r == 0 {
+                libc::read(fd, n.as_mut_ptr().cast(), 8)
+            } else {
+                -1
+            };
+            let err = last();
+            libc::close(fd);
+            if r != 0 || rd != 8 {
+                return Err(err);
+            }
+        },
+        "timer" => unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            let mut ev: libc::sigevent = std::mem::zeroed();
+            ev.sigev_notify = libc::SIGEV_SIGNAL;
+            ev.sigev_signo = libc::SIGUSR2;
+            let mut t: libc::timer_t = std::mem::zeroed();
+            if libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut t) < 0 {
+                return Err(last());
+            }
+            let spec = libc::itimerspec {
+                it_interval: ts(0),
+                it_value: deadline,
+            };
+            let r = libc::timer_settime(t, libc::TIMER_ABSTIME, &spec, std::ptr::null_mut());
+            let wait = ts(10_000_000_000);
+            let got = if r == 0 {
+                libc::sigtimedwait(&set, std::ptr::null_mut(), &wait)
+            } else {
+                -1
+            };
+            let err = last();
+            libc::timer_delete(t);
+            if got < 0 {
+                return Err(err);
+            }
+        },
+        "futex" => {
+            let word: u32 = 0;
+            const FUTEX_WAIT_BITSET_PRIVATE: i32 = 9 | 128;
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    &word as *const u32,
+                    FUTEX_WAIT_BITSET_PRIVATE,
+                    0u32,
+                    &deadline as *const libc::timespec,
+                    std::ptr::null::<u32>(),
+                    u32::MAX,
+                )
+            };
+            if r == 0 || nix::errno::Errno::last() != nix::errno::Errno::ETIMEDOUT {
+                return Err(Fail::Other("the futex wait did not time out".into()));
+            }
+        }
+        other => return Err(Fail::Other(format!("unknown sleep api {other:?}"))),
+    }
+    Ok(Value::Int(((now(libc::CLOCK_MONOTONIC) - start) / 1_000_000) as i64))
+}
+
+/// Run the harness binary as a helper and parse its `key=value` words.
+pub fn exec_probe(p: &mut Proc<'_>, what: &str) -> OpResult {
+    let exe = std::fs::read_link("/proc/self/exe")?;
+    let reference = p.vars.get("clockref").cloned().unwrap_or_else(|| "0 0".into());
+    let out = std::process::Command::new(exe)
+        .arg(HELPER_ARG)
+        .arg(what)
+        .args(reference.split(' '))
+        .stdin(std::process::Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(Fail::Other(format!(
+            "the helper failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    let mut m = BTreeMap::new();
+    for word in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        if let Some((k, v)) = word.split_once('=') {
+            let v = v.parse::<i64>().map(Value::Int).unwrap_or_else(|_| Value::str(v));
+            m.insert(k.to_string(), v);
+        }
+    }
+    Ok(Value::Map(m))
+}
+
+/// Seconds a clock is shifted from the reference (rounded).
+pub fn shift_secs(ours: i128, reference: i128) -> i64 {
+    ((ours - reference) as f64 / 1e9).round() as i64
+}
+
+/// The helper modes: `caps` prints this process's capability sets, `clocks
+/// <mono-ref> <boot-ref>` the clock shifts in this process and in a thread.
+pub fn helper_main(args: &[String]) -> i32 {
+    match args.get(1).map(String::as_str) {
+        Some("caps") => {
+            let (e, p, _) = crate::sys::capget().unwrap_or((0, 0, 0));
+            println!(
+                "effective={} permitted={}",
+                crate::observe::describe_caps(e),
+                crate::observe::describe_caps(p)
+            );
+            0
+        }
+        Some("clocks") => {
+            let r = |i: usize| args.get(i).and_then(|s| s.parse::<i128>().ok()).unwrap_or(0);
+            let (mono, boot) = (r(2), r(3));
+            let read = move || {
+                (
+                    shift_secs(against_realtime(libc::CLOCK_MONOTONIC, false), mono),
+                    shift_secs(against_realtime(libc::CLOCK_BOOTTIME, false), boot),
+                )
+            };
+            let (m, b) = read();
+            let (tm, tb) = std::thread::spawn(read).join().unwrap_or((0, 0));
+            println!("monotonic={m} boottime={b} thread_monotonic={tm} thread_boottime={tb}");
+            0
+        }
+        _ => {
+            eprintln!("unknown helper mode");
+            2
+        }
+    }
+}
