@@ -316,6 +316,32 @@ impl fmt::Display for ObsKey {
     }
 }
 
+impl ObsKey {
+    /// The keys another process may be compared on by name ("child.values.id"):
+    /// ids, names, namespace links, kept values.
+    pub fn parse(s: &str) -> Option<ObsKey> {
+        const IDS: &[&str] = &[
+            "pid", "ppid", "tid", "sid", "pgid", "uid", "gid", "euid", "egid", "suid", "sgid", "groups", "nspid",
+            "nspgid", "nssid",
+        ];
+        if let Some(id) = IDS.iter().find(|i| **i == s) {
+            return Some(ObsKey::Id(id));
+        }
+        match s {
+            "hostname" => return Some(ObsKey::Hostname),
+            "domainname" => return Some(ObsKey::Domainname),
+            _ => {}
+        }
+        if let Some(l) = s.strip_prefix("ns.") {
+            return NsLink::from_name(l).map(ObsKey::Ns);
+        }
+        if let Some(l) = s.strip_prefix("ns_link.") {
+            return NsLink::from_name(l).map(ObsKey::NsLinkText);
+        }
+        s.strip_prefix("values.").map(|v| ObsKey::Value(v.to_string()))
+    }
+}
+
 /// A single assertion: key, and what must hold of it.
 #[derive(Clone, Debug)]
 pub enum Check<'a> {

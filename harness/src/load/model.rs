@@ -49,6 +49,8 @@ pub struct CaseSpec {
     pub parent: ParentSpec,
     #[serde(default, rename = "peer")]
     pub peers: Vec<Spanned<ProcSpec>>,
+    /// Left out: a child with no namespaces and no steps.
+    #[serde(default = "plain_child")]
     pub child: Spanned<ProcSpec>,
     pub control: Option<Spanned<ControlSpec>>,
     /// Parameters: `{ var = ["a", "b"] }` (every combination) or a list of
@@ -140,6 +142,31 @@ impl ExitSpec {
         match self {
             ExitSpec::Status(c) => format!("exited {c}"),
             ExitSpec::Signal(s) => format!("killed by {s}"),
+        }
+    }
+}
+
+fn plain_child() -> Spanned<ProcSpec> {
+    Spanned::new(0..0, ProcSpec::default())
+}
+
+impl Default for ProcSpec {
+    fn default() -> Self {
+        ProcSpec {
+            name: None,
+            namespaces: no_namespaces(),
+            how: How::Clone,
+            join: None,
+            drop_privileges: false,
+            uid_map: None,
+            gid_map: None,
+            setgroups: None,
+            time_offsets: None,
+            clone3: None,
+            run: Vec::new(),
+            expect: Expect::default(),
+            isolation: Expect::default(),
+            exit: None,
         }
     }
 }

@@ -158,8 +158,8 @@ ops! {
     /// Become an unprivileged uid/gid with no capabilities.
     DropPrivileges(bool) = "drop_privileges",
     /// setresuid / setresgid / setgroups inside the current user namespace.
-    Setuid(u32) = "setuid",
-    Setgid(u32) = "setgid",
+    Setuid(String) = "setuid",
+    Setgid(String) = "setgid",
     Setgroups(Vec<u32>) = "setgroups",
     /// Remove capabilities (by name, e.g. "sys_chroot") from every set.
     CapsDrop(Vec<String>) = "caps_drop",

@@ -18,6 +18,7 @@ pub const NAMES: &[(&str, &str)] = &[
     ("parent", "the parent's pid, as the process using it sees it"),
     ("peer", "`{peer:NAME}`: a peer's pid, as the process using it sees it"),
     ("scratch", "a writable directory private to the case (a tmpfs)"),
+    ("value", "`{value:NAME}`: a value a step kept with `as` (the first item of a list)"),
 ];
 
 /// A placeholder found in a string: byte range, name and optional argument.
@@ -64,11 +65,12 @@ pub fn scan(s: &str) -> Vec<Placeholder<'_>> {
 /// Why a placeholder is wrong, if it is.
 pub fn check(p: &Placeholder<'_>) -> Option<String> {
     match (p.name, p.arg) {
-        ("peer", Some(_)) => None,
+        ("peer" | "value", Some(_)) => None,
+        ("value", None) => Some("`{value}` needs a name: `{value:NAME}`".into()),
         ("peer", None) => Some("`{peer}` needs a name: `{peer:NAME}`".into()),
         (n, None) if NAMES.iter().any(|(k, _)| *k == n) => None,
         _ => Some(format!(
-            "unknown placeholder `{{{}{}}}` (known: {{uid}}, {{gid}}, {{euid}}, {{egid}}, {{child}}, {{parent}}, {{peer:NAME}}, {{scratch}}; a matrix variable?)",
+            "unknown placeholder `{{{}{}}}` (known: {{uid}}, {{gid}}, {{euid}}, {{egid}}, {{child}}, {{parent}}, {{peer:NAME}}, {{value:NAME}}, {{scratch}}; a matrix variable?)",
             p.name,
             p.arg.map(|a| format!(":{a}")).unwrap_or_default()
         )),

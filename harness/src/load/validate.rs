@@ -3,7 +3,7 @@
 
 use super::catalogue::Catalogue;
 use super::error::LoadError;
-use super::expect::{CREATOR, Check, Expect};
+use super::expect::{CREATOR, Check, Expect, ObsKey};
 use super::model::{Case, CaseSpec, How, ProcSpec};
 use super::ns::Ns;
 use super::step::{Op, Step};
@@ -431,8 +431,8 @@ fn check_expect(ctx: &Ctx<'_>, e: &Expect, span: Range<usize>) -> Result<(), Loa
                 None => (r, None),
             };
             if let Some(k) = &other_key {
-                if !k.starts_with("ns.") {
-                    return Err(ctx.err(span, format!("`{}` compares with {r}'s `{k}`: comparing with another key works for ns.* keys (always observed)", c.key())));
+                if ObsKey::parse(k).is_none() {
+                    return Err(ctx.err(span, format!("`{}` compares with {r}'s `{k}`: another process's key must be an id, hostname, domainname, ns.*, ns_link.* or values.*", c.key())));
                 }
             }
             if r != CREATOR && !ctx.known_process(&r) {

@@ -85,12 +85,16 @@ pub fn keep(p: &mut Proc<'_>, step: &Step, fd: OwnedFd) -> Value {
     Value::Str(what)
 }
 
-/// A pid from a string with placeholders.
+/// A pid from a string with placeholders ("{child}", "{value:kid}").
 pub fn pid_of(p: &Proc<'_>, s: &str) -> Result<i32, Fail> {
     let v = expand(p, s)?;
-    v.trim()
-        .parse()
-        .map_err(|_| Fail::Other(format!("{s:?} is not a pid ({v:?})")))
+    v.trim().parse().map_err(|_| Fail::Other(format!("{s:?} is not a pid ({v:?})")))
+}
+
+/// An id from a string with placeholders ("{uid}", "1000").
+pub fn id_of(p: &Proc<'_>, s: &str) -> Result<u32, Fail> {
+    let v = expand(p, s)?;
+    v.trim().parse().map_err(|_| Fail::Other(format!("{s:?} is not an id ({v:?})")))
 }
 
 pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
@@ -159,8 +163,8 @@ pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
             }
             Ok(Value::Bool(*on))
         }
-        Op::Setuid(u) => cred::setuid(*u),
-        Op::Setgid(g) => cred::setgid(*g),
+        Op::Setuid(u) => cred::setuid(id_of(p, u)?),
+        Op::Setgid(g) => cred::setgid(id_of(p, g)?),
         Op::Setgroups(g) => cred::setgroups(g),
         Op::CapsDrop(c) => cred::caps_drop(c),
         Op::Dumpable(on) => cred::prctl_flag(libc::PR_SET_DUMPABLE, *on),

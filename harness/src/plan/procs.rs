@@ -142,7 +142,16 @@ pub fn referenced_keys(spec: &CaseSpec) -> BTreeMap<String, BTreeSet<ObsKey>> {
                 k => k,
             };
             for r in refs.into_iter().filter(|r| r != CREATOR) {
-                out.entry(r).or_default().insert(key.clone());
+                match r.split_once('.') {
+                    Some((proc_label, other)) => {
+                        if let Some(k) = ObsKey::parse(other) {
+                            out.entry(proc_label.to_string()).or_default().insert(k);
+                        }
+                    }
+                    None => {
+                        out.entry(r).or_default().insert(key.clone());
+                    }
+                }
             }
         }
     }

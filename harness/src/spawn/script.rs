@@ -133,8 +133,18 @@ impl<'a> Proc<'a> {
         }));
     }
 
+    /// Fill placeholders: variables, and `{value:NAME}` for a kept value
+    /// (the first item of a list, as `fork` keeps its pids).
     pub fn expand(&self, s: &str) -> Result<String, String> {
         crate::load::template::expand(s, |name, arg| {
+            if name == "value" {
+                let v = self.values.get(arg?)?;
+                return Some(match v {
+                    Value::List(l) => l.first()?.to_string(),
+                    Value::Str(s) => s.clone(),
+                    other => other.to_string(),
+                });
+            }
             let key = match arg {
                 Some(a) => format!("{name}:{a}"),
                 None => name.to_string(),
