@@ -235,8 +235,10 @@ impl<'a> Proc<'a> {
             .map(|d| std::time::Instant::now() + d);
         loop {
             let r = ops::run(op, step, self);
+            // With may_fail, keep trying for a success; otherwise for the required outcome.
+            let done = if step.may_fail { r.is_ok() } else { Self::verdict(step, &r).0 };
             match deadline {
-                Some(d) if !Self::verdict(step, &r).0 && std::time::Instant::now() < d => {
+                Some(d) if !done && std::time::Instant::now() < d => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
                 _ => return r,
