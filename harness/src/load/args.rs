@@ -64,6 +64,9 @@ pub struct ForkArgs {
     /// Not killed when this process ends (they become orphans).
     #[serde(default)]
     pub orphan: bool,
+    /// Stop at the first failure and keep what was made, instead of failing.
+    #[serde(default)]
+    pub best_effort: bool,
 }
 
 fn one() -> u32 {

@@ -91,6 +91,9 @@ pub struct Expect {
     pub sysinfo_vs_boottime: Option<Matcher>,
     /// Seconds /proc/stat's btime differs from the parent's.
     pub btime_shift: Option<Matcher>,
+    /// (parent) How a process of the case ended, once reaped: "exited 0", "killed by SIGKILL".
+    #[serde(default)]
+    pub exit_status: BTreeMap<String, Matcher>,
     /// Results saved by steps with `as = "name"`.
     #[serde(default)]
     pub values: BTreeMap<String, Matcher>,
@@ -274,6 +277,7 @@ pub enum ObsKey {
     UptimeVsBoottime,
     SysinfoVsBoottime,
     BtimeShift,
+    ExitStatus(String),
     Value(String),
     /// Another process (by case name) read through /proc/PID.
     Seen(String, Box<ObsKey>),
@@ -310,6 +314,7 @@ impl fmt::Display for ObsKey {
             ObsKey::UptimeVsBoottime => f.write_str("uptime_vs_boottime"),
             ObsKey::SysinfoVsBoottime => f.write_str("sysinfo_vs_boottime"),
             ObsKey::BtimeShift => f.write_str("btime_shift"),
+            ObsKey::ExitStatus(p) => write!(f, "exit_status.{p}"),
             ObsKey::Value(n) => write!(f, "values.{n}"),
             ObsKey::Seen(p, k) => write!(f, "seen.{p}.{k}"),
         }
@@ -466,6 +471,9 @@ impl Expect {
         }
         if let Some(m) = &self.btime_shift {
             out.push(Check::Value(ObsKey::BtimeShift, m));
+        }
+        for (p, m) in &self.exit_status {
+            out.push(Check::Value(ObsKey::ExitStatus(p.clone()), m));
         }
         for (n, m) in &self.values {
             out.push(Check::Value(ObsKey::Value(n.clone()), m));

@@ -164,6 +164,8 @@ ops! {
     /// Remove capabilities (by name, e.g. "sys_chroot") from every set.
     CapsDrop(Vec<String>) = "caps_drop",
     Dumpable(bool) = "dumpable",
+    /// setsid(2): a new session and process group led by this process.
+    Setsid(bool) = "setsid",
     Subreaper(bool) = "subreaper",
     Setrlimit(RlimitArgs) = "setrlimit",
     /// Send a signal.

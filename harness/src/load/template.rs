@@ -18,7 +18,10 @@ pub const NAMES: &[(&str, &str)] = &[
     ("parent", "the parent's pid, as the process using it sees it"),
     ("peer", "`{peer:NAME}`: a peer's pid, as the process using it sees it"),
     ("scratch", "a writable directory private to the case (a tmpfs)"),
-    ("value", "`{value:NAME}`: a value a step kept with `as` (the first item of a list)"),
+    (
+        "value",
+        "`{value:NAME}`: a value a step kept with `as` (the first item of a list)",
+    ),
 ];
 
 /// A placeholder found in a string: byte range, name and optional argument.

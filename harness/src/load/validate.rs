@@ -383,8 +383,8 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
                 }
             }
         }
-        Op::Fork(f) if f.count == 0 || f.count > 64 => {
-            return Err(ctx.err(span, "`fork.count` is between 1 and 64"));
+        Op::Fork(f) if f.count == 0 || f.count > 1000 => {
+            return Err(ctx.err(span, "`fork.count` is between 1 and 1000"));
         }
         Op::Spawn(p) => {
             if p.name.as_deref().is_some_and(|n| n.contains(['/', ':', ' '])) {

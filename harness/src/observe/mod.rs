@@ -22,6 +22,8 @@ use std::collections::BTreeMap;
 pub struct Ctx<'a> {
     pub values: &'a BTreeMap<String, Value>,
     pub vars: &'a BTreeMap<String, String>,
+    /// How reaped processes ended (the parent's record).
+    pub exits: Option<&'a BTreeMap<String, String>>,
 }
 
 impl Ctx<'_> {
@@ -110,6 +112,11 @@ fn observe_value(key: &ObsKey, ctx: &Ctx<'_>) -> Result<Value, String> {
         ObsKey::UptimeVsBoottime => clocks::uptime_vs_boottime(),
         ObsKey::SysinfoVsBoottime => clocks::sysinfo_vs_boottime(),
         ObsKey::BtimeShift => clocks::btime_shift(ctx.vars),
+        ObsKey::ExitStatus(label) => ctx
+            .exits
+            .and_then(|e| e.get(label))
+            .map(|s| Value::Str(s.clone()))
+            .ok_or_else(|| format!("{label} has not been reaped by the parent yet")),
         ObsKey::Seen(proc_label, inner) => {
             let pid = ctx.pid_of(proc_label)?;
             match inner.as_ref() {

@@ -88,13 +88,17 @@ pub fn keep(p: &mut Proc<'_>, step: &Step, fd: OwnedFd) -> Value {
 /// A pid from a string with placeholders ("{child}", "{value:kid}").
 pub fn pid_of(p: &Proc<'_>, s: &str) -> Result<i32, Fail> {
     let v = expand(p, s)?;
-    v.trim().parse().map_err(|_| Fail::Other(format!("{s:?} is not a pid ({v:?})")))
+    v.trim()
+        .parse()
+        .map_err(|_| Fail::Other(format!("{s:?} is not a pid ({v:?})")))
 }
 
 /// An id from a string with placeholders ("{uid}", "1000").
 pub fn id_of(p: &Proc<'_>, s: &str) -> Result<u32, Fail> {
     let v = expand(p, s)?;
-    v.trim().parse().map_err(|_| Fail::Other(format!("{s:?} is not an id ({v:?})")))
+    v.trim()
+        .parse()
+        .map_err(|_| Fail::Other(format!("{s:?} is not an id ({v:?})")))
 }
 
 pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
@@ -168,6 +172,7 @@ pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
         Op::Setgroups(g) => cred::setgroups(g),
         Op::CapsDrop(c) => cred::caps_drop(c),
         Op::Dumpable(on) => cred::prctl_flag(libc::PR_SET_DUMPABLE, *on),
+        Op::Setsid(_) => Ok(Value::Int(nix::unistd::setsid()?.as_raw() as i64)),
         Op::Subreaper(on) => cred::prctl_flag(libc::PR_SET_CHILD_SUBREAPER, *on),
         Op::Setrlimit(a) => cred::setrlimit(a),
         Op::FanotifyInit(_) => cred::fanotify_init(p, step),

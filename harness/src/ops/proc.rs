@@ -126,7 +126,11 @@ pub fn fork(p: &mut Proc<'_>, a: &ForkArgs) -> OpResult {
     }
     let mut pids = Vec::new();
     for _ in 0..a.count {
-        let pid = unsafe { sys::clone_raw(flags | libc::SIGCHLD as u64) }?;
+        let pid = match unsafe { sys::clone_raw(flags | libc::SIGCHLD as u64) } {
+            Ok(pid) => pid,
+            Err(_) if a.best_effort => break,
+            Err(e) => return Err(e.into()),
+        };
         if pid == 0 {
             if a.exit {
                 unsafe { libc::_exit(0) };

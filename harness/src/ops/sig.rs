@@ -70,10 +70,12 @@ pub fn await_signal(a: &AwaitArgs) -> OpResult {
 
 pub fn pipe(p: &mut Proc<'_>, name: &str) -> OpResult {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let shown = format!("{} {}", r.as_raw_fd(), w.as_raw_fd());
+    let mut m = BTreeMap::new();
+    m.insert("r".to_string(), Value::Int(r.as_raw_fd() as i64));
+    m.insert("w".to_string(), Value::Int(w.as_raw_fd() as i64));
     p.fds.insert(format!("{name}.r"), r);
     p.fds.insert(format!("{name}.w"), w);
-    Ok(Value::Str(shown))
+    Ok(Value::Map(m))
 }
 
 /// fcntl's F_SETSIG (Linux), not in every libc crate.
@@ -144,15 +146,25 @@ pub fn getlk(p: &mut Proc<'_>, path: &str) -> OpResult {
     Ok(Value::Map(m))
 }
 
+/// Reap a child (or any), waiting up to two seconds for it to end: ETIMEDOUT past that.
 pub fn reap(p: &mut Proc<'_>, what: &str) -> OpResult {
     let pid = if what == "any" { -1 } else { pid_of(p, what)? };
-    let mut status = 0;
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
-    if r < 0 {
-        return Err(last());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let mut status = 0;
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
+        if r < 0 {
+            return Err(last());
+        }
+        if r > 0 {
+            p.held.retain(|h| *h != r);
+            return Ok(Value::Int(r as i64));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Fail::Errno(nix::errno::Errno::ETIMEDOUT));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    p.held.retain(|h| *h != r);
-    Ok(Value::Int(r as i64))
 }
 
 /// reboot(2) is only ever called inside a pid namespace of the sandbox: in the

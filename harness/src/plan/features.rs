@@ -53,9 +53,18 @@ pub const FEATURES: &[(&str, &str)] = &[
         "userns_unprivileged",
         "an unprivileged process can create a user namespace",
     ),
+    ("proc_pidns_option", "procfs takes the pidns= mount option (Linux 6.15)"),
+    (
+        "pidns_setns_without_init",
+        "a new pid namespace's pid_for_children can be joined before it has an init",
+    ),
+    (
+        "pidns_pid_max",
+        "kernel.pid_max belongs to the pid namespace (Linux 6.14)",
+    ),
     (
         "initial_namespaces",
-        "the harness runs in the initial user namespace (its inode is 0xEFFFFFFD)",
+        "the harness runs in the initial user and pid namespaces (inodes 0xEFFFFFFD, 0xEFFFFFFC)",
     ),
 ];
 
@@ -410,6 +419,36 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
         }),
     );
     set(
+        "proc_pidns_option",
+        in_grandchild(move || {
+            enter_private_mounts(privileged)?;
+            nix::mount::mount(
+                Some("proc"),
+                "/proc",
+                Some("proc"),
+                nix::mount::MsFlags::empty(),
+                Some("pidns=/proc/self/ns/pid"),
+            )
+            .map_err(|e| format!("mounting proc with pidns=: {e} (needs Linux 6.15)"))
+        }),
+    );
+    set("pidns_pid_max", in_grandchild(pid_max_probe));
+    set(
+        "pidns_setns_without_init",
+        in_grandchild(|| {
+            use nix::sched::CloneFlags;
+            let flags = if privileged {
+                CloneFlags::CLONE_NEWPID
+            } else {
+                CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUSER
+            };
+            nix::sched::unshare(flags).map_err(|e| format!("unshare: {e}"))?;
+            std::fs::File::open("/proc/self/ns/pid_for_children")
+                .map(drop)
+                .map_err(|e| format!("pid_for_children of a namespace without an init: {e}"))
+        }),
+    );
+    set(
         "veth",
         in_grandchild(move || {
             let flags = if privileged {
@@ -426,17 +465,75 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
     f
 }
 
+/// Only a kernel with a per-namespace pid_max lets the root of a new user
+/// namespace open it for writing; on others the open fails and nothing is written.
+fn pid_max_probe() -> Result<(), String> {
+    use nix::sched::CloneFlags;
+    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("unshare: {e}"))?;
+    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+        nix::unistd::ForkResult::Child => {
+            let none: Option<&str> = None;
+            let ok = nix::mount::mount(
+                none,
+                "/",
+                none,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                none,
+            )
+            .is_ok()
+                && nix::mount::mount(Some("proc"), "/proc", Some("proc"), nix::mount::MsFlags::empty(), none).is_ok()
+                && std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/proc/sys/kernel/pid_max")
+                    .is_ok();
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            _ => Err("pid_max is not writable in a new pid namespace (needs Linux 6.14)".into()),
+        },
+    }
+}
+
+/// A mount namespace of our own whose mounts propagate nowhere (for probes that mount).
+fn enter_private_mounts(privileged: bool) -> Result<(), String> {
+    use nix::sched::CloneFlags;
+    let flags = if privileged {
+        CloneFlags::CLONE_NEWNS
+    } else {
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUSER
+    };
+    if nix::sched::unshare(flags).is_err() && !privileged {
+        // Already in a user namespace of our own (the caller unshared it).
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    }
+    let none: Option<&str> = None;
+    nix::mount::mount(
+        none,
+        "/",
+        none,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        none,
+    )
+    .map_err(|e| format!("making mounts private: {e}"))
+}
+
 fn initial_userns() -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    const USER_NS_INIT_INO: u64 = 0xEFFF_FFFD;
-    match std::fs::metadata("/proc/self/ns/user") {
-        Ok(m) if m.ino() == USER_NS_INIT_INO => Ok(()),
-        Ok(m) => Err(format!(
-            "the harness's user namespace is inode {:#x}, not the initial one",
-            m.ino()
-        )),
-        Err(e) => Err(format!("cannot stat /proc/self/ns/user: {e}")),
+    for (ty, ino) in [("user", 0xEFFF_FFFDu64), ("pid", 0xEFFF_FFFC)] {
+        match std::fs::metadata(format!("/proc/self/ns/{ty}")) {
+            Ok(m) if m.ino() == ino => {}
+            Ok(m) => {
+                return Err(format!(
+                    "the harness's {ty} namespace is inode {:#x}, not the initial one",
+                    m.ino()
+                ));
+            }
+            Err(e) => return Err(format!("cannot stat /proc/self/ns/{ty}: {e}")),
+        }
     }
+    Ok(())
 }
 
 fn nsfs_handle_probe() -> Result<(), String> {

@@ -125,7 +125,11 @@ pub fn judge(spec: &TrialSpec, out: &Outcome, env: &RunEnv) -> Result<(), Failed
         )
         .into());
     };
-    let verdict = compare::evaluate(&spec.case, report, &vars(env));
+    let mut vars = vars(env);
+    for (k, v) in &report.vars {
+        vars.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let verdict = compare::evaluate(&spec.case, report, &vars);
     let context = format::context(report, spec.control);
     let place = format!("{}:{}", crate::load::error::shown(&spec.case.file), spec.case.line);
     if spec.control {

@@ -94,8 +94,12 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
         exits(&mut p).insert(label, status);
     }
     p.release_held();
+    let vars = p.vars.clone();
     match p.out {
-        Out::Sandbox(s) => s,
+        Out::Sandbox(mut s) => {
+            s.report.vars = vars;
+            s
+        }
         Out::Up(_) => unreachable!("the parent reports to the sandbox"),
     }
 }

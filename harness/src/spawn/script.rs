@@ -236,7 +236,11 @@ impl<'a> Proc<'a> {
         loop {
             let r = ops::run(op, step, self);
             // With may_fail, keep trying for a success; otherwise for the required outcome.
-            let done = if step.may_fail { r.is_ok() } else { Self::verdict(step, &r).0 };
+            let done = if step.may_fail {
+                r.is_ok()
+            } else {
+                Self::verdict(step, &r).0
+            };
             match deadline {
                 Some(d) if !done && std::time::Instant::now() < d => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -273,6 +277,7 @@ impl<'a> Proc<'a> {
             let ctx = crate::observe::Ctx {
                 values: &self.values,
                 vars: &self.vars,
+                exits: None,
             };
             let holds = e.checks().iter().all(|c| {
                 let v = match crate::observe::observe(&c.key(), &ctx) {
@@ -302,9 +307,14 @@ impl<'a> Proc<'a> {
             keys.extend(extra.iter().cloned());
         }
         keys.extend(NsLink::ALL.into_iter().map(ObsKey::Ns));
+        let exits = match &self.out {
+            Out::Sandbox(s) => Some(&s.report.exits),
+            Out::Up(_) => None,
+        };
         let ctx = crate::observe::Ctx {
             values: &self.values,
             vars: &self.vars,
+            exits,
         };
         let values = keys
             .iter()

@@ -95,6 +95,8 @@ pub struct Report {
     pub exits: BTreeMap<String, String>,
     /// Problems of the harness itself (could not create the child, ...).
     pub errors: Vec<String>,
+    /// The parent's placeholder values (pids of the child and peers as it sees them).
+    pub vars: BTreeMap<String, String>,
 }
 
 // TOML wants a table at the top.
