@@ -333,6 +333,7 @@ impl ObsKey {
             return Some(ObsKey::Id(id));
         }
         match s {
+            "mount_count" => return Some(ObsKey::MountCount),
             "hostname" => return Some(ObsKey::Hostname),
             "domainname" => return Some(ObsKey::Domainname),
             _ => {}

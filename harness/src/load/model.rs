@@ -114,6 +114,10 @@ pub struct ProcSpec {
     pub gid_map: Option<String>,
     /// "deny" or "allow", written before gid_map.
     pub setgroups: Option<String>,
+    /// Shorthand for uid_map "0 {euid} 1", setgroups "deny", gid_map "0 {egid} 1":
+    /// root inside, the suite's own ids outside (as `unshare --map-root-user`).
+    #[serde(default)]
+    pub map_root: bool,
     /// Offsets (seconds) for a new time namespace, written before the process enters it.
     pub time_offsets: Option<TimeOffsets>,
     /// For `how = "clone3"`.
@@ -161,6 +165,7 @@ impl Default for ProcSpec {
             uid_map: None,
             gid_map: None,
             setgroups: None,
+            map_root: false,
             time_offsets: None,
             clone3: None,
             run: Vec::new(),

@@ -22,6 +22,7 @@ pub const NAMES: &[(&str, &str)] = &[
         "value",
         "`{value:NAME}`: a value a step kept with `as` (the first item of a list)",
     ),
+    ("fd", "`{fd:NAME}`: the number of an fd a step kept with `as`"),
 ];
 
 /// A placeholder found in a string: byte range, name and optional argument.
@@ -68,7 +69,7 @@ pub fn scan(s: &str) -> Vec<Placeholder<'_>> {
 /// Why a placeholder is wrong, if it is.
 pub fn check(p: &Placeholder<'_>) -> Option<String> {
     match (p.name, p.arg) {
-        ("peer" | "value", Some(_)) => None,
+        ("peer" | "value" | "fd", Some(_)) => None,
         ("value", None) => Some("`{value}` needs a name: `{value:NAME}`".into()),
         ("peer", None) => Some("`{peer}` needs a name: `{peer:NAME}`".into()),
         (n, None) if NAMES.iter().any(|(k, _)| *k == n) => None,

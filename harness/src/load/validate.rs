@@ -324,6 +324,12 @@ fn check_proc(ctx: &Ctx<'_>, p: &ProcSpec, span: Range<usize>, is_child: bool) -
             ));
         }
     }
+    if p.map_root && (p.uid_map.is_some() || p.gid_map.is_some() || p.setgroups.is_some()) {
+        return Err(ctx.err(span, "`map_root` already writes uid_map, setgroups and gid_map: keep one way"));
+    }
+    if p.map_root && (!has(Ns::User) || p.how == How::Setns) {
+        return Err(ctx.err(span, "`map_root` maps a new user namespace, and this process creates none"));
+    }
     if let Some(s) = &p.setgroups {
         if s != "allow" && s != "deny" {
             return Err(ctx.err(span, format!("`setgroups` is \"allow\" or \"deny\", not {s:?}")));

@@ -102,11 +102,13 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
 
 /// uid_map, setgroups, gid_map, in that order, as the creator.
 fn write_maps(creator: &mut Proc<'_>, spec: &ProcSpec, pid: i32) -> Result<(), String> {
-    let files = [
-        ("uid_map", &spec.uid_map),
-        ("setgroups", &spec.setgroups),
-        ("gid_map", &spec.gid_map),
-    ];
+    let root = |s: &str| Some(s.to_string());
+    let (uid_map, setgroups, gid_map) = if spec.map_root {
+        (root("0 {euid} 1"), root("deny"), root("0 {egid} 1"))
+    } else {
+        (spec.uid_map.clone(), spec.setgroups.clone(), spec.gid_map.clone())
+    };
+    let files = [("uid_map", &uid_map), ("setgroups", &setgroups), ("gid_map", &gid_map)];
     for (file, content) in files {
         let Some(content) = content else { continue };
         let content = creator.expand(content)?;

@@ -137,6 +137,9 @@ impl<'a> Proc<'a> {
     /// (the first item of a list, as `fork` keeps its pids).
     pub fn expand(&self, s: &str) -> Result<String, String> {
         crate::load::template::expand(s, |name, arg| {
+            if name == "fd" {
+                return self.fds.get(arg?).map(|f| std::os::fd::AsRawFd::as_raw_fd(f).to_string());
+            }
             if name == "value" {
                 let v = self.values.get(arg?)?;
                 return Some(match v {
