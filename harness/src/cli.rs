@@ -36,6 +36,7 @@ pub fn main() -> ExitCode {
     match args.get(1).map(String::as_str) {
         Some(crate::spawn::probe::PROBE_ARG) => return ExitCode::from(crate::spawn::probe::main(&args[1..]) as u8),
         Some("features") => return features(),
+        Some(crate::ops::time::HELPER_ARG) => return ExitCode::from(crate::ops::helper_main(&args[1..]) as u8),
         Some("coverage") => return crate::coverage::main(&args[2..]),
         _ => {}
     }
@@ -117,8 +118,12 @@ pub fn suite() -> ExitCode {
             Trial::ignorable_test(spec.name.clone(), move || {
                 let spec = &specs[index];
                 let zygote = zygote.as_ref().ok_or("no zygote")?;
-                let out = report::collect(zygote, index, spec.case.spec.timeout())?;
-                report::judge(spec, &out, &env).map(|()| Completion::Completed)
+                let restore: Vec<String> = spec.case.spec.restore.iter().map(|r| r.get_ref().clone()).collect();
+                let _lock = report::global_state::Lock::take(!restore.is_empty())?;
+                let saved = report::global_state::Saved::take(&restore)?;
+                let out = report::collect(zygote, index, spec.case.spec.timeout());
+                saved.restore()?;
+                report::judge(spec, &out?, &env).map(|()| Completion::Completed)
             })
             .with_kind(kind),
         );

@@ -410,3 +410,13 @@ pub struct NestArgs {
     /// Stop trying after this many levels.
     pub depth: u32,
 }
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteMapArgs {
+    pub path: String,
+    pub extents: u32,
+    #[serde(default)]
+    pub inside: u32,
+    pub outside: u32,
+}

@@ -58,6 +58,11 @@ pub struct CaseSpec {
     pub matrix: Option<Spanned<toml::Value>>,
     /// Trial name suffix for a matrix combination, e.g. "{prop}_{op}".
     pub label: Option<String>,
+    /// Machine-wide kernel settings (/proc/sys paths) the case changes: saved
+    /// before, written back after (also on failure or timeout); such a case
+    /// runs alone, in this run and in any other run on the machine.
+    #[serde(default)]
+    pub restore: Vec<Spanned<String>>,
 }
 
 /// Requirements, checked before the case runs; a missing one makes the case

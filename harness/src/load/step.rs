@@ -85,6 +85,8 @@ ops! {
     /// Read a file whole; returns its text.
     Read(String) = "read",
     Chmod(ChmodArgs) = "chmod",
+    /// Write an id map of `extents` one-id lines ("i outside+i 1") in one write(2).
+    WriteMap(WriteMapArgs) = "write_map",
     /// stat(2): `{ uid, gid, mode }`.
     Stat(String) = "stat",
     Chdir(String) = "chdir",

@@ -104,6 +104,12 @@ pub(super) fn finish<'a>(
             ));
         }
     }
+    for r in &spec.restore {
+        let p = r.get_ref();
+        if !p.starts_with("/proc/sys/") || p.contains("..") || p.contains('{') {
+            return Err(ctx.err(r.span(), format!("`restore` takes plain /proc/sys paths, not {p:?}")));
+        }
+    }
     for f in &spec.needs.features {
         if !crate::plan::features::is_known(f.get_ref()) {
             return Err(ctx.err(

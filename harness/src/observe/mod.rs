@@ -29,6 +29,13 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn expand(&self, s: &str) -> Result<String, String> {
         crate::load::template::expand(s, |name, arg| {
+            if name == "value" {
+                return match self.values.get(arg?)? {
+                    Value::List(l) => Some(l.first()?.to_string()),
+                    Value::Str(s) => Some(s.clone()),
+                    other => Some(other.to_string()),
+                };
+            }
             let key = match arg {
                 Some(a) => format!("{name}:{a}"),
                 None => name.to_string(),

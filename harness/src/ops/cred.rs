@@ -122,9 +122,12 @@ pub fn setrlimit(a: &RlimitArgs) -> OpResult {
 }
 
 pub fn fanotify_init(p: &mut Proc<'_>, step: &Step) -> OpResult {
+    // Unprivileged groups (5.13+) must report file ids.
     const FAN_CLASS_NOTIF: libc::c_uint = 0;
     const FAN_CLOEXEC: libc::c_uint = 1;
-    let fd = unsafe { libc::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC, libc::O_RDONLY as libc::c_uint) };
+    const FAN_REPORT_FID: libc::c_uint = 0x200;
+    let flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_REPORT_FID;
+    let fd = unsafe { libc::fanotify_init(flags, libc::O_RDONLY as libc::c_uint) };
     if fd < 0 {
         return Err(last());
     }

@@ -57,6 +57,16 @@ pub fn write(p: &mut Proc<'_>, w: &WriteArgs) -> OpResult {
     Ok(Value::Int(n as i64))
 }
 
+pub fn write_map(p: &mut Proc<'_>, w: &crate::load::step::WriteMapArgs) -> OpResult {
+    let path = expand(p, &w.path)?;
+    let text: String = (0..w.extents)
+        .map(|i| format!("{} {} 1\n", w.inside + i, w.outside + i))
+        .collect();
+    let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+    let n = nix::unistd::write(&f, text.as_bytes())?;
+    Ok(Value::Int(n as i64))
+}
+
 pub fn read(p: &mut Proc<'_>, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let t = std::fs::read(&path)?;

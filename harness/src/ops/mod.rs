@@ -119,6 +119,7 @@ pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
         Op::Write(w) => fs::write(p, w),
         Op::Read(path) => fs::read(p, path),
         Op::Chmod(c) => fs::chmod(p, c),
+        Op::WriteMap(w) => fs::write_map(p, w),
         Op::Stat(path) => fs::stat(p, path),
         Op::Chdir(d) => fs::chdir(p, d),
         Op::Chroot(d) => fs::chroot(p, d),

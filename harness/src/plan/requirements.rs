@@ -52,7 +52,21 @@ pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &d
     if let Some(why) = runner.unsupported(spec.child.get_ref(), dropped) {
         return Err(why);
     }
+    for path in &spec.restore {
+        writable(path.get_ref())?;
+    }
     Ok(())
+}
+
+/// Whether this run can change (and so restore) a global setting: writing its
+/// current value back changes nothing and says whether a write is allowed.
+fn writable(path: &str) -> Result<(), String> {
+    let now = std::fs::read(path).map_err(|e| format!("changes {path}, which cannot be read here: {e}"))?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &now))
+        .map_err(|e| format!("changes {path}, which this run cannot write ({e}), so it could not restore it"))
 }
 
 /// Features a case needs because of what it does, plus the ones it names.

@@ -3,6 +3,7 @@
 //! with its reason).
 
 pub mod format;
+pub mod global_state;
 
 use crate::compare::{self, eval::Vars};
 use crate::plan::{RunEnv, TrialSpec};

@@ -413,7 +413,11 @@ pub fn drop_privileges_to(vars: &BTreeMap<String, String>) -> Result<(), String>
     nix::unistd::setresgid(g, g, g).map_err(|e| format!("setresgid({gid}): {e}"))?;
     nix::unistd::setresuid(u, u, u).map_err(|e| format!("setresuid({uid}): {e}"))?;
     unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
-    sys::capset(0, 0, 0).map_err(|e| format!("capset: {e}"))
+    sys::capset(0, 0, 0).map_err(|e| format!("capset: {e}"))?;
+    // The uid change made us undumpable; a process the user started would not
+    // be, and its /proc/PID files (uid_map, ns) would be its own.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    Ok(())
 }
 
 /// Relay a process's messages to our own output until it is done.
