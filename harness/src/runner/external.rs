@@ -29,6 +29,14 @@ pub struct RunnerDef {
     pub time_offsets: Vec<String>,
     /// Joining another process's namespaces (`how = "setns"`), if the runtime can.
     pub join: Option<JoinDef>,
+    /// Whether the runtime's own exit status shows a child killed by a signal
+    /// as that signal (so a case can require it).
+    #[serde(default = "yes")]
+    pub signal_exits: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -98,6 +106,9 @@ impl Runner for External {
             .find(|n| !dropped.contains(n) && !d.namespaces.contains_key(n))
         {
             return Some(format!("runner {} cannot create a {n} namespace", d.name));
+        }
+        if matches!(child.exit, Some(crate::load::model::ExitSpec::Signal(_))) && !d.signal_exits {
+            return Some(format!("runner {} does not report a child killed by a signal as such", d.name));
         }
         if child.time_offsets.is_some() && !dropped.contains(&Ns::Time) && d.time_offsets.is_empty() {
             return Some(format!("runner {} cannot set time namespace offsets", d.name));

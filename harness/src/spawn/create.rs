@@ -58,7 +58,8 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
         }
         Launch::Exec(argv) => {
             let argv = runner_argv(creator, spec, argv, up.raw())?;
-            let reap = exec_runner(&argv, &up)?;
+            let keep: Vec<RawFd> = named.iter().map(|(_, fd)| *fd).collect();
+            let reap = exec_runner(&argv, &up, keep)?;
             (None, reap)
         }
     };
@@ -326,7 +327,7 @@ fn runner_argv(creator: &Proc<'_>, spec: &ProcSpec, argv: Vec<String>, fd: RawFd
 }
 
 /// Start an external runner with the child's end of the channel inherited.
-fn exec_runner(argv: &[String], up: &Channel) -> Result<i32, String> {
+fn exec_runner(argv: &[String], up: &Channel, keep: Vec<RawFd>) -> Result<i32, String> {
     use std::os::unix::process::CommandExt;
     let up_fd = up.raw();
     let stderr = std::fs::File::create(format!("{}/runner.stderr", super::sandbox::SCRATCH))
@@ -339,6 +340,10 @@ fn exec_runner(argv: &[String], up: &Channel) -> Result<i32, String> {
         .stderr(stderr);
     unsafe {
         c.pre_exec(move || {
+            // Kept fds go through exec so the probe can use them by name.
+            for fd in &keep {
+                libc::fcntl(*fd, libc::F_SETFD, 0);
+            }
             if libc::fcntl(up_fd, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -372,7 +377,22 @@ pub fn child_main(trial: &Trial<'_>, spec: &ProcSpec, label: &str, chan: Channel
         });
     }
     p.vars.extend(context);
-    p.vars.insert("parent".into(), unsafe { libc::getppid() }.to_string());
+    // In a new pid namespace the parent is invisible (0); otherwise it is the
+    // creator (whose pid the context carries), even if a runner sits between.
+    if unsafe { libc::getppid() } == 0 {
+        p.vars.insert("parent".into(), "0".into());
+    }
+    // Fds an external runner passed through exec, by name.
+    if let Some(list) = p.vars.get("fds").cloned() {
+        for pair in list.split(',').filter(|s| !s.is_empty()) {
+            let Some((name, num)) = pair.split_once('=') else { continue };
+            let Ok(num) = num.parse::<RawFd>() else { continue };
+            if !p.fds.contains_key(name) && unsafe { libc::fcntl(num, libc::F_GETFD) } >= 0 {
+                unsafe { libc::fcntl(num, libc::F_SETFD, libc::FD_CLOEXEC) };
+                p.fds.insert(name.to_string(), unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(num) });
+            }
+        }
+    }
     if spec.drop_privileges {
         if let Err(e) = drop_privileges_to(&p.vars) {
             p.progress(format!("could not drop privileges: {e}"));
@@ -471,7 +491,12 @@ pub fn spawn_nested(p: &mut Proc<'_>, spec: &ProcSpec, label: &str) -> Result<()
 }
 
 /// What a new process gets from its creator with `go`: the ids, the scratch
-/// directory, and the pids the creator knows (valid while they share a pid namespace).
+/// directory, the pids the creator knows (valid while they share a pid
+/// namespace, its own as "parent"), and the numbers of its kept fds.
 pub fn go_context(p: &Proc<'_>) -> BTreeMap<String, String> {
-    p.vars.clone()
+    let mut c = p.vars.clone();
+    c.insert("parent".into(), unsafe { libc::getpid() }.to_string());
+    let fds: Vec<String> = p.fds.iter().map(|(n, f)| format!("{n}={}", f.as_raw_fd())).collect();
+    c.insert("fds".into(), fds.join(","));
+    c
 }
