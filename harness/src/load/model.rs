@@ -235,6 +235,8 @@ pub struct ControlSpec {
     pub drop: Option<Spanned<Vec<Ns>>>,
     /// Why a control would prove nothing for this case.
     pub none: Option<String>,
+    /// Why the control proves something only in a root run (it is ignored otherwise).
+    pub root: Option<String>,
 }
 
 impl CaseSpec {

@@ -59,7 +59,13 @@ pub fn trials(cases: Vec<Case>, features: &Features, env: &RunEnv, runner: &dyn 
             ignore: ignore.clone(),
         });
         if let Some(dropped) = control_drops(&case) {
-            let ignore = ignore.or_else(|| requirements::check(&case, &dropped, features, env, runner).err());
+            let root_only = case.spec.control.as_ref().and_then(|c| c.get_ref().root.clone());
+            let ignore = ignore
+                .or_else(|| requirements::check(&case, &dropped, features, env, runner).err())
+                .or_else(|| match root_only {
+                    Some(why) if !env.privileged => Some(format!("needs root: {why}")),
+                    _ => None,
+                });
             out.push(TrialSpec {
                 name: format!("control::{}", case.id),
                 case,
