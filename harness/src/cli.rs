@@ -58,6 +58,15 @@ fn features() -> ExitCode {
 /// Run the suite under libtest-mimic's command line.
 pub fn suite() -> ExitCode {
     let mut args = Arguments::from_args();
+    let unknown = plan::features::unknown_pretended();
+    if !unknown.is_empty() {
+        eprintln!(
+            "nsconform: {} names no feature: {} (`nsconform features` lists them)",
+            plan::features::PRETEND_ENV,
+            unknown.join(", ")
+        );
+        return ExitCode::from(2);
+    }
     let env = RunEnv::detect();
     let catalogue = Catalogue::builtin();
     let mut trials: Vec<Trial> = Vec::new();

@@ -1,7 +1,248 @@
-//! Coverage: which catalogue behaviours the cases cover on this machine.
+//! `nsconform coverage`: per area, which catalogue IDs the cases cover on
+//! this machine (as this user, with this runner), which are covered only by
+//! cases that cannot run here and why, and which no case covers and why.
 
+use crate::load::{self, Catalogue};
+use crate::plan::{self, Features, RunEnv, TrialSpec};
+use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::process::ExitCode;
 
-pub fn main(_args: &[String]) -> ExitCode {
-    ExitCode::SUCCESS
+/// The cases that list one ID: those that run here, and those ignored here with their reason.
+#[derive(Default, Debug)]
+pub struct Cover {
+    pub runs: Vec<String>,
+    pub ignored: Vec<(String, String)>,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Status {
+    Covered,
+    NotHere,
+    Uncovered,
+}
+
+impl Cover {
+    pub fn status(&self) -> Status {
+        if !self.runs.is_empty() {
+            Status::Covered
+        } else if !self.ignored.is_empty() {
+            Status::NotHere
+        } else {
+            Status::Uncovered
+        }
+    }
+}
+
+/// ID -> its cases, from the trials of a plan (controls left out: they cover nothing new).
+pub fn tally(specs: &[TrialSpec]) -> BTreeMap<String, Cover> {
+    let mut out: BTreeMap<String, Cover> = BTreeMap::new();
+    for s in specs.iter().filter(|s| !s.control) {
+        for id in &s.case.spec.covers {
+            let c = out.entry(id.get_ref().clone()).or_default();
+            match &s.ignore {
+                None => c.runs.push(s.name.clone()),
+                Some(why) => c.ignored.push((s.name.clone(), why.clone())),
+            }
+        }
+    }
+    out
+}
+
+/// How many cases to name on one line before "+N more".
+const SHOWN: usize = 3;
+
+fn names(list: &[String]) -> String {
+    let mut s = list.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if list.len() > SHOWN {
+        let _ = write!(s, ", +{} more", list.len() - SHOWN);
+    }
+    s
+}
+
+/// The report text and the number of IDs covered here.
+pub fn render(catalogue: &Catalogue, covers: &BTreeMap<String, Cover>, verbose: bool) -> (String, usize) {
+    let none = Cover::default();
+    let mut out = String::new();
+    let (mut total, mut covered, mut gaps, mut gaps_covered) = (0, 0, 0, 0);
+    let mut missing: Vec<String> = Vec::new();
+    for area in &catalogue.areas {
+        let here = area
+            .ids
+            .iter()
+            .filter(|(id, _)| covers.get(id).unwrap_or(&none).status() == Status::Covered)
+            .count();
+        let _ = writeln!(
+            out,
+            "\n{}  {}: {here} of {} covered here",
+            area.letter,
+            area.title,
+            area.ids.len()
+        );
+        for (id, summary) in &area.ids {
+            let c = covers.get(id).unwrap_or(&none);
+            let gap = catalogue.is_gap(id);
+            let tag = format!("{id}{}", if gap { "*" } else { "" });
+            total += 1;
+            gaps += gap as usize;
+            let line = match c.status() {
+                Status::Covered => {
+                    covered += 1;
+                    gaps_covered += gap as usize;
+                    let mut l = format!("yes      {}", names(&c.runs));
+                    if !c.ignored.is_empty() {
+                        let _ = write!(l, " (not here: {})", c.ignored.len());
+                    }
+                    l
+                }
+                Status::NotHere => {
+                    missing.push(id.clone());
+                    let (name, why) = &c.ignored[0];
+                    format!("not here {name}: {why}")
+                }
+                Status::Uncovered => {
+                    missing.push(id.clone());
+                    match catalogue.uncovered_reason(id) {
+                        Some(why) => format!("no case  {why}"),
+                        None => "no case  (no reason given in cases/behaviours.toml)".to_string(),
+                    }
+                }
+            };
+            let _ = writeln!(out, "  {tag:<5} {line}");
+            if verbose {
+                let _ = writeln!(out, "         {summary}");
+                for (name, why) in &c.ignored {
+                    let _ = writeln!(out, "         not here: {name}: {why}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\ncovered here: {covered} of {total} behaviours; of the {gaps} no other suite checks (*): {gaps_covered}"
+    );
+    if !missing.is_empty() {
+        let _ = writeln!(out, "not covered here: {}", missing.join(" "));
+    }
+    (out, covered)
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: nsconform coverage [--verbose] [--min N]");
+    eprintln!("  --verbose  each behaviour's summary and every case that cannot run here, with its reason");
+    eprintln!("  --min N    exit 1 when fewer than N behaviours are covered here");
+    ExitCode::from(2)
+}
+
+pub fn main(args: &[String]) -> ExitCode {
+    let mut verbose = false;
+    let mut min = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--verbose" | "-v" => verbose = true,
+            "--min" => match it.next().and_then(|n| n.parse::<usize>().ok()) {
+                Some(n) => min = Some(n),
+                None => return usage(),
+            },
+            _ => return usage(),
+        }
+    }
+    let env = RunEnv::detect();
+    let catalogue = Catalogue::builtin();
+    let dir = crate::cli::cases_dir();
+    let loaded = match load::load_dir(&dir, &catalogue) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("nsconform: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runner = match crate::runner::select(&crate::cli::runners_dir()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nsconform: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let features = Features::probe(env.privileged);
+    let specs = plan::trials(loaded.cases, &features, &env, runner.as_ref());
+    let (text, covered) = render(&catalogue, &tally(&specs), verbose);
+    let who = if env.privileged { "root" } else { "unprivileged" };
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    println!(
+        "nsconform coverage: kernel {release}, {who}, runner {}, cases in {}",
+        runner.name(),
+        dir.display()
+    );
+    print!("{text}");
+    // A bad file hides the IDs it would cover: say so rather than under-count silently.
+    for e in &loaded.errors {
+        println!("could not load: {e}");
+    }
+    match min {
+        Some(n) if covered < n => {
+            println!("fewer than {n} behaviours covered here");
+            ExitCode::from(1)
+        }
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue() -> Catalogue {
+        Catalogue::parse(
+            r#"
+[areas.X]
+title = "Creation"
+gaps = ["X2"]
+[areas.X.ids]
+X1 = "one"
+X2 = "two"
+X3 = "three"
+X4 = "four"
+[areas.X.uncovered]
+X4 = "needs a newer kernel"
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn statuses_and_counts() {
+        let mut covers = BTreeMap::new();
+        covers.insert(
+            "X1".to_string(),
+            Cover {
+                runs: vec!["api::a".into()],
+                ignored: vec![],
+            },
+        );
+        covers.insert(
+            "X2".to_string(),
+            Cover {
+                runs: vec![],
+                ignored: vec![("api::b".into(), "needs root".into())],
+            },
+        );
+        let (text, n) = render(&catalogue(), &covers, false);
+        assert_eq!(n, 1);
+        assert!(text.contains("X1    yes      api::a"), "{text}");
+        assert!(text.contains("X2*   not here api::b: needs root"), "{text}");
+        assert!(text.contains("X3    no case  (no reason given"), "{text}");
+        assert!(text.contains("X4    no case  needs a newer kernel"), "{text}");
+        assert!(text.contains("covered here: 1 of 4 behaviours; of the 1 no other suite checks (*): 0"));
+        assert!(text.contains("not covered here: X2 X3 X4"));
+    }
+
+    #[test]
+    fn long_lists_are_shortened() {
+        let l: Vec<String> = (0..5).map(|i| format!("c{i}")).collect();
+        assert_eq!(names(&l), "c0, c1, c2, +2 more");
+    }
 }

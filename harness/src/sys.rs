@@ -199,3 +199,57 @@ pub fn die_with_parent(expected_parent: Option<libc::pid_t>) {
         }
     }
 }
+
+/// open_by_handle_at's directory argument for nsfs handles (linux/fcntl.h, Linux 6.18).
+pub const FD_NSFS_ROOT: RawFd = -10003;
+const MAX_HANDLE_SZ: usize = 128;
+
+/// name_to_handle_at(2) following a final symlink (a /proc/PID/ns link):
+/// the handle type and its bytes.
+pub fn name_to_handle(path: &str) -> SysResult<(i32, Vec<u8>)> {
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        ty: i32,
+        data: [u8; MAX_HANDLE_SZ],
+    }
+    let mut h = Handle {
+        bytes: MAX_HANDLE_SZ as u32,
+        ty: 0,
+        data: [0; MAX_HANDLE_SZ],
+    };
+    let mut mount_id: i32 = 0;
+    let c = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &mut h as *mut Handle,
+            &mut mount_id as *mut i32,
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    Errno::result(r)?;
+    Ok((h.ty, h.data[..h.bytes as usize].to_vec()))
+}
+
+/// open_by_handle_at(2) with a handle from `name_to_handle`.
+pub fn open_by_handle(dir: RawFd, ty: i32, bytes: &[u8]) -> SysResult<OwnedFd> {
+    if bytes.len() > MAX_HANDLE_SZ {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = vec![0u8; 8 + bytes.len()];
+    buf[..4].copy_from_slice(&(bytes.len() as u32).to_ne_bytes());
+    buf[4..8].copy_from_slice(&ty.to_ne_bytes());
+    buf[8..].copy_from_slice(bytes);
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            dir,
+            buf.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    Errno::result(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}

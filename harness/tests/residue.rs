@@ -53,3 +53,57 @@ fn a_failing_case_leaves_nothing_either() {
     );
     assert_eq!(before, before.wait_for_same());
 }
+
+/// A machine-wide setting this VM's root may write and nothing here depends on.
+const SETTING: &str = "/proc/sys/fs/lease-break-time";
+
+fn changes_then(end: &str, timeout: &str) -> String {
+    format!(
+        r#"
+summary = "changes a machine-wide setting, then {end}"
+covers = ["X23"]
+needs.root = true
+restore = ["{SETTING}"]
+timeout = "{timeout}"
+control = {{ none = "a test of the harness" }}
+[child]
+run = [
+  {{ write = {{ path = "{SETTING}", data = "{{value}}" }} }},
+  {{ expect = {{ file."{SETTING}" = "{{value}}" }} }},
+  {end_step},
+]
+"#,
+        end_step = if end == "fails" {
+            r#"{ cmd = ["false"] }"#
+        } else {
+            r#"{ sleep = "30s" }"#
+        }
+    )
+}
+
+#[test]
+fn a_declared_global_setting_is_restored_after_failure_and_timeout() {
+    if !is_root() || std::fs::OpenOptions::new().write(true).open(SETTING).is_err() {
+        eprintln!("skipped: {SETTING} is not writable here");
+        return;
+    }
+    let before = std::fs::read_to_string(SETTING).unwrap();
+    let changed = if before.trim() == "44" { "43" } else { "44" };
+    for (end, timeout, says) in [
+        ("fails", "10s", "cmd [\"false\"]: expected success, got exit status 1"),
+        ("hangs", "500ms", "timed out"),
+    ] {
+        let case = changes_then(end, timeout).replace("{value}", changed);
+        let d = cases(&[("user/global.toml", &case)]);
+        let o = suite_on(d.path(), &[], &[]);
+        let t = text(&o);
+        assert_eq!(outcome(&t, "user::global"), Some("FAILED"), "{t}");
+        assert!(t.contains(says), "{end}: {t}");
+        // The change happened (its expectation held), and was undone.
+        assert!(
+            !t.contains(&format!("file.\"{SETTING}\"")),
+            "{end}: the setting was never changed:\n{t}"
+        );
+        assert_eq!(std::fs::read_to_string(SETTING).unwrap(), before, "{end}: not restored");
+    }
+}

@@ -103,6 +103,7 @@ fn test(t: &Test, o: &Value, vars: &Vars, reference: &dyn Fn(&str) -> Option<Val
             _ => false,
         },
         Test::LinesLike(g) => o.as_str().is_some_and(|s| s.lines().all(|l| glob(g, l))),
+        Test::AnyLineLike(g) => o.as_str().is_some_and(|s| s.lines().any(|l| glob(g, l))),
         Test::Len(n) => match o {
             Value::List(l) => l.len() as i64 == *n,
             Value::Str(s) => s.chars().count() as i64 == *n,

@@ -128,6 +128,31 @@ impl<'de> Deserialize<'de> for UmountArgs {
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct AclSetArgs {
+    pub path: String,
+    /// `user::rw`, `user:1000:rwx`, `group::r`, `group:100:r`, `mask::rwx`, `other::`.
+    pub entries: Vec<String>,
+}
+
+/// Which cgroup hierarchy `mount_cgroup` attaches.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Hierarchy {
+    /// The one where the suite is not at the root (v2 if it qualifies), found at start-up.
+    Nonroot,
+    /// The cgroup2 hierarchy.
+    Unified,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountCgroupArgs {
+    pub target: String,
+    pub hierarchy: Hierarchy,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WriteArgs {
     pub path: String,
     pub data: String,

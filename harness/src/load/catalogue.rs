@@ -19,6 +19,8 @@ pub struct Area {
     pub ids: Vec<(String, String)>,
     /// IDs no other suite asserts.
     pub gaps: Vec<String>,
+    /// Why no case covers an ID, for the IDs no case covers on purpose.
+    pub uncovered: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +35,8 @@ struct RawArea {
     title: String,
     gaps: Vec<String>,
     ids: BTreeMap<String, String>,
+    #[serde(default)]
+    uncovered: BTreeMap<String, String>,
 }
 
 /// Catalogue order: by area letter order of the catalogue, then by number.
@@ -60,18 +64,22 @@ impl Catalogue {
                     title: a.title,
                     ids,
                     gaps: a.gaps,
+                    uncovered: a.uncovered,
                 }
             })
             .collect();
         areas.sort_by_key(|a| AREA_ORDER.find(&a.letter).unwrap_or(usize::MAX));
         for a in &areas {
-            for id in a.ids.iter().map(|(id, _)| id).chain(&a.gaps) {
+            for id in a.ids.iter().map(|(id, _)| id).chain(&a.gaps).chain(a.uncovered.keys()) {
                 if !id.starts_with(&a.letter) || id_number(id) == u32::MAX {
                     return Err(format!("catalogue id `{id}` does not belong to area {}", a.letter));
                 }
             }
             if let Some(g) = a.gaps.iter().find(|g| !a.ids.iter().any(|(id, _)| id == *g)) {
                 return Err(format!("gap `{g}` is not an id of area {}", a.letter));
+            }
+            if let Some(u) = a.uncovered.keys().find(|u| !a.ids.iter().any(|(id, _)| id == *u)) {
+                return Err(format!("uncovered `{u}` is not an id of area {}", a.letter));
             }
         }
         Ok(Catalogue { areas })
@@ -91,6 +99,11 @@ impl Catalogue {
 
     pub fn is_gap(&self, id: &str) -> bool {
         self.areas.iter().any(|a| a.gaps.iter().any(|g| g == id))
+    }
+
+    /// The stated reason no case covers an ID, if there is one.
+    pub fn uncovered_reason(&self, id: &str) -> Option<&str> {
+        self.areas.iter().find_map(|a| a.uncovered.get(id)).map(String::as_str)
     }
 
     pub fn all_ids(&self) -> impl Iterator<Item = &str> {

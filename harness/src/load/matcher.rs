@@ -24,6 +24,8 @@ pub enum Test {
     Like(String),
     /// Every line of a text matches the glob.
     LinesLike(String),
+    /// Some line of a text matches the glob.
+    AnyLineLike(String),
     Len(i64),
     /// A list contains every one of these items (or a string contains the text).
     Contains(Vec<Value>),
@@ -44,6 +46,7 @@ pub const TEST_NAMES: &[&str] = &[
     "one_of",
     "like",
     "lines_like",
+    "any_line_like",
     "len",
     "contains",
     "lacks",
@@ -89,6 +92,7 @@ impl Test {
             Test::OneOf(v) => format!("one of [{}]", list(v)),
             Test::Like(g) => format!("like {g:?}"),
             Test::LinesLike(g) => format!("every line like {g:?}"),
+            Test::AnyLineLike(g) => format!("a line like {g:?}"),
             Test::Len(n) => format!("{n} items"),
             Test::Contains(v) => format!("contains {}", list(v)),
             Test::Lacks(v) => format!("lacks {}", list(v)),
@@ -187,6 +191,7 @@ impl<'de> Deserialize<'de> for Matcher {
                         "one_of" => Test::OneOf(lits(map.next_value::<Lit>()?.0)),
                         "like" => Test::Like(map.next_value()?),
                         "lines_like" => Test::LinesLike(map.next_value()?),
+                        "any_line_like" => Test::AnyLineLike(map.next_value()?),
                         "len" => Test::Len(map.next_value()?),
                         "contains" => Test::Contains(lits(map.next_value::<Lit>()?.0)),
                         "lacks" => Test::Lacks(lits(map.next_value::<Lit>()?.0)),

@@ -78,6 +78,9 @@ ops! {
     /// Start idle threads (the process is then multithreaded).
     Threads(u32) = "threads",
     Mount(MountArgs) = "mount",
+    /// Mount a cgroup hierarchy (created as a directory first); `nonroot` is
+    /// the one where the suite is off the root, so a cgroup namespace shows.
+    MountCgroup(MountCgroupArgs) = "mount_cgroup",
     Umount(UmountArgs) = "umount",
     Mkdir(String) = "mkdir",
     /// One write(2) of `data` to `path`; returns the byte count.
@@ -102,11 +105,21 @@ ops! {
     Listmount(ListmountArgs) = "listmount",
     /// Open a path (O_RDONLY) and keep the fd under the step's `as` name.
     Open(String) = "open",
+    /// Open a file write-only (for a later `write_fd`), kept under `as`.
+    OpenWrite(String) = "open_write",
     Close(String) = "close",
     /// memfd_create(2), kept under `as`.
     Memfd(String) = "memfd",
     /// pidfd_open(2) of a pid, kept under `as`.
     Pidfd(String) = "pidfd",
+    /// name_to_handle_at(2) on a namespace file: the handle, as text for `{value:NAME}`.
+    NsHandle(String) = "ns_handle",
+    /// open_by_handle_at(FD_NSFS_ROOT) with a handle from `ns_handle`; the fd is kept under `as`.
+    OpenNsHandle(String) = "open_ns_handle",
+    /// Set the POSIX access ACL of a file: entries like "user:1000:rwx".
+    AclSet(AclSetArgs) = "acl_set",
+    /// Read a file's POSIX access ACL: its entries, ids as this user namespace sees them.
+    AclGet(String) = "acl_get",
     /// An nsfs, socket or pidfd ioctl by name; a returned fd is kept under `as`.
     Ioctl(IoctlArgs) = "ioctl",
     Msgget(IpcArgs) = "msgget",
@@ -273,4 +286,25 @@ impl<'de> Deserialize<'de> for Step {
 fn step_keys() -> &'static [&'static str] {
     static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| OP_NAMES.iter().chain(MODIFIERS).copied().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The case format's reference must name every operation and modifier.
+    #[test]
+    fn every_operation_is_documented() {
+        let doc = include_str!("../../../cases/README.md");
+        let missing: Vec<_> = OP_NAMES
+            .iter()
+            .chain(MODIFIERS)
+            .filter(|n| {
+                !doc.contains(&format!("`{n} "))
+                    && !doc.contains(&format!("`{n}`"))
+                    && !doc.contains(&format!("`{n} ="))
+            })
+            .collect();
+        assert!(missing.is_empty(), "cases/README.md does not document {missing:?}");
+    }
 }

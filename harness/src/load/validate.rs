@@ -331,10 +331,16 @@ fn check_proc(ctx: &Ctx<'_>, p: &ProcSpec, span: Range<usize>, is_child: bool) -
         }
     }
     if p.map_root && (p.uid_map.is_some() || p.gid_map.is_some() || p.setgroups.is_some()) {
-        return Err(ctx.err(span, "`map_root` already writes uid_map, setgroups and gid_map: keep one way"));
+        return Err(ctx.err(
+            span,
+            "`map_root` already writes uid_map, setgroups and gid_map: keep one way",
+        ));
     }
     if p.map_root && (!has(Ns::User) || p.how == How::Setns) {
-        return Err(ctx.err(span, "`map_root` maps a new user namespace, and this process creates none"));
+        return Err(ctx.err(
+            span,
+            "`map_root` maps a new user namespace, and this process creates none",
+        ));
     }
     if let Some(s) = &p.setgroups {
         if s != "allow" && s != "deny" {
@@ -379,8 +385,15 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
     match &s.op {
         Op::Cmd(argv) if argv.is_empty() => return Err(ctx.err(span, "`cmd` needs at least a program")),
         Op::Sh(c) if c.trim().is_empty() => return Err(ctx.err(span, "`sh` needs a command line")),
-        Op::Open(_) | Op::Memfd(_) | Op::Pidfd(_) | Op::Socket(_) | Op::Accept(_) | Op::OpenTree(_) | Op::Lock(_)
-            if s.save_as.is_none() =>
+        Op::Open(_)
+        | Op::OpenWrite(_)
+        | Op::Memfd(_)
+        | Op::Pidfd(_)
+        | Op::Socket(_)
+        | Op::Accept(_)
+        | Op::OpenTree(_)
+        | Op::Lock(_)
+            if s.save_as.is_none() && s.errno.is_none() =>
         {
             return Err(ctx.err(span, format!("`{name}` keeps an fd under a name: add `as = \"name\"`")));
         }

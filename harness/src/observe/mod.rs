@@ -2,6 +2,7 @@
 //! Sources are the kernel's own interfaces (/proc, rtnetlink, syscalls), so a
 //! verdict never depends on which userland tools are installed.
 
+pub mod cgroups;
 pub mod clocks;
 mod ids;
 pub mod links;

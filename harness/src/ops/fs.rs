@@ -1,7 +1,7 @@
 //! Mounts, files, directories and named fds.
 
 use super::{Fail, OpResult, expand, keep};
-use crate::load::step::{ChmodArgs, MountArgs, Step, UmountArgs, WriteArgs};
+use crate::load::step::{ChmodArgs, Hierarchy, MountArgs, MountCgroupArgs, Step, UmountArgs, WriteArgs};
 use crate::spawn::script::Proc;
 use crate::value::Value;
 use nix::mount::{MntFlags, MsFlags};
@@ -22,6 +22,28 @@ pub fn mount(p: &mut Proc<'_>, m: &MountArgs) -> OpResult {
         target.as_str(),
         m.fstype.as_deref(),
         flags,
+        data.as_deref(),
+    )?;
+    Ok(Value::Str(target))
+}
+
+pub fn mount_cgroup(p: &mut Proc<'_>, m: &MountCgroupArgs) -> OpResult {
+    let target = expand(p, &m.target)?;
+    let (fstype, data) = match m.hierarchy {
+        Hierarchy::Unified => ("cgroup2".to_string(), None),
+        // Chosen by the harness at start-up, before any cgroup namespace of
+        // the case hides where the suite sits.
+        Hierarchy::Nonroot => match p.vars.get(crate::plan::env::CGROUP_VAR) {
+            Some(h) => crate::observe::cgroups::decode(h),
+            None => return Err(Fail::Other("the suite is at the root of every cgroup hierarchy".into())),
+        },
+    };
+    std::fs::create_dir_all(&target)?;
+    nix::mount::mount(
+        Some(fstype.as_str()),
+        target.as_str(),
+        Some(fstype.as_str()),
+        MsFlags::empty(),
         data.as_deref(),
     )?;
     Ok(Value::Str(target))
@@ -109,6 +131,12 @@ pub fn open(p: &mut Proc<'_>, step: &Step, path: &str) -> OpResult {
     let f = std::fs::File::open(&path)?;
     let v = keep(p, step, OwnedFd::from(f));
     Ok(v)
+}
+
+pub fn open_write(p: &mut Proc<'_>, step: &Step, path: &str) -> OpResult {
+    let path = expand(p, path)?;
+    let f = std::fs::OpenOptions::new().write(true).open(&path)?;
+    Ok(keep(p, step, OwnedFd::from(f)))
 }
 
 pub fn close(p: &mut Proc<'_>, name: &str) -> OpResult {

@@ -1,6 +1,7 @@
 //! Ops: what a step does. Each returns a value (kept with `as`) or how it
 //! failed, so the case can require success, an errno, or an exit status.
 
+mod acl;
 mod cmd;
 mod cred;
 mod fs;
@@ -114,6 +115,11 @@ pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
         Op::Fork(a) => proc::fork(p, a),
         Op::Threads(n) => probes::threads(*n),
         Op::Mount(m) => fs::mount(p, m),
+        Op::NsHandle(path) => ns::handle(p, path),
+        Op::OpenNsHandle(h) => ns::open_handle(p, step, h),
+        Op::AclSet(a) => acl::set(p, a),
+        Op::AclGet(path) => acl::get(p, path),
+        Op::MountCgroup(m) => fs::mount_cgroup(p, m),
         Op::Umount(u) => fs::umount(p, u),
         Op::Mkdir(d) => fs::mkdir(p, d),
         Op::Write(w) => fs::write(p, w),
@@ -129,6 +135,7 @@ pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
         Op::MountSetattr(a) => mountapi::mount_setattr(p, a),
         Op::Listmount(a) => mountapi::listmount(p, a),
         Op::Open(path) => fs::open(p, step, path),
+        Op::OpenWrite(path) => fs::open_write(p, step, path),
         Op::Close(name) => fs::close(p, name),
         Op::Memfd(name) => fs::memfd(p, step, name),
         Op::Pidfd(pid) => ns::pidfd(p, step, pid),

@@ -61,6 +61,31 @@ pub fn setns(p: &mut Proc<'_>, a: &SetnsArgs) -> OpResult {
     Ok(Value::Str(nstype.describe()))
 }
 
+/// A handle's text form: "<type>:<hex bytes>".
+pub fn handle(p: &mut Proc<'_>, path: &str) -> OpResult {
+    let path = expand(p, path)?;
+    let (ty, bytes) = sys::name_to_handle(&path)?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(Value::Str(format!("{ty}:{hex}")))
+}
+
+pub fn open_handle(p: &mut Proc<'_>, step: &Step, text: &str) -> OpResult {
+    let text = expand(p, text)?;
+    let bad = || Fail::Other(format!("{text:?} is not a handle from `ns_handle`"));
+    let (ty, hex) = text.split_once(':').ok_or_else(bad)?;
+    let ty: i32 = ty.parse().map_err(|_| bad())?;
+    if hex.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    let fd = sys::open_by_handle(sys::FD_NSFS_ROOT, ty, &bytes)?;
+    Ok(keep(p, step, fd))
+}
+
 pub fn pidfd(p: &mut Proc<'_>, step: &Step, pid: &str) -> OpResult {
     let pid = pid_of(p, pid)?;
     let fd = sys::pidfd_open(pid)?;

@@ -94,16 +94,28 @@ pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
     let r = unsafe { sys::clone3_raw(ptr, size) };
     match r {
         Ok(0) => {
+            // The pid as the child sees it, then (for CLONE_INTO_CGROUP) the
+            // cgroup2 path it was born in, before anything could move it.
             let me = unsafe { libc::getpid() };
-            let _ = nix::unistd::write(&wr, &me.to_ne_bytes());
+            let mut msg = me.to_ne_bytes().to_vec();
+            if cgroup.is_some() {
+                let own = crate::observe::cgroups::own();
+                if let Some(m) = own.iter().find(|m| m.is_unified()) {
+                    msg.extend_from_slice(m.path.as_bytes());
+                }
+            }
+            let _ = nix::unistd::write(&wr, &msg);
             unsafe { libc::_exit(0) }
         }
         Ok(pid) => {
             drop(wr);
-            let mut b = [0u8; 4];
-            let inner = match nix::unistd::read(&rd, &mut b) {
-                Ok(4) => i32::from_ne_bytes(b) as i64,
-                _ => -1,
+            let mut b = [0u8; 4096];
+            let (inner, born_in) = match nix::unistd::read(&rd, &mut b) {
+                Ok(n) if n >= 4 => (
+                    i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as i64,
+                    String::from_utf8_lossy(&b[4..n]).into_owned(),
+                ),
+                _ => (-1, String::new()),
             };
             if flags & SHARES_PARENT == 0 {
                 let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL));
@@ -111,6 +123,9 @@ pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
             let mut m = BTreeMap::new();
             m.insert("pid".into(), Value::Int(pid as i64));
             m.insert("inner_pid".into(), Value::Int(inner));
+            if cgroup.is_some() {
+                m.insert("cgroup".into(), Value::Str(born_in));
+            }
             Ok(Value::Map(m))
         }
         Err(e) => Err(Fail::Errno(e)),

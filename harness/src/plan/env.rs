@@ -11,7 +11,13 @@ pub struct RunEnv {
     /// `{uid}`/`{gid}`: what `drop_privileges` becomes in a root run, the user's own ids otherwise.
     pub uid: u32,
     pub gid: u32,
+    /// A cgroup hierarchy the suite is not at the root of (`cgroup2` or
+    /// `cgroup:<controllers>`), read before any case's cgroup namespace.
+    pub cgroup_nonroot: Option<String>,
 }
+
+/// The variable that carries the hierarchy `mount_cgroup` picks for "nonroot".
+pub const CGROUP_VAR: &str = "cgroup_nonroot";
 
 pub const DROP_UID_ENV: &str = "NSCONFORM_DROP_UID";
 pub const DROP_GID_ENV: &str = "NSCONFORM_DROP_GID";
@@ -36,6 +42,7 @@ impl RunEnv {
             egid,
             uid,
             gid,
+            cgroup_nonroot: crate::observe::cgroups::nonroot(&crate::observe::cgroups::own()).map(|m| m.encode()),
         }
     }
 }

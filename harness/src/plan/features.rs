@@ -12,6 +12,18 @@ use std::path::Path;
 /// Pretend these features are absent (comma-separated), to check gating.
 pub const PRETEND_ENV: &str = "NSCONFORM_PRETEND_MISSING";
 
+/// Names in NSCONFORM_PRETEND_MISSING that are no feature: a typo there would
+/// otherwise gate nothing and go unnoticed.
+pub fn unknown_pretended() -> Vec<String> {
+    std::env::var(PRETEND_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && !is_known(n))
+        .map(String::from)
+        .collect()
+}
+
 /// Every feature name a case may list, with what its probe checks.
 pub const FEATURES: &[(&str, &str)] = &[
     ("ns.uts", "/proc/self/ns/uts exists"),
@@ -49,6 +61,14 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("mqueue", "the mqueue filesystem is available"),
     ("sysvipc", "/proc/sysvipc exists (CONFIG_SYSVIPC)"),
     ("cgroup2", "the cgroup2 filesystem is available"),
+    (
+        "cgroup_nonroot",
+        "the suite is below the root of some cgroup hierarchy (a cgroup namespace shows there)",
+    ),
+    (
+        "cgroup2_nonroot",
+        "the suite is below the root of the cgroup2 hierarchy",
+    ),
     (
         "userns_unprivileged",
         "an unprivileged process can create a user namespace",
@@ -407,6 +427,24 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
             Err("no cgroup2 filesystem".into())
         },
     );
+    let cgroups = crate::observe::cgroups::own();
+    set(
+        "cgroup_nonroot",
+        match crate::observe::cgroups::nonroot(&cgroups) {
+            Some(_) => Ok(()),
+            None => Err("the suite is at the root of every cgroup hierarchy it sees, so a cgroup namespace changes nothing it could show; run it from a cgroup below the root".into()),
+        },
+    );
+    set(
+        "cgroup2_nonroot",
+        match cgroups.iter().find(|m| m.is_unified()) {
+            Some(m) if m.path != "/" => Ok(()),
+            Some(_) => {
+                Err("the suite is at the root of the cgroup2 hierarchy; run it from a cgroup below the root".into())
+            }
+            None => Err("the suite is in no cgroup2 cgroup".into()),
+        },
+    );
     set("initial_namespaces", initial_userns());
     set(
         "userns_unprivileged",
@@ -537,37 +575,20 @@ fn initial_userns() -> Result<(), String> {
 }
 
 fn nsfs_handle_probe() -> Result<(), String> {
-    #[repr(C)]
-    struct Handle {
-        bytes: u32,
-        ty: i32,
-        data: [u8; 64],
-    }
-    let mut h = Handle {
-        bytes: 64,
-        ty: 0,
-        data: [0; 64],
-    };
-    let mut mount_id: i32 = 0;
-    let path = c"/proc/self/ns/uts";
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_name_to_handle_at,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            &mut h as *mut Handle,
-            &mut mount_id as *mut i32,
-            0,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(format!(
+    let (ty, bytes) = sys::name_to_handle("/proc/self/ns/uts").map_err(|e| {
+        format!(
             "name_to_handle_at on an nsfs file: {} (needs Linux 6.18)",
-            crate::load::flags::errno_name(Errno::last() as i32)
-        ))
-    }
+            crate::load::flags::errno_name(e as i32)
+        )
+    })?;
+    sys::open_by_handle(sys::FD_NSFS_ROOT, ty, &bytes)
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "open_by_handle_at(FD_NSFS_ROOT): {} (needs Linux 6.18)",
+                crate::load::flags::errno_name(e as i32)
+            )
+        })
 }
 
 fn drop_to_nobody() -> Result<(), String> {

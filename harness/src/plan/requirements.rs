@@ -6,7 +6,7 @@ use super::features::{self, Features};
 use crate::load::Case;
 use crate::load::model::{How, ProcSpec};
 use crate::load::ns::{Ns, NsLink};
-use crate::load::step::Op;
+use crate::load::step::{Hierarchy, Op};
 use crate::runner::Runner;
 use std::collections::BTreeSet;
 
@@ -89,6 +89,18 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
         Op::Veth(_) => {
             out.insert("veth".into());
         }
+        Op::NsHandle(_) | Op::OpenNsHandle(_) => {
+            out.insert("nsfs_file_handle".into());
+        }
+        Op::MountCgroup(a) => {
+            out.insert(
+                match a.hierarchy {
+                    Hierarchy::Nonroot => "cgroup_nonroot",
+                    Hierarchy::Unified => "cgroup2",
+                }
+                .into(),
+            );
+        }
         Op::Msgget(_) | Op::Shmget(_) | Op::Semget(_) => {
             out.insert("sysvipc".into());
         }
@@ -153,7 +165,7 @@ fn for_each_op(spec: &crate::load::CaseSpec, f: &mut dyn FnMut(&Op)) {
 fn inferred_root(case: &Case, dropped: &[Ns]) -> Option<String> {
     fn privileged_op(op: &Op) -> Option<&'static str> {
         Some(match op {
-            Op::Mount(_) | Op::Umount(_) => "mounting",
+            Op::Mount(_) | Op::Umount(_) | Op::MountCgroup(_) => "mounting",
             Op::Sethostname(_) | Op::Setdomainname(_) => "setting the UTS names",
             Op::Veth(_) | Op::Link(_) => "configuring network links",
             _ => return None,
@@ -172,6 +184,16 @@ fn inferred_root(case: &Case, dropped: &[Ns]) -> Option<String> {
                         if let Some(n) = nss.first() {
                             return Some(format!(
                                 "unsharing a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
+                            ));
+                        }
+                    }
+                }
+                Op::Fork(f) if checked && !in_userns => {
+                    let nss = f.flags.without(dropped).namespaces();
+                    if !nss.contains(&Ns::User) {
+                        if let Some(n) = nss.first() {
+                            return Some(format!(
+                                "forking into a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
                             ));
                         }
                     }

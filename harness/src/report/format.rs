@@ -6,11 +6,13 @@ use crate::spawn::wire::Report;
 use std::fmt::Write;
 
 const WIDE: usize = 70;
+/// The observed column is last, so it can run long without breaking the table.
+const OBSERVED_WIDE: usize = 400;
 
-fn clip(s: &str) -> String {
+fn clip(s: &str, wide: usize) -> String {
     let one = s.replace('\n', "\\n");
-    if one.chars().count() > WIDE {
-        let mut c: String = one.chars().take(WIDE - 1).collect();
+    if one.chars().count() > wide {
+        let mut c: String = one.chars().take(wide - 1).collect();
         c.push('…');
         c
     } else {
@@ -34,7 +36,7 @@ pub fn table(rows: &[&Row]) -> String {
             } else {
                 r.key.clone()
             };
-            [place, what, clip(&r.expected), clip(&r.observed)]
+            [place, what, clip(&r.expected, WIDE), clip(&r.observed, OBSERVED_WIDE)]
         })
         .collect();
     let mut w = head.map(|h| h.len());
@@ -83,7 +85,12 @@ pub fn context(report: &Report, control: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {} {} step {}: {}: expected {}, got {}",
-                f.proc_label, f.phase, f.index, f.step, f.expected, f.got
+                f.proc_label,
+                f.phase,
+                f.index + 1,
+                f.step,
+                f.expected,
+                f.got
             );
         }
     }

@@ -33,7 +33,11 @@ impl Saved {
     pub fn take(paths: &[String]) -> Result<Saved, String> {
         paths
             .iter()
-            .map(|p| std::fs::read(p).map(|v| (p.clone(), v)).map_err(|e| format!("saving {p}: {e}")))
+            .map(|p| {
+                std::fs::read(p)
+                    .map(|v| (p.clone(), v))
+                    .map_err(|e| format!("saving {p}: {e}"))
+            })
             .collect::<Result<_, _>>()
             .map(Saved)
     }
@@ -50,6 +54,10 @@ impl Saved {
                 errors.push(format!("could not restore {path}: {e}"));
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
     }
 }

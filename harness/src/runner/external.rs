@@ -108,7 +108,10 @@ impl Runner for External {
             return Some(format!("runner {} cannot create a {n} namespace", d.name));
         }
         if matches!(child.exit, Some(crate::load::model::ExitSpec::Signal(_))) && !d.signal_exits {
-            return Some(format!("runner {} does not report a child killed by a signal as such", d.name));
+            return Some(format!(
+                "runner {} does not report a child killed by a signal as such",
+                d.name
+            ));
         }
         if child.time_offsets.is_some() && !dropped.contains(&Ns::Time) && d.time_offsets.is_empty() {
             return Some(format!("runner {} cannot set time namespace offsets", d.name));

@@ -385,11 +385,15 @@ pub fn child_main(trial: &Trial<'_>, spec: &ProcSpec, label: &str, chan: Channel
     // Fds an external runner passed through exec, by name.
     if let Some(list) = p.vars.get("fds").cloned() {
         for pair in list.split(',').filter(|s| !s.is_empty()) {
-            let Some((name, num)) = pair.split_once('=') else { continue };
+            let Some((name, num)) = pair.split_once('=') else {
+                continue;
+            };
             let Ok(num) = num.parse::<RawFd>() else { continue };
             if !p.fds.contains_key(name) && unsafe { libc::fcntl(num, libc::F_GETFD) } >= 0 {
                 unsafe { libc::fcntl(num, libc::F_SETFD, libc::FD_CLOEXEC) };
-                p.fds.insert(name.to_string(), unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(num) });
+                p.fds.insert(name.to_string(), unsafe {
+                    <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(num)
+                });
             }
         }
     }
@@ -498,5 +502,10 @@ pub fn go_context(p: &Proc<'_>) -> BTreeMap<String, String> {
     c.insert("parent".into(), unsafe { libc::getpid() }.to_string());
     let fds: Vec<String> = p.fds.iter().map(|(n, f)| format!("{n}={}", f.as_raw_fd())).collect();
     c.insert("fds".into(), fds.join(","));
+    for (k, v) in &p.values {
+        if let Some(t) = super::script::value_text(v) {
+            c.insert(format!("value:{k}"), t);
+        }
+    }
     c
 }

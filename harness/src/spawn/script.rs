@@ -86,6 +86,9 @@ impl<'a> Proc<'a> {
         vars.insert("euid".into(), trial.env.euid.to_string());
         vars.insert("egid".into(), trial.env.egid.to_string());
         vars.insert("scratch".into(), super::sandbox::SCRATCH.into());
+        if let Some(h) = &trial.env.cgroup_nonroot {
+            vars.insert(crate::plan::env::CGROUP_VAR.into(), h.clone());
+        }
         Proc {
             trial,
             label,
@@ -138,15 +141,16 @@ impl<'a> Proc<'a> {
     pub fn expand(&self, s: &str) -> Result<String, String> {
         crate::load::template::expand(s, |name, arg| {
             if name == "fd" {
-                return self.fds.get(arg?).map(|f| std::os::fd::AsRawFd::as_raw_fd(f).to_string());
+                return self
+                    .fds
+                    .get(arg?)
+                    .map(|f| std::os::fd::AsRawFd::as_raw_fd(f).to_string());
             }
             if name == "value" {
-                let v = self.values.get(arg?)?;
-                return Some(match v {
-                    Value::List(l) => l.first()?.to_string(),
-                    Value::Str(s) => s.clone(),
-                    other => other.to_string(),
-                });
+                // Our own values first; then the creator's, handed down with `go`.
+                if let Some(v) = self.values.get(arg?) {
+                    return value_text(v);
+                }
             }
             let key = match arg {
                 Some(a) => format!("{name}:{a}"),
@@ -183,7 +187,7 @@ impl<'a> Proc<'a> {
                 return;
             }
             let step = s.get_ref();
-            self.progress(format!("{phase} step {i}: {}", describe(step)));
+            self.progress(format!("{phase} step {}: {}", i + 1, describe(step)));
             match &step.op {
                 Op::Expect(e) | Op::Isolation(e) => {
                     self.settle(e, step.retry.as_deref());
@@ -347,6 +351,15 @@ impl<'a> Proc<'a> {
 }
 
 /// One line describing a step, for progress and failure reports.
+/// A value as a placeholder's text: a list gives its first item.
+pub fn value_text(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::List(l) => l.first()?.to_string(),
+        Value::Str(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
 pub fn describe(step: &Step) -> String {
     let what = match &step.op {
         Op::Sh(c) => format!("sh {c:?}"),
@@ -374,6 +387,7 @@ pub fn describe(step: &Step) -> String {
             m.fstype.as_deref().unwrap_or("none"),
             m.flags
         ),
+        Op::MountCgroup(m) => format!("mount the {:?} cgroup hierarchy on {}", m.hierarchy, m.target),
         Op::Umount(u) => format!("umount({}{})", u.target, if u.detach { ", MNT_DETACH" } else { "" }),
         Op::Write(w) => format!("write {:?} to {}", w.data, w.path),
         Op::Kill(k) => format!("kill({}, {})", k.pid, k.signal),
