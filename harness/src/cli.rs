@@ -98,8 +98,15 @@ pub fn suite() -> ExitCode {
     } else {
         Features::probe(env.privileged)
     };
+    let mut env = env;
+    if features.check("pidns_pid_max").is_ok() {
+        env.sandbox_pid_max = Some(plan::env::SANDBOX_PID_MAX);
+    }
     let specs = plan::trials(loaded.cases, &features, &env, runner.as_ref());
     let runs = !args.list && specs.iter().any(|s| s.ignore.is_none());
+    if runs {
+        report::global_state::block_interrupts();
+    }
     let zygote = if runs {
         match Zygote::start(&specs, &env, runner.as_ref()) {
             Ok(z) => Some(Arc::new(z)),
@@ -111,6 +118,9 @@ pub fn suite() -> ExitCode {
     } else {
         None
     };
+    if runs {
+        report::global_state::watch_interrupts();
+    }
     let specs = Arc::new(specs);
     let env = Arc::new(env);
     for (index, spec) in specs.iter().enumerate() {

@@ -10,6 +10,7 @@ fn a_full_run_leaves_the_machine_as_it_found_it() {
         eprintln!("skipped: the full run's residue check needs root");
         return;
     }
+    let _serial = serial();
     let before = MachineState::read();
     let o = suite(&[], &[]);
     assert!(o.status.success(), "{}", text(&o));
@@ -39,6 +40,7 @@ fn a_failing_case_leaves_nothing_either() {
         eprintln!("skipped: needs root");
         return;
     }
+    let _serial = serial();
     let before = MachineState::read();
     let d = cases(&[("uts/fails_midway.toml", FAILS_MIDWAY)]);
     let o = suite_on(d.path(), &[], &[]);
@@ -87,6 +89,7 @@ fn a_declared_global_setting_is_restored_after_failure_and_timeout() {
         eprintln!("skipped: {SETTING} is not writable here");
         return;
     }
+    let _serial = serial();
     let before = std::fs::read_to_string(SETTING).unwrap();
     let changed = if before.trim() == "44" { "43" } else { "44" };
     for (end, timeout, says) in [

@@ -14,7 +14,14 @@ pub struct RunEnv {
     /// A cgroup hierarchy the suite is not at the root of (`cgroup2` or
     /// `cgroup:<controllers>`), read before any case's cgroup namespace.
     pub cgroup_nonroot: Option<String>,
+    /// The sandbox's own pid_max, where pid_max is per pid namespace: a case
+    /// that forks without end runs out of pids instead of into the machine's.
+    pub sandbox_pid_max: Option<u32>,
 }
+
+/// pid_max in each sandbox: room for every case (set_tid asks for 4242), far
+/// below what would strain the machine.
+pub const SANDBOX_PID_MAX: u32 = 8192;
 
 /// The variable that carries the hierarchy `mount_cgroup` picks for "nonroot".
 pub const CGROUP_VAR: &str = "cgroup_nonroot";
@@ -43,6 +50,7 @@ impl RunEnv {
             uid,
             gid,
             cgroup_nonroot: crate::observe::cgroups::nonroot(&crate::observe::cgroups::own()).map(|m| m.encode()),
+            sandbox_pid_max: None,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::compare::Row;
 use crate::spawn::wire::Report;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 const WIDE: usize = 70;
@@ -66,8 +67,36 @@ pub fn table(rows: &[&Row]) -> String {
     out
 }
 
-/// What else the sandbox said that explains a failure.
-pub fn context(report: &Report, control: bool) -> String {
+/// One line saying what went wrong: processes that ended badly first, then
+/// steps, then assertions.
+pub fn headline(report: &Report, failed: usize, total: usize) -> String {
+    let mut parts = Vec::new();
+    for f in report.failures.iter().filter(|f| f.phase == "exit") {
+        parts.push(format!("{} {}", f.proc_label, f.got));
+    }
+    let steps = report.failures.iter().filter(|f| f.phase != "exit").count();
+    if steps > 0 {
+        parts.push(format!(
+            "{steps} step{} did not do what the case requires",
+            plural(steps)
+        ));
+    }
+    if failed > 0 || parts.is_empty() {
+        parts.push(format!("{failed} of {total} assertions failed"));
+    }
+    if !report.errors.is_empty() {
+        parts.push("the harness reported errors".into());
+    }
+    parts.join("; ")
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// What else the sandbox said that explains a failure; `progress` is each
+/// process's last step, to say where one that ended badly was.
+pub fn context(report: &Report, control: bool, progress: &BTreeMap<String, String>) -> String {
     let mut out = String::new();
     if !report.errors.is_empty() {
         out.push_str("harness errors:\n");
@@ -82,6 +111,18 @@ pub fn context(report: &Report, control: bool) -> String {
             "steps that did not do what the case requires:\n"
         });
         for f in &report.failures {
+            if f.phase == "exit" {
+                let at = progress
+                    .get(&f.proc_label)
+                    .map(|p| format!("; its last step: {p}"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {} ended: expected {}, got {}{at}",
+                    f.proc_label, f.expected, f.got
+                );
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "  {} {} step {}: {}: expected {}, got {}",

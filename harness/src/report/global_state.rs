@@ -4,6 +4,61 @@
 //! every trial holds a lock on /proc/sys, shared, or exclusive for such a case.
 
 use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+
+/// Settings saved by trials still running, so an interrupted run can put
+/// them back before it dies.
+static PENDING: Mutex<Vec<(u64, String, Vec<u8>)>> = Mutex::new(Vec::new());
+static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn write_back(path: &str, value: &[u8]) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, value))
+}
+
+fn interrupt_set() -> libc::sigset_t {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        set
+    }
+}
+
+/// Step one of interrupt handling, while the process is single-threaded:
+/// block SIGINT, SIGTERM and SIGHUP so that every thread started later
+/// leaves them to the watcher. (Processes of the case unblock them.)
+pub fn block_interrupts() {
+    let set = interrupt_set();
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// Step two: a thread that waits for those signals, writes back what running
+/// trials changed, and dies of the signal as it would have. Everything else
+/// a case made goes with its sandbox, which the kernel kills with us.
+pub fn watch_interrupts() {
+    std::thread::spawn(|| {
+        let set = interrupt_set();
+        let mut sig = 0;
+        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+            return;
+        }
+        if let Ok(p) = PENDING.lock() {
+            for (_, path, value) in p.iter() {
+                let _ = write_back(path, value);
+            }
+        }
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::raise(sig);
+        }
+    });
+}
 
 /// The lock a trial holds while it runs.
 pub struct Lock {
@@ -27,32 +82,38 @@ impl Lock {
 }
 
 /// The settings as they were before the case.
-pub struct Saved(Vec<(String, Vec<u8>)>);
+pub struct Saved {
+    id: u64,
+    values: Vec<(String, Vec<u8>)>,
+}
 
 impl Saved {
     pub fn take(paths: &[String]) -> Result<Saved, String> {
-        paths
+        let values: Vec<(String, Vec<u8>)> = paths
             .iter()
             .map(|p| {
                 std::fs::read(p)
                     .map(|v| (p.clone(), v))
                     .map_err(|e| format!("saving {p}: {e}"))
             })
-            .collect::<Result<_, _>>()
-            .map(Saved)
+            .collect::<Result<_, _>>()?;
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut p) = PENDING.lock() {
+            p.extend(values.iter().map(|(k, v)| (id, k.clone(), v.clone())));
+        }
+        Ok(Saved { id, values })
     }
 
     /// Write every setting back; the errors of those that could not be.
     pub fn restore(self) -> Result<(), String> {
         let mut errors = Vec::new();
-        for (path, value) in self.0 {
-            let r = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&path)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, &value));
-            if let Err(e) = r {
+        for (path, value) in &self.values {
+            if let Err(e) = write_back(path, value) {
                 errors.push(format!("could not restore {path}: {e}"));
             }
+        }
+        if let Ok(mut p) = PENDING.lock() {
+            p.retain(|(id, _, _)| *id != self.id);
         }
         if errors.is_empty() {
             Ok(())

@@ -22,6 +22,8 @@ pub struct Outcome {
     pub report: Option<Report>,
     pub exit: Option<String>,
     pub last_progress: Option<String>,
+    /// Each process's last reported step, to say where one that died was.
+    pub progress: std::collections::BTreeMap<String, String>,
     pub timed_out: bool,
     pub elapsed: Duration,
 }
@@ -35,6 +37,7 @@ pub fn collect(zygote: &Zygote, index: usize, timeout: Duration) -> Result<Outco
         report: None,
         exit: None,
         last_progress: None,
+        progress: Default::default(),
         timed_out: false,
         elapsed: Duration::ZERO,
     };
@@ -68,7 +71,8 @@ pub fn collect(zygote: &Zygote, index: usize, timeout: Duration) -> Result<Outco
                 for m in unframe(&mut buf) {
                     match m {
                         Ok(Msg::Progress { proc_label, what }) => {
-                            out.last_progress = Some(format!("{proc_label}: {what}"))
+                            out.last_progress = Some(format!("{proc_label}: {what}"));
+                            out.progress.insert(proc_label, what);
                         }
                         Ok(Msg::Finished(r)) => out.report = Some(r),
                         Ok(Msg::SandboxExit { status }) => out.exit = Some(status),
@@ -131,7 +135,7 @@ pub fn judge(spec: &TrialSpec, out: &Outcome, env: &RunEnv) -> Result<(), Failed
         vars.entry(k.clone()).or_insert_with(|| v.clone());
     }
     let verdict = compare::evaluate(&spec.case, report, &vars);
-    let context = format::context(report, spec.control);
+    let context = format::context(report, spec.control, &out.progress);
     let place = format!("{}:{}", crate::load::error::shown(&spec.case.file), spec.case.line);
     if spec.control {
         if !report.errors.is_empty() {
@@ -155,7 +159,7 @@ pub fn judge(spec: &TrialSpec, out: &Outcome, env: &RunEnv) -> Result<(), Failed
     if bad.is_empty() && report.failures.is_empty() && report.errors.is_empty() {
         return Ok(());
     }
-    let mut msg = format!("{place}: {} of {} assertions failed\n", bad.len(), verdict.rows.len());
+    let mut msg = format!("{place}: {}\n", format::headline(report, bad.len(), verdict.rows.len()));
     if !bad.is_empty() {
         msg.push_str(&format::table(&bad));
     }

@@ -18,7 +18,11 @@ pub const HOSTNAME: &str = "nsconform";
 pub const DOMAINNAME: &str = "nsconform.invalid";
 
 /// Directories that get a fresh tmpfs in the sandbox.
-const TMPFS: &[&str] = &["/tmp", "/run", "/var/tmp", "/dev/shm"];
+const TMPFS: &[&str] = &["/tmp", "/run", "/var/tmp"];
+
+/// The device nodes of the sandbox's /dev, bound from the machine's; its
+/// disks and every other device stay out of reach.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
 /// Namespace flags of the sandbox itself.
 pub fn flags(env: &RunEnv) -> i32 {
@@ -60,6 +64,14 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        // Default dispositions for every process of the case (the Rust
+        // runtime's SIGSEGV/SIGBUS handlers and ignored SIGPIPE included), so
+        // a crash is a crash and signal semantics are the kernel's.
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
         libc::signal(libc::SIGALRM, on_alarm as *const () as libc::sighandler_t);
         libc::alarm(spec.case.spec.timeout().as_secs() as u32 + 30);
     }
@@ -123,6 +135,10 @@ fn setup(env: &RunEnv) -> Result<(), String> {
             .map_err(|e| format!("mounting a tmpfs on {d}: {e}"))?;
         }
     }
+    minimal_dev().map_err(|e| format!("making /dev: {e}"))?;
+    if let Some(max) = env.sandbox_pid_max {
+        std::fs::write("/proc/sys/kernel/pid_max", max.to_string()).map_err(|e| format!("capping pid_max: {e}"))?;
+    }
     nix::unistd::sethostname(HOSTNAME).map_err(|e| format!("sethostname: {e}"))?;
     if unsafe { libc::setdomainname(DOMAINNAME.as_ptr().cast(), DOMAINNAME.len()) } < 0 {
         return Err(format!("setdomainname: {}", nix::errno::Errno::last()));
@@ -131,6 +147,63 @@ fn setup(env: &RunEnv) -> Result<(), String> {
         become_unprivileged(env)?;
     }
     Ok(())
+}
+
+/// A /dev of a few harmless nodes, a private /dev/shm and the sandbox's own
+/// /dev/mqueue, built aside in the scratch tmpfs and moved over /dev.
+fn minimal_dev() -> Result<(), String> {
+    use nix::mount::mount;
+    let none: Option<&str> = None;
+    let stage = "/tmp/.nsconform-dev";
+    std::fs::create_dir(stage).map_err(|e| format!("{stage}: {e}"))?;
+    mount(
+        Some("tmpfs"),
+        stage,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=1m"),
+    )
+    .map_err(|e| format!("tmpfs on {stage}: {e}"))?;
+    for d in DEVICES {
+        let host = format!("/dev/{d}");
+        if std::fs::metadata(&host).is_err() {
+            continue;
+        }
+        let node = format!("{stage}/{d}");
+        std::fs::File::create(&node).map_err(|e| format!("{node}: {e}"))?;
+        mount(Some(host.as_str()), node.as_str(), none, MsFlags::MS_BIND, none)
+            .map_err(|e| format!("binding {host}: {e}"))?;
+    }
+    let shm = format!("{stage}/shm");
+    std::fs::create_dir(&shm).map_err(|e| format!("{shm}: {e}"))?;
+    mount(
+        Some("tmpfs"),
+        shm.as_str(),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777,size=64m"),
+    )
+    .map_err(|e| format!("tmpfs on /dev/shm: {e}"))?;
+    let mq = format!("{stage}/mqueue");
+    std::fs::create_dir(&mq).map_err(|e| format!("{mq}: {e}"))?;
+    // Without POSIX message queues in the kernel there is simply none.
+    let _ = mount(
+        Some("mqueue"),
+        mq.as_str(),
+        Some("mqueue"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    );
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, format!("{stage}/{link}")).map_err(|e| format!("/dev/{link}: {e}"))?;
+    }
+    mount(Some(stage), "/dev", none, MsFlags::MS_MOVE, none).map_err(|e| format!("moving it onto /dev: {e}"))?;
+    std::fs::remove_dir(stage).map_err(|e| format!("{stage}: {e}"))
 }
 
 #[repr(C)]

@@ -162,7 +162,8 @@ fn serve(sock: OwnedFd, trials: &[TrialSpec], env: &RunEnv, runner: &dyn Runner)
     unsafe {
         libc::sigemptyset(&mut mask);
         libc::sigaddset(&mut mask, libc::SIGCHLD);
-        libc::sigprocmask(libc::SIG_BLOCK, &mask, std::ptr::null_mut());
+        // Only SIGCHLD: the harness's blocked interrupts would outlive it here.
+        libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
     }
     let sfd = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
     if sfd < 0 {

@@ -67,6 +67,13 @@ pub fn outcome<'a>(t: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Tests of one file that compare the machine before and after take this,
+/// so another test's suite is not counted as residue.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
