@@ -64,14 +64,12 @@ fn interrupt_with(sig: nix::sys::signal::Signal, restore: bool) {
     let before = MachineState::read();
     let setting = std::fs::read_to_string(SETTING).unwrap();
     let changed = if setting.trim() == "44" { "43" } else { "44" };
-    let mut files = Vec::new();
-    // One case changes the setting (it runs alone while it holds the
-    // global-state lock, so the others start after it... or not at all: only
-    // the first needs to be running).
-    files.push((
+    // One case that changes the setting is enough: while it holds the
+    // global-state lock it runs alone.
+    let files = [(
         "pid/busy0.toml".to_string(),
         busy_case(restore).replace("{value}", changed),
-    ));
+    )];
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
     let d = cases(&refs);
     let mut child = Running(
