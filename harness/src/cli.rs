@@ -79,8 +79,13 @@ pub fn suite() -> ExitCode {
         }
     };
     // One bad file is one failing trial; every other case still runs.
+    let mut names = std::collections::HashSet::new();
     for e in &loaded.errors {
-        let name = load_error_name(e);
+        let mut name = load_error_name(e);
+        if !names.insert(name.clone()) {
+            name = format!("{name}::line{}", e.line);
+            names.insert(name.clone());
+        }
         let msg = e.to_string();
         trials.push(Trial::test(name, move || Err(msg.into())).with_kind("load"));
     }
@@ -167,5 +172,6 @@ fn load_error_name(e: &load::LoadError) -> String {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    format!("{area}::{stem}")
+    // Apart from case names, which a file's stem may well equal.
+    format!("load::{area}::{stem}")
 }

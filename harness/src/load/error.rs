@@ -11,7 +11,7 @@ pub struct LoadError {
     pub file: PathBuf,
     pub line: usize,
     pub column: usize,
-    /// Dotted path of the field, e.g. `child.expect.hostname` ("-" for the whole file).
+    /// Dotted path of the field, e.g. `child.expect.hostname` (WHOLE_FILE for the file itself).
     pub field: String,
     pub message: String,
 }
@@ -40,13 +40,16 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// The field of an error about the file as a whole (size, encoding, no case).
+pub const WHOLE_FILE: &str = "(the whole file)";
+
 impl LoadError {
     pub fn whole_file(file: &Path, message: impl Into<String>) -> LoadError {
         LoadError {
             file: file.to_path_buf(),
             line: 1,
             column: 1,
-            field: "-".into(),
+            field: WHOLE_FILE.into(),
             message: message.into(),
         }
     }
@@ -60,9 +63,13 @@ impl LoadError {
         message: impl Into<String>,
     ) -> LoadError {
         let (line, column) = line_col(text, span.start);
-        let field = doc
-            .and_then(|d| field_at(d.get_ref(), span.start))
-            .unwrap_or_else(|| "-".into());
+        // Without a document (a syntax error) the field is read off the text.
+        let field = match doc {
+            Some(d) => field_at(d.get_ref(), span.start),
+            None => field_near(text, span.start),
+        }
+        .filter(|f| !f.is_empty())
+        .unwrap_or_else(|| WHOLE_FILE.into());
         LoadError {
             file: file.to_path_buf(),
             line,
@@ -86,6 +93,92 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
     let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
     (line, column)
+}
+
+/// For text that did not parse: the key being written at `offset`, under
+/// the table header above it (`[[case]]` items counted), from the lines
+/// alone. A best effort that is right for the usual slips: an unclosed
+/// array or string, a missing `=` or comma.
+pub fn field_near(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let mut table = String::new();
+    let mut items: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut key: Option<String> = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let start = at;
+        at += line.len();
+        // An error at the very start of a line is about what came before it
+        // (a `[table]` line that cuts an unclosed array short, say).
+        let first = start + (line.len() - line.trim_start().len());
+        if first >= offset {
+            break;
+        }
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = h.trim().to_string();
+            let n = items.entry(name.clone()).and_modify(|n| *n += 1).or_insert(0);
+            table = format!("{name}[{n}]");
+            key = None;
+        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = h.trim().to_string();
+            key = None;
+        } else if let Some((k, _)) = t.split_once('=') {
+            let k = k.trim();
+            let bare = |c: char| c.is_ascii_alphanumeric() || "_-.\"' ".contains(c);
+            if !k.is_empty() && k.chars().all(bare) && !t.starts_with('#') && !line.starts_with([' ', '\t']) {
+                let k = k.replace([' ', '"', '\''], "");
+                key = (!k.is_empty()).then_some(k);
+            }
+        }
+    }
+    match (table.is_empty(), key) {
+        (true, None) => None,
+        (true, Some(k)) => Some(k),
+        (false, None) => Some(table),
+        (false, Some(k)) => Some(format!("{table}.{k}")),
+    }
+}
+
+/// The span of key `name` in the table found at dotted `path` (as
+/// `field_at` writes it: `case[1].child.run[0].spawn`), to point at
+/// `uid_map` itself rather than at the table that holds it.
+pub fn key_span(doc: &DeTable<'_>, path: &str, name: &str) -> Option<Range<usize>> {
+    let mut table = doc;
+    if !path.is_empty() {
+        for part in path.split('.') {
+            let (key, index) = match part.split_once('[') {
+                Some((k, i)) => (k, i.trim_end_matches(']').parse::<usize>().ok()),
+                None => (part, None),
+            };
+            let mut v = table.get(key)?.get_ref();
+            if let Some(i) = index {
+                match v {
+                    DeValue::Array(a) => v = a.get(i)?.get_ref(),
+                    _ => return None,
+                }
+            }
+            match v {
+                DeValue::Table(t) => table = t,
+                _ => return None,
+            }
+        }
+    }
+    table.iter().find(|(k, _)| k.get_ref() == name).map(|(k, _)| k.span())
+}
+
+/// The first byte at or after `offset` that is neither blank nor a comment:
+/// where a case that starts at `offset` visibly begins.
+pub fn first_content(text: &str, offset: usize) -> usize {
+    let mut at = offset.min(text.len());
+    for line in text[at..].split_inclusive('\n') {
+        let t = line.trim_start();
+        if !t.is_empty() && !t.starts_with('#') {
+            return at + (line.len() - t.len());
+        }
+        at += line.len();
+    }
+    offset.min(text.len())
 }
 
 /// The dotted path of the innermost key or value that covers `offset`.

@@ -35,32 +35,67 @@ pub struct Loaded {
     pub errors: Vec<LoadError>,
 }
 
-/// The case files under `root`, as `(area, path)`, sorted.
-pub fn case_files(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+/// A case file: its area and path.
+pub type CaseFile = (String, PathBuf);
+
+/// The areas a case file may sit in, one directory each.
+pub const AREAS: &[&str] = &["uts", "ipc", "pid", "mnt", "net", "user", "cgroup", "time", "api"];
+
+/// The case files under `root`, as `(area, path)`, sorted; a directory that
+/// cannot be read or is no area is an error of its own, not of the others.
+pub fn case_files(root: &Path) -> std::io::Result<(Vec<CaseFile>, Vec<LoadError>)> {
     let mut out = Vec::new();
-    for area in std::fs::read_dir(root)? {
-        let area = area?;
-        if !area.file_type()?.is_dir() {
+    let mut errors = Vec::new();
+    let mut areas: Vec<_> = std::fs::read_dir(root)?.filter_map(|a| a.ok()).collect();
+    areas.sort_by_key(|a| a.file_name());
+    for area in areas {
+        if !area.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let area_name = area.file_name().to_string_lossy().into_owned();
-        for f in std::fs::read_dir(area.path())? {
-            let f = f?;
+        let listing = match std::fs::read_dir(area.path()) {
+            Ok(l) => l,
+            Err(e) => {
+                errors.push(LoadError::whole_file(
+                    &area.path(),
+                    format!("cannot read the directory: {e}"),
+                ));
+                continue;
+            }
+        };
+        let mut files = Vec::new();
+        for f in listing.filter_map(|f| f.ok()) {
             let p = f.path();
-            if p.extension().is_some_and(|e| e == "toml") && f.file_type()?.is_file() {
-                out.push((area_name.clone(), p));
+            if p.extension().is_some_and(|e| e == "toml") && f.file_type().is_ok_and(|t| t.is_file()) {
+                files.push(p);
             }
         }
+        if !AREAS.contains(&area_name.as_str()) {
+            if let Some(first) = files.iter().min() {
+                errors.push(LoadError::whole_file(
+                    first,
+                    format!(
+                        "`{area_name}` is no area; case files go under one of {}",
+                        AREAS.join(", ")
+                    ),
+                ));
+            }
+            continue;
+        }
+        out.extend(files.into_iter().map(|p| (area_name.clone(), p)));
     }
     out.sort();
-    Ok(out)
+    Ok((out, errors))
 }
 
 /// Load every case under `root`.
 pub fn load_dir(root: &Path, catalogue: &Catalogue) -> Result<Loaded, LoadError> {
-    let files =
+    let (files, errors) =
         case_files(root).map_err(|e| LoadError::whole_file(root, format!("cannot read the cases directory: {e}")))?;
-    let mut loaded = Loaded::default();
+    let mut loaded = Loaded {
+        errors,
+        ..Default::default()
+    };
     let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
     for (area, path) in files {
         match load_file(&path, &area, catalogue) {
@@ -113,7 +148,7 @@ pub fn load_bytes(path: &Path, area: &str, bytes: &[u8], catalogue: &Catalogue) 
                 file: path.to_path_buf(),
                 line,
                 column,
-                field: "-".into(),
+                field: error::WHOLE_FILE.into(),
                 message: format!(
                     "not UTF-8 text (byte {} is invalid): case files are TOML",
                     e.valid_up_to()
@@ -152,6 +187,17 @@ pub fn load_bytes(path: &Path, area: &str, bytes: &[u8], catalogue: &Catalogue) 
                 spec,
                 catalogue,
             )?;
+            if let Some(first) = out.iter().find(|c: &&Case| c.id == case.id) {
+                let at = format!("case[{index}]");
+                let span = error::key_span(doc.get_ref(), &at, "name").unwrap_or(table.span());
+                return Err(LoadError::at(
+                    path,
+                    text,
+                    Some(&doc),
+                    span,
+                    format!("case `{}` is already defined at line {}", case.id, first.line),
+                ));
+            }
             out.push(case);
         }
     }

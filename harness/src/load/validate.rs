@@ -26,6 +26,21 @@ impl Ctx<'_> {
     fn err(&self, span: Range<usize>, msg: impl Into<String>) -> LoadError {
         LoadError::at(self.path, self.text, Some(self.doc), span, msg)
     }
+    /// An error about key `name` of the table at `span`, at the key itself when it is there.
+    fn err_key(&self, span: Range<usize>, name: &str, msg: impl Into<String>) -> LoadError {
+        let path = super::error::field_at(self.doc.get_ref(), span.start).unwrap_or_default();
+        match super::error::key_span(self.doc.get_ref(), &path, name) {
+            Some(k) => self.err(k, msg),
+            None => self.err(span, msg),
+        }
+    }
+    /// An error about a field the case lacks: at the case's first line, naming the field.
+    fn err_missing(&self, case_span: Range<usize>, field: &str, msg: impl Into<String>) -> LoadError {
+        let at = super::error::first_content(self.text, case_span.start);
+        let mut e = self.err(at..at, msg);
+        e.field = field.to_string();
+        e
+    }
     fn known_process(&self, name: &str) -> bool {
         name == "parent" || name == "child" || self.peers.contains(name)
     }
@@ -309,13 +324,14 @@ fn check_proc(ctx: &Ctx<'_>, p: &ProcSpec, span: Range<usize>, is_child: bool) -
     }
     if p.time_offsets.is_some() {
         if !has(Ns::Time) {
-            return Err(ctx.err(
+            return Err(ctx.err_key(
                 span,
+                "time_offsets",
                 "`time_offsets` without a new time namespace (add \"time\" to `namespaces`)",
             ));
         }
         if matches!(p.how, How::Clone3 | How::Setns) {
-            return Err(ctx.err(span, "`time_offsets` must be written before the first task enters, which clone3 and setns do at once: use `how = \"clone\"` or \"unshare\""));
+            return Err(ctx.err_key(span, "time_offsets", "`time_offsets` must be written before the first task enters, which clone3 and setns do at once: use `how = \"clone\"` or \"unshare\""));
         }
     }
     for (field, v) in [
@@ -324,8 +340,9 @@ fn check_proc(ctx: &Ctx<'_>, p: &ProcSpec, span: Range<usize>, is_child: bool) -
         ("setgroups", &p.setgroups),
     ] {
         if v.is_some() && (!has(Ns::User) || p.how == How::Setns) {
-            return Err(ctx.err(
-                span,
+            return Err(ctx.err_key(
+                span.clone(),
+                field,
                 format!("`{field}` is written for a new user namespace, and this process creates none"),
             ));
         }
@@ -337,8 +354,9 @@ fn check_proc(ctx: &Ctx<'_>, p: &ProcSpec, span: Range<usize>, is_child: bool) -
         ));
     }
     if p.map_root && (!has(Ns::User) || p.how == How::Setns) {
-        return Err(ctx.err(
+        return Err(ctx.err_key(
             span,
+            "map_root",
             "`map_root` maps a new user namespace, and this process creates none",
         ));
     }
@@ -537,6 +555,8 @@ pub fn namespaces_used(spec: &CaseSpec) -> BTreeSet<Ns> {
     out
 }
 
+const NO_ISOLATION: &str = "no isolation assertion, so no control can run: say why with `control = { none = \"...\" }`, or mark the assertions that hold only because of the namespaces as `isolation`";
+
 fn check_control(ctx: &Ctx<'_>, spec: &CaseSpec, case_span: Range<usize>) -> Result<(), LoadError> {
     let iso = has_isolation(spec);
     let control = spec.control.as_ref();
@@ -553,18 +573,22 @@ fn check_control(ctx: &Ctx<'_>, spec: &CaseSpec, case_span: Range<usize>) -> Res
             Err(ctx.err(span, "`control.none` needs the reason a control would prove nothing"))
         }
         Some(c) if c.none.is_some() => Ok(()),
-        _ if !iso => Err(ctx.err(
-            span,
-            "no isolation assertion, so no control can run: say why with `control = { none = \"...\" }`, or mark the assertions that hold only because of the namespaces as `isolation`",
-        )),
+        None if !iso => Err(ctx.err_missing(span, "control", NO_ISOLATION)),
+        _ if !iso => Err(ctx.err(span, NO_ISOLATION)),
         Some(c) => {
             if let Some(d) = &c.drop {
                 let used = namespaces_used(spec);
                 if d.get_ref().is_empty() {
-                    return Err(ctx.err(d.span(), "`control.drop` is empty: a control must leave out some namespace"));
+                    return Err(ctx.err(
+                        d.span(),
+                        "`control.drop` is empty: a control must leave out some namespace",
+                    ));
                 }
                 if let Some(n) = d.get_ref().iter().find(|n| !used.contains(n)) {
-                    return Err(ctx.err(d.span(), format!("`control.drop` lists `{n}`, which the case never creates")));
+                    return Err(ctx.err(
+                        d.span(),
+                        format!("`control.drop` lists `{n}`, which the case never creates"),
+                    ));
                 }
             }
             Ok(())
