@@ -1,7 +1,7 @@
 //! Entry point shared by `cargo test` (the suite test target) and the
 //! `nsconform` binary: internal modes first, then the libtest-mimic suite.
 
-use crate::load::{self, Catalogue};
+use crate::load;
 use crate::plan::{self, Features, RunEnv};
 use crate::report;
 use crate::runner;
@@ -38,6 +38,7 @@ pub fn main() -> ExitCode {
         Some("features") => return features(),
         Some(crate::ops::time::HELPER_ARG) => return ExitCode::from(crate::ops::helper_main(&args[1..]) as u8),
         Some("coverage") => return crate::coverage::main(&args[2..]),
+        Some("bench") => return crate::bench::main(&args[2..]),
         _ => {}
     }
     suite()
@@ -67,29 +68,8 @@ pub fn suite() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let env = RunEnv::detect();
-    let catalogue = Catalogue::builtin();
+    let mut env = RunEnv::detect();
     let mut trials: Vec<Trial> = Vec::new();
-
-    let loaded = match load::load_dir(&cases_dir(), &catalogue) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("nsconform: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // One bad file is one failing trial; every other case still runs.
-    let mut names = std::collections::HashSet::new();
-    for e in &loaded.errors {
-        let mut name = load_error_name(e);
-        if !names.insert(name.clone()) {
-            name = format!("{name}::line{}", e.line);
-            names.insert(name.clone());
-        }
-        let msg = e.to_string();
-        trials.push(Trial::test(name, move || Err(msg.into())).with_kind("load"));
-    }
-
     let runner: Arc<dyn runner::Runner> = match runner::select(&runners_dir()) {
         Ok(r) => Arc::from(r),
         Err(e) => {
@@ -103,11 +83,27 @@ pub fn suite() -> ExitCode {
     } else {
         Features::probe(env.privileged)
     };
-    let mut env = env;
     if features.check("pidns_pid_max").is_ok() {
         env.sandbox_pid_max = Some(plan::env::SANDBOX_PID_MAX);
     }
-    let specs = plan::trials(loaded.cases, &features, &env, runner.as_ref());
+    let (specs, errors) = match plan::plan_dir(&cases_dir(), &features, &env, runner.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("nsconform: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // One bad file is one failing trial; every other case still runs.
+    let mut names = std::collections::HashSet::new();
+    for e in &errors {
+        let mut name = load_error_name(e);
+        if !names.insert(name.clone()) {
+            name = format!("{name}::line{}", e.line);
+            names.insert(name.clone());
+        }
+        let msg = e.to_string();
+        trials.push(Trial::test(name, move || Err(msg.into())).with_kind("load"));
+    }
     let runs = !args.list && specs.iter().any(|s| s.ignore.is_none());
     if runs {
         report::global_state::block_interrupts();
@@ -128,6 +124,7 @@ pub fn suite() -> ExitCode {
     }
     let specs = Arc::new(specs);
     let env = Arc::new(env);
+    let timings = Arc::new(report::timings::Timings::from_env());
     for (index, spec) in specs.iter().enumerate() {
         let kind = if spec.control { "control" } else { "case" };
         if let Some(reason) = &spec.ignore {
@@ -137,17 +134,22 @@ pub fn suite() -> ExitCode {
             );
             continue;
         }
-        let (specs, env, zygote) = (specs.clone(), env.clone(), zygote.clone());
+        let (specs, env, zygote, timings) = (specs.clone(), env.clone(), zygote.clone(), timings.clone());
         trials.push(
             Trial::ignorable_test(spec.name.clone(), move || {
                 let spec = &specs[index];
                 let zygote = zygote.as_ref().ok_or("no zygote")?;
-                let restore: Vec<String> = spec.case.spec.restore.iter().map(|r| r.get_ref().clone()).collect();
+                let restore = &spec.case.restore;
                 let _lock = report::global_state::Lock::take(!restore.is_empty())?;
-                let saved = report::global_state::Saved::take(&restore)?;
-                let out = report::collect(zygote, index, spec.case.spec.timeout());
+                let saved = report::global_state::Saved::take(restore)?;
+                let started = std::time::Instant::now();
+                let out = report::collect(zygote, index, spec.case.timeout);
                 saved.restore()?;
-                report::judge(spec, &out?, &env).map(|()| Completion::Completed)
+                let verdict = report::judge(spec, &out?, &env);
+                if let Some(t) = timings.as_ref() {
+                    t.record(spec, started.elapsed());
+                }
+                verdict.map(|()| Completion::Completed)
             })
             .with_kind(kind),
         );
@@ -157,7 +159,11 @@ pub fn suite() -> ExitCode {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         args.test_threads = Some((cpus * 2).max(2));
     }
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(t) = timings.as_ref() {
+        t.finish();
+    }
+    conclusion.exit_code()
 }
 
 fn load_error_name(e: &load::LoadError) -> String {

@@ -2,7 +2,7 @@
 //! this machine (as this user, with this runner), which are covered only by
 //! cases that cannot run here and why, and which no case covers and why.
 
-use crate::load::{self, Catalogue};
+use crate::load::Catalogue;
 use crate::plan::{self, Features, RunEnv, TrialSpec};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -38,8 +38,8 @@ impl Cover {
 pub fn tally(specs: &[TrialSpec]) -> BTreeMap<String, Cover> {
     let mut out: BTreeMap<String, Cover> = BTreeMap::new();
     for s in specs.iter().filter(|s| !s.control) {
-        for id in &s.case.spec.covers {
-            let c = out.entry(id.get_ref().clone()).or_default();
+        for id in &s.case.covers {
+            let c = out.entry(id.clone()).or_default();
             match &s.ignore {
                 None => c.runs.push(s.name.clone()),
                 Some(why) => c.ignored.push((s.name.clone(), why.clone())),
@@ -148,16 +148,9 @@ pub fn main(args: &[String]) -> ExitCode {
             _ => return usage(),
         }
     }
-    let env = RunEnv::detect();
+    let mut env = RunEnv::detect();
     let catalogue = Catalogue::builtin();
     let dir = crate::cli::cases_dir();
-    let loaded = match load::load_dir(&dir, &catalogue) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("nsconform: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let runner = match crate::runner::select(&crate::cli::runners_dir()) {
         Ok(r) => r,
         Err(e) => {
@@ -166,7 +159,16 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     };
     let features = Features::probe(env.privileged);
-    let specs = plan::trials(loaded.cases, &features, &env, runner.as_ref());
+    if features.check("pidns_pid_max").is_ok() {
+        env.sandbox_pid_max = Some(crate::plan::env::SANDBOX_PID_MAX);
+    }
+    let (specs, errors) = match plan::plan_dir(&dir, &features, &env, runner.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("nsconform: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let (text, covered) = render(&catalogue, &tally(&specs), verbose);
     let who = if env.privileged { "root" } else { "unprivileged" };
     let release = nix::sys::utsname::uname()
@@ -179,7 +181,7 @@ pub fn main(args: &[String]) -> ExitCode {
     );
     print!("{text}");
     // A bad file hides the IDs it would cover: say so rather than under-count silently.
-    for e in &loaded.errors {
+    for e in &errors {
         println!("could not load: {e}");
     }
     match min {

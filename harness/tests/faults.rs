@@ -98,7 +98,10 @@ fn faults_fail_with_what_happened_and_leave_nothing() {
         ("pid::killed", "child killed by SIGKILL"),
         ("pid::killed", "its last step: run step 1: kill"),
         ("pid::crashes", "child killed by SIGSEGV"),
-        ("pid::command_crashes", "got killed by SIGSEGV"),
+        (
+            "pid::command_crashes",
+            "sh \"kill -SEGV $$\": expected success, got killed by SIGSEGV",
+        ),
     ] {
         assert_eq!(outcome(&t, name), Some("FAILED"), "{name}:\n{t}");
         let section = t.split(&format!("---- {name} ----")).nth(1).unwrap_or("");

@@ -243,3 +243,11 @@ impl MountFlag {
         }
     }
 }
+
+/// "SIGSEGV" for 11; the number for a signal without a name (real-time ones).
+pub fn signal_name(n: i32) -> String {
+    match nix::sys::signal::Signal::try_from(n) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("signal {n}"),
+    }
+}

@@ -26,6 +26,7 @@ pub fn expand<'i>(
     text: &str,
     doc: &Spanned<DeTable<'i>>,
     table: &Spanned<DeTable<'i>>,
+    only: Option<Option<&str>>,
 ) -> Result<Vec<Expanded<'i>>, LoadError> {
     let err = |span: std::ops::Range<usize>, msg: String| LoadError::at(path, text, Some(doc), span, msg);
     let Some(m) = table.get_ref().get("matrix") else {
@@ -50,6 +51,9 @@ pub fn expand<'i>(
                 m.span(),
                 format!("matrix label {label:?} is not a usable trial name part"),
             ));
+        }
+        if only.is_some_and(|l| l != Some(label.as_str())) {
+            continue;
         }
         let mut t = table.get_ref().clone();
         t.remove("matrix");

@@ -102,13 +102,7 @@ pub fn load_dir(root: &Path, catalogue: &Catalogue) -> Result<Loaded, LoadError>
             Ok(cases) => {
                 for case in cases {
                     if let Some((file, line)) = seen.get(&case.id) {
-                        loaded.errors.push(LoadError {
-                            file: case.file.clone(),
-                            line: case.line,
-                            column: 1,
-                            field: "name".into(),
-                            message: format!("case `{}` is already defined at {}:{line}", case.id, file.display()),
-                        });
+                        loaded.errors.push(duplicate(&case, file, *line));
                         continue;
                     }
                     seen.insert(case.id.clone(), (case.file.clone(), case.line));
@@ -121,6 +115,17 @@ pub fn load_dir(root: &Path, catalogue: &Catalogue) -> Result<Loaded, LoadError>
     Ok(loaded)
 }
 
+/// The error of a case whose name another file took first.
+pub fn duplicate(case: &Case, first: &Path, line: usize) -> LoadError {
+    LoadError {
+        file: case.file.clone(),
+        line: case.line,
+        column: 1,
+        field: "name".into(),
+        message: format!("case `{}` is already defined at {}:{line}", case.id, first.display()),
+    }
+}
+
 /// Load the cases of one file.
 pub fn load_file(path: &Path, area: &str, catalogue: &Catalogue) -> Result<Vec<Case>, LoadError> {
     let bytes = std::fs::read(path).map_err(|e| LoadError::whole_file(path, format!("cannot read: {e}")))?;
@@ -129,6 +134,48 @@ pub fn load_file(path: &Path, area: &str, catalogue: &Catalogue) -> Result<Vec<C
 
 /// Load cases from the bytes of a file (the fuzz target's entry point).
 pub fn load_bytes(path: &Path, area: &str, bytes: &[u8], catalogue: &Catalogue) -> Result<Vec<Case>, LoadError> {
+    load_selected(path, area, bytes, catalogue, None)
+}
+
+/// Load one case again, by where it sits in its file: its table and its
+/// matrix label. Only that case is expanded and checked, so a trial of a
+/// large matrix does not pay for its siblings.
+pub fn load_one(
+    path: &Path,
+    area: &str,
+    index: usize,
+    label: Option<&str>,
+    catalogue: &Catalogue,
+) -> Result<Case, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError::whole_file(path, format!("cannot read: {e}")))?;
+    load_one_bytes(path, area, &bytes, index, label, catalogue)
+}
+
+/// As `load_one`, from the file's bytes.
+pub fn load_one_bytes(
+    path: &Path,
+    area: &str,
+    bytes: &[u8],
+    index: usize,
+    label: Option<&str>,
+    catalogue: &Catalogue,
+) -> Result<Case, LoadError> {
+    let mut cases = load_selected(path, area, bytes, catalogue, Some((index, label)))?;
+    cases.pop().ok_or_else(|| {
+        LoadError::whole_file(
+            path,
+            "the case is no longer in the file (was it changed during the run?)",
+        )
+    })
+}
+
+fn load_selected(
+    path: &Path,
+    area: &str,
+    bytes: &[u8],
+    catalogue: &Catalogue,
+    only: Option<(usize, Option<&str>)>,
+) -> Result<Vec<Case>, LoadError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(LoadError::whole_file(
             path,
@@ -171,7 +218,12 @@ pub fn load_bytes(path: &Path, area: &str, bytes: &[u8], catalogue: &Catalogue) 
     let single = !doc.get_ref().contains_key("case");
     let mut out = Vec::new();
     for (index, table) in tables.into_iter().enumerate() {
-        for (combo, case_table) in matrix::expand(path, text, &doc, &table)? {
+        let label = match only {
+            Some((i, _)) if i != index => continue,
+            Some((_, l)) => Some(l),
+            None => None,
+        };
+        for (combo, case_table) in matrix::expand(path, text, &doc, &table, label)? {
             let de = toml::de::Deserializer::from(case_table.clone());
             let spec: CaseSpec =
                 serde::Deserialize::deserialize(de).map_err(|e| LoadError::from_toml(path, text, Some(&doc), &e))?;

@@ -21,6 +21,8 @@ pub struct Case {
     pub line: usize,
     /// Where this case sits in its file, so a probe can load the same case again.
     pub index: usize,
+    /// The matrix combination's label, for a case a matrix made.
+    pub label: Option<String>,
     pub spec: CaseSpec,
     /// Programs the case's commands run, with where they are named.
     pub tools: Vec<ToolUse>,

@@ -194,6 +194,7 @@ pub(super) fn finish<'a>(
         file: path.to_path_buf(),
         line,
         index,
+        label: label.map(String::from),
         spec,
         tools,
     })

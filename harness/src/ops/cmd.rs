@@ -23,16 +23,17 @@ fn run(p: &mut Proc<'_>, c: &mut Command, shown: String) -> OpResult {
     let out = c
         .output()
         .map_err(|e| Fail::Other(format!("cannot run {shown}: {e}")))?;
-    let code = match (out.status.code(), out.status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        _ => -1,
-    };
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    p.log_command(shown, format!("exit status {code}"), stderr.clone());
-    if code == 0 {
-        Ok(Value::Str(String::from_utf8_lossy(&out.stdout).trim_end().to_string()))
-    } else {
-        Err(Fail::Status(code, stderr))
-    }
+    let r = match (out.status.code(), out.status.signal()) {
+        (Some(0), _) => Ok(Value::Str(String::from_utf8_lossy(&out.stdout).trim_end().to_string())),
+        (Some(c), _) => Err(Fail::Status(c, stderr.clone())),
+        (None, Some(s)) => Err(Fail::Killed(s, stderr.clone())),
+        _ => Err(Fail::Status(-1, stderr.clone())),
+    };
+    let how = match &r {
+        Ok(_) => "exit status 0".to_string(),
+        Err(e) => e.to_string(),
+    };
+    p.log_command(shown, how, stderr);
+    r
 }

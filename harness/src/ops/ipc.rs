@@ -142,9 +142,12 @@ pub fn mq_open(p: &mut Proc<'_>, step: &Step, a: &MqOpenArgs) -> OpResult {
     if a.excl {
         flags |= libc::O_EXCL;
     }
-    let fd = if a.maxmsg.is_some() || a.msgsize.is_some() {
+    // Small queues unless a case asks otherwise: RLIMIT_MSGQUEUE counts the
+    // bytes of every queue a user has, and cases of this run and of other
+    // runs share the user. (The kernel's default is 10 messages of 8 KiB.)
+    let fd = if a.create {
         let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
-        attr.mq_maxmsg = a.maxmsg.unwrap_or(10);
+        attr.mq_maxmsg = a.maxmsg.unwrap_or(2);
         attr.mq_msgsize = a.msgsize.unwrap_or(128);
         unsafe {
             libc::mq_open(

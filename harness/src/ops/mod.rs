@@ -27,8 +27,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 pub enum Fail {
     Errno(Errno),
-    /// A command's exit status (128 + signal when killed) and what it printed on stderr.
+    /// A command's exit status and what it printed on stderr.
     Status(i32, String),
+    /// A command killed by a signal (`status = 128 + N` matches it, as in a shell).
+    Killed(i32, String),
     Other(String),
 }
 
@@ -37,6 +39,7 @@ impl fmt::Display for Fail {
         match self {
             Fail::Errno(e) => f.write_str(&crate::load::flags::errno_name(*e as i32)),
             Fail::Status(c, _) => write!(f, "exit status {c}"),
+            Fail::Killed(s, _) => write!(f, "killed by {}", crate::load::flags::signal_name(*s)),
             Fail::Other(m) => f.write_str(m),
         }
     }
@@ -187,7 +190,7 @@ pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
         Op::Kill(k) => sig::kill(p, k),
         Op::Block(s) => sig::block(s),
         Op::AwaitSignal(a) => sig::await_signal(a),
-        Op::Reap(what) => sig::reap(p, what),
+        Op::Reap(what) => sig::reap(p, what, step.retry.is_some()),
         Op::Reboot(cmd) => sig::reboot(cmd),
         Op::AbsSleep(a) => time::abs_sleep(a),
         Op::ExecProbe(what) => time::exec_probe(p, what),

@@ -147,9 +147,12 @@ pub fn getlk(p: &mut Proc<'_>, path: &str) -> OpResult {
 }
 
 /// Reap a child (or any), waiting up to two seconds for it to end: ETIMEDOUT past that.
-pub fn reap(p: &mut Proc<'_>, what: &str) -> OpResult {
+/// Reap a child, waiting up to 2 s for it; with `retry` on the step, look
+/// once and let the retry window do the waiting.
+pub fn reap(p: &mut Proc<'_>, what: &str, once: bool) -> OpResult {
     let pid = if what == "any" { -1 } else { pid_of(p, what)? };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let wait = if once { 0 } else { 2000 };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(wait);
     loop {
         let mut status = 0;
         let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };

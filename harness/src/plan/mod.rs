@@ -10,16 +10,83 @@ pub mod requirements;
 pub use env::RunEnv;
 pub use features::Features;
 
-use crate::load::Case;
 use crate::load::ns::Ns;
+use crate::load::{Case, Catalogue, LoadError};
 use crate::runner::Runner;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// What a trial keeps of its case between planning and running: where to
+/// load it again, and the little the harness needs before then. Cases are
+/// parsed again where they run (in the sandbox, and to judge), so the
+/// harness's memory does not grow with the number of cases.
+#[derive(Clone, Debug)]
+pub struct CaseRef {
+    pub id: String,
+    pub area: String,
+    pub file: PathBuf,
+    pub line: usize,
+    pub index: usize,
+    pub label: Option<String>,
+    pub timeout: Duration,
+    pub restore: Vec<String>,
+    pub child_namespaces: Vec<Ns>,
+    pub covers: Vec<String>,
+}
+
+impl CaseRef {
+    pub fn of(case: &Case) -> CaseRef {
+        CaseRef {
+            id: case.id.clone(),
+            area: case.area.clone(),
+            file: case.file.clone(),
+            line: case.line,
+            index: case.index,
+            label: case.label.clone(),
+            timeout: case.spec.timeout(),
+            restore: case.spec.restore.iter().map(|r| r.get_ref().clone()).collect(),
+            child_namespaces: case.spec.child.get_ref().namespaces.get_ref().clone(),
+            covers: case.spec.covers.iter().map(|c| c.get_ref().clone()).collect(),
+        }
+    }
+
+    /// The case, parsed again from its file.
+    pub fn load(&self) -> Result<Case, String> {
+        let bytes = std::fs::read(&self.file).map_err(|e| format!("{}: {e}", self.file.display()))?;
+        self.load_from(&bytes)
+    }
+
+    /// The case, parsed again from its file's bytes (read before a sandbox
+    /// hides the file under its own /tmp).
+    pub fn load_from(&self, bytes: &[u8]) -> Result<Case, String> {
+        let case = crate::load::load_one_bytes(
+            &self.file,
+            &self.area,
+            bytes,
+            self.index,
+            self.label.as_deref(),
+            &Catalogue::builtin(),
+        )
+        .map_err(|e| e.to_string())?;
+        if case.id != self.id {
+            return Err(format!(
+                "{}: expected case `{}`, found `{}` (was the file changed during the run?)",
+                self.file.display(),
+                self.id,
+                case.id
+            ));
+        }
+        Ok(case)
+    }
+}
 
 /// One trial: a case, or its control.
 #[derive(Clone, Debug)]
 pub struct TrialSpec {
     pub name: String,
-    pub case: Arc<Case>,
+    pub case: Arc<CaseRef>,
     /// A control run: the case without `dropped`, whose isolation assertions must fail.
     pub control: bool,
     pub dropped: Vec<Ns>,
@@ -45,35 +112,64 @@ pub fn control_drops(case: &Case) -> Option<Vec<Ns>> {
     (!used.is_empty()).then_some(used)
 }
 
-/// Trials for every case, controls right after their case.
-pub fn trials(cases: Vec<Case>, features: &Features, env: &RunEnv, runner: &dyn Runner) -> Vec<TrialSpec> {
-    let mut out = Vec::new();
-    for case in cases {
-        let case = Arc::new(case);
-        let ignore = requirements::check(&case, &[], features, env, runner).err();
-        out.push(TrialSpec {
-            name: case.id.clone(),
-            case: case.clone(),
-            control: false,
-            dropped: vec![],
-            ignore: ignore.clone(),
-        });
-        if let Some(dropped) = control_drops(&case) {
-            let root_only = case.spec.control.as_ref().and_then(|c| c.get_ref().root.clone());
-            let ignore = ignore
-                .or_else(|| requirements::check(&case, &dropped, features, env, runner).err())
-                .or_else(|| match root_only {
-                    Some(why) if !env.privileged => Some(format!("needs root: {why}")),
-                    _ => None,
-                });
-            out.push(TrialSpec {
-                name: format!("control::{}", case.id),
-                case,
-                control: true,
-                dropped,
-                ignore,
+/// Trials for one case, its control right after it.
+pub fn trials_of(case: &Case, features: &Features, env: &RunEnv, runner: &dyn Runner) -> Vec<TrialSpec> {
+    let r = Arc::new(CaseRef::of(case));
+    let ignore = requirements::check(case, &[], features, env, runner).err();
+    let mut out = vec![TrialSpec {
+        name: case.id.clone(),
+        case: r.clone(),
+        control: false,
+        dropped: vec![],
+        ignore: ignore.clone(),
+    }];
+    if let Some(dropped) = control_drops(case) {
+        let root_only = case.spec.control.as_ref().and_then(|c| c.get_ref().root.clone());
+        let ignore = ignore
+            .or_else(|| requirements::check(case, &dropped, features, env, runner).err())
+            .or_else(|| match root_only {
+                Some(why) if !env.privileged => Some(format!("needs root: {why}")),
+                _ => None,
             });
-        }
+        out.push(TrialSpec {
+            name: format!("control::{}", case.id),
+            case: r,
+            control: true,
+            dropped,
+            ignore,
+        });
     }
     out
+}
+
+/// Every trial of a cases directory, one file at a time (a file's parsed
+/// cases are dropped once planned), and the errors of the files that could
+/// not be loaded.
+pub fn plan_dir(
+    root: &Path,
+    features: &Features,
+    env: &RunEnv,
+    runner: &dyn Runner,
+) -> Result<(Vec<TrialSpec>, Vec<LoadError>), LoadError> {
+    let catalogue = Catalogue::builtin();
+    let (files, mut errors) = crate::load::case_files(root)
+        .map_err(|e| LoadError::whole_file(root, format!("cannot read the cases directory: {e}")))?;
+    let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
+    let mut out = Vec::new();
+    for (area, path) in files {
+        match crate::load::load_file(&path, &area, &catalogue) {
+            Ok(cases) => {
+                for case in cases {
+                    if let Some((file, line)) = seen.get(&case.id) {
+                        errors.push(crate::load::duplicate(&case, file, *line));
+                        continue;
+                    }
+                    seen.insert(case.id.clone(), (case.file.clone(), case.line));
+                    out.extend(trials_of(&case, features, env, runner));
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    Ok((out, errors))
 }

@@ -35,8 +35,9 @@ pub fn spawn_label(creator: &str, phase: &str, index: usize, spec: &ProcSpec) ->
     }
 }
 
+/// Where an inline expectation sits, counting steps from 1 as reports do.
 pub fn step_at(phase: &str, index: usize) -> String {
-    format!("{phase} step {index}")
+    format!("{phase} step {}", index + 1)
 }
 
 /// Parent phases in the order they run (`on.*` between start and run).

@@ -4,6 +4,7 @@
 
 pub mod format;
 pub mod global_state;
+pub mod timings;
 
 use crate::compare::{self, eval::Vars};
 use crate::plan::{RunEnv, TrialSpec};
@@ -43,7 +44,9 @@ pub fn collect(zygote: &Zygote, index: usize, timeout: Duration) -> Result<Outco
     };
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 65536];
-    loop {
+    // The report is the last thing a sandbox says; its teardown (the kernel
+    // freeing its namespaces) need not hold the trial up.
+    while out.report.is_none() {
         let now = Instant::now();
         if now >= deadline {
             if out.timed_out {
@@ -110,7 +113,7 @@ pub fn vars(env: &RunEnv) -> Vars {
 
 /// Decide a trial from what came back.
 pub fn judge(spec: &TrialSpec, out: &Outcome, env: &RunEnv) -> Result<(), Failed> {
-    let timeout = spec.case.spec.timeout();
+    let timeout = spec.case.timeout;
     let doing = out
         .last_progress
         .as_deref()
@@ -134,7 +137,9 @@ pub fn judge(spec: &TrialSpec, out: &Outcome, env: &RunEnv) -> Result<(), Failed
     for (k, v) in &report.vars {
         vars.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    let verdict = compare::evaluate(&spec.case, report, &vars);
+    // Parsed again here, as in the sandbox: the harness keeps no case between trials.
+    let case = spec.case.load()?;
+    let verdict = compare::evaluate(&case, report, &vars);
     let context = format::context(report, spec.control, &out.progress);
     let place = format!("{}:{}", crate::load::error::shown(&spec.case.file), spec.case.line);
     if spec.control {

@@ -92,6 +92,20 @@ impl Runner for External {
                 .find(|n| !j.namespaces.contains_key(n))
                 .map(|n| format!("runner {} cannot join a {n} namespace", d.name));
         }
+        // A runner execs the probe, and execve moves a process that unshared
+        // its time namespace into it: "the caller stays out" cannot be shown.
+        if child.how == How::Unshare
+            && child
+                .namespaces
+                .get_ref()
+                .iter()
+                .any(|n| *n == Ns::Time && !dropped.contains(n))
+        {
+            return Some(format!(
+                "runner {} starts the probe with execve, which enters time_for_children: a caller that unshared CLONE_NEWTIME cannot stay outside",
+                d.name
+            ));
+        }
         if !d.how.contains_key(Self::how_key(child.how)) {
             return Some(format!(
                 "runner {} cannot create a child with how = \"{}\"",

@@ -16,6 +16,13 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 pub const SCRATCH: &str = "/tmp";
 pub const HOSTNAME: &str = "nsconform";
 pub const DOMAINNAME: &str = "nsconform.invalid";
+/// Where the harness binary is bound for an external runner's probe, when
+/// its own path lies under a directory the sandbox covers.
+pub const PROBE_BIND: &str = "/run/.nsconform-probe";
+
+/// Where the case file is copied, under its own name, in the sandbox's
+/// scratch for an external runner's probe.
+pub const CASE_COPY_DIR: &str = "/tmp/.nsconform-case";
 
 /// Directories that get a fresh tmpfs in the sandbox.
 const TMPFS: &[&str] = &["/tmp", "/run", "/var/tmp"];
@@ -73,7 +80,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
             }
         }
         libc::signal(libc::SIGALRM, on_alarm as *const () as libc::sighandler_t);
-        libc::alarm(spec.case.spec.timeout().as_secs() as u32 + 30);
+        libc::alarm(spec.case.timeout.as_secs() as u32 + 30);
     }
     let mut out = SandboxOut::new(pipe);
     if let Some(g) = go {
@@ -82,18 +89,21 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
             return 1;
         }
     }
-    if let Err(e) = setup(env) {
-        out.report.errors.push(format!("sandbox set-up failed: {e}"));
-        let report = std::mem::take(&mut out.report);
-        out.write(&Msg::Finished(report));
-        return 1;
-    }
+    let case = match prepare(spec, env, runner) {
+        Ok(c) => c,
+        Err(e) => {
+            out.report.errors.push(format!("sandbox set-up failed: {e}"));
+            let report = std::mem::take(&mut out.report);
+            out.write(&Msg::Finished(report));
+            return 1;
+        }
+    };
     let trial = Trial {
-        case: &spec.case,
+        case: &case,
         control: spec.control,
         dropped: &spec.dropped,
         env,
-        refs: crate::plan::procs::referenced_keys(&spec.case.spec),
+        refs: crate::plan::procs::referenced_keys(&case.spec),
         runner,
     };
     let mut out = super::parent::run_case(&trial, out);
@@ -101,6 +111,43 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     let report = std::mem::take(&mut out.report);
     out.write(&Msg::Finished(report));
     0
+}
+
+/// Set the sandbox up and load the case it runs.
+fn prepare(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner) -> Result<crate::load::Case, String> {
+    // Read first: the case file or the binary may lie under a directory the
+    // sandbox's own tmpfs is about to cover.
+    let bytes = std::fs::read(&spec.case.file).map_err(|e| format!("{}: {e}", spec.case.file.display()))?;
+    let exe = std::fs::read_link("/proc/self/exe").ok();
+    let exe_fd = std::fs::File::open("/proc/self/exe").ok();
+    setup(env)?;
+    if runner.name() != "native" {
+        if exe.as_ref().is_none_or(|p| !p.exists()) {
+            bind_probe(exe_fd.as_ref())?;
+        }
+        // The probe reads the case from a copy under the file's own name.
+        let name = spec.case.file.file_name().unwrap_or_default();
+        let copy = std::path::Path::new(CASE_COPY_DIR).join(name);
+        std::fs::create_dir_all(CASE_COPY_DIR)
+            .and_then(|()| std::fs::write(&copy, &bytes))
+            .map_err(|e| format!("{}: {e}", copy.display()))?;
+    }
+    let case = spec.case.load_from(&bytes)?;
+    // Last, as it gives up the capabilities the set-up needed.
+    if !env.privileged {
+        become_unprivileged(env)?;
+    }
+    Ok(case)
+}
+
+/// Make the harness binary reachable for an external runner at PROBE_BIND.
+fn bind_probe(exe: Option<&std::fs::File>) -> Result<(), String> {
+    let exe = exe.ok_or("cannot open the harness binary")?;
+    std::fs::File::create(PROBE_BIND).map_err(|e| format!("{PROBE_BIND}: {e}"))?;
+    let source = format!("/proc/self/fd/{}", exe.as_raw_fd());
+    let none: Option<&str> = None;
+    nix::mount::mount(Some(source.as_str()), PROBE_BIND, none, MsFlags::MS_BIND, none)
+        .map_err(|e| format!("binding the harness binary on {PROBE_BIND}: {e}"))
 }
 
 /// As pid 1 of the sandbox: kill whatever the case left and reap it.
@@ -142,9 +189,6 @@ fn setup(env: &RunEnv) -> Result<(), String> {
     nix::unistd::sethostname(HOSTNAME).map_err(|e| format!("sethostname: {e}"))?;
     if unsafe { libc::setdomainname(DOMAINNAME.as_ptr().cast(), DOMAINNAME.len()) } < 0 {
         return Err(format!("setdomainname: {}", nix::errno::Errno::last()));
-    }
-    if !env.privileged {
-        become_unprivileged(env)?;
     }
     Ok(())
 }

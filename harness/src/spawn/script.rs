@@ -227,6 +227,7 @@ impl<'a> Proc<'a> {
             (Some(want), _, _) => (false, want.to_string()),
             (None, Some(0) | None, Ok(_)) => (true, String::new()),
             (None, Some(s), Err(Fail::Status(code, _))) => (*code == s, format!("exit status {s}")),
+            (None, Some(s), Err(Fail::Killed(sig, _))) => (128 + *sig == s, format!("exit status {s}")),
             (None, Some(s), _) => (false, format!("exit status {s}")),
             (None, None, Err(_)) => (false, "success".to_string()),
         };
@@ -262,6 +263,7 @@ impl<'a> Proc<'a> {
             Ok(v) => v.clone(),
             Err(Fail::Errno(e)) => Value::Str(errno_name(*e as i32)),
             Err(Fail::Status(code, _)) => Value::Int(*code as i64),
+            Err(Fail::Killed(sig, _)) => Value::Int(128 + *sig as i64),
             Err(Fail::Other(m)) => Value::Str(m.clone()),
         };
         if let Some(name) = &step.save_as {

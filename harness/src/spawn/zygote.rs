@@ -255,22 +255,17 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
     };
     let results_fd = results.as_raw_fd();
     let go_read = go.as_ref().map(|(r, _)| r.as_raw_fd());
-    let mut stack = vec![0u8; 8 << 20];
-    let cb = Box::new(|| {
-        let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
-        let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-        unsafe { libc::_exit(sandbox::main(spec, env, runner, pipe, go)) }
-    });
-    let pid = unsafe {
-        nix::sched::clone(
-            cb,
-            &mut stack,
-            nix::sched::CloneFlags::from_bits_retain(sandbox::flags(env)),
-            Some(libc::SIGCHLD),
-        )
-    }
-    .map_err(|e| format!("clone: {e}"))?
-    .as_raw();
+    // Fork-like (no stack of its own): the zygote is single-threaded, and a
+    // fresh stack per sandbox would cost more than the namespaces.
+    let flags = sandbox::flags(env) as u64 | libc::SIGCHLD as u64;
+    let pid = match unsafe { sys::clone_raw(flags) }.map_err(|e| format!("clone: {e}"))? {
+        0 => {
+            let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
+            let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+            unsafe { libc::_exit(sandbox::main(spec, env, runner, pipe, go)) }
+        }
+        pid => pid,
+    };
     if let Some((_, w)) = go {
         // The sandbox is root of its own user namespace, mapped to the user.
         let r = (|| -> std::io::Result<()> {
