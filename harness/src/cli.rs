@@ -145,9 +145,11 @@ pub fn suite() -> ExitCode {
                 let started = std::time::Instant::now();
                 let out = report::collect(zygote, index, spec.case.timeout);
                 saved.restore()?;
-                let verdict = report::judge(spec, &out?, &env);
+                let out = out?;
+                let verdict = report::judge(spec, &out, &env);
                 if let Some(t) = timings.as_ref() {
-                    t.record(spec, started.elapsed());
+                    let work = out.report.as_ref().map_or(0, |r| r.work_us);
+                    t.record(spec, started.elapsed(), work);
                 }
                 verdict.map(|()| Completion::Completed)
             })

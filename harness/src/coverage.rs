@@ -169,7 +169,7 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (text, covered) = render(&catalogue, &tally(&specs), verbose);
+    let (text, covered) = render(catalogue, &tally(&specs), verbose);
     let who = if env.privileged { "root" } else { "unprivileged" };
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())

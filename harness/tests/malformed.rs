@@ -80,7 +80,7 @@ fn a_bad_file_does_not_hide_the_others() {
 
 #[test]
 fn the_project_cases_all_load() {
-    let loaded = nsconform::load::load_dir(&project().join("cases"), &Catalogue::builtin()).unwrap();
+    let loaded = nsconform::load::load_dir(&project().join("cases"), Catalogue::builtin()).unwrap();
     let errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     assert!(!loaded.cases.is_empty());

@@ -47,8 +47,12 @@ fn id_number(id: &str) -> u32 {
 }
 
 impl Catalogue {
-    pub fn builtin() -> Catalogue {
-        Catalogue::parse(BUILTIN).expect("the built-in catalogue parses (checked by a unit test)")
+    /// Parsed once per process (and inherited by forks): loading a case
+    /// checks its IDs against it, and sandboxes load their case again.
+    pub fn builtin() -> &'static Catalogue {
+        static PARSED: std::sync::OnceLock<Catalogue> = std::sync::OnceLock::new();
+        PARSED
+            .get_or_init(|| Catalogue::parse(BUILTIN).expect("the built-in catalogue parses (checked by a unit test)"))
     }
 
     pub fn parse(text: &str) -> Result<Catalogue, String> {

@@ -330,7 +330,7 @@ mod tests {
             Path::new("cases/uts/t.toml"),
             "uts",
             text.as_bytes(),
-            &Catalogue::builtin(),
+            Catalogue::builtin(),
         )
     }
 
@@ -413,10 +413,10 @@ run = [{ clone = { flags = ["{ns}"] }, errno = "EPERM" }]
 
     #[test]
     fn binary_and_oversized_input_is_refused_without_parsing() {
-        let e = load_bytes(Path::new("x.toml"), "uts", &[0xff, 0xfe, 0x00], &Catalogue::builtin()).unwrap_err();
+        let e = load_bytes(Path::new("x.toml"), "uts", &[0xff, 0xfe, 0x00], Catalogue::builtin()).unwrap_err();
         assert!(e.message.contains("not UTF-8"), "{e}");
         let big = vec![b'#'; MAX_FILE_BYTES + 1];
-        let e = load_bytes(Path::new("x.toml"), "uts", &big, &Catalogue::builtin()).unwrap_err();
+        let e = load_bytes(Path::new("x.toml"), "uts", &big, Catalogue::builtin()).unwrap_err();
         assert!(e.message.contains("limited"), "{e}");
     }
 }

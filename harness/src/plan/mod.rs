@@ -67,7 +67,7 @@ impl CaseRef {
             bytes,
             self.index,
             self.label.as_deref(),
-            &Catalogue::builtin(),
+            Catalogue::builtin(),
         )
         .map_err(|e| e.to_string())?;
         if case.id != self.id {
@@ -157,7 +157,7 @@ pub fn plan_dir(
     let mut seen: HashMap<String, (PathBuf, usize)> = HashMap::new();
     let mut out = Vec::new();
     for (area, path) in files {
-        match crate::load::load_file(&path, &area, &catalogue) {
+        match crate::load::load_file(&path, &area, catalogue) {
             Ok(cases) => {
                 for case in cases {
                     if let Some((file, line)) = seen.get(&case.id) {

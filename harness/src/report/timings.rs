@@ -1,6 +1,7 @@
 //! Per-trial timings for the benchmark: with NSCONFORM_TIMINGS=FILE each
 //! trial that runs appends `name<TAB>microseconds<TAB>clone flags of its
-//! child` to FILE. Timing is measured, never asserted.
+//! child<TAB>microseconds of the case's own steps` to FILE. Timing is
+//! measured, never asserted.
 
 use crate::plan::TrialSpec;
 use std::io::Write;
@@ -24,8 +25,13 @@ impl Timings {
         }
     }
 
-    pub fn record(&self, spec: &TrialSpec, elapsed: Duration) {
-        let line = format!("{}\t{}\t{}\n", spec.name, elapsed.as_micros(), child_flags(spec));
+    pub fn record(&self, spec: &TrialSpec, elapsed: Duration, work_us: u64) {
+        let line = format!(
+            "{}\t{}\t{}\t{work_us}\n",
+            spec.name,
+            elapsed.as_micros(),
+            child_flags(spec)
+        );
         if let Ok(mut f) = self.0.lock() {
             let _ = f.write_all(line.as_bytes());
         }

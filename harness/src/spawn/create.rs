@@ -26,7 +26,8 @@ pub struct Running {
 
 /// How a relay loop ended.
 pub enum Ended {
-    Done,
+    /// With the microseconds its steps took.
+    Done(u64),
     Gone,
 }
 
@@ -64,6 +65,25 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
         }
     };
     drop(up);
+    // A child cloned here is in its namespaces from the start: its hello can
+    // wait in the channel (the relay skips it), and maps, start steps and go
+    // need not wait for it. One round trip fewer per process.
+    if let (Some(pid), How::Clone | How::Clone3) = (pid, spec.how) {
+        let r = Running {
+            label: label.to_string(),
+            pid,
+            reap,
+            chan: down,
+        };
+        if eff.contains(&Ns::User) {
+            if let Err(e) = write_maps(creator, spec, pid) {
+                unsafe { libc::kill(reap, libc::SIGKILL) };
+                reap_now(reap);
+                return Err(e);
+            }
+        }
+        return Ok(r);
+    }
     let hello = if down.readable_within(std::time::Duration::from_secs(30)) {
         down.recv_from()
     } else {
@@ -422,7 +442,11 @@ pub fn child_main(trial: &Trial<'_>, spec: &ProcSpec, label: &str, chan: Channel
         p.end_snapshot(&spec.expect, &spec.isolation);
     }
     let label = p.label.clone();
-    p.emit(Msg::Done { proc_label: label });
+    let work_us = p.work.as_micros() as u64;
+    p.emit(Msg::Done {
+        proc_label: label,
+        work_us,
+    });
     if let Out::Up(c) = &p.out {
         // Wait to be told to go: the parent observes us alive until then.
         let _ = c.recv();
@@ -452,7 +476,8 @@ pub fn drop_privileges_to(vars: &BTreeMap<String, String>) -> Result<(), String>
 pub fn relay(p: &mut Proc<'_>, r: &Running, on_sync: &mut dyn FnMut(&mut Proc<'_>, &str)) -> Ended {
     loop {
         match r.chan.recv() {
-            Ok(Some(Msg::Done { .. })) => return Ended::Done,
+            Ok(Some(Msg::Done { work_us, .. })) => return Ended::Done(work_us),
+            Ok(Some(Msg::Hello { .. })) => {}
             Ok(Some(Msg::Sync { name })) => {
                 on_sync(p, &name);
                 let _ = r.chan.send(&Msg::Continue);
@@ -493,7 +518,9 @@ pub fn spawn_nested(p: &mut Proc<'_>, spec: &ProcSpec, label: &str) -> Result<()
     let context = go_context(p);
     r.chan.send(&Msg::Go { context }).map_err(|e| format!("go: {e}"))?;
     let mut no_sync = |p: &mut Proc<'_>, name: &str| p.progress(format!("ignored sync {name:?} from a spawn"));
-    relay(p, &r, &mut no_sync);
+    if let Ended::Done(us) = relay(p, &r, &mut no_sync) {
+        p.work += std::time::Duration::from_micros(us);
+    }
     finish(p, r, spec.exit.as_ref());
     Ok(())
 }

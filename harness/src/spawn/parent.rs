@@ -32,8 +32,9 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
             Ok(r) => {
                 p.vars.insert(label.clone(), r.pid.to_string());
                 let mut ignore = |p: &mut Proc<'_>, n: &str| p.progress(format!("ignored sync {n:?} from a peer"));
-                if let Ended::Gone = create::relay(&mut p, &r, &mut ignore) {
-                    p.progress(format!("{label} ended before it was done"));
+                match create::relay(&mut p, &r, &mut ignore) {
+                    Ended::Done(us) => p.work += std::time::Duration::from_micros(us),
+                    Ended::Gone => p.progress(format!("{label} ended before it was done")),
                 }
                 peers.push((r, ps));
             }
@@ -74,8 +75,9 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
             });
             p.stopped = was || p.stopped;
         };
-        if let Ended::Gone = create::relay(&mut p, r, &mut on_sync) {
-            p.progress("the child ended before it was done".into());
+        match create::relay(&mut p, r, &mut on_sync) {
+            Ended::Done(us) => p.work += std::time::Duration::from_micros(us),
+            Ended::Gone => p.progress("the child ended before it was done".into()),
         }
     }
     p.run_steps("run", &parent.run, &mut no_sync);
@@ -95,9 +97,11 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
     }
     p.release_held();
     let vars = p.vars.clone();
+    let work = p.work;
     match p.out {
         Out::Sandbox(mut s) => {
             s.report.vars = vars;
+            s.report.work_us = work.as_micros() as u64;
             s
         }
         Out::Up(_) => unreachable!("the parent reports to the sandbox"),

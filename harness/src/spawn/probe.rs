@@ -69,7 +69,7 @@ pub fn main(args: &[String]) -> i32 {
     unsafe { libc::fcntl(a.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     let chan = unsafe { Channel::from_raw(a.fd) };
     let catalogue = Catalogue::builtin();
-    let cases = match load_file(Path::new(&a.file), &a.area, &catalogue) {
+    let cases = match load_file(Path::new(&a.file), &a.area, catalogue) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("nsconform probe: {e}");

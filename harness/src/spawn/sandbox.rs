@@ -25,11 +25,11 @@ pub const PROBE_BIND: &str = "/run/.nsconform-probe";
 pub const CASE_COPY_DIR: &str = "/tmp/.nsconform-case";
 
 /// Directories that get a fresh tmpfs in the sandbox.
-const TMPFS: &[&str] = &["/tmp", "/run", "/var/tmp"];
+const TMPFS: &[&str] = &["/tmp", "/run"];
 
 /// The device nodes of the sandbox's /dev, bound from the machine's; its
 /// disks and every other device stay out of reach.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 
 /// Namespace flags of the sandbox itself.
 pub fn flags(env: &RunEnv) -> i32 {
@@ -71,13 +71,12 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        // Default dispositions for every process of the case (the Rust
-        // runtime's SIGSEGV/SIGBUS handlers and ignored SIGPIPE included), so
-        // a crash is a crash and signal semantics are the kernel's.
-        for sig in 1..libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
+        // Default dispositions for every process of the case: the Rust
+        // runtime's SIGSEGV/SIGBUS handlers and ignored SIGPIPE are the only
+        // others the zygote has. So a crash is a crash, and signal semantics
+        // are the kernel's.
+        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGPIPE] {
+            libc::signal(sig, libc::SIG_DFL);
         }
         libc::signal(libc::SIGALRM, on_alarm as *const () as libc::sighandler_t);
         libc::alarm(spec.case.timeout.as_secs() as u32 + 30);
@@ -107,9 +106,11 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
         runner,
     };
     let mut out = super::parent::run_case(&trial, out);
-    end_everything();
+    // The report first: what is left is killed either way, and the harness
+    // need not wait for it.
     let report = std::mem::take(&mut out.report);
     out.write(&Msg::Finished(report));
+    end_everything();
     0
 }
 
@@ -193,8 +194,8 @@ fn setup(env: &RunEnv) -> Result<(), String> {
     Ok(())
 }
 
-/// A /dev of a few harmless nodes, a private /dev/shm and the sandbox's own
-/// /dev/mqueue, built aside in the scratch tmpfs and moved over /dev.
+/// A /dev of a few harmless nodes, a private /dev/shm and a mount point for
+/// mqueue, built aside in the scratch tmpfs and moved over /dev.
 fn minimal_dev() -> Result<(), String> {
     use nix::mount::mount;
     let none: Option<&str> = None;
@@ -210,13 +211,28 @@ fn minimal_dev() -> Result<(), String> {
     .map_err(|e| format!("tmpfs on {stage}: {e}"))?;
     for d in DEVICES {
         let host = format!("/dev/{d}");
-        if std::fs::metadata(&host).is_err() {
-            continue;
-        }
+        let Ok(meta) = std::fs::metadata(&host) else { continue };
         let node = format!("{stage}/{d}");
-        std::fs::File::create(&node).map_err(|e| format!("{node}: {e}"))?;
-        mount(Some(host.as_str()), node.as_str(), none, MsFlags::MS_BIND, none)
-            .map_err(|e| format!("binding {host}: {e}"))?;
+        // A node of the same device where we may make one (cheaper than a
+        // mount); a bind of the machine's node in a user namespace.
+        let made = {
+            use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+            meta.file_type().is_char_device()
+                && nix::sys::stat::mknod(
+                    node.as_str(),
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::from_bits_truncate(0o666),
+                    meta.rdev(),
+                )
+                .is_ok()
+                // The umask took bits off: everyone may use these, as on the machine.
+                && std::fs::set_permissions(&node, std::fs::Permissions::from_mode(meta.mode() & 0o777)).is_ok()
+        };
+        if !made {
+            std::fs::File::create(&node).map_err(|e| format!("{node}: {e}"))?;
+            mount(Some(host.as_str()), node.as_str(), none, MsFlags::MS_BIND, none)
+                .map_err(|e| format!("binding {host}: {e}"))?;
+        }
     }
     let shm = format!("{stage}/shm");
     std::fs::create_dir(&shm).map_err(|e| format!("{shm}: {e}"))?;
@@ -228,16 +244,9 @@ fn minimal_dev() -> Result<(), String> {
         Some("mode=1777,size=64m"),
     )
     .map_err(|e| format!("tmpfs on /dev/shm: {e}"))?;
+    // A mount point for cases that mount an mqueue file system; queues need none.
     let mq = format!("{stage}/mqueue");
     std::fs::create_dir(&mq).map_err(|e| format!("{mq}: {e}"))?;
-    // Without POSIX message queues in the kernel there is simply none.
-    let _ = mount(
-        Some("mqueue"),
-        mq.as_str(),
-        Some("mqueue"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        none,
-    );
     for (link, to) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),

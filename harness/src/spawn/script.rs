@@ -76,6 +76,8 @@ pub struct Proc<'a> {
     pub stopped: bool,
     /// The last sender each socket received from (for replies).
     pub peers: BTreeMap<String, nix::sys::socket::SockaddrStorage>,
+    /// Time spent doing what the steps ask (waits for syncs left out).
+    pub work: std::time::Duration,
 }
 
 impl<'a> Proc<'a> {
@@ -99,6 +101,7 @@ impl<'a> Proc<'a> {
             held: Vec::new(),
             stopped: false,
             peers: BTreeMap::new(),
+            work: std::time::Duration::ZERO,
         }
     }
 
@@ -242,7 +245,9 @@ impl<'a> Proc<'a> {
             .and_then(crate::load::model::parse_duration)
             .map(|d| std::time::Instant::now() + d);
         loop {
+            let started = std::time::Instant::now();
             let r = ops::run(op, step, self);
+            self.work += started.elapsed();
             // With may_fail, keep trying for a success; otherwise for the required outcome.
             let done = if step.may_fail {
                 r.is_ok()

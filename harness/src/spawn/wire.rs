@@ -74,6 +74,9 @@ pub enum Msg {
     /// All steps ran; waiting to be told to exit.
     Done {
         proc_label: String,
+        /// Microseconds its steps took: the case's own work, not the harness's.
+        #[serde(default)]
+        work_us: u64,
     },
     Exit,
     /// The sandbox's final word.
@@ -97,6 +100,11 @@ pub struct Report {
     pub errors: Vec<String>,
     /// The parent's placeholder values (pids of the child and peers as it sees them).
     pub vars: BTreeMap<String, String>,
+    /// Microseconds the steps of the parent, peers and child took, one after
+    /// another: the case's own work, which the benchmark does not count as
+    /// the harness's overhead.
+    #[serde(default)]
+    pub work_us: u64,
 }
 
 // TOML wants a table at the top.
