@@ -202,7 +202,7 @@ fn the_loader_survives_mutated_cases() {
     let mut seen = BTreeSet::new();
     for p in &kept {
         let input = std::fs::read(p).unwrap();
-        let r = check(&input, &catalogue).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let r = check(&input, catalogue).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         seen.insert(kind(&r));
     }
 
@@ -220,7 +220,7 @@ fn the_loader_survives_mutated_cases() {
     for i in 0..iters {
         let base = &seeds[rng.below(seeds.len())];
         let input = mutate(&mut rng, base, &seeds);
-        let r = match check(&input, &catalogue) {
+        let r = match check(&input, catalogue) {
             Ok(r) => r,
             Err(e) => {
                 let p = kept_dir.join(format!("crash-{seed}-{i}.toml"));

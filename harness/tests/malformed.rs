@@ -42,7 +42,7 @@ fn every_corpus_file_gives_its_error() {
         let bytes = std::fs::read(&p).unwrap();
         let want = header(&String::from_utf8_lossy(&bytes));
         seen += 1;
-        let got = match load_bytes(&p, "uts", &bytes, &catalogue) {
+        let got = match load_bytes(&p, "uts", &bytes, catalogue) {
             Ok(_) => {
                 wrong.push(format!("{}: loaded", p.display()));
                 continue;
@@ -92,7 +92,7 @@ fn empty_binary_and_huge_files() {
     let catalogue = Catalogue::builtin();
     let p = std::path::Path::new("uts/x.toml");
     let check = |bytes: &[u8], line: usize, field: &str, message: &str| {
-        let e = load_bytes(p, "uts", bytes, &catalogue).expect_err("loaded");
+        let e = load_bytes(p, "uts", bytes, catalogue).expect_err("loaded");
         assert_eq!((e.line, e.field.as_str()), (line, field), "{e}");
         assert!(e.message.contains(message), "{e}");
     };
@@ -119,7 +119,7 @@ fn empty_binary_and_huge_files() {
         "[".repeat(5000),
         "]".repeat(5000)
     );
-    let e = load_bytes(p, "uts", deep.as_bytes(), &catalogue).expect_err("loaded");
+    let e = load_bytes(p, "uts", deep.as_bytes(), catalogue).expect_err("loaded");
     assert_eq!(e.line, 3, "{e}");
 }
 
