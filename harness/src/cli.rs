@@ -86,6 +86,20 @@ pub fn suite() -> ExitCode {
     if features.check("pidns_pid_max").is_ok() {
         env.sandbox_pid_max = Some(plan::env::SANDBOX_PID_MAX);
     }
+    // The zygote before the cases are loaded, so that it (and every sandbox
+    // it forks) stays small however many cases there are.
+    let zygote = if args.list {
+        None
+    } else {
+        report::global_state::block_interrupts();
+        match Zygote::start(&env, runner.as_ref()) {
+            Ok(z) => Some(Arc::new(z)),
+            Err(e) => {
+                eprintln!("nsconform: cannot start the zygote: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
     let (specs, errors) = match plan::plan_dir(&cases_dir(), &features, &env, runner.as_ref()) {
         Ok(p) => p,
         Err(e) => {
@@ -104,22 +118,7 @@ pub fn suite() -> ExitCode {
         let msg = e.to_string();
         trials.push(Trial::test(name, move || Err(msg.into())).with_kind("load"));
     }
-    let runs = !args.list && specs.iter().any(|s| s.ignore.is_none());
-    if runs {
-        report::global_state::block_interrupts();
-    }
-    let zygote = if runs {
-        match Zygote::start(&specs, &env, runner.as_ref()) {
-            Ok(z) => Some(Arc::new(z)),
-            Err(e) => {
-                eprintln!("nsconform: cannot start the zygote: {e}");
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        None
-    };
-    if runs {
+    if zygote.is_some() {
         report::global_state::watch_interrupts();
     }
     let specs = Arc::new(specs);
@@ -143,7 +142,7 @@ pub fn suite() -> ExitCode {
                 let _lock = report::global_state::Lock::take(!restore.is_empty())?;
                 let saved = report::global_state::Saved::take(restore)?;
                 let started = std::time::Instant::now();
-                let out = report::collect(zygote, index, spec.case.timeout);
+                let out = report::collect(zygote, spec, spec.case.timeout);
                 saved.restore()?;
                 let out = out?;
                 let verdict = report::judge(spec, &out, &env);

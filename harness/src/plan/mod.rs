@@ -22,7 +22,7 @@ use std::time::Duration;
 /// load it again, and the little the harness needs before then. Cases are
 /// parsed again where they run (in the sandbox, and to judge), so the
 /// harness's memory does not grow with the number of cases.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CaseRef {
     pub id: String,
     pub area: String,
@@ -83,7 +83,7 @@ impl CaseRef {
 }
 
 /// One trial: a case, or its control.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TrialSpec {
     pub name: String,
     pub case: Arc<CaseRef>,

@@ -30,9 +30,9 @@ pub struct Outcome {
 }
 
 /// Start the trial's sandbox and collect its messages, killing it at the timeout.
-pub fn collect(zygote: &Zygote, index: usize, timeout: Duration) -> Result<Outcome, String> {
+pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<Outcome, String> {
     let start = Instant::now();
-    let mut run = zygote.launch(index)?;
+    let mut run = zygote.launch(trial)?;
     let mut deadline = start + timeout;
     let mut out = Outcome {
         report: None,

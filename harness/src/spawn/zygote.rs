@@ -1,7 +1,8 @@
 //! The zygote: a single-threaded process forked at start-up, before the test
-//! threads exist, that clones one sandbox per trial on request. Sandboxes are
-//! thus forks of a single-threaded process (any code is safe in them), and
-//! cost a clone rather than an exec.
+//! threads exist and before the cases are loaded, that clones one sandbox per
+//! trial on request (the request carries the trial). Sandboxes are thus forks
+//! of a small, single-threaded process: any code is safe in them, and they
+//! cost a clone rather than an exec, whatever the number of cases.
 //!
 //! Lifetimes are tied by the kernel: the zygote dies with the harness
 //! (PR_SET_PDEATHSIG), each sandbox dies with the zygote, and a sandbox's
@@ -77,8 +78,11 @@ fn send_with_fd(sock: RawFd, text: &str, fd: Option<RawFd>) -> Result<(), Errno>
     }
 }
 
+/// The largest launch request (a trial, encoded).
+const REQUEST_MAX: usize = 64 * 1024;
+
 fn recv_with_fd(sock: RawFd) -> Result<Option<(String, Option<OwnedFd>)>, Errno> {
-    let mut buf = [0u8; 256];
+    let mut buf = vec![0u8; REQUEST_MAX];
     let mut cbuf = [0u64; 4];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -115,14 +119,17 @@ fn recv_with_fd(sock: RawFd) -> Result<Option<(String, Option<OwnedFd>)>, Errno>
 
 impl Zygote {
     /// Fork the zygote. Must be called while the process is single-threaded.
-    pub fn start(trials: &[TrialSpec], env: &RunEnv, runner: &dyn Runner) -> Result<Zygote, String> {
+    pub fn start(env: &RunEnv, runner: &dyn Runner) -> Result<Zygote, String> {
         let (ours, theirs) = seqpacket_pair()?;
         let harness = unsafe { libc::getpid() };
         match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
                 sys::die_with_parent(Some(harness));
-                let code = serve(theirs, trials, env, runner);
+                // What the harness allocated before the fork is only read here;
+                // hand free heap back so sandboxes start from few pages.
+                unsafe { libc::malloc_trim(0) };
+                let code = serve(theirs, env, runner);
                 unsafe { libc::_exit(code) }
             }
             nix::unistd::ForkResult::Parent { .. } => Ok(Zygote {
@@ -132,11 +139,18 @@ impl Zygote {
         }
     }
 
-    /// Start the sandbox of trial `index`.
-    pub fn launch(&self, index: usize) -> Result<Started, String> {
+    /// Start the sandbox of a trial.
+    pub fn launch(&self, trial: &TrialSpec) -> Result<Started, String> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-        send_with_fd(self.sock.as_raw_fd(), &format!("L {id} {index}"), Some(w.as_raw_fd()))
+        let spec = toml::to_string(trial).map_err(|e| format!("cannot encode the trial: {e}"))?;
+        if spec.len() + 32 > REQUEST_MAX {
+            return Err(format!(
+                "the trial takes {} bytes to describe, more than a request holds",
+                spec.len()
+            ));
+        }
+        send_with_fd(self.sock.as_raw_fd(), &format!("L {id}\n{spec}"), Some(w.as_raw_fd()))
             .map_err(|e| format!("the zygote is gone ({e})"))?;
         drop(w);
         Ok(Started {
@@ -156,7 +170,7 @@ struct Live {
     results: OwnedFd,
 }
 
-fn serve(sock: OwnedFd, trials: &[TrialSpec], env: &RunEnv, runner: &dyn Runner) -> i32 {
+fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
     // SIGCHLD arrives through a signalfd so reaping happens in the poll loop.
     let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
@@ -197,7 +211,7 @@ fn serve(sock: OwnedFd, trials: &[TrialSpec], env: &RunEnv, runner: &dyn Runner)
         }
         if fds[0].revents != 0 {
             match recv_with_fd(sock.as_raw_fd()) {
-                Ok(Some((text, fd))) => handle(&text, fd, &mut live, trials, env, runner),
+                Ok(Some((text, fd))) => handle(&text, fd, &mut live, env, runner),
                 _ => break,
             }
         }
@@ -209,22 +223,14 @@ fn serve(sock: OwnedFd, trials: &[TrialSpec], env: &RunEnv, runner: &dyn Runner)
     0
 }
 
-fn handle(
-    text: &str,
-    fd: Option<OwnedFd>,
-    live: &mut HashMap<u64, Live>,
-    trials: &[TrialSpec],
-    env: &RunEnv,
-    runner: &dyn Runner,
-) {
-    let parts: Vec<&str> = text.split(' ').collect();
+fn handle(text: &str, fd: Option<OwnedFd>, live: &mut HashMap<u64, Live>, env: &RunEnv, runner: &dyn Runner) {
+    let (head, body) = text.split_once('\n').unwrap_or((text, ""));
+    let parts: Vec<&str> = head.split(' ').collect();
     match (parts.as_slice(), fd) {
-        (["L", id, index], Some(results)) => {
-            let (Ok(id), Ok(index)) = (id.parse::<u64>(), index.parse::<usize>()) else {
-                return;
-            };
-            let Some(spec) = trials.get(index) else { return };
-            match launch(spec, env, runner, &results) {
+        (["L", id], Some(results)) => {
+            let Ok(id) = id.parse::<u64>() else { return };
+            let spec = toml::from_str::<TrialSpec>(body).map_err(|e| format!("an unreadable trial: {e}"));
+            match spec.and_then(|s| launch(&s, env, runner, &results)) {
                 Ok(pid) => {
                     live.insert(id, Live { pid, results });
                 }
