@@ -2,10 +2,12 @@
 //! own cost of the namespaces, in one run on this machine. It prints:
 //!
 //! - the kernel's cost: clone3 of a child that exits at once, plus waitpid,
-//!   for the sandbox's namespaces and for each set the cases' children use;
+//!   for the sandbox's namespaces and for each set the cases' processes use;
 //! - the full suite: wall time, trials per second, peak memory (a run with
-//!   the default threads), and each trial's overhead over the kernel's cost
-//!   of its namespaces (a run with one thread, so trials do not queue);
+//!   the default threads), and each trial's overhead (a run with one thread,
+//!   so trials do not queue): its time, less the kernel's cost of the
+//!   sandbox and of every process the case had created (child, peers,
+//!   spawns), less the time of the case's own steps (commands, sleeps);
 //! - the same for generated cases, 200 and 2,000, to show that cost grows
 //!   linearly and memory stays flat;
 //! - clock_gettime through the vDSO inside and outside a time namespace (T10).
@@ -33,7 +35,8 @@ const TARGET_RSS_MIB: f64 = 64.0;
 struct Trial {
     name: String,
     micros: u64,
-    flags: u64,
+    /// Namespace flags of each process the case had created.
+    created: Vec<u64>,
     /// The case's own steps (commands, sleeps, ...): not the harness's cost.
     work: u64,
 }
@@ -97,10 +100,10 @@ fn run_suite(exe: &Path, cases: &Path, threads: Option<usize>, dir: &Path, tag: 
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
             ["#maxrss_kib", kib] => harness_rss_kib = kib.parse().unwrap_or(0),
-            [name, micros, flags, work] => trials.push(Trial {
+            [name, micros, created, work] => trials.push(Trial {
                 name: name.to_string(),
                 micros: micros.parse().unwrap_or(0),
-                flags: flags.parse().unwrap_or(0),
+                created: created.split(',').filter_map(|f| f.parse().ok()).collect(),
                 work: work.parse().unwrap_or(0),
             }),
             _ => {}
@@ -204,8 +207,13 @@ impl Kernel {
         Ok(c)
     }
 
+    /// The sandbox, and every process the case had created.
     fn of_trial(&mut self, t: &Trial) -> Result<f64, String> {
-        Ok(self.cost(self.sandbox_flags)? + self.cost(t.flags)?)
+        let mut c = self.cost(self.sandbox_flags)?;
+        for f in &t.created {
+            c += self.cost(*f)?;
+        }
+        Ok(c)
     }
 }
 
@@ -325,7 +333,7 @@ fn describe_run(out: &mut String, label: &str, run: &Run, k: &mut Kernel, serial
         }
         let _ = writeln!(
             out,
-            "    one thread ({:.2} s): per trial {:.2} ms median, {:.2} ms p90; of it, the kernel's cost of its namespaces {:.2} ms median, the case's own steps {:.2} ms median",
+            "    one thread ({:.2} s): per trial {:.2} ms median, {:.2} ms p90; of it, the kernel's cost of its processes and namespaces {:.2} ms median, the case's own steps {:.2} ms median",
             s.wall.as_secs_f64(),
             percentile(&mut times, 0.5),
             percentile(&mut times, 0.9),
@@ -404,7 +412,7 @@ fn bench(synthetic_n: usize) -> Result<String, String> {
         "\nthe kernel's own cost: clone3 + waitpid of a child that exits at once, median of {ROUNDS}x{ITERS}"
     );
     let mut used: Vec<u64> = vec![k.sandbox_flags, 0];
-    used.extend(serial.trials.iter().map(|t| t.flags));
+    used.extend(serial.trials.iter().flat_map(|t| t.created.iter().copied()));
     used.sort();
     used.dedup();
     for f in used {

@@ -147,8 +147,7 @@ pub fn suite() -> ExitCode {
                 let out = out?;
                 let verdict = report::judge(spec, &out, &env);
                 if let Some(t) = timings.as_ref() {
-                    let work = out.report.as_ref().map_or(0, |r| r.work_us);
-                    t.record(spec, started.elapsed(), work);
+                    t.record(spec, started.elapsed(), out.report.as_ref());
                 }
                 verdict.map(|()| Completion::Completed)
             })

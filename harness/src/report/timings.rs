@@ -1,9 +1,10 @@
 //! Per-trial timings for the benchmark: with NSCONFORM_TIMINGS=FILE each
-//! trial that runs appends `name<TAB>microseconds<TAB>clone flags of its
-//! child<TAB>microseconds of the case's own steps` to FILE. Timing is
-//! measured, never asserted.
+//! trial that runs appends `name<TAB>microseconds<TAB>clone flags of each
+//! process it created, comma-separated<TAB>microseconds of the case's own
+//! steps` to FILE. Timing is measured, never asserted.
 
 use crate::plan::TrialSpec;
+use crate::spawn::wire::Report;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -25,13 +26,14 @@ impl Timings {
         }
     }
 
-    pub fn record(&self, spec: &TrialSpec, elapsed: Duration, work_us: u64) {
-        let line = format!(
-            "{}\t{}\t{}\t{work_us}\n",
-            spec.name,
-            elapsed.as_micros(),
-            child_flags(spec)
-        );
+    pub fn record(&self, spec: &TrialSpec, elapsed: Duration, report: Option<&Report>) {
+        // Without a report (a timeout), the child is what the case was to create.
+        let created = match report {
+            Some(r) => r.created.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(","),
+            None => child_flags(spec).to_string(),
+        };
+        let work_us = report.map_or(0, |r| r.work_us);
+        let line = format!("{}\t{}\t{created}\t{work_us}\n", spec.name, elapsed.as_micros());
         if let Ok(mut f) = self.0.lock() {
             let _ = f.write_all(line.as_bytes());
         }

@@ -44,9 +44,11 @@ fn ns_effective(spec: &ProcSpec, dropped: &[Ns]) -> Vec<Ns> {
 pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Launch) -> Result<Running, String> {
     let trial = creator.trial;
     let ns_now = crate::observe::all_ns();
+    let flags = ns_effective(spec, trial.dropped).iter().fold(0, |m, n| m | n.flag());
     creator.emit(Msg::Creator {
         proc_label: label.to_string(),
         ns: ns_now,
+        flags,
     });
     let (down, up) = Channel::pair().map_err(|e| format!("socketpair: {e}"))?;
     down.pass_credentials();

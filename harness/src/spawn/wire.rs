@@ -62,6 +62,9 @@ pub enum Msg {
     Creator {
         proc_label: String,
         ns: BTreeMap<String, String>,
+        /// The CLONE_NEW* flags the process is created with (for the benchmark).
+        #[serde(default)]
+        flags: u64,
     },
     Snapshot(Snapshot),
     Failure(StepFailure),
@@ -105,6 +108,10 @@ pub struct Report {
     /// the harness's overhead.
     #[serde(default)]
     pub work_us: u64,
+    /// The namespace flags of each process the case had created (child,
+    /// peers, spawns): what the kernel's own cost of the case is made of.
+    #[serde(default)]
+    pub created: Vec<u64>,
 }
 
 // TOML wants a table at the top.
@@ -145,8 +152,9 @@ impl Report {
             Msg::Snapshot(s) => self.snapshots.push(s),
             Msg::Failure(f) => self.failures.push(f),
             Msg::Command(c) => self.commands.push(c),
-            Msg::Creator { proc_label, ns } => {
+            Msg::Creator { proc_label, ns, flags } => {
                 self.creators.insert(proc_label, ns);
+                self.created.push(flags);
             }
             _ => {}
         }
