@@ -91,6 +91,8 @@ pub fn suite() -> ExitCode {
     let zygote = if args.list {
         None
     } else {
+        // Parsed once here, so no sandbox parses it again.
+        let _ = crate::load::Catalogue::builtin();
         report::global_state::block_interrupts();
         match Zygote::start(&env, runner.as_ref()) {
             Ok(z) => Some(Arc::new(z)),
@@ -122,7 +124,7 @@ pub fn suite() -> ExitCode {
         report::global_state::watch_interrupts();
     }
     let specs = Arc::new(specs);
-    let env = Arc::new(env);
+
     let timings = Arc::new(report::timings::Timings::from_env());
     for (index, spec) in specs.iter().enumerate() {
         let kind = if spec.control { "control" } else { "case" };
@@ -133,7 +135,7 @@ pub fn suite() -> ExitCode {
             );
             continue;
         }
-        let (specs, env, zygote, timings) = (specs.clone(), env.clone(), zygote.clone(), timings.clone());
+        let (specs, zygote, timings) = (specs.clone(), zygote.clone(), timings.clone());
         trials.push(
             Trial::ignorable_test(spec.name.clone(), move || {
                 let spec = &specs[index];
@@ -145,7 +147,7 @@ pub fn suite() -> ExitCode {
                 let out = report::collect(zygote, spec, spec.case.timeout);
                 saved.restore()?;
                 let out = out?;
-                let verdict = report::judge(spec, &out, &env);
+                let verdict = report::judge(spec, &out);
                 if let Some(t) = timings.as_ref() {
                     t.record(spec, started.elapsed(), out.report.as_ref());
                 }

@@ -12,7 +12,7 @@ use crate::value::Value;
 use eval::Vars;
 
 /// One assertion's outcome, for the side-by-side report.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub proc_label: String,
     pub at: String,

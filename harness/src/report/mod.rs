@@ -92,6 +92,19 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
     Ok(out)
 }
 
+/// Evaluate every assertion of the case against what its processes
+/// observed (in the sandbox, which has the case parsed), and keep only the
+/// verdict: the snapshots need not travel.
+pub fn settle(case: &crate::load::Case, report: &mut Report, env: &RunEnv) {
+    let mut vars = vars(env);
+    for (k, v) in &report.vars {
+        vars.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    report.verdict = compare::evaluate(case, report, &vars).rows;
+    report.snapshots.clear();
+    report.creators.clear();
+}
+
 /// The placeholders expected literals may use, from a process's own variables.
 pub fn literal_vars(v: &std::collections::BTreeMap<String, String>) -> Vars {
     ["uid", "gid", "euid", "egid", "scratch"]
@@ -112,7 +125,7 @@ pub fn vars(env: &RunEnv) -> Vars {
 }
 
 /// Decide a trial from what came back.
-pub fn judge(spec: &TrialSpec, out: &Outcome, env: &RunEnv) -> Result<(), Failed> {
+pub fn judge(spec: &TrialSpec, out: &Outcome) -> Result<(), Failed> {
     let timeout = spec.case.timeout;
     let doing = out
         .last_progress
@@ -133,13 +146,9 @@ pub fn judge(spec: &TrialSpec, out: &Outcome, env: &RunEnv) -> Result<(), Failed
         )
         .into());
     };
-    let mut vars = vars(env);
-    for (k, v) in &report.vars {
-        vars.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    // Parsed again here, as in the sandbox: the harness keeps no case between trials.
-    let case = spec.case.load()?;
-    let verdict = compare::evaluate(&case, report, &vars);
+    let verdict = compare::Verdict {
+        rows: report.verdict.clone(),
+    };
     let context = format::context(report, spec.control, &out.progress);
     let place = format!("{}:{}", crate::load::error::shown(&spec.case.file), spec.case.line);
     if spec.control {

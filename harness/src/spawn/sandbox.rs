@@ -60,7 +60,36 @@ extern "C" fn on_alarm(_: libc::c_int) {
 
 /// The sandbox's init. `go` (unprivileged runs) is readable once the zygote has
 /// written the sandbox's id maps.
-pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, go: Option<OwnedFd>) -> i32 {
+/// A trial's case file, read and parsed before the sandbox exists (the file
+/// may also lie under a directory the sandbox's own tmpfs covers).
+pub struct CaseFile {
+    bytes: Vec<u8>,
+    case: Result<crate::load::Case, String>,
+}
+
+impl CaseFile {
+    pub fn read(spec: &TrialSpec) -> CaseFile {
+        match std::fs::read(&spec.case.file) {
+            Ok(bytes) => {
+                let case = spec.case.load_from(&bytes);
+                CaseFile { bytes, case }
+            }
+            Err(e) => CaseFile {
+                bytes: Vec::new(),
+                case: Err(format!("{}: {e}", spec.case.file.display())),
+            },
+        }
+    }
+}
+
+pub fn main(
+    spec: &TrialSpec,
+    file: &CaseFile,
+    env: &RunEnv,
+    runner: &dyn Runner,
+    pipe: OwnedFd,
+    go: Option<OwnedFd>,
+) -> i32 {
     sys::die_with_parent(None);
     let mut keep = vec![pipe.as_raw_fd()];
     if let Some(g) = &go {
@@ -88,7 +117,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
             return 1;
         }
     }
-    let case = match prepare(spec, env, runner) {
+    let case = match prepare(spec, file, env, runner) {
         Ok(c) => c,
         Err(e) => {
             out.report.errors.push(format!("sandbox set-up failed: {e}"));
@@ -98,7 +127,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
         }
     };
     let trial = Trial {
-        case: &case,
+        case,
         control: spec.control,
         dropped: &spec.dropped,
         env,
@@ -108,17 +137,23 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     let mut out = super::parent::run_case(&trial, out);
     // The report first: what is left is killed either way, and the harness
     // need not wait for it.
-    let report = std::mem::take(&mut out.report);
+    let mut report = std::mem::take(&mut out.report);
+    crate::report::settle(case, &mut report, env);
     out.write(&Msg::Finished(report));
     end_everything();
     0
 }
 
 /// Set the sandbox up and load the case it runs.
-fn prepare(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner) -> Result<crate::load::Case, String> {
-    // Read first: the case file or the binary may lie under a directory the
-    // sandbox's own tmpfs is about to cover.
-    let bytes = std::fs::read(&spec.case.file).map_err(|e| format!("{}: {e}", spec.case.file.display()))?;
+fn prepare<'c>(
+    spec: &TrialSpec,
+    file: &'c CaseFile,
+    env: &RunEnv,
+    runner: &dyn Runner,
+) -> Result<&'c crate::load::Case, String> {
+    let case = file.case.as_ref().map_err(|e| e.clone())?;
+    // Before set-up: the binary may lie under a directory the sandbox's own
+    // tmpfs is about to cover.
     let exe = std::fs::read_link("/proc/self/exe").ok();
     let exe_fd = std::fs::File::open("/proc/self/exe").ok();
     setup(env)?;
@@ -130,10 +165,9 @@ fn prepare(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner) -> Result<crate:
         let name = spec.case.file.file_name().unwrap_or_default();
         let copy = std::path::Path::new(CASE_COPY_DIR).join(name);
         std::fs::create_dir_all(CASE_COPY_DIR)
-            .and_then(|()| std::fs::write(&copy, &bytes))
+            .and_then(|()| std::fs::write(&copy, &file.bytes))
             .map_err(|e| format!("{}: {e}", copy.display()))?;
     }
-    let case = spec.case.load_from(&bytes)?;
     // Last, as it gives up the capabilities the set-up needed.
     if !env.privileged {
         become_unprivileged(env)?;

@@ -112,6 +112,10 @@ pub struct Report {
     /// peers, spawns): what the kernel's own cost of the case is made of.
     #[serde(default)]
     pub created: Vec<u64>,
+    /// Every assertion, expected against observed: evaluated in the sandbox,
+    /// which has the case parsed (snapshots and creators are then dropped).
+    #[serde(default)]
+    pub verdict: Vec<crate::compare::Row>,
 }
 
 // TOML wants a table at the top.

@@ -261,6 +261,12 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
     };
     let results_fd = results.as_raw_fd();
     let go_read = go.as_ref().map(|(r, _)| r.as_raw_fd());
+    // The case is read and parsed here, where the heap is warm: in the fresh
+    // fork every page the parser wrote would first be copied.
+    let case = sandbox::CaseFile::read(spec);
+    // Free chunks the sandbox would consolidate (touching, and so copying,
+    // the pages they sit on) are consolidated here, once.
+    unsafe { libc::malloc_trim(0) };
     // Fork-like (no stack of its own): the zygote is single-threaded, and a
     // fresh stack per sandbox would cost more than the namespaces.
     let flags = sandbox::flags(env) as u64 | libc::SIGCHLD as u64;
@@ -268,7 +274,7 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
         0 => {
             let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
             let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-            unsafe { libc::_exit(sandbox::main(spec, env, runner, pipe, go)) }
+            unsafe { libc::_exit(sandbox::main(spec, &case, env, runner, pipe, go)) }
         }
         pid => pid,
     };
