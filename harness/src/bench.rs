@@ -39,6 +39,8 @@ struct Trial {
     created: Vec<u64>,
     /// The case's own steps (commands, sleeps, ...): not the harness's cost.
     work: u64,
+    /// Microseconds of each of `timings::PHASES` (empty without a report).
+    phases: Vec<u64>,
 }
 
 struct Run {
@@ -100,11 +102,12 @@ fn run_suite(exe: &Path, cases: &Path, threads: Option<usize>, dir: &Path, tag: 
         let f: Vec<&str> = line.split('\t').collect();
         match f.as_slice() {
             ["#maxrss_kib", kib] => harness_rss_kib = kib.parse().unwrap_or(0),
-            [name, micros, created, work] => trials.push(Trial {
+            [name, micros, created, work, phases] => trials.push(Trial {
                 name: name.to_string(),
                 micros: micros.parse().unwrap_or(0),
                 created: created.split(',').filter_map(|f| f.parse().ok()).collect(),
                 work: work.parse().unwrap_or(0),
+                phases: phases.split(',').filter_map(|f| f.parse().ok()).collect(),
             }),
             _ => {}
         }
@@ -230,6 +233,25 @@ fn overheads(run: &Run, k: &mut Kernel) -> Result<(Vec<f64>, Vec<f64>), String> 
     Ok((times, over))
 }
 
+/// "launch 0.41 ms, set-up 0.30 ms, ..." over the trials that reported.
+fn phase_medians(run: &Run) -> String {
+    let phases = crate::report::timings::PHASES;
+    let mut parts = Vec::new();
+    for (i, name) in phases.iter().enumerate() {
+        let mut v: Vec<f64> = run
+            .trials
+            .iter()
+            .filter(|t| t.phases.len() == phases.len())
+            .map(|t| t.phases[i] as f64 / 1000.0)
+            .collect();
+        if v.is_empty() {
+            return "(no phases recorded)".to_string();
+        }
+        parts.push(format!("{name} {:.2} ms", percentile(&mut v, 0.5)));
+    }
+    parts.join(", ")
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
@@ -339,6 +361,11 @@ fn describe_run(out: &mut String, label: &str, run: &Run, k: &mut Kernel, serial
             percentile(&mut times, 0.9),
             percentile(&mut kernel, 0.5),
             percentile(&mut work, 0.5),
+        );
+        let _ = writeln!(
+            out,
+            "    where a trial's time goes (one thread, medians): {}",
+            phase_medians(s)
         );
         let med = percentile(&mut over, 0.5);
         let _ = writeln!(

@@ -149,7 +149,7 @@ pub fn suite() -> ExitCode {
                 let out = out?;
                 let verdict = report::judge(spec, &out);
                 if let Some(t) = timings.as_ref() {
-                    t.record(spec, started.elapsed(), out.report.as_ref());
+                    t.record(spec, started.elapsed(), &out);
                 }
                 verdict.map(|()| Completion::Completed)
             })

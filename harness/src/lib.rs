@@ -21,3 +21,7 @@ pub mod runner;
 pub mod spawn;
 pub mod sys;
 pub mod value;
+
+/// malloc, except in sandboxes and their processes: see `spawn::fork_heap`.
+#[global_allocator]
+static HEAP: spawn::fork_heap::ForkHeap = spawn::fork_heap::ForkHeap;

@@ -189,6 +189,14 @@ pub fn syscall_exists(nr: libc::c_long, args: [usize; 4]) -> bool {
 
 /// Block SIGKILL-proof parent death: ask the kernel to kill us when the
 /// thread that created us exits, then check we did not miss it.
+/// CLOCK_MONOTONIC in microseconds: one clock for the harness and its
+/// sandboxes (which share the machine's time namespace), for phase marks.
+pub fn mono_us() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
 pub fn die_with_parent(expected_parent: Option<libc::pid_t>) {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);

@@ -27,11 +27,15 @@ pub struct Outcome {
     pub progress: std::collections::BTreeMap<String, String>,
     pub timed_out: bool,
     pub elapsed: Duration,
+    /// CLOCK_MONOTONIC (µs) when the launch was asked for and when the report arrived.
+    pub launched_us: u64,
+    pub received_us: u64,
 }
 
 /// Start the trial's sandbox and collect its messages, killing it at the timeout.
 pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<Outcome, String> {
     let start = Instant::now();
+    let launched_us = crate::sys::mono_us();
     let mut run = zygote.launch(trial)?;
     let mut deadline = start + timeout;
     let mut out = Outcome {
@@ -41,6 +45,8 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
         progress: Default::default(),
         timed_out: false,
         elapsed: Duration::ZERO,
+        launched_us,
+        received_us: 0,
     };
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 65536];
@@ -77,7 +83,10 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
                             out.last_progress = Some(format!("{proc_label}: {what}"));
                             out.progress.insert(proc_label, what);
                         }
-                        Ok(Msg::Finished(r)) => out.report = Some(r),
+                        Ok(Msg::Finished(r)) => {
+                            out.received_us = crate::sys::mono_us();
+                            out.report = Some(r);
+                        }
                         Ok(Msg::SandboxExit { status }) => out.exit = Some(status),
                         Ok(_) => {}
                         Err(e) => out.last_progress = Some(format!("unreadable message: {e}")),

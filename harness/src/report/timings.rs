@@ -1,15 +1,22 @@
 //! Per-trial timings for the benchmark: with NSCONFORM_TIMINGS=FILE each
 //! trial that runs appends `name<TAB>microseconds<TAB>clone flags of each
 //! process it created, comma-separated<TAB>microseconds of the case's own
-//! steps` to FILE. Timing is measured, never asserted.
+//! steps<TAB>microseconds of each phase` to FILE, the phases being
+//! PHASES, comma-separated. Timing is measured, never asserted.
 
 use crate::plan::TrialSpec;
-use crate::spawn::wire::Report;
+use crate::report::Outcome;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
 pub const TIMINGS_ENV: &str = "NSCONFORM_TIMINGS";
+
+/// A trial's life, in order: the harness's request reaching a started
+/// sandbox (zygote, clone of the sandbox), the sandbox's set-up, the case
+/// (its processes, steps and observations), the verdict, and the report
+/// reaching the harness.
+pub const PHASES: [&str; 5] = ["launch", "set-up", "case", "verdict", "report"];
 
 pub struct Timings(Mutex<std::fs::File>);
 
@@ -26,14 +33,28 @@ impl Timings {
         }
     }
 
-    pub fn record(&self, spec: &TrialSpec, elapsed: Duration, report: Option<&Report>) {
+    pub fn record(&self, spec: &TrialSpec, elapsed: Duration, out: &Outcome) {
+        let report = out.report.as_ref();
         // Without a report (a timeout), the child is what the case was to create.
         let created = match report {
             Some(r) => r.created.iter().map(|f| f.to_string()).collect::<Vec<_>>().join(","),
             None => child_flags(spec).to_string(),
         };
         let work_us = report.map_or(0, |r| r.work_us);
-        let line = format!("{}\t{}\t{created}\t{work_us}\n", spec.name, elapsed.as_micros());
+        let phases = report.map_or(String::new(), |r| {
+            let m = &r.marks;
+            let points = [out.launched_us, m.started, m.ready, m.ran, m.judged, out.received_us];
+            let spans: Vec<String> = points
+                .windows(2)
+                .map(|w| w[1].saturating_sub(w[0]).to_string())
+                .collect();
+            spans.join(",")
+        });
+        let line = format!(
+            "{}\t{}\t{created}\t{work_us}\t{phases}\n",
+            spec.name,
+            elapsed.as_micros()
+        );
         if let Ok(mut f) = self.0.lock() {
             let _ = f.write_all(line.as_bytes());
         }

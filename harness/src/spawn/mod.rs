@@ -2,6 +2,7 @@
 
 pub mod channel;
 pub mod create;
+pub mod fork_heap;
 pub mod parent;
 pub mod probe;
 pub mod sandbox;

@@ -14,7 +14,7 @@ use toml::Spanned;
 pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
     let spec = &trial.case.spec;
     let parent = &spec.parent;
-    let mut p = Proc::new(trial, "parent".into(), Out::Sandbox(out));
+    let mut p = Proc::new(trial, "parent".into(), Out::Sandbox(Box::new(out)));
     p.vars.insert("parent".into(), unsafe { libc::getpid() }.to_string());
     p.vars.insert("clockref".into(), crate::ops::time::clock_reference());
     let mut no_sync = |_: &mut Proc<'_>, _: &str| -> Result<(), String> { Err("only the child syncs".into()) };
@@ -102,7 +102,7 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
         Out::Sandbox(mut s) => {
             s.report.vars = vars;
             s.report.work_us = work.as_micros() as u64;
-            s
+            *s
         }
         Out::Up(_) => unreachable!("the parent reports to the sandbox"),
     }

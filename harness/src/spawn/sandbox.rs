@@ -82,14 +82,13 @@ impl CaseFile {
     }
 }
 
-pub fn main(
-    spec: &TrialSpec,
-    file: &CaseFile,
-    env: &RunEnv,
-    runner: &dyn Runner,
-    pipe: OwnedFd,
-    go: Option<OwnedFd>,
-) -> i32 {
+pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, go: Option<OwnedFd>) -> i32 {
+    let started = sys::mono_us();
+    super::fork_heap::switch_on();
+    // Read and parsed here, on the fresh heap, where its pages are the
+    // sandbox's own; also before set-up, whose tmpfs may cover the file.
+    let case_file = CaseFile::read(spec);
+    let file = &case_file;
     sys::die_with_parent(None);
     let mut keep = vec![pipe.as_raw_fd()];
     if let Some(g) = &go {
@@ -126,6 +125,7 @@ pub fn main(
             return 1;
         }
     };
+    let ready = sys::mono_us();
     let trial = Trial {
         case,
         control: spec.control,
@@ -138,7 +138,14 @@ pub fn main(
     // The report first: what is left is killed either way, and the harness
     // need not wait for it.
     let mut report = std::mem::take(&mut out.report);
+    let ran = sys::mono_us();
     crate::report::settle(case, &mut report, env);
+    report.marks = super::wire::Marks {
+        started,
+        ready,
+        ran,
+        judged: sys::mono_us(),
+    };
     out.write(&Msg::Finished(report));
     end_everything();
     0

@@ -21,7 +21,7 @@ pub enum Out {
     /// To the process that created it.
     Up(Channel),
     /// The parent: straight into the report, progress to the harness.
-    Sandbox(SandboxOut),
+    Sandbox(Box<SandboxOut>),
 }
 
 /// The parent's side of the result pipe to the harness.

@@ -116,6 +116,22 @@ pub struct Report {
     /// which has the case parsed (snapshots and creators are then dropped).
     #[serde(default)]
     pub verdict: Vec<crate::compare::Row>,
+    /// When the sandbox reached each stage of its life (CLOCK_MONOTONIC,
+    /// microseconds): the benchmark's account of where a trial's time goes.
+    #[serde(default)]
+    pub marks: Marks,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Marks {
+    /// The sandbox's first instruction.
+    pub started: u64,
+    /// Set up (mounts, /dev, names) and ready to run the case.
+    pub ready: u64,
+    /// The case's processes done and observed.
+    pub ran: u64,
+    /// The verdict evaluated; the report is written next.
+    pub judged: u64,
 }
 
 // TOML wants a table at the top.

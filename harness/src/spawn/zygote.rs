@@ -82,7 +82,18 @@ fn send_with_fd(sock: RawFd, text: &str, fd: Option<RawFd>) -> Result<(), Errno>
 const REQUEST_MAX: usize = 64 * 1024;
 
 fn recv_with_fd(sock: RawFd) -> Result<Option<(String, Option<OwnedFd>)>, Errno> {
-    let mut buf = vec![0u8; REQUEST_MAX];
+    // Sized to the request: a zeroed REQUEST_MAX buffer per launch would
+    // write (and, with sandboxes sharing the zygote's pages, copy) 16 pages.
+    let size = loop {
+        let r = unsafe { libc::recv(sock, std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
+        if r >= 0 {
+            break (r as usize).min(REQUEST_MAX);
+        }
+        if Errno::last() != Errno::EINTR {
+            return Err(Errno::last());
+        }
+    };
+    let mut buf = vec![0u8; size.max(1)];
     let mut cbuf = [0u64; 4];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -261,12 +272,6 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
     };
     let results_fd = results.as_raw_fd();
     let go_read = go.as_ref().map(|(r, _)| r.as_raw_fd());
-    // The case is read and parsed here, where the heap is warm: in the fresh
-    // fork every page the parser wrote would first be copied.
-    let case = sandbox::CaseFile::read(spec);
-    // Free chunks the sandbox would consolidate (touching, and so copying,
-    // the pages they sit on) are consolidated here, once.
-    unsafe { libc::malloc_trim(0) };
     // Fork-like (no stack of its own): the zygote is single-threaded, and a
     // fresh stack per sandbox would cost more than the namespaces.
     let flags = sandbox::flags(env) as u64 | libc::SIGCHLD as u64;
@@ -274,7 +279,7 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
         0 => {
             let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
             let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-            unsafe { libc::_exit(sandbox::main(spec, &case, env, runner, pipe, go)) }
+            unsafe { libc::_exit(sandbox::main(spec, env, runner, pipe, go)) }
         }
         pid => pid,
     };

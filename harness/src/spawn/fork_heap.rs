@@ -1,0 +1,172 @@
+//! The heap of a sandbox and of the processes of its case.
+//!
+//! They are forks of the zygote, so every page of the inherited heap they
+//! write is first copied by the kernel, and glibc's malloc writes all over
+//! its free lists and chunk headers: that copying cost more per case than
+//! the namespaces. A process that calls [`switch_on`] (the sandbox, at its
+//! start; its children inherit the state) allocates from a fresh anonymous
+//! region instead, with a bump pointer, and never writes the inherited heap:
+//! freeing an inherited block is left undone (the process is short-lived),
+//! and the last block of the region is given back or grown in place.
+//! A process that uses up the region falls back to malloc for good.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+
+/// Address space reserved per sandbox (pages count only once touched).
+const REGION: usize = 64 << 20;
+
+/// 0 while the process uses malloc (the harness, the zygote).
+static BASE: AtomicUsize = AtomicUsize::new(0);
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+static END: AtomicUsize = AtomicUsize::new(0);
+/// The region ran out: new blocks come from malloc, so frees go there too.
+static SPENT: AtomicBool = AtomicBool::new(false);
+
+pub struct ForkHeap;
+
+/// Allocate from a fresh region from now on, in this process and the ones
+/// it forks. Call it first thing in a freshly forked process.
+pub fn switch_on() {
+    if BASE.load(Relaxed) != 0 {
+        return;
+    }
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            REGION,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return; // malloc it is
+    }
+    let base = p as usize;
+    NEXT.store(base, Relaxed);
+    END.store(base + REGION, Relaxed);
+    BASE.store(base, Relaxed);
+}
+
+fn ours(p: usize) -> bool {
+    let base = BASE.load(Relaxed);
+    base != 0 && p >= base && p < END.load(Relaxed)
+}
+
+/// A block of the region, or None once it is spent.
+fn bump(layout: Layout) -> Option<*mut u8> {
+    let end = END.load(Relaxed);
+    let mut next = NEXT.load(Relaxed);
+    loop {
+        let start = next.checked_add(layout.align() - 1)? & !(layout.align() - 1);
+        let stop = start.checked_add(layout.size().max(1))?;
+        if stop > end {
+            SPENT.store(true, Relaxed);
+            return None;
+        }
+        match NEXT.compare_exchange_weak(next, stop, Relaxed, Relaxed) {
+            Ok(_) => return Some(start as *mut u8),
+            Err(now) => next = now,
+        }
+    }
+}
+
+unsafe impl GlobalAlloc for ForkHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if BASE.load(Relaxed) != 0
+            && !SPENT.load(Relaxed)
+            && let Some(p) = bump(layout)
+        {
+            return p;
+        }
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let p = ptr as usize;
+        if ours(p) {
+            // Only the last block can go back.
+            let _ = NEXT.compare_exchange(p + layout.size().max(1), p, Relaxed, Relaxed);
+            return;
+        }
+        if BASE.load(Relaxed) == 0 || SPENT.load(Relaxed) {
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        // Otherwise an inherited block: freeing it would copy heap pages.
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = ptr as usize;
+        if ours(p) {
+            if new_size <= layout.size() {
+                return ptr;
+            }
+            // The last block grows where it is.
+            if let Some(stop) = p.checked_add(new_size)
+                && stop <= END.load(Relaxed)
+                && NEXT
+                    .compare_exchange(p + layout.size().max(1), stop, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                return ptr;
+            }
+        } else if BASE.load(Relaxed) == 0 || SPENT.load(Relaxed) {
+            return unsafe { System.realloc(ptr, layout, new_size) };
+        }
+        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
+            return std::ptr::null_mut();
+        };
+        let new = unsafe { self.alloc(new_layout) };
+        if !new.is_null() {
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a forked child (the region is per process): blocks are aligned,
+    /// distinct, keep their contents through growth, and the last one is
+    /// reused after it is freed.
+    #[test]
+    fn region_blocks_in_a_fork() {
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            switch_on();
+            let ok = (|| {
+                let h = ForkHeap;
+                let a = unsafe { h.alloc(Layout::from_size_align(10, 1).ok()?) };
+                let b = unsafe { h.alloc(Layout::from_size_align(24, 64).ok()?) };
+                if !ours(a as usize) || !ours(b as usize) || b as usize % 64 != 0 || b <= a {
+                    return None;
+                }
+                unsafe { std::ptr::write_bytes(b, 7, 24) };
+                let grown = unsafe { h.realloc(b, Layout::from_size_align(24, 64).ok()?, 4096) };
+                if grown != b || unsafe { *grown.add(23) } != 7 {
+                    return None;
+                }
+                unsafe { h.dealloc(grown, Layout::from_size_align(4096, 64).ok()?) };
+                let c = unsafe { h.alloc(Layout::from_size_align(8, 64).ok()?) };
+                (c == b).then_some(())?;
+                // Ordinary collections work on it.
+                let v: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+                (v[999] == "999").then_some(())
+            })();
+            unsafe { libc::_exit(if ok.is_some() { 0 } else { 1 }) };
+        }
+        let mut status = 0;
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "status {status}"
+        );
+    }
+}
