@@ -124,7 +124,6 @@ pub fn suite() -> ExitCode {
         report::global_state::watch_interrupts();
     }
     let specs = Arc::new(specs);
-
     let timings = Arc::new(report::timings::Timings::from_env());
     for (index, spec) in specs.iter().enumerate() {
         let kind = if spec.control { "control" } else { "case" };

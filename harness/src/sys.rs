@@ -197,6 +197,21 @@ pub fn mono_us() -> u64 {
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
+/// The size of the next packet on a datagram or seqpacket socket, without
+/// taking it: buffers sized to the message, not to the largest one (zeroing
+/// a large buffer in a fresh fork costs more than this call).
+pub fn next_packet_size(fd: RawFd) -> SysResult<usize> {
+    loop {
+        let n = unsafe { libc::recv(fd, std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        if Errno::last() != Errno::EINTR {
+            return Err(Errno::last());
+        }
+    }
+}
+
 pub fn die_with_parent(expected_parent: Option<libc::pid_t>) {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);

@@ -110,26 +110,10 @@ impl Channel {
     /// The next message and, if credentials are passed, the sender's pid as
     /// this process sees it.
     pub fn recv_from(&self) -> Result<Option<(Msg, Option<libc::pid_t>)>, String> {
-        // Learn the packet's size first, so the buffer is as large as the
-        // message and no larger: zeroing a buffer for the largest message in
-        // every freshly forked process costs more than the extra call.
-        let size = loop {
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    0,
-                    libc::MSG_PEEK | libc::MSG_TRUNC,
-                )
-            };
-            if n >= 0 {
-                break n as usize;
-            }
-            match Errno::last() {
-                Errno::EINTR => continue,
-                Errno::ECONNRESET => return Ok(None),
-                e => return Err(format!("recv: {e}")),
-            }
+        let size = match crate::sys::next_packet_size(self.fd.as_raw_fd()) {
+            Ok(n) => n,
+            Err(Errno::ECONNRESET) => return Ok(None),
+            Err(e) => return Err(format!("recv: {e}")),
         };
         if size > MAX_MSG {
             return Err("a message was larger than the channel allows".into());

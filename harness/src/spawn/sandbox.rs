@@ -76,35 +76,10 @@ extern "C" fn on_alarm(_: libc::c_int) {
 
 /// The sandbox's init. `go` (unprivileged runs) is readable once the zygote has
 /// written the sandbox's id maps.
-/// A trial's case file, read and parsed before the sandbox exists (the file
-/// may also lie under a directory the sandbox's own tmpfs covers).
-pub struct CaseFile {
-    bytes: Vec<u8>,
-    case: Result<crate::load::Case, String>,
-}
-
-impl CaseFile {
-    pub fn read(spec: &TrialSpec) -> CaseFile {
-        match std::fs::read(&spec.case.file) {
-            Ok(bytes) => {
-                let case = spec.case.load_from(&bytes);
-                CaseFile { bytes, case }
-            }
-            Err(e) => CaseFile {
-                bytes: Vec::new(),
-                case: Err(format!("{}: {e}", spec.case.file.display())),
-            },
-        }
-    }
-}
-
 pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, go: Option<OwnedFd>) -> i32 {
     let started = sys::mono_us();
+    // First: from here on nothing writes (and so copies) the zygote's heap.
     super::fork_heap::switch_on();
-    // Read and parsed here, on the fresh heap, where its pages are the
-    // sandbox's own; also before set-up, whose tmpfs may cover the file.
-    let case_file = CaseFile::read(spec);
-    let file = &case_file;
     sys::die_with_parent(None);
     let mut keep = vec![pipe.as_raw_fd()];
     if let Some(g) = &go {
@@ -132,7 +107,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
             return 1;
         }
     }
-    let case = match prepare(spec, file, env, runner) {
+    let case = match prepare(spec, env, runner) {
         Ok(c) => c,
         Err(e) => {
             out.report.errors.push(format!("sandbox set-up failed: {e}"));
@@ -143,7 +118,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     };
     let ready = sys::mono_us();
     let trial = Trial {
-        case,
+        case: &case,
         control: spec.control,
         dropped: &spec.dropped,
         env,
@@ -155,7 +130,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     // need not wait for it.
     let mut report = std::mem::take(&mut out.report);
     let ran = sys::mono_us();
-    crate::report::settle(case, &mut report, env);
+    crate::report::settle(&case, &mut report, env);
     report.marks = super::wire::Marks {
         started,
         ready,
@@ -168,15 +143,10 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
 }
 
 /// Set the sandbox up and load the case it runs.
-fn prepare<'c>(
-    spec: &TrialSpec,
-    file: &'c CaseFile,
-    env: &RunEnv,
-    runner: &dyn Runner,
-) -> Result<&'c crate::load::Case, String> {
-    let case = file.case.as_ref().map_err(|e| e.clone())?;
-    // Before set-up: the binary may lie under a directory the sandbox's own
-    // tmpfs is about to cover.
+fn prepare(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner) -> Result<crate::load::Case, String> {
+    // Read first: the case file or the binary may lie under a directory the
+    // sandbox's own tmpfs is about to cover.
+    let bytes = std::fs::read(&spec.case.file).map_err(|e| format!("{}: {e}", spec.case.file.display()))?;
     let exe = std::fs::read_link("/proc/self/exe").ok();
     let exe_fd = std::fs::File::open("/proc/self/exe").ok();
     setup(env)?;
@@ -188,9 +158,10 @@ fn prepare<'c>(
         let name = spec.case.file.file_name().unwrap_or_default();
         let copy = std::path::Path::new(CASE_COPY_DIR).join(name);
         std::fs::create_dir_all(CASE_COPY_DIR)
-            .and_then(|()| std::fs::write(&copy, &file.bytes))
+            .and_then(|()| std::fs::write(&copy, &bytes))
             .map_err(|e| format!("{}: {e}", copy.display()))?;
     }
+    let case = spec.case.load_from(&bytes)?;
     // Last, as it gives up the capabilities the set-up needed.
     if !env.privileged {
         become_unprivileged(env)?;

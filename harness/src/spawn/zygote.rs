@@ -84,15 +84,7 @@ const REQUEST_MAX: usize = 64 * 1024;
 fn recv_with_fd(sock: RawFd) -> Result<Option<(String, Option<OwnedFd>)>, Errno> {
     // Sized to the request: a zeroed REQUEST_MAX buffer per launch would
     // write (and, with sandboxes sharing the zygote's pages, copy) 16 pages.
-    let size = loop {
-        let r = unsafe { libc::recv(sock, std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
-        if r >= 0 {
-            break (r as usize).min(REQUEST_MAX);
-        }
-        if Errno::last() != Errno::EINTR {
-            return Err(Errno::last());
-        }
-    };
+    let size = sys::next_packet_size(sock)?.min(REQUEST_MAX);
     let mut buf = vec![0u8; size.max(1)];
     let mut cbuf = [0u64; 4];
     let mut iov = libc::iovec {
