@@ -374,6 +374,16 @@ fn describe_run(out: &mut String, label: &str, run: &Run, k: &mut Kernel, serial
             percentile(&mut over, 0.9),
             verdict(med <= TARGET_OVERHEAD_MS)
         );
+        // The sandbox's namespaces are the kernel's work too, but the harness
+        // chose them: the stricter reading, shown beside.
+        let sandbox_ms = k.cost(k.sandbox_flags)? / 1000.0;
+        let mut strict: Vec<f64> = over.iter().map(|o| o + sandbox_ms).collect();
+        let _ = writeln!(
+            out,
+            "    the same, counting the sandbox's own namespaces ({sandbox_ms:.2} ms) as overhead: {:.2} ms median, {:.2} ms p90",
+            percentile(&mut strict, 0.5),
+            percentile(&mut strict, 0.9),
+        );
     }
     Ok(())
 }

@@ -8,10 +8,19 @@
 //! region instead, with a bump pointer, and never writes the inherited heap:
 //! freeing an inherited block is left undone (the process is short-lived),
 //! and the last block of the region is given back or grown in place.
-//! A process that uses up the region falls back to malloc for good.
+//! A process that uses up the region (64 MiB: a retry loop polling for its
+//! whole timeout stays well below) falls back to malloc for good, so its
+//! memory stays bounded; it is then no worse off than without the region.
+//!
+//! Memory is reused only through `NEXT`: a successful exchange that takes
+//! bytes acquires, one that gives them back releases, so a block handed out
+//! again is ordered after every access of its previous owner.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 
 /// Address space reserved per sandbox (pages count only once touched).
 const REGION: usize = 64 << 20;
@@ -26,7 +35,8 @@ static SPENT: AtomicBool = AtomicBool::new(false);
 pub struct ForkHeap;
 
 /// Allocate from a fresh region from now on, in this process and the ones
-/// it forks. Call it first thing in a freshly forked process.
+/// it forks. Call it first thing in a freshly forked process, while it has
+/// a single thread.
 pub fn switch_on() {
     if BASE.load(Relaxed) != 0 {
         return;
@@ -47,11 +57,15 @@ pub fn switch_on() {
     let base = p as usize;
     NEXT.store(base, Relaxed);
     END.store(base + REGION, Relaxed);
-    BASE.store(base, Relaxed);
+    BASE.store(base, Release);
+}
+
+fn on() -> bool {
+    BASE.load(Acquire) != 0
 }
 
 fn ours(p: usize) -> bool {
-    let base = BASE.load(Relaxed);
+    let base = BASE.load(Acquire);
     base != 0 && p >= base && p < END.load(Relaxed)
 }
 
@@ -66,7 +80,7 @@ fn bump(layout: Layout) -> Option<*mut u8> {
             SPENT.store(true, Relaxed);
             return None;
         }
-        match NEXT.compare_exchange_weak(next, stop, Relaxed, Relaxed) {
+        match NEXT.compare_exchange_weak(next, stop, Acquire, Relaxed) {
             Ok(_) => return Some(start as *mut u8),
             Err(now) => next = now,
         }
@@ -75,7 +89,7 @@ fn bump(layout: Layout) -> Option<*mut u8> {
 
 unsafe impl GlobalAlloc for ForkHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if BASE.load(Relaxed) != 0
+        if on()
             && !SPENT.load(Relaxed)
             && let Some(p) = bump(layout)
         {
@@ -88,10 +102,10 @@ unsafe impl GlobalAlloc for ForkHeap {
         let p = ptr as usize;
         if ours(p) {
             // Only the last block can go back.
-            let _ = NEXT.compare_exchange(p + layout.size().max(1), p, Relaxed, Relaxed);
+            let _ = NEXT.compare_exchange(p + layout.size().max(1), p, Release, Relaxed);
             return;
         }
-        if BASE.load(Relaxed) == 0 || SPENT.load(Relaxed) {
+        if !on() || SPENT.load(Relaxed) {
             unsafe { System.dealloc(ptr, layout) }
         }
         // Otherwise an inherited block: freeing it would copy heap pages.
@@ -100,19 +114,20 @@ unsafe impl GlobalAlloc for ForkHeap {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let p = ptr as usize;
         if ours(p) {
+            let old_stop = p + layout.size().max(1);
             if new_size <= layout.size() {
+                // The last block gives its tail back.
+                let _ = NEXT.compare_exchange(old_stop, p + new_size.max(1), Release, Relaxed);
                 return ptr;
             }
             // The last block grows where it is.
             if let Some(stop) = p.checked_add(new_size)
                 && stop <= END.load(Relaxed)
-                && NEXT
-                    .compare_exchange(p + layout.size().max(1), stop, Relaxed, Relaxed)
-                    .is_ok()
+                && NEXT.compare_exchange(old_stop, stop, AcqRel, Relaxed).is_ok()
             {
                 return ptr;
             }
-        } else if BASE.load(Relaxed) == 0 || SPENT.load(Relaxed) {
+        } else if !on() || SPENT.load(Relaxed) {
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
@@ -153,9 +168,26 @@ mod tests {
                 if grown != b || unsafe { *grown.add(23) } != 7 {
                     return None;
                 }
-                unsafe { h.dealloc(grown, Layout::from_size_align(4096, 64).ok()?) };
+                // Shrinking the last block gives its tail back.
+                let shrunk = unsafe { h.realloc(grown, Layout::from_size_align(4096, 64).ok()?, 32) };
+                let after = unsafe { h.alloc(Layout::from_size_align(1, 1).ok()?) };
+                (shrunk == b && after as usize == b as usize + 32).then_some(())?;
+                unsafe { h.dealloc(after, Layout::from_size_align(1, 1).ok()?) };
+                unsafe { h.dealloc(shrunk, Layout::from_size_align(32, 64).ok()?) };
                 let c = unsafe { h.alloc(Layout::from_size_align(8, 64).ok()?) };
                 (c == b).then_some(())?;
+                // Threads allocating and freeing at once never share a block.
+                let workers: Vec<_> = (0..4u8)
+                    .map(|t| {
+                        std::thread::spawn(move || {
+                            (0..2000).all(|i| {
+                                let v = vec![t; 1 + i % 300];
+                                v.iter().all(|&x| x == t)
+                            })
+                        })
+                    })
+                    .collect();
+                workers.into_iter().all(|w| w.join().unwrap_or(false)).then_some(())?;
                 // Ordinary collections work on it.
                 let v: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
                 (v[999] == "999").then_some(())
