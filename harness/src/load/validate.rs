@@ -206,14 +206,27 @@ const SHELL_WORDS: &[&str] = &[
     "until", "case", "!", "exec", "command", ":", "wait", "kill", "trap", "ulimit", "umask", "{", "(",
 ];
 
-/// The program a command line starts, if it is a plain word.
+/// The program a command line starts, if it is a plain word. Leading
+/// `NAME=value` words are skipped; one whose value is quoted or substitutes
+/// a command hides where the command starts, so then nothing is guessed.
 fn first_program(line: &str) -> Option<String> {
-    let word = line
-        .split_whitespace()
-        .find(|w| !w.contains('='))?
-        .trim_start_matches('(');
-    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "_-./+".contains(c));
-    (plain && !SHELL_WORDS.contains(&word)).then(|| word.to_string())
+    for w in line.split_whitespace() {
+        if let Some((name, value)) = w.split_once('=')
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            if value.contains(['"', '\'', '`', '$', '(']) {
+                return None;
+            }
+            continue;
+        }
+        let word = w.trim_start_matches('(');
+        let plain = !word.is_empty()
+            && !word.starts_with('-')
+            && word.chars().all(|c| c.is_ascii_alphanumeric() || "_-./+".contains(c));
+        return (plain && !SHELL_WORDS.contains(&word)).then(|| word.to_string());
+    }
+    None
 }
 
 fn tools_used(ctx: &Ctx<'_>, spec: &CaseSpec, case_span: Range<usize>) -> Vec<super::model::ToolUse> {
@@ -597,5 +610,22 @@ fn check_control(ctx: &Ctx<'_>, spec: &CaseSpec, case_span: Range<usize>) -> Res
         // No namespace at all: the case itself will show its isolation
         // assertions failing, so there is nothing for a control to add.
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_program;
+
+    #[test]
+    fn the_program_of_a_command_line() {
+        assert_eq!(first_program("ipcmk -Q").as_deref(), Some("ipcmk"));
+        assert_eq!(first_program("LC_ALL=C lsns -n").as_deref(), Some("lsns"));
+        assert_eq!(first_program("(ip link show)").as_deref(), Some("ip"));
+        assert_eq!(first_program("echo hi"), None);
+        assert_eq!(first_program("$tool --version"), None);
+        // The words after an assignment that substitutes a command are its.
+        assert_eq!(first_program("u=$(stat -L -c %i /proc/1/ns/user); lsns"), None);
+        assert_eq!(first_program("x=\"a b\" sh"), None);
     }
 }
