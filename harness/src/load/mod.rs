@@ -214,15 +214,13 @@ fn load_selected(
         ));
     }
     let doc = DeTable::parse(text).map_err(|e| LoadError::from_toml(path, text, None, &e))?;
-    let tables = case_tables(path, text, &doc)?;
+    let tables = case_tables(path, text, &doc, only.map(|(i, _)| i))?;
     let single = !doc.get_ref().contains_key("case");
     let mut out = Vec::new();
     for (index, table) in tables.into_iter().enumerate() {
-        let label = match only {
-            Some((i, _)) if i != index => continue,
-            Some((_, l)) => Some(l),
-            None => None,
-        };
+        // Unselected cases were checked for shape but not copied.
+        let Some(table) = table else { continue };
+        let label = only.map(|(_, l)| l);
         for (combo, case_table) in matrix::expand(path, text, &doc, &table, label)? {
             let de = toml::de::Deserializer::from(case_table.clone());
             let spec: CaseSpec =
@@ -256,12 +254,14 @@ fn load_selected(
     Ok(out)
 }
 
-/// The case tables of a document: the top level (one case) or `[[case]]` items.
+/// The case tables of a document: the top level (one case) or `[[case]]`
+/// items; with `want`, only that one is copied out (the others are None).
 fn case_tables<'i>(
     path: &Path,
     text: &str,
     doc: &Spanned<DeTable<'i>>,
-) -> Result<Vec<Spanned<DeTable<'i>>>, LoadError> {
+    want: Option<usize>,
+) -> Result<Vec<Option<Spanned<DeTable<'i>>>>, LoadError> {
     let top = doc.get_ref();
     if top.is_empty() {
         return Err(LoadError::whole_file(
@@ -270,7 +270,7 @@ fn case_tables<'i>(
         ));
     }
     let Some(cases) = top.get("case") else {
-        return Ok(vec![doc.clone()]);
+        return Ok(vec![want.is_none_or(|w| w == 0).then(|| doc.clone())]);
     };
     let stray: Vec<_> = top.iter().filter(|(k, _)| k.get_ref() != "case").collect();
     if let Some((k, _)) = stray.first() {
@@ -304,9 +304,12 @@ fn case_tables<'i>(
         ));
     }
     let mut out = Vec::new();
-    for item in items.iter() {
+    for (i, item) in items.iter().enumerate() {
         match item.get_ref() {
-            DeValue::Table(t) => out.push(Spanned::new(item.span(), t.clone())),
+            DeValue::Table(t) => out.push(
+                want.is_none_or(|w| w == i)
+                    .then(|| Spanned::new(item.span(), t.clone())),
+            ),
             _ => {
                 return Err(LoadError::at(
                     path,
