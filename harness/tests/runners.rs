@@ -42,3 +42,31 @@ fn an_unknown_runner_is_one_clear_failure() {
     assert!(!o.status.success(), "{t}");
     assert!(t.contains("runner::select") && t.contains("no-such-runtime"), "{t}");
 }
+
+#[test]
+fn the_runner_reaches_a_harness_and_cases_the_sandbox_covers() {
+    // A checkout under /tmp or /run: the sandbox's tmpfs hides both the
+    // binary and the case files, so they are bound or copied in for the probe.
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let d = tempfile::Builder::new()
+        .prefix("nsconform-runner-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let exe = d.path().join("nsconform");
+    std::fs::copy(bin(), &exe).unwrap();
+    let cases = d.path().join("cases/uts");
+    std::fs::create_dir_all(&cases).unwrap();
+    std::fs::write(cases.join("sethostname.toml"), case_text("uts/sethostname.toml")).unwrap();
+    let o = std::process::Command::new(&exe)
+        .args(["uts::sethostname", "--exact"])
+        .env("NSCONFORM_CASES", d.path().join("cases"))
+        .env("NSCONFORM_RUNNERS", project().join("runners"))
+        .env("NSCONFORM_RUNNER", "unshare")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success() && t.contains("1 passed"), "{t}");
+}

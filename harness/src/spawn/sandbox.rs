@@ -148,7 +148,12 @@ fn prepare(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner) -> Result<crate:
     // sandbox's own tmpfs is about to cover.
     let bytes = std::fs::read(&spec.case.file).map_err(|e| format!("{}: {e}", spec.case.file.display()))?;
     let exe = std::fs::read_link("/proc/self/exe").ok();
-    let exe_fd = std::fs::File::open("/proc/self/exe").ok();
+    // Opened by its path, not through /proc/self/exe: that file belongs to
+    // the machine's mount namespace, and binding it here fails with EINVAL.
+    let exe_fd = exe
+        .as_ref()
+        .and_then(|p| std::fs::File::open(p).ok())
+        .or_else(|| std::fs::File::open("/proc/self/exe").ok());
     setup(env)?;
     if runner.name() != "native" {
         if exe.as_ref().is_none_or(|p| !p.exists()) {
