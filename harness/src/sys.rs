@@ -189,6 +189,31 @@ pub fn syscall_exists(nr: libc::c_long, args: [usize; 4]) -> bool {
 
 /// Block SIGKILL-proof parent death: ask the kernel to kill us when the
 /// thread that created us exits, then check we did not miss it.
+/// struct mount_attr (Linux 5.12).
+#[repr(C)]
+#[derive(Default)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+/// mount_setattr(2); `size` is the struct's size as the caller declares it.
+pub fn mount_setattr(dfd: RawFd, path: &std::ffi::CStr, flags: u32, attr: &MountAttr, size: usize) -> SysResult<()> {
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            dfd,
+            path.as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            size,
+        )
+    };
+    check(r).map(drop)
+}
+
 /// CLOCK_MONOTONIC in microseconds: one clock for the harness and its
 /// sandboxes (which share the machine's time namespace), for phase marks.
 pub fn mono_us() -> u64 {

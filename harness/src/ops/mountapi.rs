@@ -54,14 +54,6 @@ pub fn move_mount(p: &mut Proc<'_>, a: &MoveMountArgs) -> OpResult {
     Ok(Value::Bool(true))
 }
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 fn attr_bit(name: &str) -> Result<u64, Fail> {
     Ok(match name {
         "rdonly" => 0x1,
@@ -92,12 +84,7 @@ fn propagation(v: &toml::Value) -> Result<u64, Fail> {
 }
 
 pub fn mount_setattr(p: &mut Proc<'_>, a: &MountSetattrArgs) -> OpResult {
-    let mut attr = MountAttr {
-        attr_set: 0,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
+    let mut attr = crate::sys::MountAttr::default();
     for s in &a.set {
         attr.attr_set |= attr_bit(s)?;
     }
@@ -119,17 +106,8 @@ pub fn mount_setattr(p: &mut Proc<'_>, a: &MountSetattrArgs) -> OpResult {
         (None, Some(path)) => (libc::AT_FDCWD, c(&expand(p, path)?)?),
         _ => return Err(Fail::Other("mount_setattr needs one of path and fd".into())),
     };
-    let size = a.size.unwrap_or(std::mem::size_of::<MountAttr>() as u64) as usize;
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            dfd,
-            path.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            size,
-        )
-    })?;
+    let size = a.size.unwrap_or(std::mem::size_of::<crate::sys::MountAttr>() as u64) as usize;
+    crate::sys::mount_setattr(dfd, &path, flags, &attr, size).map_err(Fail::Errno)?;
     Ok(Value::Bool(true))
 }
 

@@ -292,35 +292,16 @@ fn minimal_dev() -> Result<(), String> {
     std::fs::remove_dir(stage).map_err(|e| format!("{stage}: {e}"))
 }
 
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
 /// Every mount read-only, in one call where the kernel has mount_setattr.
 fn make_readonly() -> Result<(), String> {
     const MOUNT_ATTR_RDONLY: u64 = 1;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    let attr = MountAttr {
+    const AT_RECURSIVE: u32 = 0x8000;
+    let attr = sys::MountAttr {
         attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
+        ..Default::default()
     };
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c"/".as_ptr(),
-            AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if r == 0 {
+    let size = std::mem::size_of::<sys::MountAttr>();
+    if sys::mount_setattr(libc::AT_FDCWD, c"/", AT_RECURSIVE, &attr, size).is_ok() {
         return Ok(());
     }
     // Older kernels: remount each mount read-only, keeping its other flags.
