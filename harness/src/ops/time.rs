@@ -32,13 +32,82 @@ pub fn against_realtime(clock: libc::clockid_t, syscall: bool) -> i128 {
     }
 }
 
-/// The reference a creator hands down: "<monotonic-realtime> <boottime-realtime>" ns.
-pub fn clock_reference() -> String {
-    format!(
-        "{} {}",
-        against_realtime(libc::CLOCK_MONOTONIC, false),
-        against_realtime(libc::CLOCK_BOOTTIME, false)
-    )
+/// What a creator hands down so a process can measure its clocks' shift:
+/// each clock minus CLOCK_REALTIME (which no time namespace moves), in ns.
+/// MONOTONIC_RAW gets its own reading: it drifts from MONOTONIC by NTP's
+/// accumulated frequency correction, minutes on a long-running host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClockRef {
+    pub mono: i128,
+    pub raw: i128,
+    pub boot: i128,
+}
+
+impl ClockRef {
+    pub fn now() -> ClockRef {
+        ClockRef {
+            mono: against_realtime(libc::CLOCK_MONOTONIC, false),
+            raw: against_realtime(libc::CLOCK_MONOTONIC_RAW, false),
+            boot: boot_against_realtime(),
+        }
+    }
+
+    /// "<mono> <raw> <boot>", the form it travels in (vars, helper argv).
+    pub fn encode(&self) -> String {
+        format!("{} {} {}", self.mono, self.raw, self.boot)
+    }
+
+    pub fn decode(s: &str) -> Result<ClockRef, String> {
+        let v: Vec<i128> = s
+            .split(' ')
+            .map(|x| x.parse::<i128>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("malformed clock reference {s:?}"))?;
+        match v[..] {
+            [mono, raw, boot] => Ok(ClockRef { mono, raw, boot }),
+            _ => Err(format!("malformed clock reference {s:?}")),
+        }
+    }
+
+    /// The reference for one clock id.
+    pub fn of(&self, clock: libc::clockid_t) -> Option<i128> {
+        match clock {
+            libc::CLOCK_MONOTONIC | libc::CLOCK_MONOTONIC_COARSE => Some(self.mono),
+            libc::CLOCK_MONOTONIC_RAW => Some(self.raw),
+            libc::CLOCK_BOOTTIME | libc::CLOCK_BOOTTIME_ALARM => Some(self.boot),
+            _ => None,
+        }
+    }
+
+    /// The boot time /proc/stat shows as btime in the creator's namespace.
+    pub fn btime(&self) -> i64 {
+        btime_of(self.boot)
+    }
+}
+
+/// /proc/stat's btime for a BOOTTIME-minus-REALTIME of `boot_minus_real` ns:
+/// the kernel prints the whole seconds of REALTIME minus BOOTTIME, truncated
+/// (ns_to_timespec64 floors), never rounded.
+pub fn btime_of(boot_minus_real: i128) -> i64 {
+    (-boot_minus_real).div_euclid(1_000_000_000) as i64
+}
+
+/// BOOTTIME minus REALTIME, read so its whole seconds are exact: the
+/// REALTIME read is bracketed by two BOOTTIME reads, and read again while
+/// the bracket straddles a second boundary (the kernel's difference is a
+/// constant the reads only approximate).
+pub fn boot_against_realtime() -> i128 {
+    let mut last = 0;
+    for _ in 0..16 {
+        let b1 = now(libc::CLOCK_BOOTTIME);
+        let r = now(libc::CLOCK_REALTIME);
+        let b2 = now(libc::CLOCK_BOOTTIME);
+        last = b1 - r;
+        if btime_of(b1 - r) == btime_of(b2 - r) {
+            return last;
+        }
+    }
+    last
 }
 
 fn ts(ns: i128) -> libc::timespec {
@@ -144,11 +213,14 @@ pub fn exec_probe(p: &mut Proc<'_>, what: &str) -> OpResult {
     // The magic link, not the path it shows: the path may lie under a
     // directory the sandbox's own tmpfs covers.
     let exe = "/proc/self/exe";
-    let reference = p.vars.get("clockref").cloned().unwrap_or_else(|| "0 0".into());
+    let reference = match p.vars.get("clockref") {
+        Some(r) => r.clone(),
+        None => return Err(Fail::Other("no clock reference from the creator".into())),
+    };
     let out = std::process::Command::new(exe)
         .arg(HELPER_ARG)
         .arg(what)
-        .args(reference.split(' '))
+        .arg(reference)
         .stdin(std::process::Stdio::null())
         .output()?;
     if !out.status.success() {
@@ -167,13 +239,15 @@ pub fn exec_probe(p: &mut Proc<'_>, what: &str) -> OpResult {
     Ok(Value::Map(m))
 }
 
-/// Seconds a clock is shifted from the reference (rounded).
+/// Seconds a clock is shifted from the reference. Offsets are whole
+/// seconds and the two readings are microseconds apart, so rounding to the
+/// nearest second is exact; a reading half a second off is a real failure.
 pub fn shift_secs(ours: i128, reference: i128) -> i64 {
     ((ours - reference) as f64 / 1e9).round() as i64
 }
 
 /// The helper modes: `caps` prints this process's capability sets, `clocks
-/// <mono-ref> <boot-ref>` the clock shifts in this process and in a thread.
+/// <encoded ClockRef>` the clock shifts in this process and in a thread.
 pub fn helper_main(args: &[String]) -> i32 {
     match args.get(1).map(String::as_str) {
         Some("caps") => {
@@ -186,12 +260,21 @@ pub fn helper_main(args: &[String]) -> i32 {
             0
         }
         Some("clocks") => {
-            let r = |i: usize| args.get(i).and_then(|s| s.parse::<i128>().ok()).unwrap_or(0);
-            let (mono, boot) = (r(2), r(3));
+            let r = match args.get(2).map(|s| ClockRef::decode(s)) {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
+                    eprintln!("{e}");
+                    return 2;
+                }
+                None => {
+                    eprintln!("no clock reference");
+                    return 2;
+                }
+            };
             let read = move || {
                 (
-                    shift_secs(against_realtime(libc::CLOCK_MONOTONIC, false), mono),
-                    shift_secs(against_realtime(libc::CLOCK_BOOTTIME, false), boot),
+                    shift_secs(against_realtime(libc::CLOCK_MONOTONIC, false), r.mono),
+                    shift_secs(against_realtime(libc::CLOCK_BOOTTIME, false), r.boot),
                 )
             };
             let (m, b) = read();
