@@ -11,6 +11,7 @@ pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod coverage;
+pub mod entry;
 pub mod load;
 pub mod netlink;
 pub mod observe;

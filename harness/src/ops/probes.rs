@@ -12,12 +12,16 @@ use std::os::fd::AsRawFd;
 
 /// Idle threads, so the process is multithreaded from here on.
 pub fn threads(n: u32) -> OpResult {
-    for _ in 0..n {
-        std::thread::spawn(|| {
+    for made in 0..n {
+        // Small stacks: the threads only park.
+        let spawned = std::thread::Builder::new().stack_size(64 * 1024).spawn(|| {
             loop {
                 std::thread::park();
             }
         });
+        if let Err(e) = spawned {
+            return Err(Fail::Other(format!("thread {} of {n}: {e}", made + 1)));
+        }
     }
     Ok(Value::Int(n as i64))
 }
@@ -62,36 +66,38 @@ pub fn nest(a: &NestArgs) -> OpResult {
     let depth = a.depth;
     let first = unsafe { sys::clone_raw(libc::SIGCHLD as u64) }?;
     if first == 0 {
-        // Each level: try to make the next; the child goes on, the parent waits.
-        let mut made = 0u32;
-        loop {
-            if made == depth {
-                report(wfd, &format!("{made} none {}", userns_level()));
-                unsafe { libc::_exit(0) };
-            }
-            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-            match unsafe { sys::clone_raw(flag | libc::SIGCHLD as u64) } {
-                Ok(0) => {
-                    made += 1;
-                    if flag == libc::CLONE_NEWUSER as u64 {
-                        // Map ourselves, so the next level may be created from here.
-                        let _ = std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"));
-                        let _ = std::fs::write("/proc/self/setgroups", "deny");
-                        let _ = std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"));
+        // Each level: try to make the next; the child goes on (in this same
+        // closure, a copy of it), the parent waits.
+        crate::entry::run_quiet(|| {
+            let mut made = 0u32;
+            loop {
+                if made == depth {
+                    report(wfd, &format!("{made} none {}", userns_level()));
+                    return 0;
+                }
+                let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+                match unsafe { sys::clone_raw(flag | libc::SIGCHLD as u64) } {
+                    Ok(0) => {
+                        made += 1;
+                        if flag == libc::CLONE_NEWUSER as u64 {
+                            // Map ourselves, so the next level may be created from here.
+                            let _ = std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"));
+                            let _ = std::fs::write("/proc/self/setgroups", "deny");
+                            let _ = std::fs::write("/proc/self/gid_map", format!("0 {gid} 1"));
+                        }
+                    }
+                    Ok(child) => {
+                        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+                        return 0;
+                    }
+                    Err(e) => {
+                        let name = crate::load::flags::errno_name(e as i32);
+                        report(wfd, &format!("{made} {name} {}", userns_level()));
+                        return 0;
                     }
                 }
-                Ok(child) => {
-                    let mut st = 0;
-                    unsafe { libc::waitpid(child, &mut st, 0) };
-                    unsafe { libc::_exit(0) };
-                }
-                Err(e) => {
-                    let name = crate::load::flags::errno_name(e as i32);
-                    report(wfd, &format!("{made} {name} {}", userns_level()));
-                    unsafe { libc::_exit(0) };
-                }
             }
-        }
+        })
     }
     drop(w);
     let mut st = 0;
@@ -153,9 +159,11 @@ pub fn fs_share_unshare(p: &mut Proc<'_>, f: &FlagSet) -> OpResult {
     std::fs::create_dir_all(&b)?;
     let q = unsafe { sys::clone_raw(libc::CLONE_FS as u64 | libc::SIGCHLD as u64) }?;
     if q == 0 {
-        loop {
-            unsafe { libc::pause() };
-        }
+        crate::entry::run_quiet(|| {
+            loop {
+                nix::unistd::pause();
+            }
+        })
     }
     let cwd_of_q = || std::fs::read_link(format!("/proc/{q}/cwd")).map(|c| c.to_string_lossy().into_owned());
     let run = || -> Result<(bool, bool), Fail> {
@@ -183,7 +191,7 @@ pub fn setns_race(n: u32) -> OpResult {
     for _ in 0..n {
         let child = unsafe { sys::clone_raw(libc::SIGCHLD as u64) }?;
         if child == 0 {
-            unsafe { libc::_exit(0) };
+            crate::entry::run_quiet(|| 0)
         }
         match sys::pidfd_open(child) {
             Ok(fd) => match sys::setns_raw(fd.as_raw_fd(), libc::CLONE_NEWUTS as i64) {

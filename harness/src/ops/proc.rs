@@ -11,6 +11,9 @@ use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 
+/// The kernel's limit on pid namespace nesting, and so on set_tid's length.
+const MAX_PID_NS_LEVEL: u64 = 32;
+
 const SHARES_PARENT: u64 = (libc::CLONE_THREAD | libc::CLONE_PARENT) as u64;
 
 /// clone(2) of a child that exits at once. The flags are checked by the kernel
@@ -47,7 +50,14 @@ pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
             "clone3 with CLONE_VM cannot be run safely without a stack of its own".into(),
         ));
     }
-    let set_tid: Vec<libc::pid_t> = a.set_tid.iter().map(|&t| t as libc::pid_t).collect();
+    let mut set_tid: Vec<libc::pid_t> = a.set_tid.iter().map(|&t| t as libc::pid_t).collect();
+    let claimed = a.set_tid_size.unwrap_or(set_tid.len() as u64);
+    // A claimed length beyond the array the case gave: the kernel reads that
+    // many pids, so they must be ours (zeros, which it rejects), not
+    // whatever follows the array. Past MAX_PID_NS_LEVEL it reads nothing.
+    if claimed as usize > set_tid.len() && claimed <= MAX_PID_NS_LEVEL {
+        set_tid.resize(claimed as usize, 0);
+    }
     let cgroup = match &a.cgroup {
         Some(c) => {
             let c = expand(p, c)?;
@@ -59,7 +69,7 @@ pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
         flags,
         exit_signal: a.exit_signal.unwrap_or(libc::SIGCHLD as i64) as u64,
         set_tid: if set_tid.is_empty() { 0 } else { set_tid.as_ptr() as u64 },
-        set_tid_size: a.set_tid_size.unwrap_or(set_tid.len() as u64),
+        set_tid_size: claimed,
         cgroup: cgroup.as_ref().map(|f| f.as_raw_fd() as u64).unwrap_or(0),
         ..Default::default()
     };
@@ -93,10 +103,10 @@ pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
     };
     let r = unsafe { sys::clone3_raw(ptr, size) };
     match r {
-        Ok(0) => {
+        Ok(0) => crate::entry::run_quiet(|| {
             // The pid as the child sees it, then (for CLONE_INTO_CGROUP) the
             // cgroup2 path it was born in, before anything could move it.
-            let me = unsafe { libc::getpid() };
+            let me = nix::unistd::getpid().as_raw();
             let mut msg = me.to_ne_bytes().to_vec();
             if cgroup.is_some() {
                 let own = crate::observe::cgroups::own();
@@ -105,8 +115,8 @@ pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
                 }
             }
             let _ = nix::unistd::write(&wr, &msg);
-            unsafe { libc::_exit(0) }
-        }
+            0
+        }),
         Ok(pid) => {
             drop(wr);
             let mut b = [0u8; 4096];
@@ -147,15 +157,17 @@ pub fn fork(p: &mut Proc<'_>, a: &ForkArgs) -> OpResult {
             Err(e) => return Err(e.into()),
         };
         if pid == 0 {
-            if a.exit {
-                unsafe { libc::_exit(0) };
-            }
-            if !a.orphan {
-                sys::die_with_parent(None);
-            }
-            loop {
-                unsafe { libc::pause() };
-            }
+            crate::entry::run_quiet(|| {
+                if a.exit {
+                    return 0;
+                }
+                if !a.orphan {
+                    sys::die_with_parent(None);
+                }
+                loop {
+                    nix::unistd::pause();
+                }
+            })
         }
         if !a.orphan {
             p.held.push(pid);

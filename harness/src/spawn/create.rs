@@ -190,7 +190,7 @@ fn native(
             });
             return 2;
         }
-        child_main(trial, spec, label, chan, named)
+        child_main(trial, spec, label, chan, named, false)
     };
     match spec.how {
         How::Clone => {
@@ -209,7 +209,7 @@ fn native(
             // case may have started threads in it.
             let r = unsafe { sys::clone_raw(flags | libc::SIGCHLD as u64) };
             if let Ok(0) = r {
-                unsafe { libc::_exit(body(&|| Ok(()))) }
+                crate::entry::run_quiet(|| body(&|| Ok(())))
             }
             if let Some(orig) = restore {
                 sys::setns_raw(orig.as_raw_fd(), Ns::Time.flag() as i64)
@@ -230,7 +230,7 @@ fn native(
             };
             let size = opts.size.unwrap_or(sys::CLONE_ARGS_SIZE_VER2 as u64) as usize;
             match unsafe { sys::clone3_raw((&args as *const sys::CloneArgs).cast(), size) } {
-                Ok(0) => unsafe { libc::_exit(body(&|| Ok(()))) },
+                Ok(0) => crate::entry::run_quiet(|| body(&|| Ok(()))),
                 Ok(pid) => Ok(pid),
                 Err(e) => Err(format!("clone3({}): {e}", flag_names(eff))),
             }
@@ -291,7 +291,7 @@ fn flag_names(ns: &[Ns]) -> String {
 
 fn fork_with(f: impl FnOnce() -> i32) -> Result<i32, String> {
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
-        nix::unistd::ForkResult::Child => unsafe { libc::_exit(f()) },
+        nix::unistd::ForkResult::Child => crate::entry::run_quiet(f),
         nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
     }
 }
@@ -382,7 +382,16 @@ fn exec_runner(argv: &[String], up: &Channel, keep: Vec<RawFd>) -> Result<i32, S
 
 /// What a created process runs: hello, wait for go, steps, snapshot, done, wait for exit.
 /// `named` are fds its creator kept by name; they are inherited, as fork does.
-pub fn child_main(trial: &Trial<'_>, spec: &ProcSpec, label: &str, chan: Channel, named: &[(String, RawFd)]) -> i32 {
+/// `adopt_by_number`: the process was exec'd by an external runner, and
+/// takes its creator's kept fds by the numbers the go context lists.
+pub fn child_main(
+    trial: &Trial<'_>,
+    spec: &ProcSpec,
+    label: &str,
+    chan: Channel,
+    named: &[(String, RawFd)],
+    adopt_by_number: bool,
+) -> i32 {
     if chan
         .send(&Msg::Hello {
             proc_label: label.to_string(),
@@ -408,8 +417,16 @@ pub fn child_main(trial: &Trial<'_>, spec: &ProcSpec, label: &str, chan: Channel
     if unsafe { libc::getppid() } == 0 {
         p.vars.insert("parent".into(), "0".into());
     }
-    // Fds an external runner passed through exec, by name.
-    if let Some(list) = p.vars.get("fds").cloned() {
+    // Fds an external runner passed through exec, by name. Only then: a
+    // process forked or cloned here got its fds as `named`, and the numbers
+    // in the context are the creator's now, which may include fds opened
+    // after the fork whose numbers here are something else (our channel).
+    let exec_passed = if adopt_by_number {
+        p.vars.get("fds").cloned()
+    } else {
+        None
+    };
+    if let Some(list) = exec_passed {
         for pair in list.split(',').filter(|s| !s.is_empty()) {
             let Some((name, num)) = pair.split_once('=') else {
                 continue;

@@ -95,5 +95,5 @@ pub fn main(args: &[String]) -> i32 {
         refs: crate::plan::procs::referenced_keys(&case.spec),
         runner: &runner,
     };
-    super::create::child_main(&trial, case.spec.child.get_ref(), "child", chan, &[])
+    super::create::child_main(&trial, case.spec.child.get_ref(), "child", chan, &[], true)
 }

@@ -74,6 +74,8 @@ pub struct Proc<'a> {
     pub held: Vec<i32>,
     /// A required step failed: the rest of the steps are skipped.
     pub stopped: bool,
+    /// An op panicked: the process stops, in a control too.
+    pub panicked: bool,
     /// The last sender each socket received from (for replies).
     pub peers: BTreeMap<String, nix::sys::socket::SockaddrStorage>,
     /// Time spent doing what the steps ask (waits for syncs left out).
@@ -100,6 +102,7 @@ impl<'a> Proc<'a> {
             vars,
             held: Vec::new(),
             stopped: false,
+            panicked: false,
             peers: BTreeMap::new(),
             work: std::time::Duration::ZERO,
         }
@@ -211,6 +214,7 @@ impl<'a> Proc<'a> {
                 op => {
                     let r = self.attempt(op, step);
                     self.judge(phase, i, step, r);
+                    self.stopped |= self.panicked;
                 }
             }
         }
@@ -246,8 +250,23 @@ impl<'a> Proc<'a> {
             .map(|d| std::time::Instant::now() + d);
         loop {
             let started = std::time::Instant::now();
-            let r = ops::run(op, step, self);
+            // A panic in an op is the harness's bug: it fails the step with
+            // its text and stops the process, rather than unwinding into
+            // whatever code of the creator this process is a copy of.
+            let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ops::run(op, step, self))) {
+                Ok(r) => r,
+                Err(p) => {
+                    self.panicked = true;
+                    Err(Fail::Other(format!(
+                        "the harness panicked: {}",
+                        crate::entry::panic_text(p.as_ref())
+                    )))
+                }
+            };
             self.work += started.elapsed();
+            if self.panicked {
+                return r;
+            }
             // With may_fail, keep trying for a success; otherwise for the required outcome.
             let done = if step.may_fail {
                 r.is_ok()

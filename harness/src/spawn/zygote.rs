@@ -132,8 +132,19 @@ impl Zygote {
                 // What the harness allocated before the fork is only read here;
                 // hand free heap back so sandboxes start from few pages.
                 unsafe { libc::malloc_trim(0) };
-                let code = serve(theirs, env, runner);
-                unsafe { libc::_exit(code) }
+                crate::entry::run_quiet(|| {
+                    // The zygote writes a sandbox's exit status into a results
+                    // pipe the harness may have closed once the report came:
+                    // EPIPE there is expected, not a reason to die.
+                    // SAFETY: SIG_IGN runs no code in signal context.
+                    let _ = unsafe {
+                        nix::sys::signal::signal(
+                            nix::sys::signal::Signal::SIGPIPE,
+                            nix::sys::signal::SigHandler::SigIgn,
+                        )
+                    };
+                    serve(theirs, env, runner)
+                })
             }
             nix::unistd::ForkResult::Parent { .. } => Ok(Zygote {
                 sock: ours,
@@ -271,7 +282,7 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
         0 => {
             let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
             let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-            unsafe { libc::_exit(sandbox::main(spec, env, runner, pipe, go)) }
+            crate::entry::run_quiet(|| sandbox::main(spec, env, runner, pipe, go))
         }
         pid => pid,
     };

@@ -1,0 +1,143 @@
+//! The one way into a process the harness creates with fork or clone (a
+//! sandbox, a case's process, a helper child of a step). Such a process is
+//! a copy of its creator, mid-function: it must not inherit the creator's
+//! signal handlers (a handler where the case expects the kernel's default
+//! changes what a signal does to it, an init's immunity included), and it
+//! must never unwind back into the creator's code, so it leaves only through
+//! `_exit`, also when it panics.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// The exit status of a process whose body panicked (as Rust's own).
+pub const PANICKED: i32 = 101;
+
+/// Every signal back to the kernel's default disposition, none blocked.
+pub fn default_signals() {
+    let dfl = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::SigDfl,
+        nix::sys::signal::SaFlags::empty(),
+        nix::sys::signal::SigSet::empty(),
+    );
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL installs no handler, so no code of ours can run
+        // in signal context; realtime signals have no nix Signal value, so
+        // they go through libc with the same all-default action.
+        unsafe {
+            match nix::sys::signal::Signal::try_from(sig) {
+                Ok(s) => {
+                    let _ = nix::sys::signal::sigaction(s, &dfl);
+                }
+                Err(_) => {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+        }
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
+}
+
+/// What a panic said, as text.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_string()
+    }
+}
+
+/// Run `body` as the whole life of a freshly forked or cloned process:
+/// default signals first, then `body`, then `_exit` with its status. A
+/// panic is handed to `on_panic` (to report it) and ends the process with
+/// [`PANICKED`].
+pub fn run(body: impl FnOnce() -> i32, on_panic: impl FnOnce(&str)) -> ! {
+    default_signals();
+    let code = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(c) => c,
+        Err(p) => {
+            let text = panic_text(p.as_ref());
+            let _ = catch_unwind(AssertUnwindSafe(|| on_panic(&text)));
+            PANICKED
+        }
+    };
+    // SAFETY: _exit ends this process without running the creator's
+    // destructors or atexit handlers, which belong to the creator.
+    unsafe { libc::_exit(code) }
+}
+
+/// [`run`] for a helper child whose panic needs no report beyond its status.
+pub fn run_quiet(body: impl FnOnce() -> i32) -> ! {
+    run(body, |_| {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    fn fork_run(body: impl FnOnce() -> i32, on_panic: impl FnOnce(&str)) -> i32 {
+        // SAFETY: the child only runs `run`, which never returns.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => run(body, on_panic),
+            nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None).expect("wait") {
+                nix::sys::wait::WaitStatus::Exited(_, c) => c,
+                nix::sys::wait::WaitStatus::Signaled(_, s, _) => -(s as i32),
+                other => panic!("{other:?}"),
+            },
+        }
+    }
+
+    #[test]
+    fn a_panic_ends_the_child_and_is_reported() {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let wfd = w.as_raw_fd();
+        let code = fork_run(
+            || panic!("boom at step 3"),
+            move |text| {
+                let _ = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(wfd) }, text.as_bytes());
+            },
+        );
+        drop(w);
+        let mut said = String::new();
+        std::fs::File::from(r).read_to_string(&mut said).expect("read");
+        assert_eq!(code, PANICKED);
+        assert_eq!(said, "boom at step 3");
+    }
+
+    #[test]
+    fn handlers_of_the_creator_are_gone() {
+        extern "C" fn exit_124(_: libc::c_int) {
+            unsafe { libc::_exit(124) };
+        }
+        // The creator's handler, as the sandbox's alarm had; the child must
+        // die of the signal, not run the handler. Set and restored in a
+        // forked copy of the test, so other tests keep their dispositions.
+        let code = fork_run(
+            || {
+                unsafe { libc::signal(libc::SIGALRM, exit_124 as *const () as libc::sighandler_t) };
+                let inner = fork_run(
+                    || {
+                        unsafe { libc::raise(libc::SIGALRM) };
+                        0
+                    },
+                    |_| {},
+                );
+                i32::from(inner != -libc::SIGALRM)
+            },
+            |_| {},
+        );
+        assert_eq!(
+            code, 0,
+            "the grandchild ran its creator's handler instead of dying of SIGALRM"
+        );
+    }
+}
