@@ -188,3 +188,112 @@ fn every_bad_file_fails_alone_and_the_rest_run() {
     let domain = if is_root() { "ok" } else { "ignored" };
     assert_eq!(outcome(&t, "uts::domainname"), Some(domain), "{t}");
 }
+
+/// Entries named `*.toml` that are no regular file are each a load error
+/// saying what they are, never skipped in silence; a FIFO is never opened
+/// (the run would block on it); a symlink to a case file inside the cases
+/// directory is followed.
+#[test]
+fn entries_that_are_no_case_file_are_load_errors() {
+    use std::os::unix::fs::symlink;
+    let good = case_text("uts/sethostname.toml");
+    let d = cases(&[("uts/good.toml", &good)]);
+    let root = d.path();
+    std::fs::create_dir(root.join("uts/dir.toml")).unwrap();
+    nix::unistd::mkfifo(
+        &root.join("uts/fifo.toml"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    symlink("good.toml", root.join("uts/alias.toml")).unwrap();
+    symlink("fifo.toml", root.join("uts/to_fifo.toml")).unwrap();
+    symlink("dir.toml", root.join("uts/to_dir.toml")).unwrap();
+    symlink("missing.toml", root.join("uts/dangling.toml")).unwrap();
+    symlink(
+        project().join("cases/uts/sethostname.toml"),
+        root.join("uts/outside.toml"),
+    )
+    .unwrap();
+
+    let o = suite_on(root, &[], &[]);
+    let t = text(&o);
+    assert!(!t.contains("panicked"), "{t}");
+    for (name, says) in [
+        ("dir", "this is a directory, not a case file"),
+        (
+            "fifo",
+            "this is a FIFO (named pipe), which is never opened, not a case file",
+        ),
+        ("to_fifo", "a symlink to \"fifo.toml\", which is a FIFO"),
+        ("to_dir", "a symlink to \"dir.toml\", which is a directory"),
+        ("dangling", "a symlink to \"missing.toml\", which cannot be followed"),
+        ("outside", "outside the cases directory"),
+    ] {
+        let trial = format!("load::uts::{name}");
+        assert_eq!(outcome(&t, &trial), Some("FAILED"), "{trial}:\n{t}");
+        let line = format!("uts/{name}.toml:1:1: field `(the whole file)`: ");
+        assert!(
+            t.contains(&format!("{line}{says}")) || t.contains(&line) && t.contains(says),
+            "{trial} does not say {says:?}:\n{t}"
+        );
+    }
+    let ran = if is_root() { "ok" } else { "ignored" };
+    assert_eq!(outcome(&t, "uts::good"), Some(ran), "{t}");
+    assert_eq!(
+        outcome(&t, "uts::alias"),
+        Some(ran),
+        "the link inside the cases is followed:\n{t}"
+    );
+}
+
+/// A `sh` argument past the kernel's limit for one execve argument: the
+/// step's report names E2BIG, not a bare "child exited 3" (the step's text
+/// used to overflow the bounded message to its creator).
+#[test]
+fn an_argument_too_long_for_execve_is_named() {
+    let case = format!(
+        "summary = \"x\"\ncovers = [\"U1\"]\ncontrol = {{ none = \"test\" }}\n[child]\nrun = [{{ sh = \"echo {}\" }}]\n",
+        "a".repeat(900_000)
+    );
+    let d = cases(&[("uts/big_sh.toml", &case)]);
+    let o = suite_on(d.path(), &[], &[]);
+    let t = text(&o);
+    assert_eq!(outcome(&t, "uts::big_sh"), Some("FAILED"), "{t}");
+    assert!(t.contains("child run step 1: sh \"echo aaa"), "{t}");
+    assert!(t.contains("E2BIG, argument list too long"), "{t}");
+    assert!(!t.contains("exited 3"), "{t}");
+    assert!(t.len() < 20_000, "the report repeats the argument: {} bytes", t.len());
+}
+
+/// A root run's child keeps uid 0 outside; a map that does not cover it
+/// leaves the child unmapped, and the failing step's report says so.
+#[test]
+fn a_step_failing_for_unmapped_ids_hints_at_the_map() {
+    if !is_root() {
+        eprintln!("skipped: the map `0 1001 1` is written by root only");
+        return;
+    }
+    let case = r#"summary = "x"
+covers = ["R7"]
+control = { none = "test" }
+[child]
+namespaces = ["user", "mnt"]
+uid_map = "0 1001 1"
+gid_map = "0 1001 1"
+run = [
+  { mount = { source = "none", target = "{scratch}/m", fstype = "tmpfs", mkdir = true } },
+  { write = { path = "{scratch}/m/f", data = "x", create = true } },
+]
+"#;
+    let fixed = case.replace("run = [", "run = [\n  { setgid = \"0\" },\n  { setuid = \"0\" },");
+    let d = cases(&[("user/unmapped.toml", case), ("user/mapped.toml", &fixed)]);
+    let o = suite_on(d.path(), &[], &[]);
+    let t = text(&o);
+    assert_eq!(outcome(&t, "user::unmapped"), Some("FAILED"), "{t}");
+    assert!(
+        t.contains("got EOVERFLOW (hint: this process's own ids are not mapped in its user namespace: uid_map \"0 1001 1\" does not cover its uid outside"),
+        "{t}"
+    );
+    assert!(t.contains("`setuid = \"0\"`"), "{t}");
+    assert_eq!(outcome(&t, "user::mapped"), Some("ok"), "{t}");
+}
