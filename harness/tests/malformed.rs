@@ -297,3 +297,90 @@ run = [
     assert!(t.contains("`setuid = \"0\"`"), "{t}");
     assert_eq!(outcome(&t, "user::mapped"), Some("ok"), "{t}");
 }
+
+/// The ```toml blocks of a case-format document that do not load, each
+/// named by its line in `name`, and how many blocks there are. A plain block
+/// is a whole case file; a block marked `toml wrap=TABLE` is a fragment
+/// placed under `[TABLE]` of a minimal case (`wrap=top`: at its top level).
+fn blocks_that_do_not_load(name: &str, doc: &str) -> (usize, Vec<String>) {
+    let catalogue = Catalogue::builtin();
+    let mut blocks = 0;
+    let mut wrong = Vec::new();
+    let mut lines = doc.lines().enumerate();
+    while let Some((at, line)) = lines.next() {
+        let Some(info) = line.strip_prefix("```toml") else {
+            continue;
+        };
+        // The block's first line, 1-based.
+        let first = at + 2;
+        let body: Vec<&str> = lines
+            .by_ref()
+            .map(|(_, l)| l)
+            .take_while(|l| !l.starts_with("```"))
+            .collect();
+        blocks += 1;
+        let minimal = "covers = [\"U1\"]\ncontrol = { none = \"an example\" }\n";
+        let prefix = match info.trim() {
+            "" => String::new(),
+            "wrap=top" => minimal.to_string(),
+            w => match w.strip_prefix("wrap=") {
+                Some(table) => format!("{minimal}[{table}]\n"),
+                None => {
+                    wrong.push(format!(
+                        "{name}:{}: unknown block marker {w:?} (wrap=TABLE or none)",
+                        at + 1
+                    ));
+                    continue;
+                }
+            },
+        };
+        let shift = prefix.lines().count();
+        let text = prefix + &body.join("\n") + "\n";
+        let path = std::path::Path::new("cases/uts/readme_example.toml");
+        match load_bytes(path, "uts", text.as_bytes(), catalogue) {
+            Ok(cases) if !cases.is_empty() => {}
+            Ok(_) => wrong.push(format!("{name}:{first}: the example defines no case")),
+            Err(e) => {
+                // An error in the added lines is shown at the block's start.
+                let line = first + e.line.saturating_sub(1 + shift);
+                wrong.push(format!(
+                    "{name}:{line}: the example starting at line {first} does not load: field `{}`: {}",
+                    e.field, e.message
+                ));
+            }
+        }
+    }
+    (blocks, wrong)
+}
+
+/// Every ```toml block of cases/README.md loads, so the document cannot
+/// drift from the loader.
+#[test]
+fn every_toml_block_of_the_case_format_loads() {
+    let doc = std::fs::read_to_string(project().join("cases/README.md")).unwrap();
+    let (blocks, wrong) = blocks_that_do_not_load("cases/README.md", &doc);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert!(blocks >= 8, "only {blocks} toml blocks found in cases/README.md");
+}
+
+/// A block that does not load is reported at its own line of the document.
+#[test]
+fn a_block_that_does_not_load_names_its_line() {
+    let doc = "# Doc\n\n```toml wrap=child\nnamespaces = [\"uts\"]\nhow = \"sideways\"\n```\n\n```toml\ncovers = [\"U1\"]\n```\n\n```toml wrap=nowhere\nx = 1\n```\n\n```toml fragment\n```\n";
+    let (blocks, wrong) = blocks_that_do_not_load("doc.md", doc);
+    assert_eq!(blocks, 4);
+    assert_eq!(wrong.len(), 4, "{wrong:#?}");
+    assert!(
+        wrong[0].starts_with("doc.md:5: the example starting at line 4 does not load: field `child.how`"),
+        "{wrong:#?}"
+    );
+    assert!(
+        wrong[1].starts_with("doc.md:9: ") && wrong[1].contains("isolation"),
+        "{wrong:#?}"
+    );
+    assert!(wrong[2].starts_with("doc.md:13: "), "{wrong:#?}");
+    assert!(
+        wrong[3].starts_with("doc.md:16: unknown block marker \"fragment\""),
+        "{wrong:#?}"
+    );
+}

@@ -461,6 +461,14 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
     if observes && (s.errno.is_some() || s.may_fail || s.save_as.is_some()) {
         return Err(ctx.err(span, format!("`{name}` takes no errno, may_fail or as")));
     }
+    if let Some(r) = &s.retry {
+        if super::model::parse_duration(r).is_none() {
+            return Err(ctx.err(
+                span,
+                format!("retry {r:?} is not a duration such as \"1s\" (under 24 hours)"),
+            ));
+        }
+    }
     if is_command && s.errno.is_some() {
         return Err(ctx.err(span, "a command has an exit status, not an errno: use `status`"));
     }
