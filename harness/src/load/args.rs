@@ -436,6 +436,9 @@ pub struct NestArgs {
     pub depth: u32,
 }
 
+/// The kernel's limit of lines in one id map (UID_GID_MAP_MAX_EXTENTS).
+pub const MAP_MAX_EXTENTS: u32 = 340;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WriteMapArgs {

@@ -115,13 +115,18 @@ pub fn field_near(text: &str, offset: usize) -> Option<String> {
             break;
         }
         let t = line.trim();
-        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
-            let name = h.trim().to_string();
-            let n = items.entry(name.clone()).and_modify(|n| *n += 1).or_insert(0);
-            table = format!("{name}[{n}]");
-            key = None;
-        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
-            table = h.trim().to_string();
+        if t.starts_with('[') {
+            // A header, perhaps a malformed one (`[[case]`, `[[[case]]]`):
+            // its name without the brackets, when that is a plain dotted key.
+            let name = header_name(t);
+            table = match (&name, t.starts_with("[[")) {
+                (Some(name), true) => {
+                    let n = items.entry(name.clone()).and_modify(|n| *n += 1).or_insert(0);
+                    format!("{name}[{n}]")
+                }
+                (Some(name), false) => name.clone(),
+                (None, _) => String::new(),
+            };
             key = None;
         } else if let Some((k, _)) = t.split_once('=') {
             let k = k.trim();
@@ -138,6 +143,17 @@ pub fn field_near(text: &str, offset: usize) -> Option<String> {
         (false, None) => Some(table),
         (false, Some(k)) => Some(format!("{table}.{k}")),
     }
+}
+
+/// The dotted name a `[table]` or `[[array]]` header line declares, without
+/// quotes and with any number of brackets; None when it is no plain key.
+fn header_name(line: &str) -> Option<String> {
+    let inner = line.trim_start_matches(['[', ' ', '\t']);
+    let inner = inner.split(']').next()?;
+    let ok = |c: char| c.is_ascii_alphanumeric() || "_-.\"' \t".contains(c);
+    let name: String = inner.chars().filter(|c| !"\"' \t".contains(*c)).collect();
+    let sane = !name.is_empty() && inner.chars().all(ok) && name.split('.').all(|part| !part.is_empty());
+    sane.then_some(name)
 }
 
 /// The span of key `name` in the table found at dotted `path` (as

@@ -64,14 +64,19 @@ pub fn case_files(root: &Path) -> std::io::Result<(Vec<CaseFile>, Vec<LoadError>
             }
         };
         let mut files = Vec::new();
+        let mut bad = Vec::new();
         for f in listing.filter_map(|f| f.ok()) {
             let p = f.path();
-            if p.extension().is_some_and(|e| e == "toml") && f.file_type().is_ok_and(|t| t.is_file()) {
-                files.push(p);
+            if p.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            match not_a_case_file(root, &p, f.file_type()) {
+                None => files.push(p),
+                Some(why) => bad.push(LoadError::whole_file(&p, why)),
             }
         }
         if !AREAS.contains(&area_name.as_str()) {
-            if let Some(first) = files.iter().min() {
+            if let Some(first) = files.iter().chain(bad.iter().map(|e| &e.file)).min() {
                 errors.push(LoadError::whole_file(
                     first,
                     format!(
@@ -82,10 +87,59 @@ pub fn case_files(root: &Path) -> std::io::Result<(Vec<CaseFile>, Vec<LoadError>
             }
             continue;
         }
+        bad.sort_by(|a, b| a.file.cmp(&b.file));
+        errors.extend(bad);
         out.extend(files.into_iter().map(|p| (area_name.clone(), p)));
     }
     out.sort();
     Ok((out, errors))
+}
+
+/// Why a `*.toml` entry of an area cannot be loaded, from its directory entry
+/// and stat(2) alone: nothing is opened, so a FIFO cannot block the run. A
+/// symlink is followed when it resolves to a regular file under `root`
+/// (its cases load under the link's name and area).
+fn not_a_case_file(root: &Path, p: &Path, t: std::io::Result<std::fs::FileType>) -> Option<String> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = |t: std::fs::FileType| {
+        if t.is_file() {
+            None
+        } else if t.is_dir() {
+            Some("a directory")
+        } else if t.is_fifo() {
+            Some("a FIFO (named pipe), which is never opened")
+        } else if t.is_socket() {
+            Some("a socket")
+        } else if t.is_block_device() || t.is_char_device() {
+            Some("a device file")
+        } else {
+            Some("not a regular file")
+        }
+    };
+    let t = match t {
+        Ok(t) => t,
+        Err(e) => return Some(format!("cannot stat: {e}")),
+    };
+    if !t.is_symlink() {
+        return kind(t).map(|k| format!("this is {k}, not a case file: a case file is a regular file"));
+    }
+    let target = std::fs::read_link(p)
+        .map(|l| l.display().to_string())
+        .unwrap_or_default();
+    let resolved = match std::fs::canonicalize(p) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("a symlink to {target:?}, which cannot be followed: {e}")),
+    };
+    let inside = std::fs::canonicalize(root).is_ok_and(|r| resolved.starts_with(r));
+    if !inside {
+        return Some(format!(
+            "a symlink to {target:?}, outside the cases directory: only links to case files inside it are followed"
+        ));
+    }
+    match std::fs::metadata(&resolved) {
+        Ok(m) => kind(m.file_type()).map(|k| format!("a symlink to {target:?}, which is {k}, not a case file")),
+        Err(e) => Some(format!("a symlink to {target:?}, which cannot be followed: {e}")),
+    }
 }
 
 /// Load every case under `root`.
@@ -411,6 +465,32 @@ run = [{ clone = { flags = ["{ns}"] }, errno = "EPERM" }]
             let e = load(text).unwrap_err();
             assert!(e.message.contains(want), "{text:?}: {e}");
             assert!(e.line >= 1);
+        }
+    }
+
+    #[test]
+    fn exit_takes_a_status_a_signal_name_or_a_table() {
+        let exit_of = |e: &str| {
+            let text = format!("covers = [\"P1\"]\ncontrol = {{ none = \"x\" }}\nchild.exit = {e}\n");
+            load(&text).map(|c| c[0].spec.child.get_ref().exit.clone().unwrap())
+        };
+        use model::ExitSpec::{Signal, Status};
+        assert_eq!(exit_of("3").unwrap(), Status(3));
+        assert_eq!(exit_of("\"SIGKILL\"").unwrap(), Signal("SIGKILL".into()));
+        assert_eq!(exit_of("\"TERM\"").unwrap(), Signal("SIGTERM".into()));
+        assert_eq!(exit_of("{ signal = \"SIGKILL\" }").unwrap(), Signal("SIGKILL".into()));
+        assert_eq!(exit_of("{ status = 0 }").unwrap(), Status(0));
+        for bad in [
+            "\"9\"",
+            "-1",
+            "\"\"",
+            "{}",
+            "{ signal = \"SIGKILL\", status = 1 }",
+            "1.5",
+        ] {
+            let e = exit_of(bad).unwrap_err();
+            assert_eq!(e.field, "child.exit", "{bad}: {e}");
+            assert!(e.message.contains("`exit` is an exit status 0..255"), "{bad}: {e}");
         }
     }
 

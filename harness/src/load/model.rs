@@ -140,11 +140,86 @@ pub struct ProcSpec {
     pub exit: Option<ExitSpec>,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(untagged)]
+/// How a process must end: `0`..`255`, `"SIGKILL"`, or the table forms
+/// `{ signal = "SIGKILL" }` / `{ status = 3 }`. A signal is stored by its
+/// full name, as the creator's report words a status.
+#[derive(Clone, Debug, PartialEq)]
 pub enum ExitSpec {
     Status(i32),
     Signal(String),
+}
+
+/// What `exit` accepts, for error messages.
+pub fn exit_forms() -> String {
+    let names: Vec<&str> = nix::sys::signal::Signal::iterator().map(|s| s.as_str()).collect();
+    format!(
+        "`exit` is an exit status 0..255 (`exit = 3`) or a signal name (`exit = \"SIGKILL\"`, or `exit = {{ signal = \"SIGKILL\" }}`); the signals: {}",
+        names.join(", ")
+    )
+}
+
+impl ExitSpec {
+    fn status(v: i64) -> Result<ExitSpec, String> {
+        if (0..=255).contains(&v) {
+            Ok(ExitSpec::Status(v as i32))
+        } else {
+            Err(format!("exit status {v} is out of range: {}", exit_forms()))
+        }
+    }
+
+    fn signal(s: &str) -> Result<ExitSpec, String> {
+        // Names only: a number in a string would read as a status.
+        let full = if s.starts_with("SIG") {
+            s.to_string()
+        } else {
+            format!("SIG{s}")
+        };
+        match full.parse::<nix::sys::signal::Signal>() {
+            Ok(sig) if !s.is_empty() && !s.starts_with(|c: char| c.is_ascii_digit()) => {
+                Ok(ExitSpec::Signal(sig.as_str().to_string()))
+            }
+            _ => Err(format!("unknown exit signal {s:?}: {}", exit_forms())),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExitSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ExitSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&exit_forms())
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<ExitSpec, E> {
+                ExitSpec::status(v).map_err(E::custom)
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<ExitSpec, E> {
+                ExitSpec::status(v.min(i64::MAX as u64) as i64).map_err(E::custom)
+            }
+            fn visit_str<E: Error>(self, s: &str) -> Result<ExitSpec, E> {
+                ExitSpec::signal(s).map_err(E::custom)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<ExitSpec, A::Error> {
+                let out = match m.next_key::<String>()?.as_deref() {
+                    Some("signal") => ExitSpec::signal(&m.next_value::<String>()?),
+                    Some("status") => ExitSpec::status(m.next_value::<i64>()?),
+                    Some(k) => Err(format!("`exit` has no key `{k}`: {}", exit_forms())),
+                    None => Err(format!("`exit` is an empty table: {}", exit_forms())),
+                }
+                .map_err(A::Error::custom)?;
+                if m.next_key::<String>()?.is_some() {
+                    return Err(A::Error::custom(format!(
+                        "`exit` holds one of `signal` and `status`: {}",
+                        exit_forms()
+                    )));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl ExitSpec {

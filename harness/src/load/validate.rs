@@ -14,6 +14,9 @@ use std::path::Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+/// The most children one `fork` step makes.
+pub const MAX_FORK: u32 = 1000;
+
 struct Ctx<'a> {
     path: &'a Path,
     text: &'a str,
@@ -92,7 +95,8 @@ pub(super) fn finish<'a>(
         let span = key_span(table, "label").unwrap_or(case_span.clone());
         return Err(ctx.err(span, "`label` names matrix combinations, but there is no `matrix`"));
     }
-    check_placeholders(&ctx, table.get_ref())?;
+    let kept = kept_names(&spec);
+    check_placeholders(&ctx, table.get_ref(), &kept)?;
 
     if spec.covers.is_empty() {
         return Err(ctx.err(
@@ -278,26 +282,72 @@ fn key_span(table: &Spanned<DeTable<'_>>, key: &str) -> Option<Range<usize>> {
     table.get_ref().get_key_value(key).map(|(k, _)| k.span())
 }
 
-fn check_placeholders(ctx: &Ctx<'_>, table: &DeTable<'_>) -> Result<(), LoadError> {
-    fn value(ctx: &Ctx<'_>, v: &Spanned<DeValue<'_>>) -> Result<(), LoadError> {
+/// The names steps keep results under with `as`, anywhere in the case.
+fn kept_names(spec: &CaseSpec) -> BTreeSet<String> {
+    fn steps(s: &[Spanned<Step>], out: &mut BTreeSet<String>) {
+        for st in s {
+            let st = st.get_ref();
+            out.extend(st.save_as.iter().cloned());
+            if let Op::Spawn(p) = &st.op {
+                steps(&p.run, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    let parent = &spec.parent;
+    for s in [&parent.setup, &parent.start, &parent.run, &parent.after]
+        .into_iter()
+        .chain(parent.on.values())
+    {
+        steps(s, &mut out);
+    }
+    for p in &spec.peers {
+        steps(&p.get_ref().run, &mut out);
+    }
+    steps(&spec.child.get_ref().run, &mut out);
+    out
+}
+
+fn check_placeholders(ctx: &Ctx<'_>, table: &DeTable<'_>, kept: &BTreeSet<String>) -> Result<(), LoadError> {
+    fn value(ctx: &Ctx<'_>, v: &Spanned<DeValue<'_>>, kept: &BTreeSet<String>) -> Result<(), LoadError> {
         match v.get_ref() {
-            DeValue::String(s) => one(ctx, s, v.span()),
-            DeValue::Table(t) => check_placeholders(ctx, t),
-            DeValue::Array(a) => a.iter().try_for_each(|i| value(ctx, i)),
+            DeValue::String(s) => one(ctx, s, v.span(), kept),
+            DeValue::Table(t) => check_placeholders(ctx, t, kept),
+            DeValue::Array(a) => a.iter().try_for_each(|i| value(ctx, i, kept)),
             _ => Ok(()),
         }
     }
-    fn one(ctx: &Ctx<'_>, s: &str, span: Range<usize>) -> Result<(), LoadError> {
+    fn one(ctx: &Ctx<'_>, s: &str, span: Range<usize>, kept: &BTreeSet<String>) -> Result<(), LoadError> {
         for p in template::scan(s) {
             if let Some(msg) = template::check(&p) {
                 return Err(ctx.err(span, msg));
+            }
+            // Found here, not when the step runs half-way through the case.
+            if let ("value" | "fd", Some(name)) = (p.name, p.arg) {
+                if !kept.contains(name) {
+                    let known = if kept.is_empty() {
+                        "no step of the case keeps anything".to_string()
+                    } else {
+                        format!(
+                            "kept names: {}",
+                            kept.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                        )
+                    };
+                    return Err(ctx.err(
+                        span,
+                        format!(
+                            "`{{{}:{name}}}` names nothing: no step keeps a result with `as = \"{name}\"` ({known})",
+                            p.name
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
     }
     for (k, v) in table.iter() {
-        one(ctx, k.get_ref(), k.span())?;
-        value(ctx, v)?;
+        one(ctx, k.get_ref(), k.span(), kept)?;
+        value(ctx, v, kept)?;
     }
     Ok(())
 }
@@ -411,6 +461,14 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
     if observes && (s.errno.is_some() || s.may_fail || s.save_as.is_some()) {
         return Err(ctx.err(span, format!("`{name}` takes no errno, may_fail or as")));
     }
+    if let Some(r) = &s.retry {
+        if super::model::parse_duration(r).is_none() {
+            return Err(ctx.err(
+                span,
+                format!("retry {r:?} is not a duration such as \"1s\" (under 24 hours)"),
+            ));
+        }
+    }
     if is_command && s.errno.is_some() {
         return Err(ctx.err(span, "a command has an exit status, not an errno: use `status`"));
     }
@@ -440,8 +498,34 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
                 }
             }
         }
-        Op::Fork(f) if f.count == 0 || f.count > 1000 => {
-            return Err(ctx.err(span, "`fork.count` is between 1 and 1000"));
+        Op::Fork(f) if f.count == 0 || f.count > MAX_FORK => {
+            return Err(ctx.err(span, format!("`fork.count` is between 1 and {MAX_FORK}")));
+        }
+        Op::WriteMap(w) => {
+            let max = super::args::MAP_MAX_EXTENTS + 1;
+            if w.extents == 0 || w.extents > max {
+                return Err(ctx.err(
+                    span,
+                    format!(
+                        "`write_map.extents` is {}; it is between 1 and {max}: the kernel takes at most {} lines in a map, and one more shows its refusal",
+                        w.extents,
+                        super::args::MAP_MAX_EXTENTS
+                    ),
+                ));
+            }
+            // The last line's ids must still be ids (u32, with -1 reserved).
+            if u32::MAX - w.extents < w.inside || u32::MAX - w.extents < w.outside {
+                return Err(ctx.err(
+                    span,
+                    format!(
+                        "`write_map` from inside {} and outside {} with {} extents runs past the largest id, {}",
+                        w.inside,
+                        w.outside,
+                        w.extents,
+                        u32::MAX - 1
+                    ),
+                ));
+            }
         }
         Op::Spawn(p) => {
             if p.name.as_deref().is_some_and(|n| n.contains(['/', ':', ' '])) {

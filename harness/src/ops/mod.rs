@@ -2,7 +2,7 @@
 //! failed, so the case can require success, an errno, or an exit status.
 
 mod acl;
-mod cmd;
+pub mod cmd;
 mod cred;
 mod fs;
 mod ipc;

@@ -293,8 +293,11 @@ impl<'a> Proc<'a> {
         if let Some(name) = &step.save_as {
             self.values.insert(name.clone(), saved);
         }
-        let (ok, expected, got) = Self::verdict(step, &r);
+        let (ok, expected, mut got) = Self::verdict(step, &r);
         if !ok {
+            if let Err(Fail::Errno(nix::errno::Errno::EPERM | nix::errno::Errno::EOVERFLOW)) = &r {
+                got.push_str(&unmapped_ids_hint());
+            }
             self.fail(phase, i, step, expected, got);
         }
     }
@@ -376,6 +379,44 @@ impl<'a> Proc<'a> {
     }
 }
 
+/// For an EPERM or EOVERFLOW: a hint when this process's own uid or gid is
+/// not mapped in its user namespace, the usual cause (a root run's child
+/// keeps uid 0 outside, which a map such as `0 1001 1` does not cover).
+/// Read only when a step has failed, so it costs nothing otherwise.
+pub fn unmapped_ids_hint() -> String {
+    // Whether `id`, as this namespace shows it, is inside a line of `map`.
+    fn covered(map: &str, id: u32) -> bool {
+        map.lines().any(|l| {
+            let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            f.len() == 3 && (f[0]..f[0] + f[2]).contains(&(id as u64))
+        })
+    }
+    let mut missing = Vec::new();
+    for (what, file, id) in [
+        ("uid", "/proc/self/uid_map", unsafe { libc::getuid() }),
+        ("gid", "/proc/self/gid_map", unsafe { libc::getgid() }),
+    ] {
+        let map = std::fs::read_to_string(file).unwrap_or_default();
+        // An unmapped id reads as the overflow id, which no map line covers.
+        if !covered(&map, id) {
+            let shown = map.split_whitespace().collect::<Vec<_>>().join(" ");
+            let shown = if shown.is_empty() {
+                "empty".to_string()
+            } else {
+                format!("{shown:?}")
+            };
+            missing.push(format!("{what}_map {shown} does not cover its {what} outside"));
+        }
+    }
+    if missing.is_empty() {
+        return String::new();
+    }
+    format!(
+        " (hint: this process's own ids are not mapped in its user namespace: {}; unmapped ids show as the overflow id (usually 65534), and calls that check or record ids fail with EPERM or EOVERFLOW. In a root run a child keeps uid and gid 0 outside: map 0, or switch to mapped ids first with `setgid = \"0\"` and `setuid = \"0\"`)",
+        missing.join(", ")
+    )
+}
+
 /// One line describing a step, for progress and failure reports.
 /// A value as a placeholder's text: a list gives its first item.
 pub fn value_text(v: &Value) -> Option<String> {
@@ -426,8 +467,11 @@ pub fn describe(step: &Step) -> String {
             format!("{} {}", other.name(), args.trim())
         }
     };
+    // A step's text goes to the creator in bounded messages: a huge
+    // argument must not cost the report, or the process its channel.
+    let what = crate::ops::cmd::clip(&what, 300);
     match &step.why {
-        Some(w) => format!("{what} ({w})"),
+        Some(w) => format!("{what} ({})", crate::ops::cmd::clip(w, 300)),
         None => what,
     }
 }
