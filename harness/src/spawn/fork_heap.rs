@@ -8,9 +8,12 @@
 //! region instead, with a bump pointer, and never writes the inherited heap:
 //! freeing an inherited block is left undone (the process is short-lived),
 //! and the last block of the region is given back or grown in place.
-//! A process that uses up the region (64 MiB: a retry loop polling for its
-//! whole timeout stays well below) falls back to malloc for good, so its
-//! memory stays bounded; it is then no worse off than without the region.
+//! Large blocks (from [`LARGE`] up) go to malloc, which maps them apart
+//! from its heap and unmaps them on free, so one large request neither
+//! spends the region nor copies heap pages. A process that uses up the
+//! region with small blocks (64 MiB: a retry loop polling for its whole
+//! timeout stays well below) falls back to malloc for good, so its memory
+//! stays bounded; it is then no worse off than without the region.
 //!
 //! Memory is reused only through `NEXT`: a successful exchange that takes
 //! bytes acquires, one that gives them back releases, so a block handed out
@@ -24,6 +27,10 @@ use std::sync::atomic::{
 
 /// Address space reserved per sandbox (pages count only once touched).
 const REGION: usize = 64 << 20;
+
+/// Blocks this large and larger always come from (and go back to) malloc:
+/// glibc's own threshold for serving a block with a mapping of its own.
+const LARGE: usize = 128 << 10;
 
 /// 0 while the process uses malloc (the harness, the zygote).
 static BASE: AtomicUsize = AtomicUsize::new(0);
@@ -91,6 +98,7 @@ unsafe impl GlobalAlloc for ForkHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if on()
             && !SPENT.load(Relaxed)
+            && layout.size() < LARGE
             && let Some(p) = bump(layout)
         {
             return p;
@@ -105,10 +113,10 @@ unsafe impl GlobalAlloc for ForkHeap {
             let _ = NEXT.compare_exchange(p + layout.size().max(1), p, Release, Relaxed);
             return;
         }
-        if !on() || SPENT.load(Relaxed) {
+        if !on() || SPENT.load(Relaxed) || layout.size() >= LARGE {
             unsafe { System.dealloc(ptr, layout) }
         }
-        // Otherwise an inherited block: freeing it would copy heap pages.
+        // Otherwise a small inherited block: freeing it would copy heap pages.
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -127,7 +135,7 @@ unsafe impl GlobalAlloc for ForkHeap {
             {
                 return ptr;
             }
-        } else if !on() || SPENT.load(Relaxed) {
+        } else if !on() || SPENT.load(Relaxed) || (layout.size() >= LARGE && new_size >= LARGE) {
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
@@ -188,6 +196,15 @@ mod tests {
                     })
                     .collect();
                 workers.into_iter().all(|w| w.join().unwrap_or(false)).then_some(())?;
+                // A large block comes from malloc and leaves the region in use.
+                let big = Layout::from_size_align(REGION + 1, 8).ok()?;
+                let l = unsafe { h.alloc(big) };
+                if l.is_null() || ours(l as usize) {
+                    return None;
+                }
+                unsafe { h.dealloc(l, big) };
+                let small = unsafe { h.alloc(Layout::from_size_align(16, 8).ok()?) };
+                (ours(small as usize) && !SPENT.load(Relaxed)).then_some(())?;
                 // Ordinary collections work on it.
                 let v: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
                 (v[999] == "999").then_some(())

@@ -181,15 +181,31 @@ impl Report {
     }
 }
 
+/// The largest frame either side accepts: far above any report (command
+/// output and step texts are clipped), far below what would hurt the harness.
+pub const MAX_FRAME: usize = 16 << 20;
+
 /// Frames on a byte stream (the sandbox's result pipe): length, then message.
+/// A message over [`MAX_FRAME`] travels as a progress note saying so.
 pub fn frame(m: &Msg) -> Vec<u8> {
-    let body = encode(m);
+    let mut body = encode(m);
+    if body.len() > MAX_FRAME {
+        body = encode(&Msg::Progress {
+            proc_label: "harness".into(),
+            what: format!(
+                "a message of {} bytes was dropped: over the wire's {MAX_FRAME}-byte bound",
+                body.len()
+            ),
+        });
+    }
     let mut out = (body.len() as u32).to_le_bytes().to_vec();
     out.extend_from_slice(&body);
     out
 }
 
-/// Split complete frames off the front of `buf`.
+/// Split complete frames off the front of `buf`. A length over
+/// [`MAX_FRAME`] means the stream is not ours (or is corrupt): it is
+/// dropped whole, with an error, rather than buffered without end.
 pub fn unframe(buf: &mut Vec<u8>) -> Vec<Result<Msg, String>> {
     let mut out = Vec::new();
     loop {
@@ -197,6 +213,13 @@ pub fn unframe(buf: &mut Vec<u8>) -> Vec<Result<Msg, String>> {
             break;
         }
         let len = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if len > MAX_FRAME {
+            out.push(Err(format!(
+                "a frame of {len} bytes is over the wire's {MAX_FRAME}-byte bound"
+            )));
+            buf.clear();
+            break;
+        }
         if buf.len() < 4 + len {
             break;
         }
@@ -213,5 +236,41 @@ pub fn describe_status(s: nix::sys::wait::WaitStatus) -> String {
         Exited(_, c) => format!("exited {c}"),
         Signaled(_, sig, core) => format!("killed by {sig}{}", if core { " (core dumped)" } else { "" }),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_an_oversize_length_is_refused() {
+        let m = Msg::Continue;
+        let mut buf = frame(&m);
+        buf.extend_from_slice(&frame(&Msg::Exit));
+        let got = unframe(&mut buf);
+        assert!(matches!(got[..], [Ok(Msg::Continue), Ok(Msg::Exit)]), "{got:?}");
+        assert!(buf.is_empty());
+        // A length no sender writes: an error at once, not a wait for 4 GiB.
+        let mut bad = u32::MAX.to_le_bytes().to_vec();
+        bad.extend_from_slice(b"junk");
+        let got = unframe(&mut bad);
+        assert!(matches!(&got[..], [Err(e)] if e.contains("bound")), "{got:?}");
+        assert!(bad.is_empty());
+    }
+
+    #[test]
+    fn an_oversize_message_travels_as_a_note() {
+        let big = Msg::Progress {
+            proc_label: "x".into(),
+            what: "y".repeat(MAX_FRAME + 1),
+        };
+        let mut buf = frame(&big);
+        let got = unframe(&mut buf);
+        assert!(
+            matches!(&got[..], [Ok(Msg::Progress { what, .. })] if what.contains("dropped")),
+            "{:?}",
+            got.len()
+        );
     }
 }
