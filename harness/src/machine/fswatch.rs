@@ -198,10 +198,10 @@ impl Watch {
     }
 
     /// The directory an event names, opened through the file system's own
-    /// mount (the sandbox's copy, read-only) or through `via`.
-    fn open_dir(&self, c: &Change, via: Option<&OwnedFd>) -> Option<(OwnedFd, &'static Target)> {
+    /// mount (the sandbox's copy, read-only).
+    fn open_dir(&self, c: &Change) -> Option<(OwnedFd, &'static Target)> {
         for (root, t) in self.roots.iter().filter(|(_, t)| t.fsid == c.fsid) {
-            let mount = via.map(|v| v.as_raw_fd()).unwrap_or(root.as_raw_fd());
+            let mount = root.as_raw_fd();
             let fd = unsafe {
                 libc::syscall(
                     libc::SYS_open_by_handle_at,
@@ -218,7 +218,7 @@ impl Watch {
     }
 
     fn describe(&self, c: &Change) -> String {
-        let (path, target) = match self.open_dir(c, None) {
+        let (path, target) = match self.open_dir(c) {
             Some((fd, t)) => {
                 let dir = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
                     .map(|p| p.to_string_lossy().into_owned())
@@ -276,8 +276,20 @@ impl Watch {
             std::mem::size_of::<crate::sys::MountAttr>(),
         )
         .map_err(|e| format!("mount_setattr: {e}"))?;
-        let (dir, _) = self.open_dir(c, Some(&clone)).ok_or("its parent is gone")?;
-        let name = CString::new(c.name.as_str()).map_err(|e| e.to_string())?;
+        // The clone is detached (open_by_handle_at refuses it): the path
+        // under the hierarchy's root, found through the sandbox's mount.
+        let (dir, t) = self.open_dir(c).ok_or("its parent is gone")?;
+        let at = std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())).map_err(|e| e.to_string())?;
+        let rel = at
+            .strip_prefix(&t.point)
+            .map_err(|_| format!("{} is not under {}", at.display(), t.point))?;
+        let rel = if rel.as_os_str().is_empty() {
+            c.name.clone()
+        } else {
+            format!("{}/{}", rel.display(), c.name)
+        };
+        let dir = clone;
+        let name = CString::new(rel).map_err(|e| e.to_string())?;
         // Tasks just killed may hold the cgroup for a moment.
         let mut last = String::new();
         for _ in 0..50 {
