@@ -2,6 +2,7 @@
 //! `nsconform` binary: internal modes first, then the libtest-mimic suite.
 
 use crate::load;
+use crate::machine;
 use crate::plan::{self, Features, RunEnv};
 use crate::report;
 use crate::runner;
@@ -123,6 +124,13 @@ pub fn suite() -> ExitCode {
     if zygote.is_some() {
         report::global_state::watch_interrupts();
     }
+    // The machine's global settings as the run found them (under the lock,
+    // so not in the middle of another run's declared change).
+    let privileged = env.privileged;
+    let baseline = (zygote.is_some() && privileged).then(|| {
+        let _lock = report::global_state::Lock::take(false);
+        machine::sysctl::Snapshot::take()
+    });
     let specs = Arc::new(specs);
     let timings = Arc::new(report::timings::Timings::from_env());
     for (index, spec) in specs.iter().enumerate() {
@@ -140,13 +148,26 @@ pub fn suite() -> ExitCode {
                 let spec = &specs[index];
                 let zygote = zygote.as_ref().ok_or("no zygote")?;
                 let restore = &spec.case.restore;
+                // A case that may write a global sysctl has them read before
+                // and after it, one such case at a time (no other case writes
+                // them): what changed is its doing.
+                let watched = privileged && spec.case.may_write_sysctls;
+                let _checked = watched.then(report::global_state::Lock::checked).transpose()?;
                 let _lock = report::global_state::Lock::take(!restore.is_empty())?;
                 let saved = report::global_state::Saved::take(restore)?;
+                let before = watched.then(machine::sysctl::Snapshot::take);
                 let started = std::time::Instant::now();
                 let out = report::collect(zygote, spec, spec.case.timeout);
                 saved.restore()?;
+                let changed = before.map(|b| b.put_back()).unwrap_or_default();
                 let out = out?;
                 let verdict = report::judge(spec, &out);
+                // An undeclared change to the machine fails the trial, whatever else it showed.
+                let verdict = match (machine::failure(&changed), verdict) {
+                    (None, v) => v,
+                    (Some(m), Ok(())) => Err(m.into()),
+                    (Some(m), Err(e)) => Err(format!("{m}{}", e.message().unwrap_or_default()).into()),
+                };
                 if let Some(t) = timings.as_ref() {
                     t.record(spec, started.elapsed(), &out);
                 }
@@ -163,6 +184,19 @@ pub fn suite() -> ExitCode {
     let conclusion = libtest_mimic::run(&args, trials);
     if let Some(t) = timings.as_ref() {
         t.finish();
+    }
+    // Anything no trial was checked for (a case that hid the write from
+    // `may_write`) still fails the run, named and put back.
+    if let Some(b) = baseline {
+        let _lock = report::global_state::Lock::take(false);
+        let changed = b.put_back();
+        if !changed.is_empty() {
+            eprintln!("nsconform: global settings changed during the run by a trial that was not checked for it:");
+            for c in &changed {
+                eprintln!("  {c}");
+            }
+            return ExitCode::from(101);
+        }
     }
     conclusion.exit_code()
 }

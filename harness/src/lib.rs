@@ -13,6 +13,7 @@ pub mod compare;
 pub mod coverage;
 pub mod entry;
 pub mod load;
+pub mod machine;
 pub mod netlink;
 pub mod observe;
 pub mod ops;

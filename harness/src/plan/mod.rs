@@ -32,6 +32,9 @@ pub struct CaseRef {
     pub label: Option<String>,
     pub timeout: Duration,
     pub restore: Vec<String>,
+    /// Whether the case may write a global sysctl (see `machine::sysctl`).
+    #[serde(default)]
+    pub may_write_sysctls: bool,
     pub child_namespaces: Vec<Ns>,
     pub covers: Vec<String>,
 }
@@ -47,6 +50,7 @@ impl CaseRef {
             label: case.label.clone(),
             timeout: case.spec.timeout(),
             restore: case.spec.restore.iter().map(|r| r.get_ref().clone()).collect(),
+            may_write_sysctls: crate::machine::sysctl::may_write(&case.spec),
             child_namespaces: case.spec.child.get_ref().namespaces.get_ref().clone(),
             covers: case.spec.covers.iter().map(|c| c.get_ref().clone()).collect(),
         }

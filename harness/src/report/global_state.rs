@@ -67,7 +67,17 @@ pub struct Lock {
 
 impl Lock {
     pub fn take(exclusive: bool) -> Result<Lock, String> {
-        let dir = std::fs::File::open("/proc/sys").map_err(|e| format!("cannot open /proc/sys to lock it: {e}"))?;
+        Lock::take_on("/proc/sys", exclusive)
+    }
+
+    /// Trials whose sysctls are read before and after them (`machine::sysctl`)
+    /// hold this one exclusively, between each other only.
+    pub fn checked() -> Result<Lock, String> {
+        Lock::take_on("/proc/sys/kernel", true)
+    }
+
+    fn take_on(path: &str, exclusive: bool) -> Result<Lock, String> {
+        let dir = std::fs::File::open(path).map_err(|e| format!("cannot open {path} to lock it: {e}"))?;
         let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
         loop {
             if unsafe { libc::flock(dir.as_raw_fd(), op) } == 0 {
@@ -75,7 +85,7 @@ impl Lock {
             }
             let e = std::io::Error::last_os_error();
             if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(format!("flock /proc/sys: {e}"));
+                return Err(format!("flock {path}: {e}"));
             }
         }
     }

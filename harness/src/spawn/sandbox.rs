@@ -1,8 +1,10 @@
 //! The sandbox: a disposable init per case, in fresh pid, uts, ipc, mount and
 //! network namespaces (plus a user namespace when the suite runs unprivileged).
 //! The machine's root filesystem is read-only in it and tmpfs serves as scratch,
-//! so nothing a case does reaches the machine, and killing the init ends every
-//! process of the case (the kernel tears the rest down).
+//! and killing the init ends every process of the case (the kernel tears the
+//! rest down). Root in the sandbox can undo its read-only mounts, so in
+//! privileged runs the init also watches the machine's file systems while its
+//! case runs (`machine::fswatch`) and fails the case for what it changed there.
 
 use super::script::{SandboxOut, Trial};
 use super::wire::Msg;
@@ -107,7 +109,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
             return 1;
         }
     }
-    let case = match prepare(spec, env, runner) {
+    let (case, watch) = match prepare(spec, env, runner) {
         Ok(c) => c,
         Err(e) => {
             out.report.errors.push(format!("sandbox set-up failed: {e}"));
@@ -127,8 +129,13 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     };
     let mut out = super::parent::run_case(&trial, out);
     // The report first: what is left is killed either way, and the harness
-    // need not wait for it.
+    // need not wait for it. Unless the machine is watched: then the case's
+    // last process must be gone before its changes are counted.
     let mut report = std::mem::take(&mut out.report);
+    if let Some(w) = &watch {
+        end_everything();
+        report.errors.extend(w.finish());
+    }
     let ran = sys::mono_us();
     crate::report::settle(&case, &mut report, env);
     report.marks = super::wire::Marks {
@@ -139,11 +146,17 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     };
     out.write(&Msg::Finished(report));
     end_everything();
+    drop(watch);
     0
 }
 
-/// Set the sandbox up and load the case it runs.
-fn prepare(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner) -> Result<crate::load::Case, String> {
+/// Set the sandbox up, load the case it runs, and (privileged runs) start
+/// watching the machine's file systems.
+fn prepare(
+    spec: &TrialSpec,
+    env: &RunEnv,
+    runner: &dyn Runner,
+) -> Result<(crate::load::Case, Option<crate::machine::fswatch::Watch>), String> {
     // Read first: the case file or the binary may lie under a directory the
     // sandbox's own tmpfs is about to cover.
     let bytes = std::fs::read(&spec.case.file).map_err(|e| format!("{}: {e}", spec.case.file.display()))?;
@@ -154,6 +167,14 @@ fn prepare(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner) -> Result<crate:
         .as_ref()
         .and_then(|p| std::fs::File::open(p).ok())
         .or_else(|| std::fs::File::open("/proc/self/exe").ok());
+    // Before the sandbox's own mounts cover some of them. In a user
+    // namespace the kernel locks the read-only mounts instead (and refuses
+    // the marks).
+    let watch = if env.privileged {
+        Some(crate::machine::fswatch::Watch::start().map_err(|e| format!("watching the machine's file systems: {e}"))?)
+    } else {
+        None
+    };
     setup(env)?;
     if runner.name() != "native" {
         if exe.as_ref().is_none_or(|p| !p.exists()) {
@@ -171,7 +192,7 @@ fn prepare(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner) -> Result<crate:
     if !env.privileged {
         become_unprivileged(env)?;
     }
-    Ok(case)
+    Ok((case, watch))
 }
 
 /// Make the harness binary reachable for an external runner at PROBE_BIND.

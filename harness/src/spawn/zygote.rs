@@ -185,6 +185,10 @@ struct Live {
 }
 
 fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
+    // Found once here; every sandbox inherits the list.
+    if env.privileged {
+        crate::machine::fswatch::targets();
+    }
     // SIGCHLD arrives through a signalfd so reaping happens in the poll loop.
     let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {

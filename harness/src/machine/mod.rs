@@ -1,0 +1,20 @@
+//! Machine state a root case can change in spite of its sandbox (see the
+//! README's "When things go wrong"): writes to the machine's file systems
+//! and cgroup trees, watched per trial from the sandbox, and global sysctls,
+//! compared around the trials that may write one and over the whole run.
+
+pub mod fswatch;
+pub mod sysctl;
+
+/// The failure of a trial that changed the machine, naming each change.
+pub fn failure(changes: &[String]) -> Option<String> {
+    (!changes.is_empty()).then(|| {
+        let mut s = String::from("the case changed the machine:\n");
+        for c in changes {
+            s.push_str("  ");
+            s.push_str(c);
+            s.push('\n');
+        }
+        s
+    })
+}
