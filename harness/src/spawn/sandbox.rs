@@ -130,7 +130,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     // need not wait for it.
     let mut report = std::mem::take(&mut out.report);
     let ran = sys::mono_us();
-    crate::report::settle(&case, &mut report, env);
+    crate::report::settle(&case, &mut report, env, spec.control);
     report.marks = super::wire::Marks {
         started,
         ready,
