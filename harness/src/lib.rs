@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod cli;
 pub mod compare;
+pub mod controls;
 pub mod coverage;
 pub mod entry;
 pub mod load;

@@ -1,13 +1,15 @@
 //! Compare: expected against observed, per assertion. A case passes when
-//! every assertion holds and no step went wrong; its control passes when every
-//! isolation assertion fails.
+//! every assertion holds and no step went wrong; its control passes when it
+//! ran the same case (every step had its outcome, or the one its
+//! `in_control` marker declares, and every `expect` assertion held) and every
+//! isolation assertion failed on an observed value.
 
 pub mod eval;
 
 use crate::load::Case;
 use crate::load::expect::{CREATOR, Check, MountExpect, ObsKey};
 use crate::plan::procs;
-use crate::spawn::wire::{Obs, Report, Snapshot};
+use crate::spawn::wire::{Obs, Report, Snapshot, StepFailure};
 use crate::value::Value;
 use eval::Vars;
 
@@ -29,24 +31,76 @@ pub struct Verdict {
     pub rows: Vec<Row>,
 }
 
+/// A step whose outcome differed in the control as its `in_control` marker
+/// declares: the failure as the control saw it, and the marker's reason.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Declared {
+    pub failure: StepFailure,
+    pub why: String,
+}
+
+/// A control's assertions, sorted by what they say about it. It proves
+/// something when only isolation assertions flipped, each on an observed
+/// value, and every other assertion held as in the case.
+#[derive(Default)]
+pub struct ControlRows<'a> {
+    /// Isolation assertions that failed on what was observed: the point of the control.
+    pub flipped: Vec<&'a Row>,
+    /// Isolation assertions that held without the isolation.
+    pub held: Vec<&'a Row>,
+    /// Isolation assertions whose value or reference was not observed.
+    pub unobserved: Vec<&'a Row>,
+    /// `expect` assertions that no longer hold: the control ran another case.
+    pub broken: Vec<&'a Row>,
+}
+
 impl Verdict {
     /// Rows that make a case fail: assertions that did not hold.
     pub fn case_failures(&self) -> Vec<&Row> {
         self.rows.iter().filter(|r| !r.held).collect()
     }
 
-    /// Rows that make a control fail: isolation assertions that held, or
-    /// could not be observed, without the isolation.
-    pub fn control_failures(&self) -> Vec<&Row> {
-        self.rows
-            .iter()
-            .filter(|r| r.isolation && (r.held || r.unobserved))
-            .collect()
+    pub fn control(&self) -> ControlRows<'_> {
+        let mut out = ControlRows::default();
+        for r in &self.rows {
+            match (r.isolation, r.held, r.unobserved) {
+                (true, true, _) => out.held.push(r),
+                (true, false, true) => out.unobserved.push(r),
+                (true, false, false) => out.flipped.push(r),
+                (false, false, _) => out.broken.push(r),
+                (false, true, _) => {}
+            }
+        }
+        out
     }
 
     pub fn isolation_rows(&self) -> usize {
         self.rows.iter().filter(|r| r.isolation).count()
     }
+}
+
+/// In a control, move the step failures its case declares with `in_control`
+/// (the step had the declared outcome) from `failures` to the declared list;
+/// what stays in `failures` diverged undeclared.
+pub fn sort_divergences(case: &Case, failures: &mut Vec<StepFailure>) -> Vec<Declared> {
+    let mut declared = Vec::new();
+    failures.retain(|f| {
+        let marker = match f.phase.as_str() {
+            "exit" => procs::proc_of(&case.spec, &f.proc_label).and_then(|p| p.in_control.as_ref()),
+            phase => procs::step_of(&case.spec, &f.proc_label, phase, f.index).and_then(|s| s.in_control.as_ref()),
+        };
+        match marker {
+            Some(m) if m.outcome().as_deref() == Some(f.got.as_str()) => {
+                declared.push(Declared {
+                    failure: f.clone(),
+                    why: m.why.clone(),
+                });
+                false
+            }
+            _ => true,
+        }
+    });
+    declared
 }
 
 fn find<'r>(report: &'r Report, label: &str, at: &str) -> Option<&'r Snapshot> {
@@ -94,8 +148,13 @@ pub fn evaluate(case: &Case, report: &Report, vars: &Vars) -> Verdict {
                         let reference = |r: &str| end_value(report, r, &key_s);
                         row.held = eval::matches(m, v, vars, &reference);
                         for r in m.references() {
-                            let (rv, _) = shown(end_obs(report, r, &key_s));
-                            row.expected = format!("{} ({r}: {rv})", row.expected);
+                            match reference_shown(report, r, &key_s) {
+                                (rv, false) => row.expected = format!("{} ({r}: {rv})", row.expected),
+                                (why, true) => {
+                                    row.expected = format!("{} ({r}: not observed)", row.expected);
+                                    unresolved(&mut row, r, &why);
+                                }
+                            }
                         }
                     }
                 }
@@ -106,8 +165,10 @@ pub fn evaluate(case: &Case, report: &Report, vars: &Vars) -> Verdict {
                         if m.wants_same() { "same as" } else { "differs from" },
                         m.reference()
                     );
-                    if let (Some(Obs::Ok(v)), Some(r)) = (obs, reference) {
-                        row.held = (v == &r) == m.wants_same();
+                    match (obs, reference) {
+                        (Some(Obs::Ok(v)), Some(r)) => row.held = (v == &r) == m.wants_same(),
+                        (Some(Obs::Ok(_)), None) => unresolved(&mut row, m.reference(), &ref_shown),
+                        _ => {}
                     }
                 }
                 Check::Mount(_, me) | Check::SeenMount(_, _, me) => {
@@ -134,6 +195,29 @@ pub fn split_reference<'a>(reference: &'a str, key: &'a str) -> (&'a str, &'a st
 fn end_obs<'r>(report: &'r Report, reference: &str, key: &str) -> Option<&'r Obs> {
     let (label, key) = split_reference(reference, key);
     find(report, label, "end").and_then(|s| s.values.get(key))
+}
+
+/// A reference's value as the report shows it, or, when it is missing, why:
+/// the process never reached its end snapshot, or the read failed.
+fn reference_shown(report: &Report, reference: &str, key: &str) -> (String, bool) {
+    let (label, _) = split_reference(reference, key);
+    if find(report, label, "end").is_none() {
+        return (format!("{label} never reached end"), true);
+    }
+    match end_obs(report, reference, key) {
+        Some(Obs::Ok(v)) => (v.to_string(), false),
+        Some(Obs::Err(e)) => (format!("error: {e}"), true),
+        None => ("no such value".into(), true),
+    }
+}
+
+/// An assertion whose reference could not be resolved was not observed:
+/// it neither held nor failed, so it shows nothing (a control must not
+/// count it as flipped).
+fn unresolved(row: &mut Row, reference: &str, why: &str) {
+    row.held = false;
+    row.unobserved = true;
+    row.observed = format!("{} (reference {reference} not observed: {why})", row.observed);
 }
 
 fn end_value(report: &Report, label: &str, key: &str) -> Option<Value> {
@@ -177,10 +261,13 @@ fn ns_reference(
     } else {
         end_value(report, reference, &link_key)
     };
-    let shown = v
-        .as_ref()
-        .map(|v| v.to_string())
-        .unwrap_or_else(|| "not observed".into());
+    let shown = match &v {
+        Some(v) => v.to_string(),
+        None if reference != CREATOR && find(report, reference, "end").is_none() => {
+            format!("{reference} never reached end")
+        }
+        None => "not observed".into(),
+    };
     (v, shown)
 }
 

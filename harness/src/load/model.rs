@@ -138,6 +138,8 @@ pub struct ProcSpec {
     /// How the process must end, as its creator sees it: an exit status
     /// (default 0) or a signal name ("SIGKILL").
     pub exit: Option<ExitSpec>,
+    /// How the process ends in the control instead, and why (`exit`, `why`).
+    pub in_control: Option<super::step::InControl>,
 }
 
 /// How a process must end: `0`..`255`, `"SIGKILL"`, or the table forms
@@ -254,6 +256,7 @@ impl Default for ProcSpec {
             expect: Expect::default(),
             isolation: Expect::default(),
             exit: None,
+            in_control: None,
         }
     }
 }

@@ -8,7 +8,7 @@
 pub use super::args::*;
 use super::expect::Expect;
 use super::flags::{ErrnoName, FlagSet};
-use super::model::ProcSpec;
+use super::model::{ExitSpec, ProcSpec};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::fmt;
@@ -29,6 +29,44 @@ pub struct Step {
     /// Try again until the required outcome or this much time has passed
     /// (for what the kernel finishes asynchronously, like namespace teardown).
     pub retry: Option<String>,
+    /// The outcome the step has in the control instead, and why.
+    pub in_control: Option<InControl>,
+}
+
+/// A step (or a process's end) whose outcome legitimately differs without
+/// the namespaces under test (a `mount` that needs the dropped user namespace
+/// is EPERM): the outcome it has in the control instead, and why. Without
+/// one, an outcome that differs in the control fails it, since the control
+/// then ran another case than the one it should prove something about.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InControl {
+    /// The call fails with this errno in the control.
+    pub errno: Option<ErrnoName>,
+    /// The command exits with this status in the control.
+    pub status: Option<i32>,
+    /// The step succeeds in the control (where the case requires a failure).
+    pub succeeds: Option<bool>,
+    /// (On a process) how it ends in the control: a status or a signal name.
+    pub exit: Option<ExitSpec>,
+    /// Why the outcome differs; shown in the control's report.
+    #[serde(default)]
+    pub why: String,
+}
+
+impl InControl {
+    /// The outcome as a step failure words what happened ("EPERM",
+    /// "exit status 1", "success", "killed by SIGTERM"), or None when it
+    /// names none or several.
+    pub fn outcome(&self) -> Option<String> {
+        match (self.errno, self.status, self.succeeds, &self.exit) {
+            (Some(e), None, None, None) => Some(e.to_string()),
+            (None, Some(s), None, None) => Some(format!("exit status {s}")),
+            (None, None, Some(true), None) => Some("success".into()),
+            (None, None, None, Some(x)) => Some(x.describe()),
+            _ => None,
+        }
+    }
 }
 
 macro_rules! ops {
@@ -217,7 +255,7 @@ ops! {
     Sync(String) = "sync",
 }
 
-const MODIFIERS: &[&str] = &["errno", "may_fail", "status", "as", "why", "retry"];
+const MODIFIERS: &[&str] = &["errno", "may_fail", "status", "as", "why", "retry", "in_control"];
 
 impl<'de> Deserialize<'de> for Step {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -235,6 +273,7 @@ impl<'de> Deserialize<'de> for Step {
                 let mut save_as = None;
                 let mut why = None;
                 let mut retry = None;
+                let mut in_control = None;
                 while let Some(key) = map.next_key::<String>()? {
                     match key.as_str() {
                         "errno" => errno = Some(map.next_value()?),
@@ -243,6 +282,7 @@ impl<'de> Deserialize<'de> for Step {
                         "as" => save_as = Some(map.next_value()?),
                         "why" => why = Some(map.next_value()?),
                         "retry" => retry = Some(map.next_value()?),
+                        "in_control" => in_control = Some(map.next_value()?),
                         name => match Op::parse(name, &mut map)? {
                             Some(parsed) => {
                                 if let Some(first) = &op {
@@ -275,6 +315,7 @@ impl<'de> Deserialize<'de> for Step {
                     save_as,
                     why,
                     retry,
+                    in_control,
                 })
             }
         }

@@ -6,7 +6,7 @@ use super::error::LoadError;
 use super::expect::{CREATOR, Check, Expect, ObsKey};
 use super::model::{Case, CaseSpec, How, ProcSpec};
 use super::ns::Ns;
-use super::step::{Op, Step};
+use super::step::{InControl, Op, Step};
 use super::template;
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -383,6 +383,32 @@ fn check_proc(ctx: &Ctx<'_>, p: &ProcSpec, span: Range<usize>, is_child: bool) -
         }
         _ => {}
     }
+    if let Some(ic) = &p.in_control {
+        let err = |msg: &str| Err(ctx.err_key(span.clone(), "in_control", msg));
+        if ic.why.trim().is_empty() {
+            return err(IN_CONTROL_WHY);
+        }
+        if ic.errno.is_some() || ic.status.is_some() || ic.succeeds.is_some() {
+            return err(
+                "a process's `in_control` says how it ends in the control: `exit` (a status or a signal name) and `why`",
+            );
+        }
+        let Some(x) = &ic.exit else {
+            return err(
+                "a process's `in_control` needs `exit`: how it ends in the control (a status or a signal name)",
+            );
+        };
+        let case = p
+            .exit
+            .as_ref()
+            .map(|e| e.describe())
+            .unwrap_or_else(|| "exited 0".into());
+        if x.describe() == case {
+            return err(
+                "the process ends this way in the case too: `in_control.exit` is how it ends in the control instead",
+            );
+        }
+    }
     if p.join.is_some() && p.how != How::Setns {
         return Err(ctx.err(span, "`join` only makes sense with `how = \"setns\"`"));
     }
@@ -441,6 +467,75 @@ fn check_proc(ctx: &Ctx<'_>, p: &ProcSpec, span: Range<usize>, is_child: bool) -
     Ok(())
 }
 
+const IN_CONTROL_WHY: &str =
+    "`in_control` needs `why`: the true reason the outcome differs without the namespaces under test";
+
+/// A step's `in_control`: one outcome, another than the case's, with a reason.
+fn check_step_in_control(ctx: &Ctx<'_>, s: &Step, ic: &InControl, span: Range<usize>) -> Result<(), LoadError> {
+    let err = |msg: String| Err(ctx.err_key(span.clone(), "in_control", msg));
+    let name = s.op.name();
+    let is_command = matches!(s.op, Op::Sh(_) | Op::Cmd(_));
+    if matches!(s.op, Op::Expect(_) | Op::Isolation(_) | Op::Sync(_) | Op::Spawn(_)) {
+        return err(format!(
+            "`{name}` has no outcome of its own to differ in the control (for a process's end, put `in_control = {{ exit = ... }}` on the process)"
+        ));
+    }
+    if s.may_fail {
+        return err("`may_fail` accepts any outcome, so none can differ in the control: drop `in_control`".into());
+    }
+    if ic.why.trim().is_empty() {
+        return err(IN_CONTROL_WHY.into());
+    }
+    if ic.exit.is_some() {
+        return err("`in_control.exit` is for a process; a step's is `errno`, `status` or `succeeds = true`".into());
+    }
+    if ic.status.is_some() && !is_command {
+        return err(format!("`in_control.status` is for commands, not `{name}`"));
+    }
+    if ic.errno.is_some() && is_command {
+        return err("a command has an exit status, not an errno: use `in_control.status`".into());
+    }
+    let Some(outcome) = ic.outcome() else {
+        return err("`in_control` names one outcome: `errno`, `status` (a command) or `succeeds = true`".into());
+    };
+    let case = match (s.errno, s.status) {
+        (Some(e), _) => e.to_string(),
+        (None, Some(n)) if n != 0 => format!("exit status {n}"),
+        _ => "success".to_string(),
+    };
+    if outcome == case {
+        return err(format!(
+            "the step's outcome is {case} in the case too: `in_control` names the one it has in the control instead"
+        ));
+    }
+    Ok(())
+}
+
+/// Where the first `in_control` marker of a case is, if it has one.
+fn first_in_control(spec: &CaseSpec) -> Option<Range<usize>> {
+    fn steps(s: &[Spanned<Step>]) -> Option<Range<usize>> {
+        s.iter().find_map(|st| match &st.get_ref().op {
+            _ if st.get_ref().in_control.is_some() => Some(st.span()),
+            Op::Spawn(p) if p.in_control.is_some() => Some(st.span()),
+            Op::Spawn(p) => steps(&p.run),
+            _ => None,
+        })
+    }
+    let proc_ = |p: &Spanned<ProcSpec>| match p.get_ref().in_control {
+        Some(_) => Some(p.span()),
+        None => steps(&p.get_ref().run),
+    };
+    let parent = &spec.parent;
+    proc_(&spec.child)
+        .or_else(|| spec.peers.iter().find_map(proc_))
+        .or_else(|| {
+            [&parent.setup, &parent.start, &parent.run, &parent.after]
+                .into_iter()
+                .chain(parent.on.values())
+                .find_map(|s| steps(s))
+        })
+}
+
 fn check_steps(ctx: &Ctx<'_>, steps: &[Spanned<Step>], may_sync: bool) -> Result<(), LoadError> {
     for s in steps {
         check_step(ctx, s.get_ref(), s.span(), may_sync)?;
@@ -471,6 +566,9 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
     }
     if is_command && s.errno.is_some() {
         return Err(ctx.err(span, "a command has an exit status, not an errno: use `status`"));
+    }
+    if let Some(ic) = &s.in_control {
+        check_step_in_control(ctx, s, ic, span.clone())?;
     }
     match &s.op {
         Op::Cmd(argv) if argv.is_empty() => return Err(ctx.err(span, "`cmd` needs at least a program")),
@@ -670,7 +768,14 @@ fn check_control(ctx: &Ctx<'_>, spec: &CaseSpec, case_span: Range<usize>) -> Res
         Some(c) if c.none.as_deref().is_some_and(|r| r.trim().is_empty()) => {
             Err(ctx.err(span, "`control.none` needs the reason a control would prove nothing"))
         }
-        Some(c) if c.none.is_some() => Ok(()),
+        Some(c) if c.none.is_some() => match first_in_control(spec) {
+            Some(at) => Err(ctx.err_key(
+                at,
+                "in_control",
+                "`in_control` says how a step differs in the control, but the case has none (`control.none`)",
+            )),
+            None => Ok(()),
+        },
         None if !iso => Err(ctx.err_missing(span, "control", NO_ISOLATION)),
         _ if !iso => Err(ctx.err(span, NO_ISOLATION)),
         Some(c) => {

@@ -83,6 +83,26 @@ fn spawns<'a>(out: &mut Vec<ProcRef<'a>>, creator: &str, phase: &str, steps: &'a
     }
 }
 
+/// The process a report names by label (not the parent, which has no exit to declare).
+pub fn proc_of<'a>(spec: &'a CaseSpec, proc_label: &str) -> Option<&'a ProcSpec> {
+    match processes(spec).into_iter().find(|p| p.label == proc_label)?.kind {
+        Kind::Proc(ps) => Some(ps),
+        Kind::Parent(_) => None,
+    }
+}
+
+/// The step a report names by process, phase and index (from 0), if the
+/// case has one there (`maps` and `exit` failures name no step).
+pub fn step_of<'a>(spec: &'a CaseSpec, proc_label: &str, phase: &str, index: usize) -> Option<&'a Step> {
+    let p = processes(spec).into_iter().find(|p| p.label == proc_label)?;
+    let steps: &[Spanned<Step>] = match p.kind {
+        Kind::Parent(ps) => parent_phases(ps).into_iter().find(|(n, _)| n == phase)?.1,
+        Kind::Proc(ps) if phase == "run" => &ps.run,
+        Kind::Proc(_) => return None,
+    };
+    steps.get(index).map(|s| s.get_ref())
+}
+
 type Phases<'a> = Vec<(String, &'a [Spanned<Step>])>;
 
 pub fn sites(spec: &CaseSpec) -> Vec<Site<'_>> {

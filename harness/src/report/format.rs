@@ -1,8 +1,8 @@
 //! Failure text: expected and observed side by side, then step failures,
 //! commands' stderr and sandbox errors.
 
-use crate::compare::Row;
-use crate::spawn::wire::Report;
+use crate::compare::{Declared, Row};
+use crate::spawn::wire::{Report, StepFailure};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -90,7 +90,7 @@ pub fn headline(report: &Report, failed: usize, total: usize) -> String {
     parts.join("; ")
 }
 
-fn plural(n: usize) -> &'static str {
+pub fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
@@ -104,12 +104,9 @@ pub fn context(report: &Report, control: bool, progress: &BTreeMap<String, Strin
             let _ = writeln!(out, "  {e}");
         }
     }
-    if !report.failures.is_empty() {
-        out.push_str(if control {
-            "steps that failed without the isolation (allowed in a control):\n"
-        } else {
-            "steps that did not do what the case requires:\n"
-        });
+    // A control's problems name its undeclared step outcomes already.
+    if !report.failures.is_empty() && !control {
+        out.push_str("steps that did not do what the case requires:\n");
         for f in &report.failures {
             if f.phase == "exit" {
                 let at = progress
@@ -123,16 +120,13 @@ pub fn context(report: &Report, control: bool, progress: &BTreeMap<String, Strin
                 );
                 continue;
             }
-            let _ = writeln!(
-                out,
-                "  {} {} step {}: {}: expected {}, got {}",
-                f.proc_label,
-                f.phase,
-                f.index + 1,
-                f.step,
-                f.expected,
-                f.got
-            );
+            let _ = writeln!(out, "  {}", failure_line(f));
+        }
+    }
+    if !report.declared.is_empty() {
+        out.push_str("steps whose outcome differs in the control, as declared (`in_control`):\n");
+        for d in &report.declared {
+            let _ = writeln!(out, "  {}", declared_line(d));
         }
     }
     let noisy: Vec<_> = report.commands.iter().filter(|c| !c.stderr.trim().is_empty()).collect();
@@ -146,6 +140,44 @@ pub fn context(report: &Report, control: bool, progress: &BTreeMap<String, Strin
         }
     }
     out
+}
+
+/// One step failure: which step, what was required, what happened.
+pub fn failure_line(f: &StepFailure) -> String {
+    if f.phase == "exit" || f.phase == "maps" {
+        return format!(
+            "{} {}: {}: expected {}, got {}",
+            f.proc_label, f.phase, f.step, f.expected, f.got
+        );
+    }
+    format!(
+        "{} {} step {}: {}: expected {}, got {}",
+        f.proc_label,
+        f.phase,
+        f.index + 1,
+        f.step,
+        f.expected,
+        f.got
+    )
+}
+
+/// A declared divergence: the step, its outcome in the case and here, why.
+pub fn declared_line(d: &Declared) -> String {
+    let f = &d.failure;
+    let case = if f.expected.is_empty() { "success" } else { &f.expected };
+    if f.phase == "exit" {
+        return format!("{} ended {} instead of {case}, because {}", f.proc_label, f.got, d.why);
+    }
+    format!(
+        "{} {} step {}: {}: {} instead of {}, because {}",
+        f.proc_label,
+        f.phase,
+        f.index + 1,
+        f.step,
+        f.got,
+        case,
+        d.why
+    )
 }
 
 #[cfg(test)]

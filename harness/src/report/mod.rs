@@ -11,6 +11,7 @@ use crate::plan::{RunEnv, TrialSpec};
 use crate::spawn::wire::{Msg, Report, unframe};
 use crate::spawn::zygote::Zygote;
 use libtest_mimic::Failed;
+use std::fmt::Write;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
@@ -104,12 +105,15 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
 /// Evaluate every assertion of the case against what its processes
 /// observed (in the sandbox, which has the case parsed), and keep only the
 /// verdict: the snapshots need not travel.
-pub fn settle(case: &crate::load::Case, report: &mut Report, env: &RunEnv) {
+pub fn settle(case: &crate::load::Case, report: &mut Report, env: &RunEnv, control: bool) {
     let mut vars = vars(env);
     for (k, v) in &report.vars {
         vars.entry(k.clone()).or_insert_with(|| v.clone());
     }
     report.verdict = compare::evaluate(case, report, &vars).rows;
+    if control {
+        report.declared = compare::sort_divergences(case, &mut report.failures);
+    }
     report.snapshots.clear();
     report.creators.clear();
 }
@@ -164,19 +168,10 @@ pub fn judge(spec: &TrialSpec, out: &Outcome) -> Result<(), Failed> {
         if !report.errors.is_empty() {
             return Err(format!("control of {place} could not run\n{context}").into());
         }
-        let bad = verdict.control_failures();
-        if bad.is_empty() {
-            return Ok(());
-        }
-        let dropped: Vec<&str> = spec.dropped.iter().map(|n| n.proc_name()).collect();
-        return Err(format!(
-            "control of {place}: without {} namespaces, {} of {} isolation assertions still held or could not be observed, so they cannot show isolation:\n{}{context}",
-            dropped.join("+"),
-            bad.len(),
-            verdict.isolation_rows(),
-            format::table(&bad),
-        )
-        .into());
+        return match control_problems(spec, report, &verdict) {
+            None => Ok(()),
+            Some(problems) => Err(format!("control of {place}: {problems}{context}").into()),
+        };
     }
     let bad = verdict.case_failures();
     if bad.is_empty() && report.failures.is_empty() && report.errors.is_empty() {
@@ -188,4 +183,50 @@ pub fn judge(spec: &TrialSpec, out: &Outcome) -> Result<(), Failed> {
     }
     msg.push_str(&context);
     Err(msg.into())
+}
+
+/// Why a control proves nothing, or None when it does: it ran the same case
+/// (no undeclared step outcome, every `expect` assertion held) and every
+/// isolation assertion failed on an observed value.
+pub fn control_problems(spec: &TrialSpec, report: &Report, verdict: &compare::Verdict) -> Option<String> {
+    let rows = verdict.control();
+    let without = without(spec);
+    let mut out = String::new();
+    if !report.failures.is_empty() {
+        let _ = writeln!(
+            out,
+            "{without}, {} step{} had another outcome than in the case, undeclared, so the control did not run the same case (an isolation assertion that fails then shows nothing about the namespaces; if the outcome differs for a true reason, say so with `in_control` on the step):",
+            report.failures.len(),
+            format::plural(report.failures.len())
+        );
+        for f in &report.failures {
+            let _ = writeln!(out, "  {}", format::failure_line(f));
+        }
+    }
+    if !rows.broken.is_empty() {
+        let _ = writeln!(
+            out,
+            "{without}, {} `expect` assertion{} no longer held, so the control did not run the same case:\n{}",
+            rows.broken.len(),
+            format::plural(rows.broken.len()),
+            format::table(&rows.broken)
+        );
+    }
+    let bad: Vec<&compare::Row> = rows.held.iter().chain(&rows.unobserved).copied().collect();
+    if !bad.is_empty() {
+        let _ = writeln!(
+            out,
+            "{without}, {} of {} isolation assertions still held or could not be observed, so they cannot show isolation:\n{}",
+            bad.len(),
+            verdict.isolation_rows(),
+            format::table(&bad),
+        );
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// "without uts+user namespaces", for a control's messages.
+pub fn without(spec: &TrialSpec) -> String {
+    let dropped: Vec<&str> = spec.dropped.iter().map(|n| n.proc_name()).collect();
+    format!("without {} namespaces", dropped.join("+"))
 }

@@ -137,7 +137,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
         report.errors.extend(w.finish());
     }
     let ran = sys::mono_us();
-    crate::report::settle(&case, &mut report, env);
+    crate::report::settle(&case, &mut report, env, spec.control);
     report.marks = super::wire::Marks {
         started,
         ready,

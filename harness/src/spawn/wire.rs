@@ -116,6 +116,10 @@ pub struct Report {
     /// which has the case parsed (snapshots and creators are then dropped).
     #[serde(default)]
     pub verdict: Vec<crate::compare::Row>,
+    /// In a control, the step failures its case declares with `in_control`
+    /// (moved out of `failures`, which then holds only undeclared ones).
+    #[serde(default)]
+    pub declared: Vec<crate::compare::Declared>,
     /// When the sandbox reached each stage of its life (CLOCK_MONOTONIC,
     /// microseconds): the benchmark's account of where a trial's time goes.
     #[serde(default)]
