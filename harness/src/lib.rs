@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compare;
 pub mod coverage;
 pub mod load;
+pub mod mutate;
 pub mod netlink;
 pub mod observe;
 pub mod ops;

@@ -65,7 +65,14 @@ pub struct CaseSpec {
     /// runs alone, in this run and in any other run on the machine.
     #[serde(default)]
     pub restore: Vec<Spanned<String>>,
+    /// Namespace types that are hygiene only in every process of the case
+    /// (kept off the machine, not what the case shows), with the reason:
+    /// `nsconform mutate` does not drop them.
+    pub hygiene: Option<Spanned<Hygiene>>,
 }
+
+/// `{ net = "why" }`: namespaces that keep a case tidy rather than make it pass.
+pub type Hygiene = BTreeMap<Ns, String>;
 
 /// Requirements, checked before the case runs; a missing one makes the case
 /// ignored with its reason.
@@ -138,6 +145,9 @@ pub struct ProcSpec {
     /// How the process must end, as its creator sees it: an exit status
     /// (default 0) or a signal name ("SIGKILL").
     pub exit: Option<ExitSpec>,
+    /// Namespaces of this process that are hygiene only, with the reason
+    /// (see `CaseSpec::hygiene`).
+    pub hygiene: Option<Spanned<Hygiene>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -179,6 +189,7 @@ impl Default for ProcSpec {
             expect: Expect::default(),
             isolation: Expect::default(),
             exit: None,
+            hygiene: None,
         }
     }
 }
