@@ -222,7 +222,13 @@ pub fn plan(root: &Path, filters: &[String]) -> Result<Plan, LoadError> {
             out.load_errors.push(e);
             continue;
         }
-        let expanded = load::expanded_tables(&path, &text)?;
+        let expanded = match load::expanded_tables(&path, &text) {
+            Ok(e) => e,
+            Err(e) => {
+                out.load_errors.push(e);
+                continue;
+            }
+        };
         let single = expanded.first().is_some_and(|e| !e.table.contains_key("name"));
         let stem = path
             .file_stem()
@@ -252,9 +258,7 @@ pub fn plan(root: &Path, filters: &[String]) -> Result<Plan, LoadError> {
                 t.remove("label");
                 (format!("{area}::{new}"), t)
             };
-            let (trial, t) = renamed(e.table.clone(), "base");
-            out.baselines.insert(trial, case.clone());
-            made.push(t);
+            let first = made.len();
             for (path, process) in processes(&e.table) {
                 let Some(p) = at_mut(&mut e.table.clone(), &path).cloned() else {
                     continue;
@@ -298,6 +302,12 @@ pub fn plan(root: &Path, filters: &[String]) -> Result<Plan, LoadError> {
                         Err(err) => out.invalid.push((mutant, err.message)),
                     }
                 }
+            }
+            // The case unchanged, to tell a mutant's failure from the case's own.
+            if made.len() > first {
+                let (trial, t) = renamed(e.table.clone(), "base");
+                out.baselines.insert(trial, case.clone());
+                made.push(t);
             }
         }
         if !made.is_empty() {
@@ -507,7 +517,7 @@ pub fn report(plan: &Plan, fates: &[(Mutant, Fate)], took: std::time::Duration) 
     let judged = killed + survived;
     let _ = writeln!(
         s,
-        "nsconform mutate: {killed}/{judged} mutants killed, {survived} survivors, {} declared hygiene, {} not run, {} cases, {:.1}s",
+        "nsconform mutate: {killed}/{judged} mutants killed, {survived} survivors, {} declared hygiene, {} not run, {} cases mutated, {:.1}s",
         plan.declared.len(),
         fates.len() - judged + plan.invalid.len(),
         plan.baselines.len(),

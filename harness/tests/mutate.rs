@@ -100,7 +100,7 @@ fn a_weak_case_is_named_a_survivor() -> Result<(), Failed> {
         || t.clone(),
     )?;
     check(
-        t.contains("nsconform mutate: 2/3 mutants killed, 1 survivors, 1 declared hygiene, 0 not run, 2 cases"),
+        t.contains("nsconform mutate: 2/3 mutants killed, 1 survivors, 1 declared hygiene, 0 not run, 2 cases mutated"),
         || t.clone(),
     )?;
     // Only the weak mutant survives: a filter leaves the other file out.
