@@ -40,6 +40,7 @@ pub fn main() -> ExitCode {
         Some(crate::ops::time::HELPER_ARG) => return ExitCode::from(crate::ops::helper_main(&args[1..]) as u8),
         Some("coverage") => return crate::coverage::main(&args[2..]),
         Some("controls") => return crate::controls::main(&args[2..]),
+        Some("mutate") => return crate::mutate::main(&args[2..]),
         Some("bench") => return crate::bench::main(&args[2..]),
         _ => {}
     }

@@ -15,6 +15,7 @@ pub mod coverage;
 pub mod entry;
 pub mod load;
 pub mod machine;
+pub mod mutate;
 pub mod netlink;
 pub mod observe;
 pub mod ops;

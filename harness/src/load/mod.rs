@@ -308,6 +308,31 @@ fn load_selected(
     Ok(out)
 }
 
+/// A case table as its trial sees it: matrix expanded (`matrix` removed,
+/// `label` kept), as plain TOML, with where it sits in its file.
+pub struct Expanded {
+    pub index: usize,
+    pub label: Option<String>,
+    pub table: toml::Table,
+}
+
+/// Every case table of a file once per matrix combination, for tools that
+/// rewrite cases (`nsconform mutate`). The file must load (see `load_bytes`).
+pub fn expanded_tables(path: &Path, text: &str) -> Result<Vec<Expanded>, LoadError> {
+    let doc = DeTable::parse(text).map_err(|e| LoadError::from_toml(path, text, None, &e))?;
+    let mut out = Vec::new();
+    for (index, table) in case_tables(path, text, &doc, None)?.into_iter().enumerate() {
+        let Some(table) = table else { continue };
+        for (label, t) in matrix::expand(path, text, &doc, &table, None)? {
+            let de = toml::de::Deserializer::from(t);
+            let table: toml::Table =
+                serde::Deserialize::deserialize(de).map_err(|e| LoadError::from_toml(path, text, Some(&doc), &e))?;
+            out.push(Expanded { index, label, table });
+        }
+    }
+    Ok(out)
+}
+
 /// The case tables of a document: the top level (one case) or `[[case]]`
 /// items; with `want`, only that one is copied out (the others are None).
 fn case_tables<'i>(

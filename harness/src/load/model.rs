@@ -65,7 +65,14 @@ pub struct CaseSpec {
     /// runs alone, in this run and in any other run on the machine.
     #[serde(default)]
     pub restore: Vec<Spanned<String>>,
+    /// Namespace types that are hygiene only in every process of the case
+    /// (kept off the machine, not what the case shows), with the reason:
+    /// `nsconform mutate` does not drop them.
+    pub hygiene: Option<Spanned<Hygiene>>,
 }
+
+/// `{ net = "why" }`: namespaces that keep a case tidy rather than make it pass.
+pub type Hygiene = BTreeMap<Ns, String>;
 
 /// Requirements, checked before the case runs; a missing one makes the case
 /// ignored with its reason.
@@ -140,6 +147,9 @@ pub struct ProcSpec {
     pub exit: Option<ExitSpec>,
     /// How the process ends in the control instead, and why (`exit`, `why`).
     pub in_control: Option<super::step::InControl>,
+    /// Namespaces of this process that are hygiene only, with the reason
+    /// (see `CaseSpec::hygiene`).
+    pub hygiene: Option<Spanned<Hygiene>>,
 }
 
 /// How a process must end: `0`..`255`, `"SIGKILL"`, or the table forms
@@ -257,6 +267,7 @@ impl Default for ProcSpec {
             isolation: Expect::default(),
             exit: None,
             in_control: None,
+            hygiene: None,
         }
     }
 }

@@ -184,6 +184,10 @@ pub(super) fn finish<'a>(
     }
 
     check_control(&ctx, &spec, case_span.clone())?;
+    if let Some(h) = &spec.hygiene {
+        let used = namespaces_used(&spec);
+        check_hygiene(&ctx, h, |n| used.contains(&n), "the case never creates")?;
+    }
 
     let tools = tools_used(&ctx, &spec, case_span.clone());
     let (line, _) = super::error::line_col(text, table.span().start);
@@ -461,9 +465,39 @@ fn check_proc(ctx: &Ctx<'_>, p: &ProcSpec, span: Range<usize>, is_child: bool) -
     if p.how == How::Clone && has(Ns::Time) && has(Ns::User) {
         // Fine: the user namespace is created by clone, time by unshare first.
     }
+    if let Some(h) = &p.hygiene {
+        check_hygiene(ctx, h, has, "this process's `namespaces` does not list")?;
+    }
     check_steps(ctx, &p.run, is_child)?;
     check_expect(ctx, &p.expect, span.clone())?;
     check_expect(ctx, &p.isolation, span)?;
+    Ok(())
+}
+
+/// A hygiene declaration names namespaces that are there, each with a reason.
+fn check_hygiene(
+    ctx: &Ctx<'_>,
+    h: &Spanned<super::model::Hygiene>,
+    present: impl Fn(Ns) -> bool,
+    absent: &str,
+) -> Result<(), LoadError> {
+    if h.get_ref().is_empty() {
+        return Err(ctx.err(
+            h.span(),
+            "`hygiene` is empty: name the namespaces that are hygiene only, e.g. `{ net = \"why\" }`",
+        ));
+    }
+    for (n, why) in h.get_ref() {
+        if why.trim().is_empty() {
+            return Err(ctx.err(
+                h.span(),
+                format!("`hygiene.{n}` needs the reason the case does not depend on its `{n}` namespace"),
+            ));
+        }
+        if !present(*n) {
+            return Err(ctx.err(h.span(), format!("`hygiene` names `{n}`, which {absent}")));
+        }
+    }
     Ok(())
 }
 

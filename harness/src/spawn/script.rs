@@ -196,7 +196,11 @@ impl<'a> Proc<'a> {
             self.progress(format!("{phase} step {}: {}", i + 1, describe(step)));
             match &step.op {
                 Op::Expect(e) | Op::Isolation(e) => {
-                    self.settle(e, step.retry.as_deref());
+                    // In a control an isolation check is heading for the
+                    // flip: `retry` waits for that, as it waits for the hold
+                    // in the case (for what the kernel finishes later).
+                    let flip = self.trial.control && matches!(step.op, Op::Isolation(_));
+                    self.settle(e, step.retry.as_deref(), flip);
                     let at = procs::step_at(phase, i);
                     self.snapshot(&at, &[e], None);
                 }
@@ -303,7 +307,9 @@ impl<'a> Proc<'a> {
     }
 
     /// Observe until the table's value checks hold (or the retry time is up).
-    fn settle(&mut self, e: &Expect, retry: Option<&str>) {
+    /// Observe `e` until every check holds (or, with `flip`, none does), or
+    /// the retry window closes.
+    fn settle(&mut self, e: &Expect, retry: Option<&str>, flip: bool) {
         let Some(d) = retry.and_then(crate::load::model::parse_duration) else {
             return;
         };
@@ -315,7 +321,7 @@ impl<'a> Proc<'a> {
                 vars: &self.vars,
                 exits: None,
             };
-            let holds = e.checks().iter().all(|c| {
+            let check = |c: &crate::load::expect::Check<'_>| {
                 let v = match crate::observe::observe(&c.key(), &ctx) {
                     super::wire::Obs::Ok(v) => v,
                     super::wire::Obs::Err(_) => return false,
@@ -327,8 +333,14 @@ impl<'a> Proc<'a> {
                     crate::load::expect::Check::Mount(_, me) => crate::compare::mount_holds(me, &v, &vars),
                     _ => true,
                 }
-            });
-            if holds {
+            };
+            let checks = e.checks();
+            let settled = if flip {
+                !checks.iter().any(check)
+            } else {
+                checks.iter().all(check)
+            };
+            if settled {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
