@@ -328,6 +328,10 @@ pub struct ControlSpec {
     pub none: Option<String>,
     /// Why the control proves something only in a root run (it is ignored otherwise).
     pub root: Option<String>,
+    /// Why the control proves something only with the built-in runner: an
+    /// external runner's own processes share what the control unshares
+    /// (it is ignored under those).
+    pub native: Option<String>,
 }
 
 impl CaseSpec {

@@ -813,6 +813,11 @@ fn check_control(ctx: &Ctx<'_>, spec: &CaseSpec, case_span: Range<usize>) -> Res
         None if !iso => Err(ctx.err_missing(span, "control", NO_ISOLATION)),
         _ if !iso => Err(ctx.err(span, NO_ISOLATION)),
         Some(c) => {
+            for (key, why) in [("root", &c.root), ("native", &c.native)] {
+                if why.as_deref().is_some_and(|r| r.trim().is_empty()) {
+                    return Err(ctx.err(span.clone(), format!("`control.{key}` needs the reason")));
+                }
+            }
             if let Some(d) = &c.drop {
                 let used = namespaces_used(spec);
                 if d.get_ref().is_empty() {

@@ -121,11 +121,17 @@ pub fn trials_of(case: &Case, features: &Features, env: &RunEnv, runner: &dyn Ru
         ignore: ignore.clone(),
     }];
     if let Some(dropped) = control_drops(case) {
-        let root_only = case.spec.control.as_ref().and_then(|c| c.get_ref().root.clone());
+        let control = case.spec.control.as_ref().map(|c| c.get_ref());
+        let root_only = control.and_then(|c| c.root.clone());
+        let native_only = control.and_then(|c| c.native.clone());
         let ignore = ignore
             .or_else(|| requirements::check(case, &dropped, features, env, runner).err())
             .or_else(|| match root_only {
                 Some(why) if !env.privileged => Some(format!("needs root: {why}")),
+                _ => None,
+            })
+            .or_else(|| match native_only {
+                Some(why) if runner.name() != "native" => Some(format!("needs the native runner: {why}")),
                 _ => None,
             });
         out.push(TrialSpec {
