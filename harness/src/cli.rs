@@ -35,7 +35,9 @@ pub fn runners_dir() -> PathBuf {
 pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some(crate::spawn::probe::PROBE_ARG) => return ExitCode::from(crate::spawn::probe::main(&args[1..]) as u8),
+        Some(crate::runner::probe_args::PROBE_ARG) => {
+            return ExitCode::from(crate::spawn::probe::main(&args[1..]) as u8);
+        }
         Some("features") => return features(),
         Some(crate::ops::time::HELPER_ARG) => return ExitCode::from(crate::ops::helper_main(&args[1..]) as u8),
         Some("coverage") => return crate::coverage::main(&args[2..]),

@@ -6,6 +6,7 @@ pub mod env;
 pub mod features;
 pub mod procs;
 pub mod requirements;
+pub mod sysctl_writes;
 
 pub use env::RunEnv;
 pub use features::Features;
@@ -32,7 +33,7 @@ pub struct CaseRef {
     pub label: Option<String>,
     pub timeout: Duration,
     pub restore: Vec<String>,
-    /// Whether the case may write a global sysctl (see `machine::sysctl`).
+    /// Whether the case may write a global sysctl (see `sysctl_writes`).
     #[serde(default)]
     pub may_write_sysctls: bool,
     pub child_namespaces: Vec<Ns>,
@@ -50,7 +51,7 @@ impl CaseRef {
             label: case.label.clone(),
             timeout: case.spec.timeout(),
             restore: case.spec.restore.iter().map(|r| r.get_ref().clone()).collect(),
-            may_write_sysctls: crate::machine::sysctl::may_write(&case.spec),
+            may_write_sysctls: sysctl_writes::may_write(&case.spec),
             child_namespaces: case.spec.child.get_ref().namespaces.get_ref().clone(),
             covers: case.spec.covers.iter().map(|c| c.get_ref().clone()).collect(),
         }

@@ -5,6 +5,8 @@
 
 mod external;
 
+pub mod probe_args;
+
 pub use external::{External, RunnerDef};
 
 use crate::load::model::ProcSpec;

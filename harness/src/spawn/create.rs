@@ -328,7 +328,7 @@ fn runner_argv(creator: &Proc<'_>, spec: &ProcSpec, argv: Vec<String>, fd: RawFd
         std::fs::canonicalize(&trial.case.file).map_err(|e| format!("{}: {e}", trial.case.file.display()))?
     };
     let dropped: Vec<&str> = trial.dropped.iter().map(|n| n.proc_name()).collect();
-    let probe = super::probe::ProbeArgs {
+    let probe = crate::runner::probe_args::ProbeArgs {
         fd,
         file: file.to_string_lossy().into_owned(),
         area: trial.case.area.clone(),

@@ -6,55 +6,8 @@ use super::script::Trial;
 use crate::load::ns::Ns;
 use crate::load::{Catalogue, load_file};
 use crate::plan::RunEnv;
+use crate::runner::probe_args::ProbeArgs;
 use std::path::Path;
-
-/// argv[1] that selects probe mode.
-pub const PROBE_ARG: &str = "__nsconform_probe";
-
-pub struct ProbeArgs {
-    pub fd: i32,
-    pub file: String,
-    pub area: String,
-    pub id: String,
-    /// Namespace types a control leaves out, comma-separated.
-    pub dropped: String,
-    pub control: bool,
-}
-
-impl ProbeArgs {
-    pub fn to_args(&self) -> Vec<String> {
-        vec![
-            PROBE_ARG.to_string(),
-            self.fd.to_string(),
-            self.file.clone(),
-            self.area.clone(),
-            self.id.clone(),
-            if self.dropped.is_empty() {
-                "-".into()
-            } else {
-                self.dropped.clone()
-            },
-            if self.control { "control".into() } else { "case".into() },
-        ]
-    }
-
-    fn parse(args: &[String]) -> Result<ProbeArgs, String> {
-        let [_, fd, file, area, id, dropped, mode] = args else {
-            return Err(format!(
-                "probe mode takes 6 arguments, got {}",
-                args.len().saturating_sub(1)
-            ));
-        };
-        Ok(ProbeArgs {
-            fd: fd.parse().map_err(|_| format!("bad fd {fd:?}"))?,
-            file: file.clone(),
-            area: area.clone(),
-            id: id.clone(),
-            dropped: if dropped == "-" { String::new() } else { dropped.clone() },
-            control: mode == "control",
-        })
-    }
-}
 
 /// Run as the child of a case; `args` starts at PROBE_ARG.
 pub fn main(args: &[String]) -> i32 {
