@@ -9,6 +9,7 @@ pub mod flags;
 pub mod matcher;
 mod matrix;
 pub mod model;
+pub mod names;
 pub mod ns;
 pub mod step;
 pub mod template;

@@ -6,6 +6,7 @@ use super::wire::{CommandLog, Msg, Report, Snapshot, StepFailure};
 use crate::load::Case;
 use crate::load::expect::{Expect, ObsKey};
 use crate::load::flags::errno_name;
+use crate::load::names::Dur;
 use crate::load::ns::{Ns, NsLink};
 use crate::load::step::{Op, Step};
 use crate::ops::{self, Fail};
@@ -200,7 +201,7 @@ impl<'a> Proc<'a> {
                     // flip: `retry` waits for that, as it waits for the hold
                     // in the case (for what the kernel finishes later).
                     let flip = self.trial.control && matches!(step.op, Op::Isolation(_));
-                    self.settle(e, step.retry.as_deref(), flip);
+                    self.settle(e, step.retry.as_ref(), flip);
                     let at = procs::step_at(phase, i);
                     self.snapshot(&at, &[e], None);
                 }
@@ -247,11 +248,7 @@ impl<'a> Proc<'a> {
 
     /// Run an op, again and again while `retry` allows and the outcome is not the required one.
     fn attempt(&mut self, op: &Op, step: &Step) -> Result<Value, Fail> {
-        let deadline = step
-            .retry
-            .as_deref()
-            .and_then(crate::load::model::parse_duration)
-            .map(|d| std::time::Instant::now() + d);
+        let deadline = step.retry.as_ref().map(|d| std::time::Instant::now() + d.get());
         loop {
             let started = std::time::Instant::now();
             // A panic in an op is the harness's bug: it fails the step with
@@ -309,11 +306,11 @@ impl<'a> Proc<'a> {
     /// Observe until the table's value checks hold (or the retry time is up).
     /// Observe `e` until every check holds (or, with `flip`, none does), or
     /// the retry window closes.
-    fn settle(&mut self, e: &Expect, retry: Option<&str>, flip: bool) {
-        let Some(d) = retry.and_then(crate::load::model::parse_duration) else {
+    fn settle(&mut self, e: &Expect, retry: Option<&Dur>, flip: bool) {
+        let Some(d) = retry else {
             return;
         };
-        let deadline = std::time::Instant::now() + d;
+        let deadline = std::time::Instant::now() + d.get();
         let vars = crate::report::literal_vars(&self.vars);
         while std::time::Instant::now() < deadline {
             let ctx = crate::observe::Ctx {
