@@ -14,6 +14,7 @@ pub mod ns;
 pub mod step;
 pub mod template;
 mod validate;
+pub mod vars;
 
 pub use catalogue::Catalogue;
 pub use error::LoadError;

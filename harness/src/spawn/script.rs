@@ -146,25 +146,10 @@ impl<'a> Proc<'a> {
     /// Fill placeholders: variables, and `{value:NAME}` for a kept value
     /// (the first item of a list, as `fork` keeps its pids).
     pub fn expand(&self, s: &str) -> Result<String, String> {
-        crate::load::template::expand(s, |name, arg| {
-            if name == "fd" {
-                return self
-                    .fds
-                    .get(arg?)
-                    .map(|f| std::os::fd::AsRawFd::as_raw_fd(f).to_string());
-            }
-            if name == "value" {
-                // Our own values first; then the creator's, handed down with `go`.
-                if let Some(v) = self.values.get(arg?) {
-                    return value_text(v);
-                }
-            }
-            let key = match arg {
-                Some(a) => format!("{name}:{a}"),
-                None => name.to_string(),
-            };
-            self.vars.get(&key).cloned()
-        })
+        crate::load::vars::Vars::new(&self.vars)
+            .values(&self.values)
+            .fds(&self.fds)
+            .expand(s)
     }
 
     fn fail(&mut self, phase: &str, index: usize, step: &Step, expected: String, got: String) {
@@ -429,11 +414,7 @@ pub fn unmapped_ids_hint() -> String {
 /// One line describing a step, for progress and failure reports.
 /// A value as a placeholder's text: a list gives its first item.
 pub fn value_text(v: &Value) -> Option<String> {
-    Some(match v {
-        Value::List(l) => l.first()?.to_string(),
-        Value::Str(s) => s.clone(),
-        other => other.to_string(),
-    })
+    crate::load::vars::value_text(v)
 }
 
 pub fn describe(step: &Step) -> String {
