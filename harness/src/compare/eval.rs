@@ -9,11 +9,9 @@ pub type Vars = std::collections::BTreeMap<String, String>;
 fn expand(v: &Value, vars: &Vars) -> Value {
     match v {
         Value::Str(s) if s.contains('{') => Value::Str(
-            crate::load::template::expand(s, |n, a| {
-                let k = a.map(|a| format!("{n}:{a}")).unwrap_or_else(|| n.to_string());
-                vars.get(&k).cloned()
-            })
-            .unwrap_or_else(|_| s.clone()),
+            crate::load::vars::Vars::new(vars)
+                .expand(s)
+                .unwrap_or_else(|_| s.clone()),
         ),
         Value::List(l) => Value::List(l.iter().map(|x| expand(x, vars)).collect()),
         other => other.clone(),

@@ -1,6 +1,7 @@
 //! Arguments of the step operations.
 
 use super::flags::{FlagSet, MountFlag};
+use super::names::{Dur, Signal};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::fmt;
@@ -202,7 +203,7 @@ pub struct LinkArgs {
 pub struct KillArgs {
     /// A pid, or a template such as "{child}".
     pub pid: String,
-    pub signal: String,
+    pub signal: Signal,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -323,7 +324,7 @@ pub struct MqSendArgs {
 #[serde(deny_unknown_fields)]
 pub struct MqNotifyArgs {
     pub queue: String,
-    pub signal: String,
+    pub signal: Signal,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -381,18 +382,18 @@ pub struct SendArgs {
 pub struct RecvArgs {
     pub fd: String,
     #[serde(default = "two_seconds")]
-    pub timeout: String,
+    pub timeout: Dur,
 }
 
-fn two_seconds() -> String {
-    "2s".into()
+fn two_seconds() -> Dur {
+    Dur::parse("2s").expect("a valid duration")
 }
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AsyncArgs {
     pub fd: String,
-    pub signal: String,
+    pub signal: Signal,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -414,9 +415,9 @@ pub struct RlimitArgs {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwaitArgs {
-    pub signal: String,
+    pub signal: Signal,
     #[serde(default = "two_seconds")]
-    pub timeout: String,
+    pub timeout: Dur,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -1,10 +1,12 @@
-//! Flag sets written by name in case files: clone flags, mount flags, and
-//! errno names.
+//! Flag sets written by name in case files: clone flags and mount flags
+//! (errno and signal names are in `names`, re-exported here).
 
 use super::ns::Ns;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+
+pub use super::names::{ErrnoName, errno_name, signal_name};
 
 /// One named clone/unshare/setns flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -165,40 +167,6 @@ impl<'de> Deserialize<'de> for FlagSet {
     }
 }
 
-/// An errno written by name ("EINVAL").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct ErrnoName(pub i32);
-
-impl ErrnoName {
-    pub fn parse(name: &str) -> Option<ErrnoName> {
-        (1..200).find(|&n| errno_name(n) == name).map(ErrnoName)
-    }
-}
-
-impl fmt::Display for ErrnoName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&errno_name(self.0))
-    }
-}
-
-/// "EINVAL" for 22; "errno 250" for numbers libc does not name.
-pub fn errno_name(n: i32) -> String {
-    let e = nix::errno::Errno::from_raw(n);
-    if e == nix::errno::Errno::UnknownErrno {
-        format!("errno {n}")
-    } else {
-        format!("{e:?}")
-    }
-}
-
-impl<'de> Deserialize<'de> for ErrnoName {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        ErrnoName::parse(&s)
-            .ok_or_else(|| de::Error::custom(format!("unknown errno name `{s}` (expected a name such as EINVAL)")))
-    }
-}
-
 /// Mount flags by name; the propagation names select MS_SHARED and friends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -241,13 +209,5 @@ impl MountFlag {
             MountFlag::Slave => libc::MS_SLAVE,
             MountFlag::Unbindable => libc::MS_UNBINDABLE,
         }
-    }
-}
-
-/// "SIGSEGV" for 11; the number for a signal without a name (real-time ones).
-pub fn signal_name(n: i32) -> String {
-    match nix::sys::signal::Signal::try_from(n) {
-        Ok(s) => s.as_str().to_string(),
-        Err(_) => format!("signal {n}"),
     }
 }

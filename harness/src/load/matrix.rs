@@ -46,10 +46,12 @@ pub fn expand<'i>(
             Some(t) => substitute(t, &combo).into_owned(),
             None => combo.values().map(|(t, _)| t.clone()).collect::<Vec<_>>().join("_"),
         };
-        if label.is_empty() || label.contains(char::is_whitespace) {
+        if let Some(why) = label_problem(&label) {
+            // At the template when there is one: that is what to change.
+            let span = table.get_ref().get("label").map_or(m.span(), |v| v.span());
             return Err(err(
-                m.span(),
-                format!("matrix label {label:?} is not a usable trial name part"),
+                span,
+                format!("matrix label {label:?} is not a usable trial name part: {why}"),
             ));
         }
         if only.is_some_and(|l| l != Some(label.as_str())) {
@@ -61,6 +63,26 @@ pub fn expand<'i>(
         out.push((Some(label), Spanned::new(table.span(), t)));
     }
     Ok(out)
+}
+
+/// Why a label cannot end a trial's id (`area::name::label`), which also
+/// names files and filters: None when it can.
+fn label_problem(label: &str) -> Option<&'static str> {
+    if label.is_empty() {
+        Some("it is empty")
+    } else if label.contains(char::is_whitespace) {
+        Some("it has blanks")
+    } else if label.contains("::") {
+        Some("`::` separates the parts of a trial id")
+    } else if label.contains('/') {
+        Some("it has a `/`")
+    } else if label.contains("..") {
+        Some("it has `..`")
+    } else if label.chars().any(char::is_control) {
+        Some("it has control characters")
+    } else {
+        None
+    }
 }
 
 fn combinations<'i>(m: &Spanned<DeValue<'i>>) -> Result<Vec<Combo<'i>>, (std::ops::Range<usize>, String)> {

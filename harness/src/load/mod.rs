@@ -9,10 +9,12 @@ pub mod flags;
 pub mod matcher;
 mod matrix;
 pub mod model;
+pub mod names;
 pub mod ns;
 pub mod step;
 pub mod template;
 mod validate;
+pub mod vars;
 
 pub use catalogue::Catalogue;
 pub use error::LoadError;

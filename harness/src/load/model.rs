@@ -46,7 +46,7 @@ pub struct CaseSpec {
     #[serde(default)]
     pub needs: Needs,
     /// "250ms", "5s" (default 10s).
-    pub timeout: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<super::names::Dur>>,
     #[serde(default)]
     pub parent: ParentSpec,
     #[serde(default, rename = "peer")]
@@ -336,25 +336,8 @@ pub struct ControlSpec {
 
 impl CaseSpec {
     pub fn timeout(&self) -> Duration {
-        self.timeout
-            .as_ref()
-            .and_then(|t| parse_duration(t.get_ref()))
-            .unwrap_or(DEFAULT_TIMEOUT)
+        self.timeout.as_ref().map_or(DEFAULT_TIMEOUT, |t| t.get_ref().get())
     }
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// "250ms", "5s", "2m".
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.')?);
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        _ => return None,
-    };
-    (0.0..86400.0).contains(&secs).then(|| Duration::from_secs_f64(secs))
-}

@@ -9,6 +9,7 @@ pub use super::args::*;
 use super::expect::Expect;
 use super::flags::{ErrnoName, FlagSet};
 use super::model::{ExitSpec, ProcSpec};
+use super::names::{Dur, Signal};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::fmt;
@@ -28,7 +29,7 @@ pub struct Step {
     pub why: Option<String>,
     /// Try again until the required outcome or this much time has passed
     /// (for what the kernel finishes asynchronously, like namespace teardown).
-    pub retry: Option<String>,
+    pub retry: Option<Dur>,
     /// The outcome the step has in the control instead, and why.
     pub in_control: Option<InControl>,
 }
@@ -224,7 +225,7 @@ ops! {
     /// Send a signal.
     Kill(KillArgs) = "kill",
     /// Block signals (they stay pending, even for a pid namespace's init).
-    Block(Vec<String>) = "block",
+    Block(Vec<Signal>) = "block",
     /// Wait for a blocked signal: `{ signal, pid, uid, code, fd }` from its siginfo.
     AwaitSignal(AwaitArgs) = "await_signal",
     /// Reap a child: a pid, or "any".
@@ -246,7 +247,7 @@ ops! {
     FsShareUnshare(FlagSet) = "fs_share_unshare",
     /// setns(pidfd) racing the target's exit, many times: the errnos seen.
     SetnsRace(u32) = "setns_race",
-    Sleep(String) = "sleep",
+    Sleep(Dur) = "sleep",
     /// Observe now and check these expectations.
     Expect(Box<Expect>) = "expect",
     /// Observe now; these hold only because of the namespaces (a control must see them fail).

@@ -16,6 +16,18 @@ use toml::de::{DeTable, DeValue};
 
 /// The most children one `fork` step makes.
 pub const MAX_FORK: u32 = 1000;
+/// The most threads one `threads` step starts (the sandbox allows 8192
+/// tasks in all, and the case's other processes need some).
+pub const MAX_THREADS: u32 = 2000;
+/// The deepest `nest` tries: the kernel stops pid and user namespaces at
+/// 32 levels, so a case sees the refusal well before this.
+pub const MAX_NEST: u32 = 100;
+/// The most rounds of `setns_race` (each forks a process).
+pub const MAX_SETNS_RACE: u32 = 10_000;
+/// The longest `abs_sleep`, in ms: past the default case timeout.
+pub const MAX_ABS_SLEEP_MS: u64 = 10_000;
+/// The most behaviour IDs one case covers.
+pub const MAX_COVERS: usize = 32;
 
 struct Ctx<'a> {
     path: &'a Path,
@@ -23,6 +35,8 @@ struct Ctx<'a> {
     doc: &'a Spanned<DeTable<'a>>,
     peers: BTreeSet<String>,
     syncs: BTreeSet<String>,
+    /// Names steps keep results and fds under (`as`, and a pipe's `.r`/`.w`).
+    kept: BTreeSet<String>,
 }
 
 impl Ctx<'_> {
@@ -69,6 +83,7 @@ pub(super) fn finish<'a>(
         doc,
         peers: BTreeSet::new(),
         syncs: BTreeSet::new(),
+        kept: BTreeSet::new(),
     };
     let name = match (&spec.name, single) {
         (Some(n), _) => n.clone(),
@@ -95,8 +110,8 @@ pub(super) fn finish<'a>(
         let span = key_span(table, "label").unwrap_or(case_span.clone());
         return Err(ctx.err(span, "`label` names matrix combinations, but there is no `matrix`"));
     }
-    let kept = kept_names(&spec);
-    check_placeholders(&ctx, table.get_ref(), &kept)?;
+    ctx.kept = kept_names(&spec);
+    check_placeholders(&ctx, table.get_ref(), &ctx.kept)?;
 
     if spec.covers.is_empty() {
         return Err(ctx.err(
@@ -104,22 +119,25 @@ pub(super) fn finish<'a>(
             "`covers` is missing or empty: list the behaviour IDs the case checks",
         ));
     }
+    if spec.covers.len() > MAX_COVERS {
+        let span = key_span(table, "covers").unwrap_or(case_span.clone());
+        return Err(ctx.err(
+            span,
+            format!(
+                "`covers` lists {} IDs; a case covers at most {MAX_COVERS}: split it",
+                spec.covers.len()
+            ),
+        ));
+    }
+    let mut seen_ids = BTreeSet::new();
     for c in &spec.covers {
+        if !seen_ids.insert(c.get_ref()) {
+            return Err(ctx.err(c.span(), format!("behaviour ID `{}` is listed twice", c.get_ref())));
+        }
         if !catalogue.contains(c.get_ref()) {
             return Err(ctx.err(
                 c.span(),
                 format!("unknown behaviour ID `{}` (see cases/behaviours.toml)", c.get_ref()),
-            ));
-        }
-    }
-    if let Some(t) = &spec.timeout {
-        if super::model::parse_duration(t.get_ref()).is_none() {
-            return Err(ctx.err(
-                t.span(),
-                format!(
-                    "timeout {:?} is not a duration such as \"500ms\" or \"5s\"",
-                    t.get_ref()
-                ),
             ));
         }
     }
@@ -130,13 +148,13 @@ pub(super) fn finish<'a>(
         }
     }
     for f in &spec.needs.features {
-        if !crate::plan::features::is_known(f.get_ref()) {
+        if !super::names::is_known(f.get_ref()) {
             return Err(ctx.err(
                 f.span(),
                 format!(
                     "unknown feature `{}` (known: {})",
                     f.get_ref(),
-                    crate::plan::features::NAMES.join(", ")
+                    super::names::NAMES.join(", ")
                 ),
             ));
         }
@@ -292,6 +310,10 @@ fn kept_names(spec: &CaseSpec) -> BTreeSet<String> {
         for st in s {
             let st = st.get_ref();
             out.extend(st.save_as.iter().cloned());
+            if let Op::Pipe(name) = &st.op {
+                out.insert(format!("{name}.r"));
+                out.insert(format!("{name}.w"));
+            }
             if let Op::Spawn(p) = &st.op {
                 steps(&p.run, out);
             }
@@ -590,19 +612,23 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
     if observes && (s.errno.is_some() || s.may_fail || s.save_as.is_some()) {
         return Err(ctx.err(span, format!("`{name}` takes no errno, may_fail or as")));
     }
-    if let Some(r) = &s.retry {
-        if super::model::parse_duration(r).is_none() {
-            return Err(ctx.err(
-                span,
-                format!("retry {r:?} is not a duration such as \"1s\" (under 24 hours)"),
-            ));
-        }
-    }
     if is_command && s.errno.is_some() {
         return Err(ctx.err(span, "a command has an exit status, not an errno: use `status`"));
     }
     if let Some(ic) = &s.in_control {
         check_step_in_control(ctx, s, ic, span.clone())?;
+    }
+    for (field, fd) in fd_fields(&s.op) {
+        // A number is a raw fd (a case may pass a bad one on purpose).
+        if fd.parse::<i32>().is_err() && !ctx.kept.contains(fd) {
+            return Err(ctx.err_key(
+                span,
+                name,
+                format!(
+                    "`{field} = {fd:?}` names no kept fd: no step keeps one with `as = {fd:?}` (nor is it a pipe's `NAME.r`/`NAME.w`)"
+                ),
+            ));
+        }
     }
     match &s.op {
         Op::Cmd(argv) if argv.is_empty() => return Err(ctx.err(span, "`cmd` needs at least a program")),
@@ -631,8 +657,16 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
             }
         }
         Op::Fork(f) if f.count == 0 || f.count > MAX_FORK => {
-            return Err(ctx.err(span, format!("`fork.count` is between 1 and {MAX_FORK}")));
+            return Err(ctx.err_key(
+                span,
+                "fork",
+                format!("`fork.count` is {}; it is between 1 and {MAX_FORK}", f.count),
+            ));
         }
+        Op::Threads(n) => bound(ctx, span, "threads", *n as u64, 1, MAX_THREADS as u64)?,
+        Op::Nest(a) => bound(ctx, span, "nest", a.depth as u64, 1, MAX_NEST as u64)?,
+        Op::SetnsRace(n) => bound(ctx, span, "setns_race", *n as u64, 1, MAX_SETNS_RACE as u64)?,
+        Op::AbsSleep(a) => bound(ctx, span, "abs_sleep", a.ms, 0, MAX_ABS_SLEEP_MS)?,
         Op::WriteMap(w) => {
             let max = super::args::MAP_MAX_EXTENTS + 1;
             if w.extents == 0 || w.extents > max {
@@ -674,21 +708,59 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
             }
         }
         Op::Expect(e) | Op::Isolation(e) => check_expect(ctx, e, span.clone())?,
-        Op::Sleep(d) if super::model::parse_duration(d).is_none() => {
-            return Err(ctx.err(span, format!("sleep {d:?} is not a duration such as \"10ms\"")));
-        }
-        Op::Kill(k) if crate::ops::signal_number(&k.signal).is_none() => {
-            return Err(ctx.err(
-                span,
-                format!(
-                    "unknown signal {:?} (use names such as \"SIGKILL\" or numbers)",
-                    k.signal
-                ),
-            ));
-        }
         _ => {}
     }
     Ok(())
+}
+
+/// The arguments of an op that name a kept fd (or give an fd number), with
+/// their field for messages.
+fn fd_fields(op: &Op) -> Vec<(String, &str)> {
+    let name = op.name();
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    match op {
+        Op::Setns(a) => out.extend(a.fd.as_deref().map(|f| ("fd", f))),
+        Op::MoveMount(a) => out.push(("fd", &a.fd)),
+        Op::MountSetattr(a) => {
+            out.extend(a.fd.as_deref().map(|f| ("fd", f)));
+            out.extend(a.userns.as_deref().map(|f| ("userns", f)));
+        }
+        Op::Listmount(a) => out.extend(a.ns.as_deref().map(|f| ("ns", f))),
+        Op::Ioctl(a) => out.extend(a.fd.as_deref().map(|f| ("fd", f))),
+        Op::Send(a) => out.push(("fd", &a.fd)),
+        Op::Recv(a) | Op::LinkEvents(a) => out.push(("fd", &a.fd)),
+        Op::Async(a) => out.push(("fd", &a.fd)),
+        Op::WriteFd(a) => out.push(("fd", &a.fd)),
+        Op::Close(f) | Op::Accept(f) | Op::Peercred(f) => out.push(("", f)),
+        _ => {}
+    }
+    out.into_iter()
+        .map(|(k, v)| {
+            (
+                if k.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{name}.{k}")
+                },
+                v,
+            )
+        })
+        .collect()
+}
+
+/// A count (or other bounded number) of step `op`, kept to what the
+/// sandbox and the trial's time can hold.
+fn bound(ctx: &Ctx<'_>, span: Range<usize>, op: &str, n: u64, min: u64, max: u64) -> Result<(), LoadError> {
+    if (min..=max).contains(&n) {
+        return Ok(());
+    }
+    let what = match op {
+        "nest" => "`nest.depth`",
+        "abs_sleep" => "`abs_sleep.ms`",
+        "threads" => "`threads`",
+        _ => "the count of `setns_race`",
+    };
+    Err(ctx.err_key(span, op, format!("{what} is {n}; it is between {min} and {max}")))
 }
 
 fn check_expect(ctx: &Ctx<'_>, e: &Expect, span: Range<usize>) -> Result<(), LoadError> {

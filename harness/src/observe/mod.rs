@@ -29,20 +29,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn expand(&self, s: &str) -> Result<String, String> {
-        crate::load::template::expand(s, |name, arg| {
-            if name == "value" {
-                return match self.values.get(arg?)? {
-                    Value::List(l) => Some(l.first()?.to_string()),
-                    Value::Str(s) => Some(s.clone()),
-                    other => Some(other.to_string()),
-                };
-            }
-            let key = match arg {
-                Some(a) => format!("{name}:{a}"),
-                None => name.to_string(),
-            };
-            self.vars.get(&key).cloned()
-        })
+        crate::load::vars::Vars::new(self.vars).values(self.values).expand(s)
     }
 
     fn pid_of(&self, proc_label: &str) -> Result<i32, String> {

@@ -1,6 +1,6 @@
 //! System V IPC objects and POSIX message queues.
 
-use super::{Fail, OpResult, check, expand, fd_of, keep, last, signal_number};
+use super::{Fail, OpResult, check, expand, fd_of, keep, last};
 use crate::load::step::{IpcArgs, KeyOnly, KeyText, MqNotifyArgs, MqOpenArgs, MqSendArgs, SemArgs, Step};
 use crate::spawn::script::Proc;
 use crate::value::Value;
@@ -210,7 +210,7 @@ pub fn mq_notify(p: &mut Proc<'_>, a: &MqNotifyArgs) -> OpResult {
             "mq_notify needs a kept queue fd (the registration goes with it)".into(),
         ));
     }
-    let sig = signal_number(&a.signal).ok_or_else(|| Fail::Other(format!("unknown signal {:?}", a.signal)))?;
+    let sig = a.signal.number();
     let mut ev: libc::sigevent = unsafe { std::mem::zeroed() };
     ev.sigev_notify = libc::SIGEV_SIGNAL;
     ev.sigev_signo = sig;

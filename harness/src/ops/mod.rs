@@ -199,32 +199,13 @@ pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
         Op::FsShareUnshare(f) => probes::fs_share_unshare(p, f),
         Op::SetnsRace(n) => probes::setns_race(*n),
         Op::Sleep(d) => {
-            let d = crate::load::model::parse_duration(d).unwrap_or_default();
-            std::thread::sleep(d);
+            std::thread::sleep(d.get());
             Ok(Value::Bool(true))
         }
         Op::Expect(_) | Op::Isolation(_) | Op::Sync(_) | Op::Spawn(_) => {
             Err(Fail::Other(format!("`{}` is handled by the step loop", op.name())))
         }
     }
-}
-
-/// "SIGKILL", "KILL", "9".
-pub fn signal_number(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return (0..=64).contains(&n).then_some(n);
-    }
-    let name = if s.starts_with("SIG") {
-        s.to_string()
-    } else {
-        format!("SIG{s}")
-    };
-    name.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
-}
-
-/// A duration from a case string ("2s"), defaulting when malformed.
-pub fn duration(s: &str) -> std::time::Duration {
-    crate::load::model::parse_duration(s).unwrap_or(std::time::Duration::from_secs(2))
 }
 
 /// The last errno, as a failure.

@@ -1,46 +1,43 @@
 //! Signals, pipes, O_ASYNC, file locks, reaping, and reboot(2) in a pid namespace.
 
-use super::{Fail, OpResult, duration, expand, fd_of, keep, last, pid_of, signal_number};
+use super::{Fail, OpResult, expand, fd_of, keep, last, pid_of};
+use crate::load::names::Signal;
 use crate::load::step::{AsyncArgs, AwaitArgs, KillArgs, Step, WriteFdArgs};
 use crate::spawn::script::Proc;
 use crate::value::Value;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-fn signal(name: &str) -> Result<i32, Fail> {
-    signal_number(name).ok_or_else(|| Fail::Other(format!("unknown signal {name:?}")))
-}
-
 pub fn kill(p: &mut Proc<'_>, k: &KillArgs) -> OpResult {
     let pid = pid_of(p, &k.pid)?;
-    let sig = signal(&k.signal)?;
+    let sig = k.signal.number();
     if unsafe { libc::kill(pid, sig) } < 0 {
         return Err(last());
     }
     Ok(Value::Int(pid as i64))
 }
 
-fn set_of(names: &[String]) -> Result<libc::sigset_t, Fail> {
+fn set_of(signals: &[Signal]) -> libc::sigset_t {
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe { libc::sigemptyset(&mut set) };
-    for n in names {
-        unsafe { libc::sigaddset(&mut set, signal(n)?) };
+    for s in signals {
+        unsafe { libc::sigaddset(&mut set, s.number()) };
     }
-    Ok(set)
+    set
 }
 
-pub fn block(names: &[String]) -> OpResult {
-    let set = set_of(names)?;
+pub fn block(signals: &[Signal]) -> OpResult {
+    let set = set_of(signals);
     if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } < 0 {
         return Err(last());
     }
-    Ok(Value::strs(names.iter().cloned()))
+    Ok(Value::strs(signals.iter().map(|s| s.text().to_string())))
 }
 
 /// sigtimedwait for a blocked signal; the siginfo fields that matter here.
 pub fn await_signal(a: &AwaitArgs) -> OpResult {
-    let set = set_of(std::slice::from_ref(&a.signal))?;
-    let d = duration(&a.timeout);
+    let set = set_of(std::slice::from_ref(&a.signal));
+    let d = a.timeout.get();
     let ts = libc::timespec {
         tv_sec: d.as_secs() as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
@@ -83,7 +80,7 @@ const F_SETSIG: libc::c_int = 10;
 
 pub fn async_io(p: &mut Proc<'_>, a: &AsyncArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
-    let sig = signal(&a.signal)?;
+    let sig = a.signal.number();
     unsafe {
         if libc::fcntl(fd, libc::F_SETOWN, libc::getpid()) < 0
             || libc::fcntl(fd, F_SETSIG, sig) < 0

@@ -1,7 +1,7 @@
 //! Sockets: unix, inet, inet6 and rtnetlink, for round trips between
 //! namespaces, peer credentials and network namespace identity.
 
-use super::{Fail, OpResult, duration, fd_of, keep};
+use super::{Fail, OpResult, fd_of, keep};
 use crate::load::step::{RecvArgs, SendArgs, SocketArgs, Step};
 use crate::spawn::script::Proc;
 use crate::value::Value;
@@ -96,13 +96,13 @@ pub fn accept(p: &mut Proc<'_>, step: &Step, name: &str) -> OpResult {
     Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
-fn wait_readable(fd: RawFd, timeout: &str) -> Result<(), Fail> {
+fn wait_readable(fd: RawFd, timeout: std::time::Duration) -> Result<(), Fail> {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
-    let ms = duration(timeout).as_millis().min(i32::MAX as u128) as i32;
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     let r = unsafe { libc::poll(&mut pfd, 1, ms) };
     match r {
         r if r < 0 => Err(super::last()),
@@ -144,7 +144,7 @@ pub fn send(p: &mut Proc<'_>, a: &SendArgs) -> OpResult {
 
 pub fn recv(p: &mut Proc<'_>, a: &RecvArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
-    wait_readable(fd, &a.timeout)?;
+    wait_readable(fd, a.timeout.get())?;
     let mut buf = vec![0u8; 65536];
     let (n, from) = socket::recvfrom::<SockaddrStorage>(fd, &mut buf)?;
     if let Some(from) = from {
@@ -184,7 +184,11 @@ pub fn link_events(p: &mut Proc<'_>, a: &RecvArgs) -> OpResult {
     let mut buf = vec![0u8; 65536];
     let mut first = true;
     loop {
-        let timeout = if first { a.timeout.as_str() } else { "50ms" };
+        let timeout = if first {
+            a.timeout.get()
+        } else {
+            std::time::Duration::from_millis(50)
+        };
         first = false;
         if wait_readable(fd, timeout).is_err() {
             break;

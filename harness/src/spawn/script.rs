@@ -6,6 +6,7 @@ use super::wire::{CommandLog, Msg, Report, Snapshot, StepFailure};
 use crate::load::Case;
 use crate::load::expect::{Expect, ObsKey};
 use crate::load::flags::errno_name;
+use crate::load::names::Dur;
 use crate::load::ns::{Ns, NsLink};
 use crate::load::step::{Op, Step};
 use crate::ops::{self, Fail};
@@ -145,25 +146,10 @@ impl<'a> Proc<'a> {
     /// Fill placeholders: variables, and `{value:NAME}` for a kept value
     /// (the first item of a list, as `fork` keeps its pids).
     pub fn expand(&self, s: &str) -> Result<String, String> {
-        crate::load::template::expand(s, |name, arg| {
-            if name == "fd" {
-                return self
-                    .fds
-                    .get(arg?)
-                    .map(|f| std::os::fd::AsRawFd::as_raw_fd(f).to_string());
-            }
-            if name == "value" {
-                // Our own values first; then the creator's, handed down with `go`.
-                if let Some(v) = self.values.get(arg?) {
-                    return value_text(v);
-                }
-            }
-            let key = match arg {
-                Some(a) => format!("{name}:{a}"),
-                None => name.to_string(),
-            };
-            self.vars.get(&key).cloned()
-        })
+        crate::load::vars::Vars::new(&self.vars)
+            .values(&self.values)
+            .fds(&self.fds)
+            .expand(s)
     }
 
     fn fail(&mut self, phase: &str, index: usize, step: &Step, expected: String, got: String) {
@@ -200,7 +186,7 @@ impl<'a> Proc<'a> {
                     // flip: `retry` waits for that, as it waits for the hold
                     // in the case (for what the kernel finishes later).
                     let flip = self.trial.control && matches!(step.op, Op::Isolation(_));
-                    self.settle(e, step.retry.as_deref(), flip);
+                    self.settle(e, step.retry.as_ref(), flip);
                     let at = procs::step_at(phase, i);
                     self.snapshot(&at, &[e], None);
                 }
@@ -247,11 +233,7 @@ impl<'a> Proc<'a> {
 
     /// Run an op, again and again while `retry` allows and the outcome is not the required one.
     fn attempt(&mut self, op: &Op, step: &Step) -> Result<Value, Fail> {
-        let deadline = step
-            .retry
-            .as_deref()
-            .and_then(crate::load::model::parse_duration)
-            .map(|d| std::time::Instant::now() + d);
+        let deadline = step.retry.as_ref().map(|d| std::time::Instant::now() + d.get());
         loop {
             let started = std::time::Instant::now();
             // A panic in an op is the harness's bug: it fails the step with
@@ -309,11 +291,11 @@ impl<'a> Proc<'a> {
     /// Observe until the table's value checks hold (or the retry time is up).
     /// Observe `e` until every check holds (or, with `flip`, none does), or
     /// the retry window closes.
-    fn settle(&mut self, e: &Expect, retry: Option<&str>, flip: bool) {
-        let Some(d) = retry.and_then(crate::load::model::parse_duration) else {
+    fn settle(&mut self, e: &Expect, retry: Option<&Dur>, flip: bool) {
+        let Some(d) = retry else {
             return;
         };
-        let deadline = std::time::Instant::now() + d;
+        let deadline = std::time::Instant::now() + d.get();
         let vars = crate::report::literal_vars(&self.vars);
         while std::time::Instant::now() < deadline {
             let ctx = crate::observe::Ctx {
@@ -432,11 +414,7 @@ pub fn unmapped_ids_hint() -> String {
 /// One line describing a step, for progress and failure reports.
 /// A value as a placeholder's text: a list gives its first item.
 pub fn value_text(v: &Value) -> Option<String> {
-    Some(match v {
-        Value::List(l) => l.first()?.to_string(),
-        Value::Str(s) => s.clone(),
-        other => other.to_string(),
-    })
+    crate::load::vars::value_text(v)
 }
 
 pub fn describe(step: &Step) -> String {

@@ -1,0 +1,300 @@
+//! The case vocabulary, in one place: errno names, signals, durations and
+//! kernel feature names. Each is parsed once, when a case loads, into a
+//! type the ops take as it is: a bad name is a load error at its line and
+//! field, never a fallback when the step runs.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// An errno written by name ("EINVAL").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ErrnoName(pub i32);
+
+impl ErrnoName {
+    pub fn parse(name: &str) -> Option<ErrnoName> {
+        (1..200).find(|&n| errno_name(n) == name).map(ErrnoName)
+    }
+}
+
+impl fmt::Display for ErrnoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&errno_name(self.0))
+    }
+}
+
+/// "EINVAL" for 22; "errno 250" for numbers libc does not name.
+pub fn errno_name(n: i32) -> String {
+    let e = nix::errno::Errno::from_raw(n);
+    if e == nix::errno::Errno::UnknownErrno {
+        format!("errno {n}")
+    } else {
+        format!("{e:?}")
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrnoName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ErrnoName::parse(&s)
+            .ok_or_else(|| de::Error::custom(format!("unknown errno name `{s}` (expected a name such as EINVAL)")))
+    }
+}
+
+/// "SIGSEGV" for 11; the number for a signal without a name (real-time ones).
+pub fn signal_name(n: i32) -> String {
+    match nix::sys::signal::Signal::try_from(n) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) => format!("signal {n}"),
+    }
+}
+/// Every feature name a case may list, with what its probe checks.
+pub const FEATURES: &[(&str, &str)] = &[
+    ("ns.uts", "/proc/self/ns/uts exists"),
+    ("ns.ipc", "/proc/self/ns/ipc exists"),
+    ("ns.pid", "/proc/self/ns/pid exists"),
+    ("ns.mnt", "/proc/self/ns/mnt exists"),
+    ("ns.net", "/proc/self/ns/net exists"),
+    ("ns.user", "/proc/self/ns/user exists"),
+    ("ns.cgroup", "/proc/self/ns/cgroup exists (Linux 4.6)"),
+    ("ns.time", "/proc/self/ns/time exists (Linux 5.6)"),
+    ("pid_for_children", "/proc/self/ns/pid_for_children exists (Linux 4.12)"),
+    (
+        "time_for_children",
+        "/proc/self/ns/time_for_children exists (Linux 5.6)",
+    ),
+    ("timens_offsets", "/proc/self/timens_offsets exists (Linux 5.6)"),
+    ("clone3", "clone3(NULL, 0) is EINVAL, not ENOSYS (Linux 5.3)"),
+    ("clone3_set_tid", "clone3 takes set_tid (Linux 5.5)"),
+    ("pidfd", "pidfd_open works (Linux 5.3)"),
+    ("setns_pidfd", "setns accepts a pidfd (Linux 5.8)"),
+    ("ns_ioctl", "NS_GET_NSTYPE answers on an nsfs fd (Linux 4.11)"),
+    ("ns_get_id", "NS_GET_ID answers (Linux 6.18)"),
+    ("ns_get_mntns_id", "NS_GET_MNTNS_ID answers (Linux 6.8)"),
+    (
+        "nsfs_file_handle",
+        "name_to_handle_at works on an nsfs file (Linux 6.18)",
+    ),
+    ("listns", "the listns syscall exists (Linux 6.19)"),
+    ("mount_api", "open_tree, move_mount and fsopen exist (Linux 5.2)"),
+    ("mount_setattr", "mount_setattr exists (Linux 5.12)"),
+    ("listmount", "listmount and statmount exist (Linux 6.8)"),
+    ("pidfd_get_info", "the PIDFD_GET_INFO ioctl answers (Linux 6.13)"),
+    ("siocgskns", "SIOCGSKNS answers on a socket (Linux 4.10)"),
+    ("veth", "a veth pair can be created in a new network namespace"),
+    ("mqueue", "the mqueue filesystem is available"),
+    ("sysvipc", "/proc/sysvipc exists (CONFIG_SYSVIPC)"),
+    ("cgroup2", "the cgroup2 filesystem is available"),
+    (
+        "cgroup_nonroot",
+        "the suite is below the root of some cgroup hierarchy (a cgroup namespace shows there)",
+    ),
+    (
+        "cgroup2_nonroot",
+        "the suite is below the root of the cgroup2 hierarchy",
+    ),
+    (
+        "userns_unprivileged",
+        "an unprivileged process can create a user namespace",
+    ),
+    ("proc_pidns_option", "procfs takes the pidns= mount option (Linux 6.15)"),
+    (
+        "pidns_setns_without_init",
+        "a new pid namespace's pid_for_children can be joined before it has an init",
+    ),
+    (
+        "pidns_pid_max",
+        "kernel.pid_max belongs to the pid namespace (Linux 6.14)",
+    ),
+    (
+        "initial_namespaces",
+        "the harness runs in the initial user and pid namespaces (inodes 0xEFFFFFFD, 0xEFFFFFFC)",
+    ),
+];
+
+pub const NAMES: &[&str] = &{
+    let mut out = [""; FEATURES.len()];
+    let mut i = 0;
+    while i < FEATURES.len() {
+        out[i] = FEATURES[i].0;
+        i += 1;
+    }
+    out
+};
+
+pub fn is_known(name: &str) -> bool {
+    NAMES.contains(&name)
+}
+
+/// A signal as a case writes it: "SIGKILL", "KILL", or a number 0..64
+/// (as a string or an integer). The text is kept for reports and values.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Signal {
+    number: i32,
+    text: String,
+}
+
+impl Signal {
+    pub fn parse(s: &str) -> Result<Signal, String> {
+        let number = if let Ok(n) = s.parse::<i32>() {
+            (0..=64).contains(&n).then_some(n)
+        } else {
+            let full = if s.starts_with("SIG") {
+                s.to_string()
+            } else {
+                format!("SIG{s}")
+            };
+            full.parse::<nix::sys::signal::Signal>().ok().map(|s| s as i32)
+        };
+        number
+            .map(|number| Signal {
+                number,
+                text: s.to_string(),
+            })
+            .ok_or_else(|| format!("unknown signal {s:?} (a name such as \"SIGKILL\" or \"USR1\", or a number 0..64)"))
+    }
+    pub fn number(&self) -> i32 {
+        self.number
+    }
+    /// As the case wrote it.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Written as the case wrote it, so reports read as before.
+impl fmt::Debug for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Signal {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Signal;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a signal name such as \"SIGKILL\" or a number 0..64")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Signal, E> {
+                Signal::parse(v).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Signal, E> {
+                Signal::parse(&v.to_string()).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Signal, E> {
+                Signal::parse(&v.to_string()).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The longest duration a case may write: a day.
+const MAX_DURATION_SECS: f64 = 86400.0;
+
+/// A duration as a case writes it ("250ms", "5s", "2m"): more than zero and
+/// under a day. Every duration in a case is a wait or a deadline, where zero
+/// would mean "give up at once" (a retry that never retries, a timeout that
+/// fails every trial).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Dur {
+    value: std::time::Duration,
+    text: String,
+}
+
+impl Dur {
+    pub fn parse(s: &str) -> Result<Dur, String> {
+        let bad =
+            || format!("{s:?} is not a duration such as \"500ms\", \"5s\" or \"2m\" (more than 0, under 24 hours)");
+        let t = s.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(bad)?;
+        let (num, unit) = t.split_at(split);
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        let secs = match unit.trim() {
+            "ms" => n / 1000.0,
+            "s" => n,
+            "m" => n * 60.0,
+            _ => return Err(bad()),
+        };
+        if !(secs > 0.0 && secs < MAX_DURATION_SECS) {
+            return Err(bad());
+        }
+        let value = std::time::Duration::from_secs_f64(secs);
+        if value.is_zero() {
+            return Err(bad());
+        }
+        Ok(Dur {
+            value,
+            text: s.to_string(),
+        })
+    }
+    pub fn get(&self) -> std::time::Duration {
+        self.value
+    }
+}
+
+/// Written as the case wrote it, so reports read as before.
+impl fmt::Debug for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.text, f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration such as \"500ms\", \"5s\" or \"2m\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                Dur::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(Dur::parse("250ms").unwrap().get().as_millis(), 250);
+        assert_eq!(Dur::parse("2m").unwrap().get().as_secs(), 120);
+        for bad in [
+            "5 seconds",
+            "forever",
+            "0s",
+            "0ms",
+            "-1s",
+            "",
+            "s",
+            "24h",
+            "1440m",
+            "0.0000000001ms",
+        ] {
+            assert!(Dur::parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(Signal::parse("SIGKILL").unwrap().number(), 9);
+        assert_eq!(Signal::parse("USR1").unwrap().number(), libc::SIGUSR1);
+        assert_eq!(Signal::parse("0").unwrap().number(), 0);
+        for bad in ["SIGFOO", "65", "-1", "", "sigkill"] {
+            assert!(Signal::parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+}
