@@ -100,6 +100,16 @@ pub fn root_missing(what: &str) -> Option<String> {
     (!is_root()).then(|| format!("needs root: {what}"))
 }
 
+/// The outcome of a trial that cannot run here for `why`: ignored with the
+/// reason, or failed under NSCONFORM_REQUIRE_ROOT_TESTS=1.
+pub fn not_run(why: impl Into<String>) -> Result<libtest_mimic::Completion, libtest_mimic::Failed> {
+    let why = why.into();
+    if std::env::var_os(REQUIRE_ROOT_TESTS).is_some_and(|v| v == "1") {
+        return Err(format!("{REQUIRE_ROOT_TESTS}=1, yet this test would be ignored: {why}").into());
+    }
+    Ok(libtest_mimic::Completion::ignored_with(why))
+}
+
 /// A trial that runs `test` when `missing()` says nothing is missing;
 /// otherwise it is reported ignored with the reason (never "ok"), or failed
 /// under NSCONFORM_REQUIRE_ROOT_TESTS=1. A panic in `test` is a failure.
@@ -110,10 +120,7 @@ pub fn gated(
 ) -> libtest_mimic::Trial {
     libtest_mimic::Trial::ignorable_test(name, move || {
         if let Some(why) = missing() {
-            if std::env::var_os(REQUIRE_ROOT_TESTS).is_some_and(|v| v == "1") {
-                return Err(format!("{REQUIRE_ROOT_TESTS}=1, yet this test would be ignored: {why}").into());
-            }
-            return Ok(libtest_mimic::Completion::ignored_with(why));
+            return not_run(why);
         }
         test();
         Ok(libtest_mimic::Completion::Completed)
