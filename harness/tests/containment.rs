@@ -6,21 +6,25 @@ mod common;
 use common::*;
 use libtest_mimic::{Arguments, Completion, Trial};
 
+const ROOT_TRIALS: [&str; 1] = ["escapes_from_the_sandbox_fail_and_are_put_back"];
+
 // Its own harness, so that a root-only test is reported ignored with its
 // reason when not root, rather than "ok".
 fn main() -> std::process::ExitCode {
-    let trials = vec![Trial::ignorable_test(
-        "escapes_from_the_sandbox_fail_and_are_put_back",
-        || {
+    let trials = vec![
+        Trial::ignorable_test(ROOT_TRIALS[0], || {
             if !is_root() {
-                return Ok(Completion::ignored_with(
-                    "needs root: an unprivileged run cannot make these escapes",
-                ));
+                return not_run("needs root: an unprivileged run cannot make these escapes");
             }
             escapes_from_the_sandbox_fail_and_are_put_back();
             Ok(Completion::Completed)
-        },
-    )];
+        }),
+        gated(
+            "unprivileged_the_root_tests_are_ignored_or_required",
+            || root_missing("switching to an ordinary user"),
+            || root_trials_are_ignored_unprivileged(&ROOT_TRIALS),
+        ),
+    ];
     libtest_mimic::run(&Arguments::from_args(), trials).exit_code()
 }
 

@@ -2,13 +2,30 @@
 //! middle of a run leaves no process, mount, namespace, IPC object, link or
 //! temporary file: the kernel takes the sandboxes down with it. On SIGINT
 //! and SIGTERM it also writes back the global settings running cases changed.
+//! Its own (libtest-mimic) harness: a test that needs root is reported
+//! ignored with the reason when not root, never "ok".
 
 mod common;
 use common::*;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SETTING: &str = "/proc/sys/fs/lease-break-time";
+const ROOT_TRIALS: [&str; 1] = ["interrupted_or_killed_runs_leave_nothing"];
+
+fn main() -> std::process::ExitCode {
+    run_trials(vec![
+        gated(
+            ROOT_TRIALS[0],
+            || setting_missing("the interrupted case mounts, makes links and changes a machine-wide setting"),
+            interrupted_or_killed_runs_leave_nothing,
+        ),
+        gated(
+            "unprivileged_the_root_tests_are_ignored_or_required",
+            || root_missing("switching to an ordinary user"),
+            || root_trials_are_ignored_unprivileged(&ROOT_TRIALS),
+        ),
+    ])
+}
 
 fn busy_case(restore: bool) -> String {
     let (restore_line, write_step) = if restore {
@@ -108,12 +125,8 @@ fn interrupt_with(sig: nix::sys::signal::Signal, restore: bool) {
     }
 }
 
-#[test]
 fn interrupted_or_killed_runs_leave_nothing() {
-    if !is_root() || std::fs::OpenOptions::new().write(true).open(SETTING).is_err() {
-        eprintln!("skipped: needs root and a writable {SETTING}");
-        return;
-    }
+    let _serial = serial();
     use nix::sys::signal::Signal;
     interrupt_with(Signal::SIGINT, true);
     interrupt_with(Signal::SIGTERM, true);

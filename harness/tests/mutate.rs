@@ -9,12 +9,14 @@ use common::*;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use std::path::Path;
 
+const ROOT_TRIALS: [&str; 2] = ["the_project_cases_have_no_survivor", "a_weak_case_is_named_a_survivor"];
+
 const NEEDS_ROOT: &str = "needs root: the mutants create namespaces as the suite's root run does";
 
 fn as_root(name: &str, f: fn() -> Result<(), Failed>) -> Trial {
     Trial::ignorable_test(name, move || {
         if !is_root() {
-            return Ok(Completion::ignored_with(NEEDS_ROOT));
+            return not_run(NEEDS_ROOT);
         }
         // One mutation run at a time, so /tmp shows what each left behind.
         let _serial = serial();
@@ -239,13 +241,18 @@ fn hygiene_is_checked_at_load() -> Result<(), Failed> {
 fn main() -> std::process::ExitCode {
     let args = Arguments::from_args();
     let trials = vec![
-        as_root("the_project_cases_have_no_survivor", the_project_cases_have_no_survivor),
-        as_root("a_weak_case_is_named_a_survivor", a_weak_case_is_named_a_survivor),
+        as_root(ROOT_TRIALS[0], the_project_cases_have_no_survivor),
+        as_root(ROOT_TRIALS[1], a_weak_case_is_named_a_survivor),
         Trial::test(
             "mutants_reach_every_process_and_row",
             mutants_reach_every_process_and_row,
         ),
         Trial::test("hygiene_is_checked_at_load", hygiene_is_checked_at_load),
+        gated(
+            "unprivileged_the_root_tests_are_ignored_or_required",
+            || root_missing("switching to an ordinary user"),
+            || root_trials_are_ignored_unprivileged(&ROOT_TRIALS),
+        ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }

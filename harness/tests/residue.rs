@@ -1,15 +1,45 @@
 //! A run leaves the machine as it found it: hostname, mounts, System V IPC,
 //! network namespaces and links, temporary files, processes.
 
+//! Its own (libtest-mimic) harness: a test that needs root is reported
+//! ignored with the reason when not root, never "ok".
+
 mod common;
 use common::*;
 
-#[test]
+const ROOT_TRIALS: [&str; 3] = [
+    "a_full_run_leaves_the_machine_as_it_found_it",
+    "a_failing_case_leaves_nothing_either",
+    "a_declared_global_setting_is_restored_after_failure_and_timeout",
+];
+
+fn main() -> std::process::ExitCode {
+    let needs_root = |what: &'static str| move || root_missing(what);
+    run_trials(vec![
+        gated(
+            ROOT_TRIALS[0],
+            needs_root("the full run's residue check compares what only root's cases change"),
+            a_full_run_leaves_the_machine_as_it_found_it,
+        ),
+        gated(
+            ROOT_TRIALS[1],
+            needs_root("the case mounts, makes links and sets the hostname"),
+            a_failing_case_leaves_nothing_either,
+        ),
+        gated(
+            ROOT_TRIALS[2],
+            || setting_missing("the case changes a machine-wide setting"),
+            a_declared_global_setting_is_restored_after_failure_and_timeout,
+        ),
+        gated(
+            "unprivileged_the_root_tests_are_ignored_or_required",
+            needs_root("switching to an ordinary user"),
+            || root_trials_are_ignored_unprivileged(&ROOT_TRIALS),
+        ),
+    ])
+}
+
 fn a_full_run_leaves_the_machine_as_it_found_it() {
-    if !is_root() {
-        eprintln!("skipped: the full run's residue check needs root");
-        return;
-    }
     let _serial = serial();
     let before = MachineState::read();
     let o = suite(&[], &[]);
@@ -34,12 +64,7 @@ run = [{ shmget = { key = 0x7e58 } }, { cmd = ["false"] }]
 ns.uts = "differs"
 "#;
 
-#[test]
 fn a_failing_case_leaves_nothing_either() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     let _serial = serial();
     let before = MachineState::read();
     let d = cases(&[("uts/fails_midway.toml", FAILS_MIDWAY)]);
@@ -55,9 +80,6 @@ fn a_failing_case_leaves_nothing_either() {
     );
     assert_eq!(before, before.wait_for_same());
 }
-
-/// A machine-wide setting this VM's root may write and nothing here depends on.
-const SETTING: &str = "/proc/sys/fs/lease-break-time";
 
 fn changes_then(end: &str, timeout: &str) -> String {
     format!(
@@ -83,12 +105,7 @@ run = [
     )
 }
 
-#[test]
 fn a_declared_global_setting_is_restored_after_failure_and_timeout() {
-    if !is_root() || std::fs::OpenOptions::new().write(true).open(SETTING).is_err() {
-        eprintln!("skipped: {SETTING} is not writable here");
-        return;
-    }
     let _serial = serial();
     let before = std::fs::read_to_string(SETTING).unwrap();
     let changed = if before.trim() == "44" { "43" } else { "44" };

@@ -1,20 +1,50 @@
 //! Runners: the same cases through unshare(1), and a clear error for a runner
-//! that does not exist.
+//! that does not exist. Its own (libtest-mimic) harness: a test that needs
+//! root is reported ignored with the reason when not root, never "ok".
 
 mod common;
 use common::*;
 
-#[test]
+const ROOT_TRIALS: [&str; 3] = [
+    "the_suite_passes_through_unshare",
+    "the_unshare_runner_really_starts_the_child",
+    "the_runner_reaches_a_harness_and_cases_the_sandbox_covers",
+];
+
+fn main() -> std::process::ExitCode {
+    run_trials(vec![
+        gated(
+            ROOT_TRIALS[0],
+            || root_missing("the unshare runner starts the child with unshare(1) as root"),
+            the_suite_passes_through_unshare,
+        ),
+        gated(
+            ROOT_TRIALS[1],
+            || root_missing("its case, uts::sethostname, is ignored unprivileged"),
+            the_unshare_runner_really_starts_the_child,
+        ),
+        anywhere(
+            "an_unknown_runner_is_one_clear_failure",
+            an_unknown_runner_is_one_clear_failure,
+        ),
+        gated(
+            ROOT_TRIALS[2],
+            || root_missing("the unshare runner starts the child with unshare(1) as root"),
+            the_runner_reaches_a_harness_and_cases_the_sandbox_covers,
+        ),
+        gated(
+            "unprivileged_the_root_tests_are_ignored_or_required",
+            || root_missing("switching to an ordinary user"),
+            || root_trials_are_ignored_unprivileged(&ROOT_TRIALS),
+        ),
+    ])
+}
+
 fn the_suite_passes_through_unshare() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     let o = suite(&[], &[("NSCONFORM_RUNNER", "unshare")]);
     assert!(o.status.success(), "{}", text(&o));
 }
 
-#[test]
 fn the_unshare_runner_really_starts_the_child() {
     // With a runner whose command cannot start anything, every case fails:
     // the child comes from the runner, not from the harness.
@@ -35,7 +65,6 @@ fn the_unshare_runner_really_starts_the_child() {
     assert!(t.contains("ended before it said hello"), "{t}");
 }
 
-#[test]
 fn an_unknown_runner_is_one_clear_failure() {
     let o = suite(&[], &[("NSCONFORM_RUNNER", "no-such-runtime")]);
     let t = text(&o);
@@ -43,14 +72,9 @@ fn an_unknown_runner_is_one_clear_failure() {
     assert!(t.contains("runner::select") && t.contains("no-such-runtime"), "{t}");
 }
 
-#[test]
 fn the_runner_reaches_a_harness_and_cases_the_sandbox_covers() {
     // A checkout under /tmp or /run: the sandbox's tmpfs hides both the
     // binary and the case files, so they are bound or copied in for the probe.
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
     let d = tempfile::Builder::new()
         .prefix("nsconform-runner-")
         .tempdir_in("/tmp")

@@ -15,12 +15,24 @@ pub fn project() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Where scratch directories go instead of target/tmp: an ordinary user
+/// running the tests may not write the target/ a root build made.
+pub const TEST_TMPDIR: &str = "NSCONFORM_TEST_TMPDIR";
+
 /// A scratch directory under target/, so an interrupted test litters nothing else.
 pub fn scratch() -> tempfile::TempDir {
+    let dir = std::env::var_os(TEST_TMPDIR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
     tempfile::Builder::new()
         .prefix("nsconform-test-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("a scratch directory under target/")
+        .tempdir_in(&dir)
+        .unwrap_or_else(|e| {
+            panic!(
+                "a scratch directory in {}: {e} (set {TEST_TMPDIR} to a directory you may write)",
+                dir.display()
+            )
+        })
 }
 
 /// A cases directory holding `files` ((relative path, content) pairs).
@@ -76,6 +88,71 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
+}
+
+/// Set (to 1) by .ci/run, which runs as root: a test that would be ignored
+/// for lack of root (or of what root gives) fails instead, so a CI run
+/// cannot pass with a guarantee unchecked.
+pub const REQUIRE_ROOT_TESTS: &str = "NSCONFORM_REQUIRE_ROOT_TESTS";
+
+/// Why a test that needs root cannot run here: "needs root: {what}".
+pub fn root_missing(what: &str) -> Option<String> {
+    (!is_root()).then(|| format!("needs root: {what}"))
+}
+
+/// The outcome of a trial that cannot run here for `why`: ignored with the
+/// reason, or failed under NSCONFORM_REQUIRE_ROOT_TESTS=1.
+pub fn not_run(why: impl Into<String>) -> Result<libtest_mimic::Completion, libtest_mimic::Failed> {
+    let why = why.into();
+    if std::env::var_os(REQUIRE_ROOT_TESTS).is_some_and(|v| v == "1") {
+        return Err(format!("{REQUIRE_ROOT_TESTS}=1, yet this test would be ignored: {why}").into());
+    }
+    Ok(libtest_mimic::Completion::ignored_with(why))
+}
+
+/// A trial that runs `test` when `missing()` says nothing is missing;
+/// otherwise it is reported ignored with the reason (never "ok"), or failed
+/// under NSCONFORM_REQUIRE_ROOT_TESTS=1. A panic in `test` is a failure.
+pub fn gated(
+    name: &str,
+    missing: impl FnOnce() -> Option<String> + Send + 'static,
+    test: fn(),
+) -> libtest_mimic::Trial {
+    libtest_mimic::Trial::ignorable_test(name, move || {
+        if let Some(why) = missing() {
+            return not_run(why);
+        }
+        test();
+        Ok(libtest_mimic::Completion::Completed)
+    })
+}
+
+/// A trial that runs anywhere.
+pub fn anywhere(name: &str, test: fn()) -> libtest_mimic::Trial {
+    libtest_mimic::Trial::test(name, move || {
+        test();
+        Ok(())
+    })
+}
+
+/// The main of a test file with its own (libtest-mimic) harness.
+pub fn run_trials(trials: Vec<libtest_mimic::Trial>) -> std::process::ExitCode {
+    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit_code()
+}
+
+/// A machine-wide setting root may write and nothing here depends on
+/// (the residue and interrupt tests change and restore it).
+pub const SETTING: &str = "/proc/sys/fs/lease-break-time";
+
+/// Why a test that changes SETTING cannot run here.
+pub fn setting_missing(what: &str) -> Option<String> {
+    root_missing(what).or_else(|| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(SETTING)
+            .err()
+            .map(|e| format!("needs a writable {SETTING} ({e}): {what}"))
+    })
 }
 
 /// The text of one case file of the project.
@@ -164,5 +241,86 @@ impl MachineState {
             now = MachineState::read();
         }
         now
+    }
+}
+
+/// The ordinary user the tests run things as: the one .ci/run creates
+/// (NSCONFORM_UNPRIV_USER), or else ids no account uses: the kernel needs
+/// no passwd entry, and nobody (65534) would look like an unmapped id.
+pub fn unprivileged_user() -> (String, nix::unistd::Uid, nix::unistd::Gid) {
+    match std::env::var("NSCONFORM_UNPRIV_USER") {
+        Ok(name) => match nix::unistd::User::from_name(&name) {
+            Ok(Some(u)) => (name, u.uid, u.gid),
+            _ => panic!("NSCONFORM_UNPRIV_USER={name}: no such user"),
+        },
+        Err(_) => (
+            "uid 61234".to_string(),
+            nix::unistd::Uid::from_raw(61234),
+            nix::unistd::Gid::from_raw(61234),
+        ),
+    }
+}
+
+/// Make `c` run as `uid`/`gid` with no supplementary groups (the caller is root).
+pub fn as_user(c: &mut Command, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    unsafe {
+        c.pre_exec(move || {
+            nix::unistd::setgroups(&[])?;
+            nix::unistd::setgid(gid)?;
+            nix::unistd::setuid(uid)?;
+            Ok(())
+        })
+    }
+}
+
+/// A directory under /tmp an ordinary user can read, for copies of what it
+/// may not reach under target/ (removed when dropped).
+pub fn readable_tmp(prefix: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+/// Run this test binary again as an ordinary user, once per trial of
+/// `names`, with NSCONFORM_REQUIRE_ROOT_TESTS=1 or without: what each run
+/// printed and whether it passed. Shows that root tests are reported ignored
+/// with the reason when not root (never "ok"), and fail when root is required.
+pub fn rerun_unprivileged(names: &[&str], require: bool) -> Vec<(String, bool)> {
+    let (_, uid, gid) = unprivileged_user();
+    // The user may not reach target/: run a copy it can read.
+    let d = readable_tmp("nsconform-rerun-");
+    let exe = d.path().join("tests");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    names
+        .iter()
+        .map(|n| {
+            let mut c = Command::new(&exe);
+            c.args(["--exact", n]).env_remove(REQUIRE_ROOT_TESTS);
+            if require {
+                c.env(REQUIRE_ROOT_TESTS, "1");
+            }
+            let o = as_user(&mut c, uid, gid).output().unwrap();
+            (text(&o), o.status.success())
+        })
+        .collect()
+}
+
+/// The check `rerun_unprivileged` is for, on the root trials `names` of this binary.
+pub fn root_trials_are_ignored_unprivileged(names: &[&str]) {
+    let _serial = serial();
+    for ((t, passed), n) in rerun_unprivileged(names, false).iter().zip(names) {
+        assert!(*passed, "{n}:\n{t}");
+        assert_eq!(outcome(t, n), Some("ignored"), "{n} is not reported ignored:\n{t}");
+        let line = t.lines().find(|l| l.starts_with(&format!("test {n} "))).unwrap();
+        assert!(line.contains("needs "), "{n} is ignored without the reason: {line}");
+    }
+    for ((t, passed), n) in rerun_unprivileged(names, true).iter().zip(names) {
+        assert!(
+            !*passed && outcome(t, n) == Some("FAILED"),
+            "{n} passed with {REQUIRE_ROOT_TESTS}=1:\n{t}"
+        );
+        assert!(t.contains(REQUIRE_ROOT_TESTS), "{n} does not say why it failed:\n{t}");
     }
 }
