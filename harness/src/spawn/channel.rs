@@ -212,3 +212,32 @@ impl Drop for Channel {
         Channel::forget(self.fd.as_raw_fd());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one helper carries an fd and, once asked, the sender's pid.
+    #[test]
+    fn a_packet_carries_an_fd_and_credentials() {
+        let (a, b) = seqpacket_pair().expect("socketpair");
+        setsockopt(&b, sockopt::PassCred, &true).expect("SO_PASSCRED");
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        send_packet(a.as_raw_fd(), b"L 1", Some(w.as_raw_fd())).expect("send");
+        drop(w);
+        let mut buf = [0u8; 8];
+        let got = recv_packet(b.as_raw_fd(), &mut buf).expect("recv").expect("a packet");
+        assert_eq!(&buf[..got.len], b"L 1");
+        assert_eq!(got.pid, Some(nix::unistd::getpid().as_raw()));
+        let passed = got.fd.expect("an fd");
+        nix::unistd::write(&passed, b"x").expect("write through the passed fd");
+        drop(passed);
+        let mut one = [0u8; 2];
+        assert_eq!(nix::unistd::read(&r, &mut one), Ok(1));
+        // Too long for the buffer: refused, not cut.
+        send_packet(a.as_raw_fd(), &[1; 16], None).expect("send");
+        assert!(matches!(recv_packet(b.as_raw_fd(), &mut buf), Err(Errno::EMSGSIZE)));
+        drop(a);
+        assert!(recv_packet(b.as_raw_fd(), &mut buf).expect("eof").is_none());
+    }
+}
