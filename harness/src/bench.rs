@@ -73,7 +73,7 @@ fn run_suite(exe: &Path, cases: &Path, threads: Option<usize>, dir: &Path, tag: 
     let _ = std::fs::remove_file(&timings);
     let mut c = Command::new(exe);
     c.arg("-q")
-        .env(crate::cli::CASES_ENV, cases)
+        .env(crate::plan::env::CASES_ENV, cases)
         .env(TIMINGS_ENV, &timings)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -388,25 +388,26 @@ fn describe_run(out: &mut String, label: &str, run: &Run, k: &mut Kernel, serial
     Ok(())
 }
 
-fn usage() -> ExitCode {
-    eprintln!("usage: nsconform bench [--synthetic N]");
-    eprintln!("  --synthetic N  the larger generated run (default 2000; a tenth of it is run too)");
-    ExitCode::from(2)
+/// How fast the suite is on this machine, beside the kernel's own cost of
+/// the namespaces: full and serial suite runs, generated runs of two sizes,
+/// and clock_gettime in and out of a time namespace. Figures are printed,
+/// never asserted.
+#[derive(clap::Parser, Debug)]
+#[command(name = "nsconform bench")]
+struct Args {
+    /// Cases in the larger generated run (a tenth of it is run too).
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..))]
+    synthetic: u32,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 pub fn main(args: &[String]) -> ExitCode {
-    let mut synthetic_n = 2000;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match (a.as_str(), it.clone().next()) {
-            ("--synthetic", Some(n)) if n.parse::<usize>().is_ok_and(|n| n >= 10) => {
-                synthetic_n = n.parse().unwrap_or(2000);
-                it.next();
-            }
-            ("--bench", _) => {}
-            _ => return usage(),
-        }
-    }
+    let synthetic_n = match crate::plan::env::parse_args::<Args>("bench", args) {
+        Ok(a) => a.synthetic as usize,
+        Err(code) => return code,
+    };
     match bench(synthetic_n) {
         Ok(text) => {
             print!("{text}");
@@ -440,7 +441,7 @@ fn bench(synthetic_n: usize) -> Result<String, String> {
         }
     );
 
-    let cases = crate::cli::cases_dir();
+    let cases = crate::plan::env::cases_dir();
     let full = run_suite(&exe, &cases, None, &dir.0, "full")?;
     let serial = run_suite(&exe, &cases, Some(1), &dir.0, "full-serial")?;
 
@@ -531,4 +532,26 @@ fn bench(synthetic_n: usize) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::Args;
+    use clap::Parser;
+
+    #[test]
+    fn bench_arguments_go_through_clap() {
+        assert_eq!(
+            Args::try_parse_from(["b", "--synthetic", "5"]).unwrap_err().exit_code(),
+            2
+        );
+        assert_eq!(Args::try_parse_from(["b", "extra"]).unwrap_err().exit_code(), 2);
+        assert_eq!(
+            Args::try_parse_from(["b", "--bench"])
+                .expect("cargo bench's flag")
+                .synthetic,
+            2000
+        );
+        assert_eq!(Args::try_parse_from(["b", "--help"]).unwrap_err().exit_code(), 0);
+    }
 }

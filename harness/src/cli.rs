@@ -8,28 +8,11 @@ use crate::report;
 use crate::runner;
 use crate::spawn::zygote::Zygote;
 use libtest_mimic::{Arguments, Completion, Trial};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub const CASES_ENV: &str = "NSCONFORM_CASES";
-pub const RUNNERS_ENV: &str = "NSCONFORM_RUNNERS";
-
-fn project_dir(env: &str, name: &str) -> PathBuf {
-    if let Ok(p) = std::env::var(env) {
-        return PathBuf::from(p);
-    }
-    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);
-    if built.is_dir() { built } else { PathBuf::from(name) }
-}
-
-pub fn cases_dir() -> PathBuf {
-    project_dir(CASES_ENV, "cases")
-}
-
-pub fn runners_dir() -> PathBuf {
-    project_dir(RUNNERS_ENV, "runners")
-}
+// Kept here too for callers that name them through cli; they live in plan::env.
+pub use crate::plan::env::{CASES_ENV, RUNNERS_ENV, cases_dir, runners_dir};
 
 /// `main` of both binaries.
 pub fn main() -> ExitCode {

@@ -127,18 +127,21 @@ impl Tally {
     }
 }
 
-fn usage() -> ExitCode {
-    eprintln!("usage: nsconform controls [FILTER]   (FILTER: a part of the trial name)");
-    ExitCode::from(2)
+/// Run every control and say, for each, which isolation assertions flipped
+/// and which step outcomes differed from its case's.
+#[derive(clap::Parser, Debug)]
+#[command(name = "nsconform controls")]
+struct Args {
+    /// Only the controls whose trial name contains FILTER.
+    filter: Option<String>,
 }
 
 pub fn main(args: &[String]) -> ExitCode {
-    let filter = match args {
-        [] => None,
-        [f] if !f.starts_with('-') => Some(f.as_str()),
-        _ => return usage(),
+    let filter = match crate::plan::env::parse_args::<Args>("controls", args) {
+        Ok(a) => a.filter,
+        Err(code) => return code,
     };
-    match run(filter) {
+    match run(filter.as_deref()) {
         Ok((text, tally)) => {
             print!("{text}");
             println!("{}", tally.summary());
@@ -157,7 +160,7 @@ pub fn main(args: &[String]) -> ExitCode {
 
 fn run(filter: Option<&str>) -> Result<(String, Tally), String> {
     let mut env = RunEnv::detect();
-    let runner = crate::runner::select(&crate::cli::runners_dir())?;
+    let runner = crate::runner::select(&crate::plan::env::runners_dir())?;
     let features = Features::probe(env.privileged);
     if features.check("pidns_pid_max").is_ok() {
         env.sandbox_pid_max = Some(plan::env::SANDBOX_PID_MAX);
@@ -166,7 +169,7 @@ fn run(filter: Option<&str>) -> Result<(String, Tally), String> {
     report::global_state::block_interrupts();
     let zygote = Zygote::start(&env, runner.as_ref()).map_err(|e| format!("cannot start the zygote: {e}"))?;
     let (specs, errors) =
-        plan::plan_dir(&crate::cli::cases_dir(), &features, &env, runner.as_ref()).map_err(|e| e.to_string())?;
+        plan::plan_dir(&crate::plan::env::cases_dir(), &features, &env, runner.as_ref()).map_err(|e| e.to_string())?;
     if let Some(e) = errors.first() {
         return Err(format!("{} case file(s) do not load; the first: {e}", errors.len()));
     }
@@ -218,4 +221,20 @@ fn run_one(zygote: &Zygote, spec: &TrialSpec) -> Result<Outcome, String> {
     let out = report::collect(zygote, spec, spec.case.timeout);
     saved.restore()?;
     out
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::Args;
+    use clap::Parser;
+
+    #[test]
+    fn controls_take_one_filter() {
+        assert_eq!(
+            Args::try_parse_from(["c", "uts"]).expect("a filter").filter.as_deref(),
+            Some("uts")
+        );
+        assert_eq!(Args::try_parse_from(["c", "a", "b"]).unwrap_err().exit_code(), 2);
+        assert_eq!(Args::try_parse_from(["c", "--bogus"]).unwrap_err().exit_code(), 2);
+    }
 }

@@ -127,31 +127,29 @@ pub fn render(catalogue: &Catalogue, covers: &BTreeMap<String, Cover>, verbose: 
     (out, covered)
 }
 
-fn usage() -> ExitCode {
-    eprintln!("usage: nsconform coverage [--verbose] [--min N]");
-    eprintln!("  --verbose  each behaviour's summary and every case that cannot run here, with its reason");
-    eprintln!("  --min N    exit 1 when fewer than N behaviours are covered here");
-    ExitCode::from(2)
+/// Which catalogue behaviours the cases cover on this machine (as this
+/// user, with this runner), which only cases that cannot run here cover, and
+/// which no case covers, with the reasons.
+#[derive(clap::Parser, Debug)]
+#[command(name = "nsconform coverage")]
+struct Args {
+    /// Each behaviour's summary and every case that cannot run here, with its reason.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Exit 1 when fewer than N behaviours are covered here.
+    #[arg(long, value_name = "N")]
+    min: Option<usize>,
 }
 
 pub fn main(args: &[String]) -> ExitCode {
-    let mut verbose = false;
-    let mut min = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--verbose" | "-v" => verbose = true,
-            "--min" => match it.next().and_then(|n| n.parse::<usize>().ok()) {
-                Some(n) => min = Some(n),
-                None => return usage(),
-            },
-            _ => return usage(),
-        }
-    }
+    let Args { verbose, min } = match crate::plan::env::parse_args("coverage", args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     let mut env = RunEnv::detect();
     let catalogue = Catalogue::builtin();
-    let dir = crate::cli::cases_dir();
-    let runner = match crate::runner::select(&crate::cli::runners_dir()) {
+    let dir = crate::plan::env::cases_dir();
+    let runner = match crate::runner::select(&crate::plan::env::runners_dir()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("nsconform: {e}");
@@ -246,5 +244,25 @@ X4 = "needs a newer kernel"
     fn long_lists_are_shortened() {
         let l: Vec<String> = (0..5).map(|i| format!("c{i}")).collect();
         assert_eq!(names(&l), "c0, c1, c2, +2 more");
+    }
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::Args;
+    use clap::Parser;
+
+    #[test]
+    fn coverage_arguments_go_through_clap() {
+        let help = Args::try_parse_from(["c", "--help"]).unwrap_err();
+        assert_eq!(
+            (help.kind(), help.exit_code()),
+            (clap::error::ErrorKind::DisplayHelp, 0)
+        );
+        assert!(help.to_string().contains("--min <N>"));
+        let bad = Args::try_parse_from(["c", "--min", "abc"]).unwrap_err();
+        assert_eq!(bad.exit_code(), 2);
+        let a = Args::try_parse_from(["c", "-v", "--min", "3"]).expect("valid");
+        assert!(a.verbose && a.min == Some(3));
     }
 }

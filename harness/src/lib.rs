@@ -26,6 +26,9 @@ pub mod spawn;
 pub mod sys;
 pub mod value;
 
-/// malloc, except in sandboxes and their processes: see `spawn::fork_heap`.
+/// The library's own unit tests exercise the sandbox heap as the binaries
+/// that run sandboxes declare it (`main.rs`, `tests/suite.rs`); any other
+/// binary linking the library keeps malloc.
+#[cfg(test)]
 #[global_allocator]
 static HEAP: spawn::fork_heap::ForkHeap = spawn::fork_heap::ForkHeap;

@@ -375,7 +375,7 @@ fn run_suite(dir: &Path, threads: Option<&str>) -> std::io::Result<(String, std:
     if let Some(t) = threads {
         c.args(["--test-threads", t]);
     }
-    c.env(crate::cli::CASES_ENV, dir)
+    c.env(crate::plan::env::CASES_ENV, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     unsafe {
@@ -404,37 +404,27 @@ fn run_suite(dir: &Path, threads: Option<&str>) -> std::io::Result<(String, std:
     Ok((reader.join().unwrap_or_default(), status))
 }
 
-const USAGE: &str = "usage: nsconform mutate [--test-threads N] [FILTER...]\n\
-  drops each namespace of each process of each case (whose name contains a FILTER)\n\
-  in turn, runs every such mutant once, and names those that still pass";
+/// Drop each namespace of each process of each case in turn, run every such
+/// mutant once, and name those that still pass. Exit 0 when every mutant
+/// was killed, 1 when one survived.
+#[derive(clap::Parser, Debug)]
+#[command(name = "nsconform mutate")]
+struct Args {
+    /// Threads of each suite run (as the suite's own option).
+    #[arg(long, value_name = "N")]
+    test_threads: Option<std::num::NonZeroUsize>,
+    /// Only cases whose name contains one of these.
+    filters: Vec<String>,
+}
 
 /// `nsconform mutate`: exit 0 when every mutant run was killed, 1 when one survived.
 pub fn main(args: &[String]) -> ExitCode {
-    let mut filters = Vec::new();
-    let mut threads = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--test-threads" => match it.next() {
-                Some(t) => threads = Some(t.clone()),
-                None => {
-                    eprintln!("{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            s if s.starts_with('-') => {
-                eprintln!("nsconform mutate: unknown option {s}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-            s => filters.push(s.to_string()),
-        }
-    }
+    let (filters, threads) = match crate::plan::env::parse_args::<Args>("mutate", args) {
+        Ok(a) => (a.filters, a.test_threads.map(|n| n.to_string())),
+        Err(code) => return code,
+    };
     let started = std::time::Instant::now();
-    let source = crate::cli::cases_dir();
+    let source = crate::plan::env::cases_dir();
     let plan = match plan(&source, &filters) {
         Ok(p) => p,
         Err(e) => {
@@ -524,4 +514,29 @@ pub fn report(plan: &Plan, fates: &[(Mutant, Fate)], took: std::time::Duration) 
         took.as_secs_f64()
     );
     s
+}
+
+#[cfg(test)]
+mod args_tests {
+    use super::Args;
+    use clap::Parser;
+
+    #[test]
+    fn mutate_arguments_go_through_clap() {
+        let a = Args::try_parse_from(["m", "--test-threads", "3", "uts", "pid"]).expect("valid");
+        assert_eq!(
+            (a.test_threads.map(|n| n.get()), a.filters),
+            (Some(3), vec!["uts".into(), "pid".into()])
+        );
+        assert_eq!(
+            Args::try_parse_from(["m", "--test-threads"]).unwrap_err().exit_code(),
+            2
+        );
+        assert_eq!(
+            Args::try_parse_from(["m", "--test-threads", "x"])
+                .unwrap_err()
+                .exit_code(),
+            2
+        );
+    }
 }

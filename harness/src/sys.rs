@@ -39,6 +39,8 @@ pub const CLONE_ARGS_SIZE_VER2: usize = 88;
 /// knows what the child does, and `args` must be valid for `size` bytes (or
 /// deliberately invalid for an EFAULT check).
 pub unsafe fn clone3_raw(args: *const u8, size: usize) -> SysResult<libc::pid_t> {
+    // SAFETY: the caller's contract above; the kernel validates `args`
+    // itself and a bad pointer is an EFAULT, not undefined behaviour here.
     let r = unsafe { libc::syscall(libc::SYS_clone3, args, size) };
     check(r).map(|p| p as libc::pid_t)
 }
@@ -48,16 +50,21 @@ pub unsafe fn clone3_raw(args: *const u8, size: usize) -> SysResult<libc::pid_t>
 /// # Safety
 /// As for [`clone3_raw`].
 pub unsafe fn clone_raw(flags: u64) -> SysResult<libc::pid_t> {
+    // SAFETY: no stack or tid pointers are passed; the caller's contract
+    // covers the sharing flags.
     let r = unsafe { libc::syscall(libc::SYS_clone, flags as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) };
     check(r).map(|p| p as libc::pid_t)
 }
 
 pub fn pidfd_open(pid: libc::pid_t) -> SysResult<OwnedFd> {
+    // SAFETY: integer arguments only.
     let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: on success the kernel returned a new fd that nothing else owns.
     check(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 pub fn pidfd_send_signal(fd: &impl AsRawFd, sig: i32) -> SysResult<()> {
+    // SAFETY: a null siginfo is allowed; the fd is borrowed for the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
@@ -72,11 +79,16 @@ pub fn pidfd_send_signal(fd: &impl AsRawFd, sig: i32) -> SysResult<()> {
 
 /// setns with any fd number and any nstype (to test the rejections too).
 pub fn setns_raw(fd: RawFd, nstype: i64) -> SysResult<()> {
+    // Raw on purpose: cases pass fds and nstypes nix's typed setns cannot
+    // express (a wrong nstype, a closed fd) to see the kernel refuse them.
+    // SAFETY: integer arguments only; a bad fd is the kernel's EBADF.
     let r = unsafe { libc::syscall(libc::SYS_setns, fd, nstype as libc::c_long) };
     check(r).map(drop)
 }
 
 pub fn unshare_raw(flags: i64) -> SysResult<()> {
+    // Raw on purpose: any flag bits, also ones nix's CloneFlags would drop.
+    // SAFETY: integer arguments only.
     let r = unsafe { libc::syscall(libc::SYS_unshare, flags as libc::c_long) };
     check(r).map(drop)
 }
@@ -93,6 +105,7 @@ pub const SIOCGSKNS: u64 = 0x894C;
 
 /// An ioctl with no argument that returns an int (or a new fd).
 pub fn ioctl_none(fd: RawFd, req: u64) -> SysResult<i64> {
+    // SAFETY: the nsfs requests used here take no argument.
     let r = unsafe { libc::ioctl(fd, req as _, 0usize) };
     if r < 0 { Err(Errno::last()) } else { Ok(r as i64) }
 }
@@ -100,6 +113,7 @@ pub fn ioctl_none(fd: RawFd, req: u64) -> SysResult<i64> {
 /// An ioctl that fills a u32 (NS_GET_OWNER_UID).
 pub fn ioctl_u32(fd: RawFd, req: u64) -> SysResult<u32> {
     let mut v: u32 = 0;
+    // SAFETY: the request writes at most a u32 through the pointer.
     let r = unsafe { libc::ioctl(fd, req as _, &mut v as *mut u32) };
     if r < 0 { Err(Errno::last()) } else { Ok(v) }
 }
@@ -107,6 +121,7 @@ pub fn ioctl_u32(fd: RawFd, req: u64) -> SysResult<u32> {
 /// An ioctl that fills a u64 (NS_GET_ID).
 pub fn ioctl_u64(fd: RawFd, req: u64) -> SysResult<u64> {
     let mut v: u64 = 0;
+    // SAFETY: the request writes at most a u64 through the pointer.
     let r = unsafe { libc::ioctl(fd, req as _, &mut v as *mut u64) };
     if r < 0 { Err(Errno::last()) } else { Ok(v) }
 }
@@ -132,6 +147,8 @@ pub fn capget() -> SysResult<(u64, u64, u64)> {
         pid: 0,
     };
     let mut d = [CapData::default(); 2];
+    // nix has no capget/capset.
+    // SAFETY: a v3 header with two data structs, as the kernel expects.
     let r = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut CapHeader, d.as_mut_ptr()) };
     check(r)?;
     let join = |f: fn(&CapData) -> u32| (f(&d[0]) as u64) | ((f(&d[1]) as u64) << 32);
@@ -157,6 +174,7 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> SysResult<()>
             inheritable: i[1],
         },
     ];
+    // SAFETY: a v3 header with two data structs, read by the kernel.
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut CapHeader, d.as_ptr()) };
     check(r).map(drop)
 }
@@ -183,12 +201,12 @@ pub const SYS_LISTNS: libc::c_long = 470;
 
 /// A syscall that must exist: ENOSYS means absent.
 pub fn syscall_exists(nr: libc::c_long, args: [usize; 4]) -> bool {
+    // SAFETY: callers pass arguments the kernel rejects (or null pointers)
+    // for these probes; no memory of ours is written.
     let r = unsafe { libc::syscall(nr, args[0], args[1], args[2], args[3]) };
     !(r < 0 && Errno::last() == Errno::ENOSYS)
 }
 
-/// Block SIGKILL-proof parent death: ask the kernel to kill us when the
-/// thread that created us exits, then check we did not miss it.
 /// struct mount_attr (Linux 5.12).
 #[repr(C)]
 #[derive(Default)]
@@ -201,6 +219,10 @@ pub struct MountAttr {
 
 /// mount_setattr(2); `size` is the struct's size as the caller declares it.
 pub fn mount_setattr(dfd: RawFd, path: &std::ffi::CStr, flags: u32, attr: &MountAttr, size: usize) -> SysResult<()> {
+    // nix has no mount_setattr; `size` may differ from the struct on
+    // purpose (cases check the kernel's size handling).
+    // SAFETY: the kernel reads at most `size` bytes of `attr`; callers pass
+    // at most its size, and `path` is NUL-terminated.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -217,9 +239,9 @@ pub fn mount_setattr(dfd: RawFd, path: &std::ffi::CStr, flags: u32, attr: &Mount
 /// CLOCK_MONOTONIC in microseconds: one clock for the harness and its
 /// sandboxes (which share the machine's time namespace), for phase marks.
 pub fn mono_us() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+    let ts =
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap_or(nix::sys::time::TimeSpec::new(0, 0));
+    ts.tv_sec() as u64 * 1_000_000 + ts.tv_nsec() as u64 / 1000
 }
 
 /// The size of the next packet on a datagram or seqpacket socket, without
@@ -227,24 +249,22 @@ pub fn mono_us() -> u64 {
 /// a large buffer in a fresh fork costs more than this call).
 pub fn next_packet_size(fd: RawFd) -> SysResult<usize> {
     loop {
-        let n = unsafe { libc::recv(fd, std::ptr::null_mut(), 0, libc::MSG_PEEK | libc::MSG_TRUNC) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        if Errno::last() != Errno::EINTR {
-            return Err(Errno::last());
+        use nix::sys::socket::{MsgFlags, recv};
+        match recv(fd, &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+            Err(Errno::EINTR) => continue,
+            r => return r,
         }
     }
 }
 
+/// Block SIGKILL-proof parent death: ask the kernel to kill us when the
+/// thread that created us exits, then check we did not miss it.
 pub fn die_with_parent(expected_parent: Option<libc::pid_t>) {
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-    }
-    if let Some(p) = expected_parent {
-        if unsafe { libc::getppid() } != p {
-            unsafe { libc::_exit(1) };
-        }
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    if expected_parent.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {
+        // The parent died before the request: nothing will kill us.
+        // SAFETY: _exit ends the process at once; nothing is left to run.
+        unsafe { libc::_exit(1) };
     }
 }
 
@@ -268,6 +288,9 @@ pub fn name_to_handle(path: &str) -> SysResult<(i32, Vec<u8>)> {
     };
     let mut mount_id: i32 = 0;
     let c = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
+    // nix has no name_to_handle_at.
+    // SAFETY: `h` has room for MAX_HANDLE_SZ bytes as its `bytes` says, and
+    // `c` is NUL-terminated.
     let r = unsafe {
         libc::syscall(
             libc::SYS_name_to_handle_at,
@@ -291,6 +314,8 @@ pub fn open_by_handle(dir: RawFd, ty: i32, bytes: &[u8]) -> SysResult<OwnedFd> {
     buf[..4].copy_from_slice(&(bytes.len() as u32).to_ne_bytes());
     buf[4..8].copy_from_slice(&ty.to_ne_bytes());
     buf[8..].copy_from_slice(bytes);
+    // nix has no open_by_handle_at.
+    // SAFETY: `buf` is a file_handle header followed by its `bytes` bytes.
     let r = unsafe {
         libc::syscall(
             libc::SYS_open_by_handle_at,
@@ -299,5 +324,6 @@ pub fn open_by_handle(dir: RawFd, ty: i32, bytes: &[u8]) -> SysResult<OwnedFd> {
             libc::O_RDONLY | libc::O_CLOEXEC,
         )
     };
+    // SAFETY: on success the kernel returned a new fd that nothing else owns.
     Errno::result(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

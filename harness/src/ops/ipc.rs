@@ -67,10 +67,32 @@ pub fn shm_write(a: &KeyText) -> OpResult {
 
 pub fn shm_read(a: &KeyOnly) -> OpResult {
     with_shm(a.key, |ptr, len| {
-        let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-        let end = bytes.iter().position(|&b| b == 0).unwrap_or(len);
-        Value::Str(String::from_utf8_lossy(&bytes[..end]).into_owned())
+        // SAFETY: `ptr` is the segment just attached, `len` bytes long, and
+        // stays attached until `with_shm` detaches it after this closure.
+        let bytes = unsafe { copy_shared(ptr, len) };
+        Value::Str(String::from_utf8_lossy(&bytes).into_owned())
     })
+}
+
+/// The bytes at `ptr` up to the first NUL (or `len`), copied one volatile
+/// read at a time. Other processes may write the segment meanwhile, so no
+/// Rust reference (`&[u8]`, which promises the bytes do not change) may
+/// point into it; a torn string is then a possible result, not undefined
+/// behaviour.
+///
+/// # Safety
+/// `ptr` must be valid for reads of `len` bytes.
+unsafe fn copy_shared(ptr: *const u8, len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..len {
+        // SAFETY: i < len, inside the mapping the caller vouches for.
+        let b = unsafe { std::ptr::read_volatile(ptr.add(i)) };
+        if b == 0 {
+            break;
+        }
+        out.push(b);
+    }
+    out
 }
 
 #[repr(C)]
@@ -222,4 +244,16 @@ pub fn mq_unlink(name: &str) -> OpResult {
     let n = cname(name)?;
     check(unsafe { libc::mq_unlink(n.as_ptr()) } as libc::c_long)?;
     Ok(Value::Bool(true))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_shared_string_ends_at_its_nul_or_at_the_segment() {
+        let seg = *b"abc\0def";
+        // SAFETY: `seg` is valid for its length.
+        assert_eq!(unsafe { super::copy_shared(seg.as_ptr(), seg.len()) }, b"abc");
+        // SAFETY: as above, a prefix.
+        assert_eq!(unsafe { super::copy_shared(seg.as_ptr(), 2) }, b"ab");
+    }
 }

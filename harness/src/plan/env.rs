@@ -1,6 +1,39 @@
 //! Who the suite runs as, and the ids a case can drop to.
 
 use crate::sys;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub const CASES_ENV: &str = "NSCONFORM_CASES";
+pub const RUNNERS_ENV: &str = "NSCONFORM_RUNNERS";
+
+fn project_dir(env: &str, name: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(name);
+    if built.is_dir() { built } else { PathBuf::from(name) }
+}
+
+/// The cases to run: NSCONFORM_CASES, else the project's `cases/`.
+pub fn cases_dir() -> PathBuf {
+    project_dir(CASES_ENV, "cases")
+}
+
+/// The external runners: NSCONFORM_RUNNERS, else the project's `runners/`.
+pub fn runners_dir() -> PathBuf {
+    project_dir(RUNNERS_ENV, "runners")
+}
+
+/// A subcommand's arguments (those after its name), or the exit code once
+/// clap has printed its help (0) or its error (2).
+pub fn parse_args<T: clap::Parser>(subcommand: &str, args: &[String]) -> Result<T, ExitCode> {
+    let argv = std::iter::once(format!("nsconform {subcommand}")).chain(args.iter().cloned());
+    T::try_parse_from(argv).map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(e.exit_code() as u8)
+    })
+}
 
 #[derive(Clone, Debug)]
 pub struct RunEnv {

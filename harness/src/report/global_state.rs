@@ -3,7 +3,8 @@
 //! changes them runs alone, in this run and in any other run on the machine:
 //! every trial holds a lock on /proc/sys, shared, or exclusive for such a case.
 
-use std::os::fd::AsRawFd;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::signal::{SigHandler, SigSet, Signal, raise, signal};
 use std::sync::Mutex;
 
 /// Settings saved by trials still running, so an interrupted run can put
@@ -18,23 +19,15 @@ fn write_back(path: &str, value: &[u8]) -> std::io::Result<()> {
         .and_then(|mut f| std::io::Write::write_all(&mut f, value))
 }
 
-fn interrupt_set() -> libc::sigset_t {
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        set
-    }
+fn interrupt_set() -> SigSet {
+    [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP].into_iter().collect()
 }
 
 /// Step one of interrupt handling, while the process is single-threaded:
 /// block SIGINT, SIGTERM and SIGHUP so that every thread started later
 /// leaves them to the watcher. (Processes of the case unblock them.)
 pub fn block_interrupts() {
-    let set = interrupt_set();
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    let _ = interrupt_set().thread_block();
 }
 
 /// Step two: a thread that waits for those signals, writes back what running
@@ -43,26 +36,22 @@ pub fn block_interrupts() {
 pub fn watch_interrupts() {
     std::thread::spawn(|| {
         let set = interrupt_set();
-        let mut sig = 0;
-        if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
-            return;
-        }
+        let Ok(sig) = set.wait() else { return };
         if let Ok(p) = PENDING.lock() {
             for (_, path, value) in p.iter() {
                 let _ = write_back(path, value);
             }
         }
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            libc::raise(sig);
-        }
+        // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        let _ = set.thread_unblock();
+        let _ = raise(sig);
     });
 }
 
 /// The lock a trial holds while it runs.
 pub struct Lock {
-    _dir: std::fs::File,
+    _dir: Flock<std::fs::File>,
 }
 
 impl Lock {
@@ -77,15 +66,17 @@ impl Lock {
     }
 
     fn take_on(path: &str, exclusive: bool) -> Result<Lock, String> {
-        let dir = std::fs::File::open(path).map_err(|e| format!("cannot open {path} to lock it: {e}"))?;
-        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        let mut dir = std::fs::File::open(path).map_err(|e| format!("cannot open {path} to lock it: {e}"))?;
+        let op = if exclusive {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockShared
+        };
         loop {
-            if unsafe { libc::flock(dir.as_raw_fd(), op) } == 0 {
-                return Ok(Lock { _dir: dir });
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(format!("flock {path}: {e}"));
+            match Flock::lock(dir, op) {
+                Ok(l) => return Ok(Lock { _dir: l }),
+                Err((d, nix::errno::Errno::EINTR)) => dir = d,
+                Err((_, e)) => return Err(format!("flock {path}: {e}")),
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::spawn::zygote::Zygote;
 use libtest_mimic::Failed;
 use std::fmt::Write;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 /// Time a killed sandbox gets to disappear before the harness stops waiting.
@@ -64,14 +64,14 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
             deadline = now + GRACE;
             continue;
         }
-        let mut p = libc::pollfd {
-            fd: run.results.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = (deadline - now).as_millis().min(i32::MAX as u128) as i32;
-        let r = unsafe { libc::poll(&mut p, 1, ms.max(1)) };
-        if r <= 0 {
+        // At least a millisecond: a shorter wait would round down to a busy loop.
+        let wait = (deadline - now).max(Duration::from_millis(1));
+        let t = nix::poll::PollTimeout::try_from(wait).unwrap_or(nix::poll::PollTimeout::MAX);
+        let mut p = [nix::poll::PollFd::new(
+            run.results.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        if !nix::poll::poll(&mut p, t).is_ok_and(|n| n > 0) {
             continue;
         }
         match run.results.read(&mut chunk) {

@@ -5,10 +5,96 @@
 
 use super::wire::{self, Msg};
 use nix::errno::Errno;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, setsockopt,
+    socketpair, sockopt,
+};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
 const MAX_MSG: usize = 1 << 18;
+
+/// A connected SOCK_SEQPACKET pair, close-on-exec.
+pub(super) fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), Errno> {
+    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+}
+
+/// Send `bytes` as one packet on `sock`, with `fd` attached (SCM_RIGHTS) if
+/// given. The one sender of the zygote's requests and of channel messages.
+pub(super) fn send_packet(sock: RawFd, bytes: &[u8], fd: Option<RawFd>) -> Result<(), Errno> {
+    let iov = [IoSlice::new(bytes)];
+    let fds;
+    let cmsgs: &[ControlMessage] = match fd {
+        Some(f) => {
+            fds = [f];
+            &[ControlMessage::ScmRights(&fds)]
+        }
+        None => &[],
+    };
+    loop {
+        match sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(drop),
+        }
+    }
+}
+
+/// What came with a packet besides its bytes.
+#[derive(Default)]
+pub(super) struct Received {
+    pub len: usize,
+    /// The first fd passed (SCM_RIGHTS); any others are closed.
+    pub fd: Option<OwnedFd>,
+    /// The sender's pid as this process sees it, if credentials are passed.
+    pub pid: Option<libc::pid_t>,
+}
+
+/// Room for one SCM_CREDENTIALS and a few fds, aligned as cmsghdr needs.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 128]);
+
+/// Receive one packet into `buf` (close-on-exec for passed fds). `Ok(None)`
+/// when the peer is gone; `EMSGSIZE` when the packet did not fit in `buf`.
+pub(super) fn recv_packet(sock: RawFd, buf: &mut [u8]) -> Result<Option<Received>, Errno> {
+    let mut cbuf = CmsgBuf([0; 128]);
+    loop {
+        let mut iov = [IoSliceMut::new(buf)];
+        let msg = match recvmsg::<()>(sock, &mut iov, Some(&mut cbuf.0), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECONNRESET) => return Ok(None),
+            r => r?,
+        };
+        let mut got = Received {
+            len: msg.bytes,
+            ..Default::default()
+        };
+        for c in msg.cmsgs()? {
+            match c {
+                ControlMessageOwned::ScmRights(fds) => {
+                    for f in fds {
+                        // SAFETY: the kernel just installed `f` in this
+                        // process for us; nothing else knows of it.
+                        let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                        if got.fd.is_none() {
+                            got.fd = Some(owned);
+                        }
+                    }
+                }
+                ControlMessageOwned::ScmCredentials(cred) => got.pid = Some(cred.pid()),
+                _ => {}
+            }
+        }
+        if msg.flags.contains(MsgFlags::MSG_TRUNC) {
+            return Err(Errno::EMSGSIZE);
+        }
+        if msg.bytes == 0 && got.fd.is_none() {
+            return Ok(None);
+        }
+        return Ok(Some(got));
+    }
+}
 
 pub struct Channel {
     fd: OwnedFd,
@@ -20,22 +106,10 @@ static OPEN: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 
 impl Channel {
     pub fn pair() -> Result<(Channel, Channel), Errno> {
-        let mut fds = [0; 2];
-        let r = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-                0,
-                fds.as_mut_ptr(),
-            )
-        };
-        if r < 0 {
-            return Err(Errno::last());
-        }
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let (a, b) = seqpacket_pair()?;
         let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-        open.push(fds[0]);
-        open.push(fds[1]);
+        open.push(a.as_raw_fd());
+        open.push(b.as_raw_fd());
         Ok((Channel::wrap(a), Channel::wrap(b)))
     }
 
@@ -44,6 +118,7 @@ impl Channel {
     /// # Safety
     /// `fd` must be an open SOCK_SEQPACKET socket owned by nobody else here.
     pub unsafe fn from_raw(fd: RawFd) -> Channel {
+        // SAFETY: the caller vouches that `fd` is open and ours alone.
         Channel::wrap(unsafe { OwnedFd::from_raw_fd(fd) })
     }
 
@@ -63,7 +138,10 @@ impl Channel {
         let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
         for fd in open.drain(..) {
             if !keep.contains(&fd) {
-                unsafe { libc::close(fd) };
+                // SAFETY: `fd` is a channel end this process inherited; its
+                // Channel lives on in the parent only (this copy of it is
+                // never used in this process, which is why it is closed).
+                let _ = nix::unistd::close(unsafe { OwnedFd::from_raw_fd(fd) });
             }
         }
         open.extend_from_slice(keep);
@@ -76,30 +154,11 @@ impl Channel {
     }
 
     pub fn pass_credentials(&self) {
-        let one: libc::c_int = 1;
-        unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PASSCRED,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as u32,
-            );
-        }
+        let _ = setsockopt(&self.fd, sockopt::PassCred, &true);
     }
 
     pub fn send(&self, m: &Msg) -> Result<(), Errno> {
-        let b = wire::encode(m);
-        loop {
-            let r = unsafe { libc::send(self.fd.as_raw_fd(), b.as_ptr().cast(), b.len(), libc::MSG_NOSIGNAL) };
-            if r >= 0 {
-                return Ok(());
-            }
-            let e = Errno::last();
-            if e != Errno::EINTR {
-                return Err(e);
-            }
-        }
+        send_packet(self.fd.as_raw_fd(), &wire::encode(m), None)
     }
 
     /// The next message; `None` when the other side has gone.
@@ -122,75 +181,63 @@ impl Channel {
         if buf.len() < size.max(1) {
             buf.resize(size.max(1), 0);
         }
-        let mut cbuf = [0u64; 8];
-        loop {
-            let mut iov = libc::iovec {
-                iov_base: buf.as_mut_ptr().cast(),
-                iov_len: buf.len(),
-            };
-            let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-            hdr.msg_iov = &mut iov;
-            hdr.msg_iovlen = 1;
-            hdr.msg_control = cbuf.as_mut_ptr().cast();
-            hdr.msg_controllen = std::mem::size_of_val(&cbuf);
-            let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut hdr, libc::MSG_CMSG_CLOEXEC) };
-            if n < 0 {
-                let e = Errno::last();
-                if e == Errno::EINTR {
-                    continue;
-                }
-                if e == Errno::ECONNRESET {
-                    return Ok(None);
-                }
-                return Err(format!("recvmsg: {e}"));
-            }
-            if n == 0 {
-                return Ok(None);
-            }
-            if hdr.msg_flags & libc::MSG_TRUNC != 0 {
-                return Err("a message was larger than the channel allows".into());
-            }
-            let mut pid = None;
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(&hdr);
-                while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
-                        let cred = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::ucred);
-                        pid = Some(cred.pid);
-                    }
-                    c = libc::CMSG_NXTHDR(&hdr, c);
-                }
-            }
-            return wire::decode(&buf[..n as usize]).map(|m| Some((m, pid)));
+        match recv_packet(self.fd.as_raw_fd(), &mut buf) {
+            Ok(None) => Ok(None),
+            Ok(Some(r)) => wire::decode(&buf[..r.len]).map(|m| Some((m, r.pid))),
+            Err(Errno::EMSGSIZE) => Err("a message was larger than the channel allows".into()),
+            Err(e) => Err(format!("recvmsg: {e}")),
         }
     }
 
     /// Wait up to `timeout` for the socket to be readable.
     pub fn readable_within(&self, timeout: std::time::Duration) -> bool {
-        let mut p = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let t = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
         loop {
-            let r = unsafe { libc::poll(&mut p, 1, ms) };
-            if r < 0 && Errno::last() == Errno::EINTR {
-                continue;
+            match poll(&mut [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)], t) {
+                Err(Errno::EINTR) => continue,
+                r => return r.is_ok_and(|n| n > 0),
             }
-            return r > 0;
         }
     }
 
     /// Clear close-on-exec so an exec'd probe inherits this end.
     pub fn inheritable(&self) -> Result<(), Errno> {
-        let r = unsafe { libc::fcntl(self.fd.as_raw_fd(), libc::F_SETFD, 0) };
-        if r < 0 { Err(Errno::last()) } else { Ok(()) }
+        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        fcntl(&self.fd, FcntlArg::F_SETFD(FdFlag::empty())).map(drop)
     }
 }
 
 impl Drop for Channel {
     fn drop(&mut self) {
         Channel::forget(self.fd.as_raw_fd());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one helper carries an fd and, once asked, the sender's pid.
+    #[test]
+    fn a_packet_carries_an_fd_and_credentials() {
+        let (a, b) = seqpacket_pair().expect("socketpair");
+        setsockopt(&b, sockopt::PassCred, &true).expect("SO_PASSCRED");
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        send_packet(a.as_raw_fd(), b"L 1", Some(w.as_raw_fd())).expect("send");
+        drop(w);
+        let mut buf = [0u8; 8];
+        let got = recv_packet(b.as_raw_fd(), &mut buf).expect("recv").expect("a packet");
+        assert_eq!(&buf[..got.len], b"L 1");
+        assert_eq!(got.pid, Some(nix::unistd::getpid().as_raw()));
+        let passed = got.fd.expect("an fd");
+        nix::unistd::write(&passed, b"x").expect("write through the passed fd");
+        drop(passed);
+        let mut one = [0u8; 2];
+        assert_eq!(nix::unistd::read(&r, &mut one), Ok(1));
+        // Too long for the buffer: refused, not cut.
+        send_packet(a.as_raw_fd(), &[1; 16], None).expect("send");
+        assert!(matches!(recv_packet(b.as_raw_fd(), &mut buf), Err(Errno::EMSGSIZE)));
+        drop(a);
+        assert!(recv_packet(b.as_raw_fd(), &mut buf).expect("eof").is_none());
     }
 }

@@ -15,6 +15,11 @@
 //! timeout stays well below) falls back to malloc for good, so its memory
 //! stays bounded; it is then no worse off than without the region.
 //!
+//! The library only provides the allocator: a binary that runs sandboxes
+//! declares it (`#[global_allocator]`, as `main.rs` and the suite test do),
+//! so other binaries linking the library keep malloc. Where it is not the
+//! global allocator, [`switch_on`] does nothing.
+//!
 //! Memory is reused only through `NEXT`: a successful exchange that takes
 //! bytes acquires, one that gives them back releases, so a block handed out
 //! again is ordered after every access of its previous owner.
@@ -38,6 +43,30 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 static END: AtomicUsize = AtomicUsize::new(0);
 /// The region ran out: new blocks come from malloc, so frees go there too.
 static SPENT: AtomicBool = AtomicBool::new(false);
+/// Some allocation came through ForkHeap: it is the global allocator.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this binary declared ForkHeap its global allocator (known from
+/// its first allocation, long before any sandbox starts).
+///
+/// ```
+/// // A binary that does not declare it keeps malloc, and the sandbox's
+/// // switch leaves it so.
+/// use nsconform::spawn::fork_heap;
+/// let v = vec![1u8; 16];
+/// assert!(!fork_heap::installed());
+/// fork_heap::switch_on();
+/// assert!(!fork_heap::active());
+/// drop(v);
+/// ```
+pub fn installed() -> bool {
+    INSTALLED.load(Relaxed)
+}
+
+/// Whether this process allocates from a region.
+pub fn active() -> bool {
+    on()
+}
 
 pub struct ForkHeap;
 
@@ -45,9 +74,18 @@ pub struct ForkHeap;
 /// it forks. Call it first thing in a freshly forked process, while it has
 /// a single thread.
 pub fn switch_on() {
+    // Without the declaration the region would never be used: not even mapped.
+    if installed() {
+        map_region();
+    }
+}
+
+fn map_region() {
     if BASE.load(Relaxed) != 0 {
         return;
     }
+    // SAFETY: a fresh anonymous mapping, at an address of the kernel's choice,
+    // touches no memory of ours.
     let p = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -94,8 +132,15 @@ fn bump(layout: Layout) -> Option<*mut u8> {
     }
 }
 
+// SAFETY: blocks of the region are aligned and disjoint (`bump` hands out
+// each byte once until it is given back by its owner); the others are
+// malloc's, returned to malloc.
 unsafe impl GlobalAlloc for ForkHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // A load first: after the first allocation no thread writes the line.
+        if !INSTALLED.load(Relaxed) {
+            INSTALLED.store(true, Relaxed);
+        }
         if on()
             && !SPENT.load(Relaxed)
             && layout.size() < LARGE
@@ -103,6 +148,7 @@ unsafe impl GlobalAlloc for ForkHeap {
         {
             return p;
         }
+        // SAFETY: the caller's layout, passed on.
         unsafe { System.alloc(layout) }
     }
 
@@ -114,6 +160,7 @@ unsafe impl GlobalAlloc for ForkHeap {
             return;
         }
         if !on() || SPENT.load(Relaxed) || layout.size() >= LARGE {
+            // SAFETY: not a region block, so malloc's, with the layout it was given.
             unsafe { System.dealloc(ptr, layout) }
         }
         // Otherwise a small inherited block: freeing it would copy heap pages.
@@ -136,13 +183,17 @@ unsafe impl GlobalAlloc for ForkHeap {
                 return ptr;
             }
         } else if !on() || SPENT.load(Relaxed) || (layout.size() >= LARGE && new_size >= LARGE) {
+            // SAFETY: a block malloc gave (see dealloc), with its layout.
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
             return std::ptr::null_mut();
         };
+        // SAFETY: a valid, non-zero-size layout (new_size > 0 per realloc's contract).
         let new = unsafe { self.alloc(new_layout) };
         if !new.is_null() {
+            // SAFETY: both blocks are live and distinct, each at least as
+            // long as the bytes copied; `ptr` is not used after dealloc.
             unsafe {
                 std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
                 self.dealloc(ptr, layout);
@@ -161,8 +212,14 @@ mod tests {
     /// reused after it is freed.
     #[test]
     fn region_blocks_in_a_fork() {
+        // SAFETY: the child runs this test's code only and leaves by _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // The library's unit tests declare ForkHeap (lib.rs, cfg(test)).
+            if !installed() {
+                // SAFETY: _exit ends the child at once.
+                unsafe { libc::_exit(2) };
+            }
             switch_on();
             let ok = (|| {
                 let h = ForkHeap;

@@ -53,6 +53,9 @@ fn close_others(keep: &[RawFd]) {
     for &fd in sorted.iter().chain(std::iter::once(&u32::MAX)) {
         if fd > from {
             let to = if fd == u32::MAX { u32::MAX } else { fd - 1 };
+            // nix has no close_range.
+            // SAFETY: the fds in range are ours to close: nothing of the
+            // sandbox refers to them (it keeps only `keep`).
             ok &= unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) } == 0;
         }
         from = fd.saturating_add(1);
@@ -66,6 +69,7 @@ fn close_others(keep: &[RawFd]) {
     };
     for fd in fds {
         if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: as above; at worst the fd is already closed (EBADF).
             unsafe { libc::close(fd) };
         }
     }
@@ -73,6 +77,7 @@ fn close_others(keep: &[RawFd]) {
 
 extern "C" fn on_alarm(_: libc::c_int) {
     // The harness enforces timeouts; this only ends a sandbox whose harness vanished.
+    // SAFETY: _exit is async-signal-safe.
     unsafe { libc::_exit(124) };
 }
 
@@ -88,19 +93,20 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
         keep.push(g.as_raw_fd());
     }
     close_others(&keep);
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    {
+        use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
         // Default dispositions for every process of the case: the Rust
         // runtime's SIGSEGV/SIGBUS handlers and ignored SIGPIPE are the only
         // others the zygote has. So a crash is a crash, and signal semantics
         // are the kernel's.
-        for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGPIPE] {
-            libc::signal(sig, libc::SIG_DFL);
+        for sig in [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGPIPE] {
+            // SAFETY: SIG_DFL runs no code in signal context.
+            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
         }
-        libc::signal(libc::SIGALRM, on_alarm as *const () as libc::sighandler_t);
-        libc::alarm(spec.case.timeout.as_secs() as u32 + 30);
+        // SAFETY: on_alarm only calls _exit, which is async-signal-safe.
+        let _ = unsafe { signal(Signal::SIGALRM, SigHandler::Handler(on_alarm)) };
+        nix::unistd::alarm::set(spec.case.timeout.as_secs() as u32 + 30);
     }
     let mut out = SandboxOut::new(pipe);
     if let Some(g) = go {
@@ -207,7 +213,7 @@ fn bind_probe(exe: Option<&std::fs::File>) -> Result<(), String> {
 
 /// As pid 1 of the sandbox: kill whatever the case left and reap it.
 fn end_everything() {
-    unsafe { libc::kill(-1, libc::SIGKILL) };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), nix::sys::signal::Signal::SIGKILL);
     while nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::__WALL)).is_ok() {}
 }
 
@@ -242,6 +248,8 @@ fn setup(env: &RunEnv) -> Result<(), String> {
         std::fs::write("/proc/sys/kernel/pid_max", max.to_string()).map_err(|e| format!("capping pid_max: {e}"))?;
     }
     nix::unistd::sethostname(HOSTNAME).map_err(|e| format!("sethostname: {e}"))?;
+    // nix has no setdomainname.
+    // SAFETY: the kernel reads len bytes of a static string.
     if unsafe { libc::setdomainname(DOMAINNAME.as_ptr().cast(), DOMAINNAME.len()) } < 0 {
         return Err(format!("setdomainname: {}", nix::errno::Errno::last()));
     }
@@ -313,7 +321,8 @@ fn minimal_dev() -> Result<(), String> {
     std::fs::remove_dir(stage).map_err(|e| format!("{stage}: {e}"))
 }
 
-/// Every mount read-only, in one call where the kernel has mount_setattr.
+/// Every mount read-only, in one call where the kernel has mount_setattr
+/// (and NSCONFORM_PRETEND_MISSING does not name it).
 fn make_readonly() -> Result<(), String> {
     const MOUNT_ATTR_RDONLY: u64 = 1;
     const AT_RECURSIVE: u32 = 0x8000;
@@ -322,11 +331,38 @@ fn make_readonly() -> Result<(), String> {
         ..Default::default()
     };
     let size = std::mem::size_of::<sys::MountAttr>();
-    if sys::mount_setattr(libc::AT_FDCWD, c"/", AT_RECURSIVE, &attr, size).is_ok() {
+    if !pretended_missing("mount_setattr")
+        && sys::mount_setattr(libc::AT_FDCWD, c"/", AT_RECURSIVE, &attr, size).is_ok()
+    {
         return Ok(());
     }
     // Older kernels: remount each mount read-only, keeping its other flags.
     let mounts = crate::observe::mounts::read("/proc/self/mountinfo")?;
+    remount_each_readonly(&mounts, |path, flags| {
+        let none: Option<&str> = None;
+        nix::mount::mount(none, path, none, flags, none)
+    })
+}
+
+/// Whether NSCONFORM_PRETEND_MISSING names `feature` (so the sandbox takes
+/// the path older kernels take, for tests).
+fn pretended_missing(feature: &str) -> bool {
+    std::env::var_os(crate::plan::features::PRETEND_ENV)
+        .is_some_and(|v| v.to_string_lossy().split(',').any(|n| n.trim() == feature))
+}
+
+/// Remount every mount of `mounts` read-only through `remount`; the first
+/// mount that stays writable is an error naming it. A mount whose path no
+/// longer leads to it is left: ENOENT (its mount point was deleted or lies
+/// under another mount's deleted directory) and EACCES (a directory on the
+/// way the sandbox's root may not search, in a user namespace) mean no
+/// process of the case, which has fewer rights still, can reach it by path
+/// either, and the sandbox holds no fd into it.
+fn remount_each_readonly(
+    mounts: &[crate::observe::mounts::MountInfo],
+    remount: impl Fn(&str, MsFlags) -> Result<(), nix::errno::Errno>,
+) -> Result<(), String> {
+    use nix::errno::Errno;
     for m in mounts {
         let mut f = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
         for (opt, flag) in [
@@ -338,8 +374,15 @@ fn make_readonly() -> Result<(), String> {
                 f |= flag;
             }
         }
-        let none: Option<&str> = None;
-        let _ = nix::mount::mount(none, m.mount_point.as_str(), none, f, none);
+        match remount(&m.mount_point, f) {
+            Ok(()) | Err(Errno::ENOENT | Errno::EACCES) => {}
+            Err(e) => {
+                return Err(format!(
+                    "cannot make {} ({}, mount {}) read-only: {e}",
+                    m.mount_point, m.fstype, m.id
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -352,6 +395,109 @@ fn become_unprivileged(env: &RunEnv) -> Result<(), String> {
     std::fs::write("/proc/self/uid_map", format!("{} 0 1", env.uid)).map_err(|e| format!("uid_map: {e}"))?;
     std::fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("setgroups: {e}"))?;
     std::fs::write("/proc/self/gid_map", format!("{} 0 1", env.gid)).map_err(|e| format!("gid_map: {e}"))?;
+    // nix's prctl module has no PR_CAP_AMBIENT.
+    // SAFETY: integer arguments only.
     unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
     sys::capset(0, 0, 0).map_err(|e| format!("dropping capabilities: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::mounts::MountInfo;
+    use nix::errno::Errno;
+
+    fn at(point: &str, options: &str) -> MountInfo {
+        MountInfo {
+            id: 7,
+            parent: 1,
+            root: "/".into(),
+            mount_point: point.into(),
+            options: options.into(),
+            optional: Vec::new(),
+            fstype: "tmpfs".into(),
+            source: "none".into(),
+        }
+    }
+
+    #[test]
+    fn a_mount_that_stays_writable_is_an_error_naming_it() {
+        let mounts = [at("/a", "rw"), at("/b", "rw,nosuid,noexec"), at("/c", "rw")];
+        let tried = std::cell::RefCell::new(Vec::new());
+        let r = remount_each_readonly(&mounts, |p, f| {
+            tried.borrow_mut().push(p.to_string());
+            assert!(f.contains(MsFlags::MS_RDONLY | MsFlags::MS_REMOUNT | MsFlags::MS_BIND));
+            if p == "/b" {
+                assert!(f.contains(MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC) && !f.contains(MsFlags::MS_NODEV));
+                Err(Errno::EBUSY)
+            } else {
+                Ok(())
+            }
+        });
+        let e = r.unwrap_err();
+        assert!(e.contains("/b") && e.contains("EBUSY"), "{e}");
+        assert_eq!(*tried.borrow(), ["/a", "/b"]);
+    }
+
+    #[test]
+    fn mounts_no_path_reaches_are_left() {
+        let mounts = [at("/gone", "rw"), at("/hidden", "rw"), at("/x", "rw")];
+        let r = remount_each_readonly(&mounts, |p, _| match p {
+            "/gone" => Err(Errno::ENOENT),
+            "/hidden" => Err(Errno::EACCES),
+            _ => Ok(()),
+        });
+        assert_eq!(r, Ok(()));
+    }
+
+    /// The fallback for real, in a mount namespace of a child: every mount
+    /// becomes read-only, and one with a file open for writing (which the
+    /// kernel refuses to remount read-only) fails it by name.
+    #[test]
+    fn the_fallback_remounts_or_names_what_it_could_not() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let point = dir.path().to_str().expect("utf-8").to_string();
+        // SAFETY: the child runs this test's code only and leaves by _exit;
+        // glibc's malloc is usable after fork.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                let code = (|| {
+                    let none: Option<&str> = None;
+                    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|_| 10)?;
+                    nix::mount::mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(|_| 11)?;
+                    nix::mount::mount(Some("tmpfs"), point.as_str(), Some("tmpfs"), MsFlags::empty(), none)
+                        .map_err(|_| 12)?;
+                    let writer = std::fs::File::create(format!("{point}/f")).map_err(|_| 13)?;
+                    let mounts = crate::observe::mounts::read("/proc/self/mountinfo").map_err(|_| 14)?;
+                    let remount = |p: &str, f: MsFlags| nix::mount::mount(none, p, none, f, none);
+                    match remount_each_readonly(&mounts, remount) {
+                        Err(e) if e.contains(&point) && e.contains("EBUSY") => {}
+                        _ => return Err(15),
+                    }
+                    drop(writer);
+                    remount_each_readonly(&mounts, remount).map_err(|_| 16)?;
+                    let ro = |p: &str| {
+                        nix::sys::statvfs::statvfs(p)
+                            .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+                    };
+                    if !ro("/") || !ro(point.as_str()) {
+                        return Err(17);
+                    }
+                    Ok(())
+                })()
+                .err()
+                .unwrap_or(0);
+                // SAFETY: leaves the child without running the test harness's code.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).expect("waitpid");
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+    }
 }

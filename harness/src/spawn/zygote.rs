@@ -8,16 +8,21 @@
 //! (PR_SET_PDEATHSIG), each sandbox dies with the zygote, and a sandbox's
 //! death ends its pid namespace with every process of the case.
 
+use super::channel::{self, send_packet};
 use super::sandbox;
 use super::wire::{Msg, Report, describe_status, frame};
 use crate::plan::{RunEnv, TrialSpec};
 use crate::runner::Runner;
 use crate::sys;
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Zygote {
@@ -31,53 +36,6 @@ pub struct Started {
     pub results: std::fs::File,
 }
 
-fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0; 2];
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    } < 0
-    {
-        return Err(format!("socketpair: {}", Errno::last()));
-    }
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn send_with_fd(sock: RawFd, text: &str, fd: Option<RawFd>) -> Result<(), Errno> {
-    let mut iov = libc::iovec {
-        iov_base: text.as_ptr() as *mut _,
-        iov_len: text.len(),
-    };
-    let mut cbuf = [0u64; 4];
-    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-    hdr.msg_iov = &mut iov;
-    hdr.msg_iovlen = 1;
-    if let Some(fd) = fd {
-        hdr.msg_control = cbuf.as_mut_ptr().cast();
-        hdr.msg_controllen = unsafe { libc::CMSG_SPACE(4) } as usize;
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&hdr);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut RawFd, fd);
-        }
-    }
-    loop {
-        let r = unsafe { libc::sendmsg(sock, &hdr, libc::MSG_NOSIGNAL) };
-        if r >= 0 {
-            return Ok(());
-        }
-        if Errno::last() != Errno::EINTR {
-            return Err(Errno::last());
-        }
-    }
-}
-
 /// The largest launch request (a trial, encoded).
 const REQUEST_MAX: usize = 64 * 1024;
 
@@ -86,51 +44,23 @@ fn recv_with_fd(sock: RawFd) -> Result<Option<(String, Option<OwnedFd>)>, Errno>
     // write (and, with sandboxes sharing the zygote's pages, copy) 16 pages.
     let size = sys::next_packet_size(sock)?.min(REQUEST_MAX);
     let mut buf = vec![0u8; size.max(1)];
-    let mut cbuf = [0u64; 4];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
-    hdr.msg_iov = &mut iov;
-    hdr.msg_iovlen = 1;
-    hdr.msg_control = cbuf.as_mut_ptr().cast();
-    hdr.msg_controllen = std::mem::size_of_val(&cbuf);
-    let n = loop {
-        let r = unsafe { libc::recvmsg(sock, &mut hdr, libc::MSG_CMSG_CLOEXEC) };
-        if r >= 0 {
-            break r as usize;
-        }
-        if Errno::last() != Errno::EINTR {
-            return Err(Errno::last());
-        }
-    };
-    if n == 0 {
-        return Ok(None);
-    }
-    let mut fd = None;
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&hdr);
-        if !c.is_null() && (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-            fd = Some(OwnedFd::from_raw_fd(std::ptr::read_unaligned(
-                libc::CMSG_DATA(c) as *const RawFd
-            )));
-        }
-    }
-    Ok(Some((String::from_utf8_lossy(&buf[..n]).into_owned(), fd)))
+    Ok(channel::recv_packet(sock, &mut buf)?.map(|r| (String::from_utf8_lossy(&buf[..r.len]).into_owned(), r.fd)))
 }
 
 impl Zygote {
     /// Fork the zygote. Must be called while the process is single-threaded.
     pub fn start(env: &RunEnv, runner: &dyn Runner) -> Result<Zygote, String> {
-        let (ours, theirs) = seqpacket_pair()?;
-        let harness = unsafe { libc::getpid() };
+        let (ours, theirs) = channel::seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
+        let harness = nix::unistd::getpid().as_raw();
+        // SAFETY: the caller forks while single-threaded (see above), so the
+        // child may run any code.
         match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
                 sys::die_with_parent(Some(harness));
                 // What the harness allocated before the fork is only read here;
                 // hand free heap back so sandboxes start from few pages.
+                // SAFETY: malloc_trim only returns free memory to the kernel.
                 unsafe { libc::malloc_trim(0) };
                 crate::entry::run_quiet(|| {
                     // The zygote writes a sandbox's exit status into a results
@@ -164,8 +94,12 @@ impl Zygote {
                 spec.len()
             ));
         }
-        send_with_fd(self.sock.as_raw_fd(), &format!("L {id}\n{spec}"), Some(w.as_raw_fd()))
-            .map_err(|e| format!("the zygote is gone ({e})"))?;
+        send_packet(
+            self.sock.as_raw_fd(),
+            format!("L {id}\n{spec}").as_bytes(),
+            Some(w.as_raw_fd()),
+        )
+        .map_err(|e| format!("the zygote is gone ({e})"))?;
         drop(w);
         Ok(Started {
             id,
@@ -175,7 +109,7 @@ impl Zygote {
 
     /// SIGKILL the sandbox `id` (its whole pid namespace goes with it).
     pub fn kill(&self, id: u64) {
-        let _ = send_with_fd(self.sock.as_raw_fd(), &format!("K {id}"), None);
+        let _ = send_packet(self.sock.as_raw_fd(), format!("K {id}").as_bytes(), None);
     }
 }
 
@@ -190,44 +124,33 @@ fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
         crate::machine::fswatch::targets();
     }
     // SIGCHLD arrives through a signalfd so reaping happens in the poll loop.
-    let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe {
-        libc::sigemptyset(&mut mask);
-        libc::sigaddset(&mut mask, libc::SIGCHLD);
-        // Only SIGCHLD: the harness's blocked interrupts would outlive it here.
-        libc::sigprocmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
-    }
-    let sfd = unsafe { libc::signalfd(-1, &mask, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
-    if sfd < 0 {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    // Only SIGCHLD: the harness's blocked interrupts would outlive it here.
+    if sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None).is_err() {
         return 1;
     }
-    let sfd = unsafe { OwnedFd::from_raw_fd(sfd) };
+    let Ok(sfd) = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) else {
+        return 1;
+    };
     let mut live: HashMap<u64, Live> = HashMap::new();
     loop {
         let mut fds = [
-            libc::pollfd {
-                fd: sock.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: sfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
         ];
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-            if Errno::last() == Errno::EINTR {
-                continue;
-            }
-            break;
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+            Ok(_) => {}
         }
-        if fds[1].revents != 0 {
-            let mut info = [0u8; 128];
-            while unsafe { libc::read(sfd.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) } > 0 {}
+        let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
+        let (request, child) = (ready(&fds[0]), ready(&fds[1]));
+        if child {
+            while let Ok(Some(_)) = sfd.read_signal() {}
             reap(&mut live);
         }
-        if fds[0].revents != 0 {
+        if request {
             match recv_with_fd(sock.as_raw_fd()) {
                 Ok(Some((text, fd))) => handle(&text, fd, &mut live, env, runner),
                 _ => break,
@@ -236,7 +159,7 @@ fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
     }
     // The harness is gone: take every sandbox down with us.
     for l in live.values() {
-        unsafe { libc::kill(l.pid, libc::SIGKILL) };
+        let _ = kill(Pid::from_raw(l.pid), Signal::SIGKILL);
     }
     0
 }
@@ -264,7 +187,7 @@ fn handle(text: &str, fd: Option<OwnedFd>, live: &mut HashMap<u64, Live>, env: &
         }
         (["K", id], None) => {
             if let Some(l) = id.parse::<u64>().ok().and_then(|id| live.get(&id)) {
-                unsafe { libc::kill(l.pid, libc::SIGKILL) };
+                let _ = kill(Pid::from_raw(l.pid), Signal::SIGKILL);
             }
         }
         _ => {}
@@ -282,9 +205,16 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
     // Fork-like (no stack of its own): the zygote is single-threaded, and a
     // fresh stack per sandbox would cost more than the namespaces.
     let flags = sandbox::flags(env) as u64 | libc::SIGCHLD as u64;
+    // nix's clone wants a stack of its own; this one returns twice like fork.
+    // SAFETY: no CLONE_VM or thread flags, and the zygote is single-threaded,
+    // so the child is an ordinary fork in new namespaces.
     let pid = match unsafe { sys::clone_raw(flags) }.map_err(|e| format!("clone: {e}"))? {
         0 => {
+            // SAFETY: in the child, the parent's OwnedFds for these fds are
+            // never dropped (the sandbox ends with an exit, not a return), so
+            // each has one owner here.
             let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
+            // SAFETY: as above.
             let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
             crate::entry::run_quiet(|| sandbox::main(spec, env, runner, pipe, go))
         }
@@ -298,7 +228,7 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
             std::fs::write(format!("/proc/{pid}/gid_map"), format!("0 {} 1", env.egid))
         })();
         if let Err(e) = r {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(nix::unistd::Pid::from_raw(pid), None);
             return Err(format!("writing the sandbox's id maps: {e}"));
         }
