@@ -5,7 +5,8 @@
 //! a process's end differed undeclared, or an `expect` no longer held. The
 //! target for that count is none.
 
-use crate::compare::{self, Row};
+use crate::compare;
+use crate::outcome::Row;
 use crate::plan::{self, Features, RunEnv, TrialSpec};
 use crate::report::{self, Outcome, format};
 use crate::spawn::zygote::Zygote;

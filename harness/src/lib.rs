@@ -19,6 +19,7 @@ pub mod mutate;
 pub mod netlink;
 pub mod observe;
 pub mod ops;
+pub mod outcome;
 pub mod plan;
 pub mod report;
 pub mod runner;

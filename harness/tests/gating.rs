@@ -311,5 +311,5 @@ fn coverage_min_fails_below_the_bar() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o).contains("usage"));
+    assert!(text(&o).to_lowercase().contains("usage"), "{}", text(&o));
 }

@@ -8,35 +8,13 @@ pub mod eval;
 
 use crate::load::Case;
 use crate::load::expect::{CREATOR, Check, MountExpect, ObsKey};
+use crate::outcome::{Declared, Obs, Report, Row, Snapshot, StepFailure};
 use crate::plan::procs;
-use crate::spawn::wire::{Obs, Report, Snapshot, StepFailure};
 use crate::value::Value;
 use eval::Vars;
 
-/// One assertion's outcome, for the side-by-side report.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Row {
-    pub proc_label: String,
-    pub at: String,
-    pub key: String,
-    pub expected: String,
-    pub observed: String,
-    pub held: bool,
-    pub isolation: bool,
-    /// The value could not be observed (the process never got there, or a read failed).
-    pub unobserved: bool,
-}
-
 pub struct Verdict {
     pub rows: Vec<Row>,
-}
-
-/// A step whose outcome differed in the control as its `in_control` marker
-/// declares: the failure as the control saw it, and the marker's reason.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Declared {
-    pub failure: StepFailure,
-    pub why: String,
 }
 
 /// A control's assertions, sorted by what they say about it. It proves

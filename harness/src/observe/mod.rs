@@ -14,7 +14,7 @@ pub use procfs::normalize as normalize_text;
 
 use crate::load::expect::{CapSet, ObsKey};
 use crate::load::ns::NsLink;
-use crate::spawn::wire::Obs;
+use crate::outcome::Obs;
 use crate::value::Value;
 use std::collections::BTreeMap;
 

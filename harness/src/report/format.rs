@@ -1,8 +1,7 @@
 //! Failure text: expected and observed side by side, then step failures,
 //! commands' stderr and sandbox errors.
 
-use crate::compare::{Declared, Row};
-use crate::spawn::wire::{Report, StepFailure};
+use crate::outcome::{Declared, Report, Row, StepFailure};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 

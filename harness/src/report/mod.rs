@@ -7,8 +7,9 @@ pub mod global_state;
 pub mod timings;
 
 use crate::compare::{self, eval::Vars};
+use crate::outcome::Report;
 use crate::plan::{RunEnv, TrialSpec};
-use crate::spawn::wire::{Msg, Report, unframe};
+use crate::spawn::wire::{Msg, unframe};
 use crate::spawn::zygote::Zygote;
 use libtest_mimic::Failed;
 use std::fmt::Write;
@@ -212,7 +213,7 @@ pub fn control_problems(spec: &TrialSpec, report: &Report, verdict: &compare::Ve
             format::table(&rows.broken)
         );
     }
-    let bad: Vec<&compare::Row> = rows.held.iter().chain(&rows.unobserved).copied().collect();
+    let bad: Vec<&crate::outcome::Row> = rows.held.iter().chain(&rows.unobserved).copied().collect();
     if !bad.is_empty() {
         let _ = writeln!(
             out,

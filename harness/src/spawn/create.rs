@@ -4,9 +4,10 @@
 
 use super::channel::Channel;
 use super::script::{Out, Proc, Trial};
-use super::wire::{Msg, StepFailure, describe_status};
+use super::wire::Msg;
 use crate::load::model::{ExitSpec, How, ProcSpec};
 use crate::load::ns::Ns;
+use crate::outcome::{StepFailure, describe_status};
 use crate::runner::Launch;
 use crate::sys;
 use nix::sys::wait::{WaitPidFlag, waitpid};

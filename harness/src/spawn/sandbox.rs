@@ -144,7 +144,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     }
     let ran = sys::mono_us();
     crate::report::settle(&case, &mut report, env, spec.control);
-    report.marks = super::wire::Marks {
+    report.marks = crate::outcome::Marks {
         started,
         ready,
         ran,

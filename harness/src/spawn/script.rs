@@ -2,7 +2,7 @@
 //! snapshots of observations, and where messages go.
 
 use super::channel::Channel;
-use super::wire::{CommandLog, Msg, Report, Snapshot, StepFailure};
+use super::wire::Msg;
 use crate::load::Case;
 use crate::load::expect::{Expect, ObsKey};
 use crate::load::flags::errno_name;
@@ -10,6 +10,7 @@ use crate::load::names::Dur;
 use crate::load::ns::{Ns, NsLink};
 use crate::load::step::{Op, Step};
 use crate::ops::{self, Fail};
+use crate::outcome::{CommandLog, Report, Snapshot, StepFailure};
 use crate::plan::RunEnv;
 use crate::plan::procs;
 use crate::value::Value;
@@ -47,7 +48,7 @@ impl SandboxOut {
     pub fn take(&mut self, m: Msg) {
         match m {
             Msg::Progress { .. } => self.write(&m),
-            other => self.report.absorb(other),
+            other => super::wire::absorb(&mut self.report, other),
         }
     }
 }
@@ -305,8 +306,8 @@ impl<'a> Proc<'a> {
             };
             let check = |c: &crate::load::expect::Check<'_>| {
                 let v = match crate::observe::observe(&c.key(), &ctx) {
-                    super::wire::Obs::Ok(v) => v,
-                    super::wire::Obs::Err(_) => return false,
+                    crate::outcome::Obs::Ok(v) => v,
+                    crate::outcome::Obs::Err(_) => return false,
                 };
                 match c {
                     crate::load::expect::Check::Value(_, m) if m.references().is_empty() => {

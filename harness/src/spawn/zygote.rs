@@ -10,7 +10,8 @@
 
 use super::channel::{self, send_packet};
 use super::sandbox;
-use super::wire::{Msg, Report, describe_status, frame};
+use super::wire::{Msg, frame};
+use crate::outcome::{Report, describe_status};
 use crate::plan::{RunEnv, TrialSpec};
 use crate::runner::Runner;
 use crate::sys;
