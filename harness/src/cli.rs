@@ -81,7 +81,7 @@ pub fn suite() -> ExitCode {
     } else {
         // Parsed once here, so no sandbox parses it again.
         let _ = crate::load::Catalogue::builtin();
-        report::global_state::block_interrupts();
+        crate::machine::global_state::block_interrupts();
         match Zygote::start(&env, runner.as_ref()) {
             Ok(z) => Some(Arc::new(z)),
             Err(e) => {
@@ -109,13 +109,13 @@ pub fn suite() -> ExitCode {
         trials.push(Trial::test(name, move || Err(msg.into())).with_kind("load"));
     }
     if zygote.is_some() {
-        report::global_state::watch_interrupts();
+        crate::machine::global_state::watch_interrupts();
     }
     // The machine's global settings as the run found them (under the lock,
     // so not in the middle of another run's declared change).
     let privileged = env.privileged;
     let baseline = (zygote.is_some() && privileged).then(|| {
-        let _lock = report::global_state::Lock::take(false);
+        let _lock = crate::machine::global_state::Lock::take(false);
         machine::sysctl::Snapshot::take()
     });
     let specs = Arc::new(specs);
@@ -139,9 +139,9 @@ pub fn suite() -> ExitCode {
                 // and after it, one such case at a time (no other case writes
                 // them): what changed is its doing.
                 let watched = privileged && spec.case.may_write_sysctls;
-                let _checked = watched.then(report::global_state::Lock::checked).transpose()?;
-                let _lock = report::global_state::Lock::take(!restore.is_empty())?;
-                let saved = report::global_state::Saved::take(restore)?;
+                let _checked = watched.then(crate::machine::global_state::Lock::checked).transpose()?;
+                let _lock = crate::machine::global_state::Lock::take(!restore.is_empty())?;
+                let saved = crate::machine::global_state::Saved::take(restore)?;
                 let before = watched.then(machine::sysctl::Snapshot::take);
                 let started = std::time::Instant::now();
                 let out = report::collect(zygote, spec, spec.case.timeout);
@@ -175,7 +175,7 @@ pub fn suite() -> ExitCode {
     // Anything no trial was checked for (a case that hid the write from
     // `may_write`) still fails the run, named and put back.
     if let Some(b) = baseline {
-        let _lock = report::global_state::Lock::take(false);
+        let _lock = crate::machine::global_state::Lock::take(false);
         let changed = b.put_back();
         if !changed.is_empty() {
             eprintln!("nsconform: global settings changed during the run by a trial that was not checked for it:");

@@ -167,14 +167,14 @@ fn run(filter: Option<&str>) -> Result<(String, Tally), String> {
         env.sandbox_pid_max = Some(plan::env::SANDBOX_PID_MAX);
     }
     let _ = crate::load::Catalogue::builtin();
-    report::global_state::block_interrupts();
+    crate::machine::global_state::block_interrupts();
     let zygote = Zygote::start(&env, runner.as_ref()).map_err(|e| format!("cannot start the zygote: {e}"))?;
     let (specs, errors) =
         plan::plan_dir(&crate::plan::env::cases_dir(), &features, &env, runner.as_ref()).map_err(|e| e.to_string())?;
     if let Some(e) = errors.first() {
         return Err(format!("{} case file(s) do not load; the first: {e}", errors.len()));
     }
-    report::global_state::watch_interrupts();
+    crate::machine::global_state::watch_interrupts();
     let controls: Vec<&TrialSpec> = specs
         .iter()
         .filter(|s| s.control && filter.is_none_or(|f| s.name.contains(f)))
@@ -217,8 +217,8 @@ fn run(filter: Option<&str>) -> Result<(String, Tally), String> {
 /// runs alone, and the setting is put back).
 fn run_one(zygote: &Zygote, spec: &TrialSpec) -> Result<Outcome, String> {
     let restore = &spec.case.restore;
-    let _lock = report::global_state::Lock::take(!restore.is_empty())?;
-    let saved = report::global_state::Saved::take(restore)?;
+    let _lock = crate::machine::global_state::Lock::take(!restore.is_empty())?;
+    let saved = crate::machine::global_state::Saved::take(restore)?;
     let out = report::collect(zygote, spec, spec.case.timeout);
     saved.restore()?;
     out

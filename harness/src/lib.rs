@@ -9,6 +9,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod compare;
 pub mod controls;
 pub mod coverage;

@@ -293,3 +293,38 @@ pub fn mount_holds(me: &MountExpect, v: &Value, vars: &Vars) -> bool {
         Some(m) => v.get(k).is_some_and(|x| eval::matches(m, x, vars, &none)),
     })
 }
+
+/// Evaluate every assertion of the case against what its processes
+/// observed (in the sandbox, which has the case parsed), and keep only the
+/// verdict: the snapshots need not travel.
+pub fn settle(case: &crate::load::Case, report: &mut Report, env: &crate::plan::RunEnv, control: bool) {
+    let mut vars = vars(env);
+    for (k, v) in &report.vars {
+        vars.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    report.verdict = evaluate(case, report, &vars).rows;
+    if control {
+        report.declared = sort_divergences(case, &mut report.failures);
+    }
+    report.snapshots.clear();
+    report.creators.clear();
+}
+
+/// The placeholders expected literals may use, from a process's own variables.
+pub fn literal_vars(v: &std::collections::BTreeMap<String, String>) -> Vars {
+    ["uid", "gid", "euid", "egid", "scratch"]
+        .iter()
+        .filter_map(|k| v.get(*k).map(|x| (k.to_string(), x.clone())))
+        .collect()
+}
+
+pub fn vars(env: &crate::plan::RunEnv) -> Vars {
+    [
+        ("uid".to_string(), env.uid.to_string()),
+        ("gid".to_string(), env.gid.to_string()),
+        ("euid".to_string(), env.euid.to_string()),
+        ("egid".to_string(), env.egid.to_string()),
+        ("scratch".to_string(), crate::plan::env::SCRATCH.to_string()),
+    ]
+    .into()
+}

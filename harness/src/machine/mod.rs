@@ -1,9 +1,11 @@
 //! Machine state a root case can change in spite of its sandbox (see the
 //! README's "When things go wrong"): writes to the machine's file systems
 //! and cgroup trees, watched per trial from the sandbox, and global sysctls,
-//! compared around the trials that may write one and over the whole run.
+//! compared around the trials that may write one and over the whole run;
+//! and the global settings a case declares in `restore`, saved and put back.
 
 pub mod fswatch;
+pub mod global_state;
 pub mod sysctl;
 
 /// The failure of a trial that changed the machine, naming each change.

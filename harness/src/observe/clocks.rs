@@ -5,7 +5,7 @@
 //! observation computes what the kernel computes, with the same truncation,
 //! so no verdict depends on the fraction of a second a machine booted at.
 
-use crate::ops::time::{ClockRef, against_realtime, now, shift_secs};
+use crate::clock::{ClockRef, against_realtime, now, shift_secs};
 use crate::value::Value;
 use std::collections::BTreeMap;
 
@@ -110,7 +110,7 @@ pub fn btime_shift(vars: &BTreeMap<String, String>) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::time::btime_of;
+    use crate::clock::btime_of;
 
     /// The kernel's /proc/stat btime in a namespace with a whole-second
     /// boottime offset: (realtime - boottime) truncated, minus the offset.

@@ -4,6 +4,19 @@ use crate::sys;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The sandbox's paths and names, which cases and the harness both use.
+/// Writable, private to the case (a tmpfs in the sandbox).
+pub const SCRATCH: &str = "/tmp";
+pub const HOSTNAME: &str = "nsconform";
+pub const DOMAINNAME: &str = "nsconform.invalid";
+/// Where the harness binary is bound for an external runner's probe, when
+/// its own path lies under a directory the sandbox covers.
+pub const PROBE_BIND: &str = "/run/.nsconform-probe";
+
+/// Where the case file is copied, under its own name, in the sandbox's
+/// scratch for an external runner's probe.
+pub const CASE_COPY_DIR: &str = "/tmp/.nsconform-case";
+
 pub const CASES_ENV: &str = "NSCONFORM_CASES";
 pub const RUNNERS_ENV: &str = "NSCONFORM_RUNNERS";
 

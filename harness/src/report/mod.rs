@@ -3,12 +3,11 @@
 //! with its reason).
 
 pub mod format;
-pub mod global_state;
 pub mod timings;
 
-use crate::compare::{self, eval::Vars};
+use crate::compare;
 use crate::outcome::Report;
-use crate::plan::{RunEnv, TrialSpec};
+use crate::plan::TrialSpec;
 use crate::spawn::wire::{Msg, unframe};
 use crate::spawn::zygote::Zygote;
 use libtest_mimic::Failed;
@@ -101,41 +100,6 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
     }
     out.elapsed = start.elapsed();
     Ok(out)
-}
-
-/// Evaluate every assertion of the case against what its processes
-/// observed (in the sandbox, which has the case parsed), and keep only the
-/// verdict: the snapshots need not travel.
-pub fn settle(case: &crate::load::Case, report: &mut Report, env: &RunEnv, control: bool) {
-    let mut vars = vars(env);
-    for (k, v) in &report.vars {
-        vars.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    report.verdict = compare::evaluate(case, report, &vars).rows;
-    if control {
-        report.declared = compare::sort_divergences(case, &mut report.failures);
-    }
-    report.snapshots.clear();
-    report.creators.clear();
-}
-
-/// The placeholders expected literals may use, from a process's own variables.
-pub fn literal_vars(v: &std::collections::BTreeMap<String, String>) -> Vars {
-    ["uid", "gid", "euid", "egid", "scratch"]
-        .iter()
-        .filter_map(|k| v.get(*k).map(|x| (k.to_string(), x.clone())))
-        .collect()
-}
-
-pub fn vars(env: &RunEnv) -> Vars {
-    [
-        ("uid".to_string(), env.uid.to_string()),
-        ("gid".to_string(), env.gid.to_string()),
-        ("euid".to_string(), env.euid.to_string()),
-        ("egid".to_string(), env.egid.to_string()),
-        ("scratch".to_string(), crate::spawn::sandbox::SCRATCH.to_string()),
-    ]
-    .into()
 }
 
 /// Decide a trial from what came back.

@@ -14,17 +14,7 @@ use crate::sys;
 use nix::mount::MsFlags;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-/// Writable, private to the case (a tmpfs in the sandbox).
-pub const SCRATCH: &str = "/tmp";
-pub const HOSTNAME: &str = "nsconform";
-pub const DOMAINNAME: &str = "nsconform.invalid";
-/// Where the harness binary is bound for an external runner's probe, when
-/// its own path lies under a directory the sandbox covers.
-pub const PROBE_BIND: &str = "/run/.nsconform-probe";
-
-/// Where the case file is copied, under its own name, in the sandbox's
-/// scratch for an external runner's probe.
-pub const CASE_COPY_DIR: &str = "/tmp/.nsconform-case";
+pub use crate::plan::env::{CASE_COPY_DIR, DOMAINNAME, HOSTNAME, PROBE_BIND, SCRATCH};
 
 /// Directories that get a fresh tmpfs in the sandbox.
 const TMPFS: &[&str] = &["/tmp", "/run"];
@@ -143,7 +133,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
         report.errors.extend(w.finish());
     }
     let ran = sys::mono_us();
-    crate::report::settle(&case, &mut report, env, spec.control);
+    crate::compare::settle(&case, &mut report, env, spec.control);
     report.marks = crate::outcome::Marks {
         started,
         ready,

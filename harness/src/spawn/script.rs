@@ -297,7 +297,7 @@ impl<'a> Proc<'a> {
             return;
         };
         let deadline = std::time::Instant::now() + d.get();
-        let vars = crate::report::literal_vars(&self.vars);
+        let vars = crate::compare::literal_vars(&self.vars);
         while std::time::Instant::now() < deadline {
             let ctx = crate::observe::Ctx {
                 values: &self.values,
