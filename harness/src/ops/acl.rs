@@ -2,9 +2,9 @@
 //! the ids are exactly what the kernel translates for the caller's user
 //! namespace (an id with no mapping there reads as 4294967295).
 
+use super::Ctx;
 use super::{Fail, OpResult, expand};
 use crate::load::step::AclSetArgs;
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use std::ffi::CString;
 
@@ -80,7 +80,7 @@ fn decode(bytes: &[u8]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-pub fn set(p: &mut Proc<'_>, a: &AclSetArgs) -> OpResult {
+pub fn set(p: &mut Ctx<'_>, a: &AclSetArgs) -> OpResult {
     let path = expand(p, &a.path)?;
     let mut buf = VERSION.to_le_bytes().to_vec();
     for e in &a.entries {
@@ -95,7 +95,7 @@ pub fn set(p: &mut Proc<'_>, a: &AclSetArgs) -> OpResult {
     Ok(Value::Int(a.entries.len() as i64))
 }
 
-pub fn get(p: &mut Proc<'_>, path: &str) -> OpResult {
+pub fn get(p: &mut Ctx<'_>, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let c = CString::new(path).map_err(|_| Fail::Other("a path with a NUL".into()))?;
     let name = CString::new(XATTR).expect("no NUL");

@@ -1,8 +1,8 @@
 //! Commands: `sh` strings and `cmd` argv lists, with stdout as the value and
 //! stderr kept for the report.
 
+use super::Ctx;
 use super::{Fail, OpResult, expand};
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -39,13 +39,13 @@ fn tail(s: String, max: usize) -> String {
     format!("...({} bytes before) {}", start, &s[start..])
 }
 
-pub fn sh(p: &mut Proc<'_>, line: &str) -> OpResult {
+pub fn sh(p: &mut Ctx<'_>, line: &str) -> OpResult {
     let line = expand(p, line)?;
     let shown = clip(&format!("sh -c {line:?}"), SHOWN_MAX);
     run(p, Command::new("sh").arg("-c").arg(&line), shown, &["sh", "-c", &line])
 }
 
-pub fn cmd(p: &mut Proc<'_>, argv: &[String]) -> OpResult {
+pub fn cmd(p: &mut Ctx<'_>, argv: &[String]) -> OpResult {
     let argv: Vec<String> = argv.iter().map(|a| expand(p, a)).collect::<Result<_, _>>()?;
     let shown = clip(&argv.join(" "), SHOWN_MAX);
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -67,7 +67,7 @@ fn too_long(args: &[&str]) -> String {
     }
 }
 
-fn run(p: &mut Proc<'_>, c: &mut Command, shown: String, args: &[&str]) -> OpResult {
+fn run(p: &mut Ctx<'_>, c: &mut Command, shown: String, args: &[&str]) -> OpResult {
     c.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let out = match c.output() {
         Ok(o) => o,

@@ -1,8 +1,8 @@
 //! Credentials, capabilities, process flags, resource limits.
 
+use super::Ctx;
 use super::{Fail, OpResult, keep, last};
 use crate::load::step::{RlimitArgs, Step};
-use crate::spawn::script::Proc;
 use crate::sys;
 use crate::value::Value;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -121,7 +121,7 @@ pub fn setrlimit(a: &RlimitArgs) -> OpResult {
     Ok(Value::Int(a.soft as i64))
 }
 
-pub fn fanotify_init(p: &mut Proc<'_>, step: &Step) -> OpResult {
+pub fn fanotify_init(p: &mut Ctx<'_>, step: &Step) -> OpResult {
     // Unprivileged groups (5.13+) must report file ids.
     const FAN_CLASS_NOTIF: libc::c_uint = 0;
     const FAN_CLOEXEC: libc::c_uint = 1;
@@ -132,4 +132,21 @@ pub fn fanotify_init(p: &mut Proc<'_>, step: &Step) -> OpResult {
         return Err(last());
     }
     Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Become `{uid}`/`{gid}` with no capabilities at all.
+pub fn drop_privileges_to(vars: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    let id = |k: &str| vars.get(k).and_then(|v| v.parse::<u32>().ok()).ok_or(format!("no {k}"));
+    let (uid, gid) = (id("uid")?, id("gid")?);
+    let _ = nix::unistd::setgroups(&[]);
+    let g = nix::unistd::Gid::from_raw(gid);
+    let u = nix::unistd::Uid::from_raw(uid);
+    nix::unistd::setresgid(g, g, g).map_err(|e| format!("setresgid({gid}): {e}"))?;
+    nix::unistd::setresuid(u, u, u).map_err(|e| format!("setresuid({uid}): {e}"))?;
+    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    crate::sys::capset(0, 0, 0).map_err(|e| format!("capset: {e}"))?;
+    // The uid change made us undumpable; a process the user started would not
+    // be, and its /proc/PID files (uid_map, ns) would be its own.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    Ok(())
 }

@@ -1,15 +1,15 @@
 //! Mounts, files, directories and named fds.
 
+use super::Ctx;
 use super::{Fail, OpResult, expand, keep};
 use crate::load::step::{ChmodArgs, Hierarchy, MountArgs, MountCgroupArgs, Step, UmountArgs, WriteArgs};
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use nix::mount::{MntFlags, MsFlags};
 use std::collections::BTreeMap;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-pub fn mount(p: &mut Proc<'_>, m: &MountArgs) -> OpResult {
+pub fn mount(p: &mut Ctx<'_>, m: &MountArgs) -> OpResult {
     let target = expand(p, &m.target)?;
     let source = m.source.as_deref().map(|s| expand(p, s)).transpose()?;
     let data = m.data.as_deref().map(|s| expand(p, s)).transpose()?;
@@ -27,7 +27,7 @@ pub fn mount(p: &mut Proc<'_>, m: &MountArgs) -> OpResult {
     Ok(Value::Str(target))
 }
 
-pub fn mount_cgroup(p: &mut Proc<'_>, m: &MountCgroupArgs) -> OpResult {
+pub fn mount_cgroup(p: &mut Ctx<'_>, m: &MountCgroupArgs) -> OpResult {
     let target = expand(p, &m.target)?;
     let (fstype, data) = match m.hierarchy {
         Hierarchy::Unified => ("cgroup2".to_string(), None),
@@ -49,7 +49,7 @@ pub fn mount_cgroup(p: &mut Proc<'_>, m: &MountCgroupArgs) -> OpResult {
     Ok(Value::Str(target))
 }
 
-pub fn umount(p: &mut Proc<'_>, u: &UmountArgs) -> OpResult {
+pub fn umount(p: &mut Ctx<'_>, u: &UmountArgs) -> OpResult {
     let target = expand(p, &u.target)?;
     let flags = if u.detach {
         MntFlags::MNT_DETACH
@@ -60,14 +60,14 @@ pub fn umount(p: &mut Proc<'_>, u: &UmountArgs) -> OpResult {
     Ok(Value::Str(target))
 }
 
-pub fn mkdir(p: &mut Proc<'_>, d: &str) -> OpResult {
+pub fn mkdir(p: &mut Ctx<'_>, d: &str) -> OpResult {
     let d = expand(p, d)?;
     std::fs::create_dir_all(&d)?;
     Ok(Value::Str(d))
 }
 
 /// One write(2), so partial or rejected writes show as they are.
-pub fn write(p: &mut Proc<'_>, w: &WriteArgs) -> OpResult {
+pub fn write(p: &mut Ctx<'_>, w: &WriteArgs) -> OpResult {
     let path = expand(p, &w.path)?;
     let data = expand(p, &w.data)?;
     let f = std::fs::OpenOptions::new()
@@ -79,7 +79,7 @@ pub fn write(p: &mut Proc<'_>, w: &WriteArgs) -> OpResult {
     Ok(Value::Int(n as i64))
 }
 
-pub fn write_map(p: &mut Proc<'_>, w: &crate::load::step::WriteMapArgs) -> OpResult {
+pub fn write_map(p: &mut Ctx<'_>, w: &crate::load::step::WriteMapArgs) -> OpResult {
     let path = expand(p, &w.path)?;
     let text: String = (0..w.extents)
         .map(|i| format!("{} {} 1\n", w.inside + i, w.outside + i))
@@ -89,19 +89,19 @@ pub fn write_map(p: &mut Proc<'_>, w: &crate::load::step::WriteMapArgs) -> OpRes
     Ok(Value::Int(n as i64))
 }
 
-pub fn read(p: &mut Proc<'_>, path: &str) -> OpResult {
+pub fn read(p: &mut Ctx<'_>, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let t = std::fs::read(&path)?;
     Ok(Value::Str(crate::observe::normalize_text(&String::from_utf8_lossy(&t))))
 }
 
-pub fn chmod(p: &mut Proc<'_>, c: &ChmodArgs) -> OpResult {
+pub fn chmod(p: &mut Ctx<'_>, c: &ChmodArgs) -> OpResult {
     let path = expand(p, &c.path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(c.mode))?;
     Ok(Value::Int(c.mode as i64))
 }
 
-pub fn stat(p: &mut Proc<'_>, path: &str) -> OpResult {
+pub fn stat(p: &mut Ctx<'_>, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let m = std::fs::symlink_metadata(&path)?;
     let mut out = BTreeMap::new();
@@ -113,33 +113,33 @@ pub fn stat(p: &mut Proc<'_>, path: &str) -> OpResult {
     Ok(Value::Map(out))
 }
 
-pub fn chdir(p: &mut Proc<'_>, d: &str) -> OpResult {
+pub fn chdir(p: &mut Ctx<'_>, d: &str) -> OpResult {
     let d = expand(p, d)?;
     std::env::set_current_dir(&d)?;
     Ok(Value::Str(d))
 }
 
-pub fn chroot(p: &mut Proc<'_>, d: &str) -> OpResult {
+pub fn chroot(p: &mut Ctx<'_>, d: &str) -> OpResult {
     let d = expand(p, d)?;
     nix::unistd::chroot(d.as_str())?;
     std::env::set_current_dir("/")?;
     Ok(Value::Str(d))
 }
 
-pub fn open(p: &mut Proc<'_>, step: &Step, path: &str) -> OpResult {
+pub fn open(p: &mut Ctx<'_>, step: &Step, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let f = std::fs::File::open(&path)?;
     let v = keep(p, step, OwnedFd::from(f));
     Ok(v)
 }
 
-pub fn open_write(p: &mut Proc<'_>, step: &Step, path: &str) -> OpResult {
+pub fn open_write(p: &mut Ctx<'_>, step: &Step, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let f = std::fs::OpenOptions::new().write(true).open(&path)?;
     Ok(keep(p, step, OwnedFd::from(f)))
 }
 
-pub fn close(p: &mut Proc<'_>, name: &str) -> OpResult {
+pub fn close(p: &mut Ctx<'_>, name: &str) -> OpResult {
     match p.fds.remove(name) {
         Some(fd) => {
             drop(fd);
@@ -149,7 +149,7 @@ pub fn close(p: &mut Proc<'_>, name: &str) -> OpResult {
     }
 }
 
-pub fn memfd(p: &mut Proc<'_>, step: &Step, name: &str) -> OpResult {
+pub fn memfd(p: &mut Ctx<'_>, step: &Step, name: &str) -> OpResult {
     let c = std::ffi::CString::new(name).map_err(|e| Fail::Other(e.to_string()))?;
     let fd = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {

@@ -1,8 +1,8 @@
 //! System V IPC objects and POSIX message queues.
 
+use super::Ctx;
 use super::{Fail, OpResult, check, expand, fd_of, keep, last};
 use crate::load::step::{IpcArgs, KeyOnly, KeyText, MqNotifyArgs, MqOpenArgs, MqSendArgs, SemArgs, Step};
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -155,7 +155,7 @@ fn cname(s: &str) -> Result<CString, Fail> {
     CString::new(s).map_err(|e| Fail::Other(e.to_string()))
 }
 
-pub fn mq_open(p: &mut Proc<'_>, step: &Step, a: &MqOpenArgs) -> OpResult {
+pub fn mq_open(p: &mut Ctx<'_>, step: &Step, a: &MqOpenArgs) -> OpResult {
     let name = cname(&expand(p, &a.name)?)?;
     let mut flags = libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK;
     if a.create {
@@ -196,7 +196,7 @@ pub fn mq_open(p: &mut Proc<'_>, step: &Step, a: &MqOpenArgs) -> OpResult {
 }
 
 /// A kept queue fd, or a queue name opened (and closed) for the call.
-fn queue(p: &Proc<'_>, q: &str) -> Result<(libc::mqd_t, Option<OwnedFd>), Fail> {
+fn queue(p: &Ctx<'_>, q: &str) -> Result<(libc::mqd_t, Option<OwnedFd>), Fail> {
     if q.starts_with('/') {
         let name = cname(&expand(p, q)?)?;
         let fd = unsafe { libc::mq_open(name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) };
@@ -209,13 +209,13 @@ fn queue(p: &Proc<'_>, q: &str) -> Result<(libc::mqd_t, Option<OwnedFd>), Fail> 
     }
 }
 
-pub fn mq_send(p: &mut Proc<'_>, a: &MqSendArgs) -> OpResult {
+pub fn mq_send(p: &mut Ctx<'_>, a: &MqSendArgs) -> OpResult {
     let (fd, _keep) = queue(p, &a.queue)?;
     check(unsafe { libc::mq_send(fd, a.text.as_ptr().cast(), a.text.len(), 0) } as libc::c_long)?;
     Ok(Value::Int(a.text.len() as i64))
 }
 
-pub fn mq_receive(p: &mut Proc<'_>, q: &str) -> OpResult {
+pub fn mq_receive(p: &mut Ctx<'_>, q: &str) -> OpResult {
     let (fd, _keep) = queue(p, q)?;
     let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
     check(unsafe { libc::mq_getattr(fd, &mut attr) } as libc::c_long)?;
@@ -225,7 +225,7 @@ pub fn mq_receive(p: &mut Proc<'_>, q: &str) -> OpResult {
     Ok(Value::Str(String::from_utf8_lossy(&buf[..n as usize]).into_owned()))
 }
 
-pub fn mq_notify(p: &mut Proc<'_>, a: &MqNotifyArgs) -> OpResult {
+pub fn mq_notify(p: &mut Ctx<'_>, a: &MqNotifyArgs) -> OpResult {
     let (fd, keep_open) = queue(p, &a.queue)?;
     if keep_open.is_some() {
         return Err(Fail::Other(

@@ -3,7 +3,8 @@
 
 mod acl;
 pub mod cmd;
-mod cred;
+pub mod cred;
+mod ctx;
 mod fs;
 mod ipc;
 mod mountapi;
@@ -16,10 +17,10 @@ mod sock;
 pub mod time;
 mod uts;
 
+pub use ctx::Ctx;
 pub use time::helper_main;
 
 use crate::load::step::{Op, Step};
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use nix::errno::Errno;
 use std::fmt;
@@ -63,12 +64,12 @@ impl From<std::io::Error> for Fail {
 pub type OpResult = Result<Value, Fail>;
 
 /// Fill placeholders, as a step failure if one has no value here.
-pub fn expand(p: &Proc<'_>, s: &str) -> Result<String, Fail> {
+pub fn expand(p: &Ctx<'_>, s: &str) -> Result<String, Fail> {
     p.expand(s).map_err(Fail::Other)
 }
 
 /// A kept fd by name, or an fd number.
-pub fn fd_of(p: &Proc<'_>, name: &str) -> Result<RawFd, Fail> {
+pub fn fd_of(p: &Ctx<'_>, name: &str) -> Result<RawFd, Fail> {
     if let Ok(n) = name.parse::<RawFd>() {
         return Ok(n);
     }
@@ -79,7 +80,7 @@ pub fn fd_of(p: &Proc<'_>, name: &str) -> Result<RawFd, Fail> {
 }
 
 /// Keep a new fd under the step's `as` name; the value is what /proc says it is.
-pub fn keep(p: &mut Proc<'_>, step: &Step, fd: OwnedFd) -> Value {
+pub fn keep(p: &mut Ctx<'_>, step: &Step, fd: OwnedFd) -> Value {
     let what = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))
         .map(|t| t.to_string_lossy().into_owned())
         .unwrap_or_else(|_| format!("fd {}", fd.as_raw_fd()));
@@ -90,7 +91,7 @@ pub fn keep(p: &mut Proc<'_>, step: &Step, fd: OwnedFd) -> Value {
 }
 
 /// A pid from a string with placeholders ("{child}", "{value:kid}").
-pub fn pid_of(p: &Proc<'_>, s: &str) -> Result<i32, Fail> {
+pub fn pid_of(p: &Ctx<'_>, s: &str) -> Result<i32, Fail> {
     let v = expand(p, s)?;
     v.trim()
         .parse()
@@ -98,14 +99,14 @@ pub fn pid_of(p: &Proc<'_>, s: &str) -> Result<i32, Fail> {
 }
 
 /// An id from a string with placeholders ("{uid}", "1000").
-pub fn id_of(p: &Proc<'_>, s: &str) -> Result<u32, Fail> {
+pub fn id_of(p: &Ctx<'_>, s: &str) -> Result<u32, Fail> {
     let v = expand(p, s)?;
     v.trim()
         .parse()
         .map_err(|_| Fail::Other(format!("{s:?} is not an id ({v:?})")))
 }
 
-pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
+pub fn run(op: &Op, step: &Step, p: &mut Ctx<'_>) -> OpResult {
     match op {
         Op::Sh(c) => cmd::sh(p, c),
         Op::Cmd(argv) => cmd::cmd(p, argv),
@@ -174,7 +175,7 @@ pub fn run(op: &Op, step: &Step, p: &mut Proc<'_>) -> OpResult {
         Op::Getlk(path) => sig::getlk(p, path),
         Op::DropPrivileges(on) => {
             if *on {
-                crate::spawn::create::drop_privileges_to(&p.vars).map_err(Fail::Other)?;
+                cred::drop_privileges_to(&p.vars).map_err(Fail::Other)?;
             }
             Ok(Value::Bool(*on))
         }

@@ -1,9 +1,9 @@
 //! The new mount API and pivot_root: open_tree, move_mount, mount_setattr,
 //! listmount.
 
+use super::Ctx;
 use super::{Fail, OpResult, check, expand, fd_of, keep};
 use crate::load::step::{ListmountArgs, MountSetattrArgs, MoveMountArgs, OpenTreeArgs, PivotArgs, Step};
-use crate::spawn::script::Proc;
 use crate::sys;
 use crate::value::Value;
 use std::ffi::CString;
@@ -19,13 +19,13 @@ fn c(s: &str) -> Result<CString, Fail> {
     CString::new(s).map_err(|e| Fail::Other(e.to_string()))
 }
 
-pub fn pivot_root(p: &mut Proc<'_>, a: &PivotArgs) -> OpResult {
+pub fn pivot_root(p: &mut Ctx<'_>, a: &PivotArgs) -> OpResult {
     let (n, o) = (c(&expand(p, &a.new_root)?)?, c(&expand(p, &a.put_old)?)?);
     check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) })?;
     Ok(Value::Bool(true))
 }
 
-pub fn open_tree(p: &mut Proc<'_>, step: &Step, a: &OpenTreeArgs) -> OpResult {
+pub fn open_tree(p: &mut Ctx<'_>, step: &Step, a: &OpenTreeArgs) -> OpResult {
     let path = c(&expand(p, &a.path)?)?;
     let mut flags = libc::O_CLOEXEC as u32;
     if a.clone {
@@ -38,7 +38,7 @@ pub fn open_tree(p: &mut Proc<'_>, step: &Step, a: &OpenTreeArgs) -> OpResult {
     Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }
 
-pub fn move_mount(p: &mut Proc<'_>, a: &MoveMountArgs) -> OpResult {
+pub fn move_mount(p: &mut Ctx<'_>, a: &MoveMountArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
     let target = c(&expand(p, &a.target)?)?;
     check(unsafe {
@@ -83,7 +83,7 @@ fn propagation(v: &toml::Value) -> Result<u64, Fail> {
     })
 }
 
-pub fn mount_setattr(p: &mut Proc<'_>, a: &MountSetattrArgs) -> OpResult {
+pub fn mount_setattr(p: &mut Ctx<'_>, a: &MountSetattrArgs) -> OpResult {
     let mut attr = crate::sys::MountAttr::default();
     for s in &a.set {
         attr.attr_set |= attr_bit(s)?;
@@ -121,7 +121,7 @@ struct MntIdReq {
 }
 
 /// How many mounts listmount(LSMT_ROOT) lists in a mount namespace.
-pub fn listmount(p: &mut Proc<'_>, a: &ListmountArgs) -> OpResult {
+pub fn listmount(p: &mut Ctx<'_>, a: &ListmountArgs) -> OpResult {
     let ns_id = match (&a.ns, &a.ns_id) {
         (Some(f), _) => sys::ioctl_u64(fd_of(p, f)?, sys::NS_GET_MNTNS_ID)?,
         (None, Some(v)) => {

@@ -1,9 +1,9 @@
 //! Network links and addresses, over rtnetlink.
 
+use super::Ctx;
 use super::{Fail, OpResult, expand};
 use crate::load::step::{AddrArgs, LinkArgs, NetnsidArgs, VethArgs};
 use crate::netlink::Route;
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use std::os::fd::AsRawFd;
 
@@ -13,7 +13,7 @@ pub fn veth(v: &VethArgs) -> OpResult {
     Ok(Value::Str(v.name.clone()))
 }
 
-pub fn link(p: &mut Proc<'_>, l: &LinkArgs) -> OpResult {
+pub fn link(p: &mut Ctx<'_>, l: &LinkArgs) -> OpResult {
     let mut rt = Route::open()?;
     let index = rt.index_of(&l.name)?;
     if let Some(up) = l.up {
@@ -43,7 +43,7 @@ pub fn addr(a: &AddrArgs) -> OpResult {
     Ok(Value::Str(a.address.clone()))
 }
 
-pub fn netnsid(p: &mut Proc<'_>, a: &NetnsidArgs) -> OpResult {
+pub fn netnsid(p: &mut Ctx<'_>, a: &NetnsidArgs) -> OpResult {
     let path = expand(p, &a.netns)?;
     let f = std::fs::File::open(&path)?;
     let mut rt = Route::open()?;

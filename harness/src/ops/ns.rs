@@ -1,31 +1,31 @@
 //! unshare, setns, pidfds and the nsfs ioctls. In a control run, the
 //! namespace types under test are left out here too.
 
+use super::Ctx;
 use super::{Fail, OpResult, expand, fd_of, keep, pid_of};
 use crate::load::flags::FlagSet;
 use crate::load::ns::Ns;
 use crate::load::step::{IoctlArgs, SetnsArgs, Step};
-use crate::spawn::script::Proc;
 use crate::sys;
 use crate::value::Value;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-fn effective(p: &Proc<'_>, f: &FlagSet) -> FlagSet {
-    if p.trial.dropped.is_empty() {
+fn effective(p: &Ctx<'_>, f: &FlagSet) -> FlagSet {
+    if p.dropped.is_empty() {
         f.clone()
     } else {
-        f.without(p.trial.dropped)
+        f.without(p.dropped)
     }
 }
 
-pub fn unshare(p: &mut Proc<'_>, f: &FlagSet) -> OpResult {
+pub fn unshare(p: &mut Ctx<'_>, f: &FlagSet) -> OpResult {
     let f = effective(p, f);
     sys::unshare_raw(f.bits() as i64)?;
     Ok(Value::Str(f.describe()))
 }
 
-pub fn setns(p: &mut Proc<'_>, a: &SetnsArgs) -> OpResult {
+pub fn setns(p: &mut Ctx<'_>, a: &SetnsArgs) -> OpResult {
     let nstype = effective(p, &a.nstype);
     let opened: Option<OwnedFd>;
     let fd = if let Some(path) = &a.path {
@@ -47,7 +47,7 @@ pub fn setns(p: &mut Proc<'_>, a: &SetnsArgs) -> OpResult {
     };
     // A control leaves out the namespaces under test: joining one of those
     // types through an nsfs fd is skipped as well.
-    if !p.trial.dropped.is_empty() && a.pidfd.is_none() {
+    if !p.dropped.is_empty() && a.pidfd.is_none() {
         if let Ok(t) = sys::ioctl_none(fd, sys::NS_GET_NSTYPE) {
             if Ns::from_flag(t as u64).is_some_and(|ns| p.dropped(ns)) {
                 // An nstype that names another type is refused whatever the
@@ -68,14 +68,14 @@ pub fn setns(p: &mut Proc<'_>, a: &SetnsArgs) -> OpResult {
 }
 
 /// A handle's text form: "<type>:<hex bytes>".
-pub fn handle(p: &mut Proc<'_>, path: &str) -> OpResult {
+pub fn handle(p: &mut Ctx<'_>, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let (ty, bytes) = sys::name_to_handle(&path)?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     Ok(Value::Str(format!("{ty}:{hex}")))
 }
 
-pub fn open_handle(p: &mut Proc<'_>, step: &Step, text: &str) -> OpResult {
+pub fn open_handle(p: &mut Ctx<'_>, step: &Step, text: &str) -> OpResult {
     let text = expand(p, text)?;
     let bad = || Fail::Other(format!("{text:?} is not a handle from `ns_handle`"));
     let (ty, hex) = text.split_once(':').ok_or_else(bad)?;
@@ -92,7 +92,7 @@ pub fn open_handle(p: &mut Proc<'_>, step: &Step, text: &str) -> OpResult {
     Ok(keep(p, step, fd))
 }
 
-pub fn pidfd(p: &mut Proc<'_>, step: &Step, pid: &str) -> OpResult {
+pub fn pidfd(p: &mut Ctx<'_>, step: &Step, pid: &str) -> OpResult {
     let pid = pid_of(p, pid)?;
     let fd = sys::pidfd_open(pid)?;
     Ok(keep(p, step, fd))
@@ -101,7 +101,7 @@ pub fn pidfd(p: &mut Proc<'_>, step: &Step, pid: &str) -> OpResult {
 /// PIDFD_GET_INFO (linux/pidfd.h): request the pid, creds and cgroup id.
 const PIDFD_GET_INFO: u64 = 0xc040_ff0b;
 
-pub fn ioctl(p: &mut Proc<'_>, step: &Step, a: &IoctlArgs) -> OpResult {
+pub fn ioctl(p: &mut Ctx<'_>, step: &Step, a: &IoctlArgs) -> OpResult {
     let opened;
     let fd = match (&a.fd, &a.path) {
         (Some(name), None) => fd_of(p, name)?,
@@ -112,7 +112,7 @@ pub fn ioctl(p: &mut Proc<'_>, step: &Step, a: &IoctlArgs) -> OpResult {
         }
         _ => return Err(Fail::Other("ioctl needs one of fd and path".into())),
     };
-    let returns_fd = |r: i64, p: &mut Proc<'_>| keep(p, step, unsafe { OwnedFd::from_raw_fd(r as i32) });
+    let returns_fd = |r: i64, p: &mut Ctx<'_>| keep(p, step, unsafe { OwnedFd::from_raw_fd(r as i32) });
     match a.request.as_str() {
         "NS_GET_USERNS" => Ok(returns_fd(sys::ioctl_none(fd, sys::NS_GET_USERNS)?, p)),
         "NS_GET_PARENT" => Ok(returns_fd(sys::ioctl_none(fd, sys::NS_GET_PARENT)?, p)),

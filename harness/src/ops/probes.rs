@@ -1,10 +1,10 @@
 //! Behaviours that need a small choreography of their own: threads, nested
 //! namespaces to the kernel's limit, a shared fs struct, a setns/exit race.
 
+use super::Ctx;
 use super::{Fail, OpResult};
 use crate::load::flags::FlagSet;
 use crate::load::step::NestArgs;
-use crate::spawn::script::Proc;
 use crate::sys;
 use crate::value::Value;
 use std::collections::BTreeMap;
@@ -117,8 +117,8 @@ pub fn nest(a: &NestArgs) -> OpResult {
 }
 
 /// A thread unshares (and, for UTS, sets a hostname): the main thread must stay put.
-pub fn thread_unshare(p: &mut Proc<'_>, f: &FlagSet) -> OpResult {
-    let flags = f.without(p.trial.dropped).bits() as i64;
+pub fn thread_unshare(p: &mut Ctx<'_>, f: &FlagSet) -> OpResult {
+    let flags = f.without(p.dropped).bits() as i64;
     let main_ns = std::fs::read_link("/proc/thread-self/ns/uts")?;
     let t = std::thread::spawn(move || -> Result<(std::path::PathBuf, String), String> {
         sys::unshare_raw(flags).map_err(|e| format!("unshare in the thread: {e}"))?;
@@ -151,8 +151,8 @@ pub fn thread_unshare(p: &mut Proc<'_>, f: &FlagSet) -> OpResult {
 
 /// A process sharing our fs struct (CLONE_FS) follows our chdir, until an
 /// unshare gives us a copy of our own.
-pub fn fs_share_unshare(p: &mut Proc<'_>, f: &FlagSet) -> OpResult {
-    let flags = f.without(p.trial.dropped).bits() as i64;
+pub fn fs_share_unshare(p: &mut Ctx<'_>, f: &FlagSet) -> OpResult {
+    let flags = f.without(p.dropped).bits() as i64;
     let base = p.vars.get("scratch").cloned().unwrap_or_else(|| "/tmp".into());
     let (a, b) = (format!("{base}/fs_a"), format!("{base}/fs_b"));
     std::fs::create_dir_all(&a)?;

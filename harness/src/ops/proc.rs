@@ -1,9 +1,9 @@
 //! Process creation as a checked call (clone, clone3), held children (fork),
 //! and signals.
 
+use super::Ctx;
 use super::{Fail, OpResult, expand};
 use crate::load::step::{Clone3Args, CloneArgs, ForkArgs};
-use crate::spawn::script::Proc;
 use crate::sys;
 use crate::value::Value;
 use nix::sys::wait::{WaitPidFlag, waitpid};
@@ -18,8 +18,8 @@ const SHARES_PARENT: u64 = (libc::CLONE_THREAD | libc::CLONE_PARENT) as u64;
 
 /// clone(2) of a child that exits at once. The flags are checked by the kernel
 /// exactly as given (the control leaves out dropped namespace types).
-pub fn clone(p: &mut Proc<'_>, a: &CloneArgs) -> OpResult {
-    let flags = a.flags.without(p.trial.dropped).bits();
+pub fn clone(p: &mut Ctx<'_>, a: &CloneArgs) -> OpResult {
+    let flags = a.flags.without(p.dropped).bits();
     let signal = a.exit_signal.unwrap_or(libc::SIGCHLD as i64) as i32;
     // A child sharing our memory needs its own stack, which must outlive it;
     // this one is small and only leaked when the child cannot be waited for.
@@ -43,8 +43,8 @@ pub fn clone(p: &mut Proc<'_>, a: &CloneArgs) -> OpResult {
 }
 
 /// clone3(2) with the extended arguments; the child reports its own pid and exits.
-pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
-    let flags = a.flags.without(p.trial.dropped).bits();
+pub fn clone3(p: &mut Ctx<'_>, a: &Clone3Args) -> OpResult {
+    let flags = a.flags.without(p.dropped).bits();
     if flags & libc::CLONE_VM as u64 != 0 {
         return Err(Fail::Other(
             "clone3 with CLONE_VM cannot be run safely without a stack of its own".into(),
@@ -144,8 +144,8 @@ pub fn clone3(p: &mut Proc<'_>, a: &Clone3Args) -> OpResult {
 
 /// Fork `count` children (with extra clone flags, if any) that wait until
 /// this process ends, or exit at once; their pids are the value.
-pub fn fork(p: &mut Proc<'_>, a: &ForkArgs) -> OpResult {
-    let flags = a.flags.without(p.trial.dropped).bits();
+pub fn fork(p: &mut Ctx<'_>, a: &ForkArgs) -> OpResult {
+    let flags = a.flags.without(p.dropped).bits();
     if flags & (libc::CLONE_VM | libc::CLONE_THREAD) as u64 != 0 {
         return Err(Fail::Other("fork children cannot share memory".into()));
     }

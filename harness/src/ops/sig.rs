@@ -1,14 +1,14 @@
 //! Signals, pipes, O_ASYNC, file locks, reaping, and reboot(2) in a pid namespace.
 
+use super::Ctx;
 use super::{Fail, OpResult, expand, fd_of, keep, last, pid_of};
 use crate::load::names::Signal;
 use crate::load::step::{AsyncArgs, AwaitArgs, KillArgs, Step, WriteFdArgs};
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-pub fn kill(p: &mut Proc<'_>, k: &KillArgs) -> OpResult {
+pub fn kill(p: &mut Ctx<'_>, k: &KillArgs) -> OpResult {
     let pid = pid_of(p, &k.pid)?;
     let sig = k.signal.number();
     if unsafe { libc::kill(pid, sig) } < 0 {
@@ -65,7 +65,7 @@ pub fn await_signal(a: &AwaitArgs) -> OpResult {
     Ok(Value::Map(m))
 }
 
-pub fn pipe(p: &mut Proc<'_>, name: &str) -> OpResult {
+pub fn pipe(p: &mut Ctx<'_>, name: &str) -> OpResult {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     let mut m = BTreeMap::new();
     m.insert("r".to_string(), Value::Int(r.as_raw_fd() as i64));
@@ -78,7 +78,7 @@ pub fn pipe(p: &mut Proc<'_>, name: &str) -> OpResult {
 /// fcntl's F_SETSIG (Linux), not in every libc crate.
 const F_SETSIG: libc::c_int = 10;
 
-pub fn async_io(p: &mut Proc<'_>, a: &AsyncArgs) -> OpResult {
+pub fn async_io(p: &mut Ctx<'_>, a: &AsyncArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
     let sig = a.signal.number();
     unsafe {
@@ -92,7 +92,7 @@ pub fn async_io(p: &mut Proc<'_>, a: &AsyncArgs) -> OpResult {
     Ok(Value::Int(fd as i64))
 }
 
-pub fn write_fd(p: &mut Proc<'_>, a: &WriteFdArgs) -> OpResult {
+pub fn write_fd(p: &mut Ctx<'_>, a: &WriteFdArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
     let data = expand(p, &a.data)?;
     let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
@@ -109,7 +109,7 @@ fn flock_write() -> libc::flock {
     l
 }
 
-pub fn lock(p: &mut Proc<'_>, step: &Step, path: &str) -> OpResult {
+pub fn lock(p: &mut Ctx<'_>, step: &Step, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let f = std::fs::OpenOptions::new()
         .read(true)
@@ -124,7 +124,7 @@ pub fn lock(p: &mut Proc<'_>, step: &Step, path: &str) -> OpResult {
     Ok(keep(p, step, OwnedFd::from(f)))
 }
 
-pub fn getlk(p: &mut Proc<'_>, path: &str) -> OpResult {
+pub fn getlk(p: &mut Ctx<'_>, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let f = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
     let mut l = flock_write();
@@ -146,7 +146,7 @@ pub fn getlk(p: &mut Proc<'_>, path: &str) -> OpResult {
 /// Reap a child (or any), waiting up to two seconds for it to end: ETIMEDOUT past that.
 /// Reap a child, waiting up to 2 s for it; with `retry` on the step, look
 /// once and let the retry window do the waiting.
-pub fn reap(p: &mut Proc<'_>, what: &str, once: bool) -> OpResult {
+pub fn reap(p: &mut Ctx<'_>, what: &str, once: bool) -> OpResult {
     let pid = if what == "any" { -1 } else { pid_of(p, what)? };
     let wait = if once { 0 } else { 2000 };
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(wait);

@@ -1,9 +1,9 @@
 //! Sockets: unix, inet, inet6 and rtnetlink, for round trips between
 //! namespaces, peer credentials and network namespace identity.
 
+use super::Ctx;
 use super::{Fail, OpResult, fd_of, keep};
 use crate::load::step::{RecvArgs, SendArgs, SocketArgs, Step};
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use nix::sys::socket::{self, SockaddrStorage};
 use std::collections::BTreeMap;
@@ -49,7 +49,7 @@ fn kind(k: &str) -> Result<i32, Fail> {
     })
 }
 
-pub fn socket(p: &mut Proc<'_>, step: &Step, a: &SocketArgs) -> OpResult {
+pub fn socket(p: &mut Ctx<'_>, step: &Step, a: &SocketArgs) -> OpResult {
     let (dom, proto) = domain(&a.family)?;
     let ty = if a.family == "netlink_route" {
         libc::SOCK_RAW
@@ -90,7 +90,7 @@ pub fn socket(p: &mut Proc<'_>, step: &Step, a: &SocketArgs) -> OpResult {
     Ok(keep(p, step, fd))
 }
 
-pub fn accept(p: &mut Proc<'_>, step: &Step, name: &str) -> OpResult {
+pub fn accept(p: &mut Ctx<'_>, step: &Step, name: &str) -> OpResult {
     let l = fd_of(p, name)?;
     let fd = socket::accept4(l, socket::SockFlag::SOCK_CLOEXEC)?;
     Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
@@ -111,7 +111,7 @@ fn wait_readable(fd: RawFd, timeout: std::time::Duration) -> Result<(), Fail> {
     }
 }
 
-pub fn send(p: &mut Proc<'_>, a: &SendArgs) -> OpResult {
+pub fn send(p: &mut Ctx<'_>, a: &SendArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
     let data = super::expand(p, &a.data)?;
     let n = if a.reply {
@@ -142,7 +142,7 @@ pub fn send(p: &mut Proc<'_>, a: &SendArgs) -> OpResult {
     Ok(Value::Int(n as i64))
 }
 
-pub fn recv(p: &mut Proc<'_>, a: &RecvArgs) -> OpResult {
+pub fn recv(p: &mut Ctx<'_>, a: &RecvArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
     wait_readable(fd, a.timeout.get())?;
     let mut buf = vec![0u8; 65536];
@@ -153,7 +153,7 @@ pub fn recv(p: &mut Proc<'_>, a: &RecvArgs) -> OpResult {
     Ok(Value::Str(String::from_utf8_lossy(&buf[..n]).into_owned()))
 }
 
-pub fn peercred(p: &mut Proc<'_>, name: &str) -> OpResult {
+pub fn peercred(p: &mut Ctx<'_>, name: &str) -> OpResult {
     let fd = fd_of(p, name)?;
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
@@ -178,7 +178,7 @@ pub fn peercred(p: &mut Proc<'_>, name: &str) -> OpResult {
 
 /// The names of links created (or deleted, as "-name") that a subscribed
 /// netlink socket has been told about, waiting up to the timeout for the first.
-pub fn link_events(p: &mut Proc<'_>, a: &RecvArgs) -> OpResult {
+pub fn link_events(p: &mut Ctx<'_>, a: &RecvArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
     let mut names = Vec::new();
     let mut buf = vec![0u8; 65536];

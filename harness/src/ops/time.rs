@@ -1,10 +1,10 @@
 //! Time namespaces: absolute sleeps and timers, and helper runs of the
 //! harness binary (after execve) that report capabilities and clock offsets.
 
+use super::Ctx;
 use super::{Fail, OpResult, last};
 use crate::clock::{ClockRef, against_realtime, now, shift_secs};
 use crate::load::step::AbsSleepArgs;
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use std::collections::BTreeMap;
 
@@ -110,7 +110,7 @@ pub fn abs_sleep(a: &AbsSleepArgs) -> OpResult {
 }
 
 /// Run the harness binary as a helper and parse its `key=value` words.
-pub fn exec_probe(p: &mut Proc<'_>, what: &str) -> OpResult {
+pub fn exec_probe(p: &mut Ctx<'_>, what: &str) -> OpResult {
     // The magic link, not the path it shows: the path may lie under a
     // directory the sandbox's own tmpfs covers.
     let exe = "/proc/self/exe";

@@ -1,17 +1,17 @@
 //! UTS names.
 
+use super::Ctx;
 use super::{OpResult, expand};
-use crate::spawn::script::Proc;
 use crate::value::Value;
 use nix::errno::Errno;
 
-pub fn sethostname(p: &mut Proc<'_>, name: &str) -> OpResult {
+pub fn sethostname(p: &mut Ctx<'_>, name: &str) -> OpResult {
     let name = expand(p, name)?;
     nix::unistd::sethostname(&name)?;
     Ok(Value::Str(name))
 }
 
-pub fn setdomainname(p: &mut Proc<'_>, name: &str) -> OpResult {
+pub fn setdomainname(p: &mut Ctx<'_>, name: &str) -> OpResult {
     let name = expand(p, name)?;
     let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
     if r < 0 {

@@ -316,13 +316,13 @@ pub fn write_offsets(path: &str, monotonic: i64, boottime: i64) -> Result<(), St
 /// Fill "{probe}" (the harness binary in probe mode) and "{target}" (a join target's pid).
 fn runner_argv(creator: &Proc<'_>, spec: &ProcSpec, argv: Vec<String>, fd: RawFd) -> Result<Vec<String>, String> {
     let trial = creator.trial;
-    let exe = if std::path::Path::new(super::sandbox::PROBE_BIND).exists() {
-        std::path::PathBuf::from(super::sandbox::PROBE_BIND)
+    let exe = if std::path::Path::new(crate::plan::env::PROBE_BIND).exists() {
+        std::path::PathBuf::from(crate::plan::env::PROBE_BIND)
     } else {
         std::fs::read_link("/proc/self/exe").map_err(|e| format!("cannot find the harness binary: {e}"))?
     };
     let copy =
-        std::path::Path::new(super::sandbox::CASE_COPY_DIR).join(trial.case.file.file_name().unwrap_or_default());
+        std::path::Path::new(crate::plan::env::CASE_COPY_DIR).join(trial.case.file.file_name().unwrap_or_default());
     let file = if copy.exists() {
         copy
     } else {
@@ -357,7 +357,7 @@ fn runner_argv(creator: &Proc<'_>, spec: &ProcSpec, argv: Vec<String>, fd: RawFd
 fn exec_runner(argv: &[String], up: &Channel, keep: Vec<RawFd>) -> Result<i32, String> {
     use std::os::unix::process::CommandExt;
     let up_fd = up.raw();
-    let stderr = std::fs::File::create(format!("{}/runner.stderr", super::sandbox::SCRATCH))
+    let stderr = std::fs::File::create(format!("{}/runner.stderr", crate::plan::env::SCRATCH))
         .map(std::process::Stdio::from)
         .unwrap_or(std::process::Stdio::null());
     let mut c = std::process::Command::new(&argv[0]);
@@ -442,7 +442,7 @@ pub fn child_main(
         }
     }
     if spec.drop_privileges {
-        if let Err(e) = drop_privileges_to(&p.vars) {
+        if let Err(e) = crate::ops::cred::drop_privileges_to(&p.vars) {
             p.progress(format!("could not drop privileges: {e}"));
             p.stopped = true;
         }
@@ -473,23 +473,6 @@ pub fn child_main(
     }
     p.release_held();
     0
-}
-
-/// Become `{uid}`/`{gid}` with no capabilities at all.
-pub fn drop_privileges_to(vars: &BTreeMap<String, String>) -> Result<(), String> {
-    let id = |k: &str| vars.get(k).and_then(|v| v.parse::<u32>().ok()).ok_or(format!("no {k}"));
-    let (uid, gid) = (id("uid")?, id("gid")?);
-    let _ = nix::unistd::setgroups(&[]);
-    let g = nix::unistd::Gid::from_raw(gid);
-    let u = nix::unistd::Uid::from_raw(uid);
-    nix::unistd::setresgid(g, g, g).map_err(|e| format!("setresgid({gid}): {e}"))?;
-    nix::unistd::setresuid(u, u, u).map_err(|e| format!("setresuid({uid}): {e}"))?;
-    unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
-    sys::capset(0, 0, 0).map_err(|e| format!("capset: {e}"))?;
-    // The uid change made us undumpable; a process the user started would not
-    // be, and its /proc/PID files (uid_map, ns) would be its own.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
-    Ok(())
 }
 
 /// Relay a process's messages to our own output until it is done.

@@ -46,6 +46,7 @@ pub fn main(args: &[String]) -> i32 {
         dropped: &dropped,
         env: &env,
         refs: crate::plan::procs::referenced_keys(&case.spec),
+        spawn: super::create::spawn_nested,
         runner: &runner,
     };
     super::create::child_main(&trial, case.spec.child.get_ref(), "child", chan, &[], true)

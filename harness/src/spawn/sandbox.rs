@@ -121,6 +121,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
         dropped: &spec.dropped,
         env,
         refs: crate::plan::procs::referenced_keys(&case.spec),
+        spawn: super::create::spawn_nested,
         runner,
     };
     let mut out = super::parent::run_case(&trial, out);

@@ -10,7 +10,7 @@ use crate::load::names::Dur;
 use crate::load::ns::{Ns, NsLink};
 use crate::load::step::{Op, Step};
 use crate::ops::{self, Fail};
-use crate::outcome::{CommandLog, Report, Snapshot, StepFailure};
+use crate::outcome::{Report, Snapshot, StepFailure};
 use crate::plan::RunEnv;
 use crate::plan::procs;
 use crate::value::Value;
@@ -62,26 +62,41 @@ pub struct Trial<'a> {
     pub refs: BTreeMap<String, BTreeSet<ObsKey>>,
     /// Argv of the probe, for external runners.
     pub runner: &'a dyn crate::runner::Runner,
+    /// How a `spawn` step creates its process (`create::spawn_nested`):
+    /// handed in, so the step runner does not depend on process creation,
+    /// which depends on it (a created process runs steps).
+    pub spawn: SpawnFn,
 }
 
+/// Create, run and reap a nested process of the case as `p`'s child.
+pub type SpawnFn = fn(&mut Proc<'_>, &crate::load::ProcSpec, &str) -> Result<(), String>;
+
+/// A process of the case running its steps: the trial, where its messages
+/// go, and the context its ops work on (reached through `Deref`, so
+/// `p.vars`, `p.fds` read as the process's own).
 pub struct Proc<'a> {
     pub trial: &'a Trial<'a>,
-    pub label: String,
     pub out: Out,
-    pub fds: BTreeMap<String, OwnedFd>,
-    pub values: BTreeMap<String, Value>,
-    /// Placeholder values: uid, gid, scratch, and pids of other processes as this one sees them.
-    pub vars: BTreeMap<String, String>,
-    /// Children forked by `fork` steps, killed when this process ends.
-    pub held: Vec<i32>,
+    pub ctx: crate::ops::Ctx<'a>,
     /// A required step failed: the rest of the steps are skipped.
     pub stopped: bool,
     /// An op panicked: the process stops, in a control too.
     pub panicked: bool,
-    /// The last sender each socket received from (for replies).
-    pub peers: BTreeMap<String, nix::sys::socket::SockaddrStorage>,
     /// Time spent doing what the steps ask (waits for syncs left out).
     pub work: std::time::Duration,
+}
+
+impl<'a> std::ops::Deref for Proc<'a> {
+    type Target = crate::ops::Ctx<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.ctx
+    }
+}
+
+impl std::ops::DerefMut for Proc<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.ctx
+    }
 }
 
 impl<'a> Proc<'a> {
@@ -91,27 +106,18 @@ impl<'a> Proc<'a> {
         vars.insert("gid".into(), trial.env.gid.to_string());
         vars.insert("euid".into(), trial.env.euid.to_string());
         vars.insert("egid".into(), trial.env.egid.to_string());
-        vars.insert("scratch".into(), super::sandbox::SCRATCH.into());
+        vars.insert("scratch".into(), crate::plan::env::SCRATCH.into());
         if let Some(h) = &trial.env.cgroup_nonroot {
             vars.insert(crate::plan::env::CGROUP_VAR.into(), h.clone());
         }
         Proc {
             trial,
-            label,
             out,
-            fds: BTreeMap::new(),
-            values: BTreeMap::new(),
-            vars,
-            held: Vec::new(),
+            ctx: crate::ops::Ctx::new(label, trial.dropped, vars),
             stopped: false,
             panicked: false,
-            peers: BTreeMap::new(),
             work: std::time::Duration::ZERO,
         }
-    }
-
-    pub fn dropped(&self, ns: Ns) -> bool {
-        self.trial.dropped.contains(&ns)
     }
 
     pub fn emit(&mut self, m: Msg) {
@@ -132,25 +138,6 @@ impl<'a> Proc<'a> {
             proc_label: label,
             what,
         });
-    }
-
-    pub fn log_command(&mut self, command: String, status: String, stderr: String) {
-        let label = self.label.clone();
-        self.emit(Msg::Command(CommandLog {
-            proc_label: label,
-            command,
-            status,
-            stderr,
-        }));
-    }
-
-    /// Fill placeholders: variables, and `{value:NAME}` for a kept value
-    /// (the first item of a list, as `fork` keeps its pids).
-    pub fn expand(&self, s: &str) -> Result<String, String> {
-        crate::load::vars::Vars::new(&self.vars)
-            .values(&self.values)
-            .fds(&self.fds)
-            .expand(s)
     }
 
     fn fail(&mut self, phase: &str, index: usize, step: &Step, expected: String, got: String) {
@@ -198,7 +185,7 @@ impl<'a> Proc<'a> {
                 }
                 Op::Spawn(spec) => {
                     let label = procs::spawn_label(&self.label, phase, i, spec);
-                    if let Err(e) = super::create::spawn_nested(self, spec, &label) {
+                    if let Err(e) = (self.trial.spawn)(self, spec, &label) {
                         self.fail(phase, i, step, "the process to run".into(), e);
                     }
                 }
@@ -240,7 +227,7 @@ impl<'a> Proc<'a> {
             // A panic in an op is the harness's bug: it fails the step with
             // its text and stops the process, rather than unwinding into
             // whatever code of the creator this process is a copy of.
-            let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ops::run(op, step, self))) {
+            let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ops::run(op, step, &mut self.ctx))) {
                 Ok(r) => r,
                 Err(p) => {
                     self.panicked = true;
@@ -251,6 +238,9 @@ impl<'a> Proc<'a> {
                 }
             };
             self.work += started.elapsed();
+            for c in std::mem::take(&mut self.ctx.commands) {
+                self.emit(Msg::Command(c));
+            }
             if self.panicked {
                 return r;
             }
