@@ -3,14 +3,18 @@
 //! reference a creator hands down so a process can measure its shift.
 
 pub fn now(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    unsafe { libc::clock_gettime(clock, &mut ts) };
+    // A clock the kernel refuses reads as 0, as before.
+    let ts = nix::time::clock_gettime(nix::time::ClockId::from_raw(clock))
+        .map_or(libc::timespec { tv_sec: 0, tv_nsec: 0 }, |t| *t.as_ref());
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
 /// The same clock read with the raw syscall rather than the vDSO.
 pub fn now_syscall(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a live, writable timespec for the whole call and the
+    // kernel writes at most one timespec; the raw syscall is the point
+    // (it bypasses the vDSO that libc and nix would use).
     unsafe { libc::syscall(libc::SYS_clock_gettime, clock, &mut ts as *mut libc::timespec) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }

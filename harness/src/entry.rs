@@ -103,6 +103,8 @@ mod tests {
         let code = fork_run(
             || panic!("boom at step 3"),
             move |text| {
+                // SAFETY: `w` stays open in this process until after
+                // fork_run returns, and the forked child has its own copy.
                 let _ = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(wfd) }, text.as_bytes());
             },
         );
@@ -116,6 +118,7 @@ mod tests {
     #[test]
     fn handlers_of_the_creator_are_gone() {
         extern "C" fn exit_124(_: libc::c_int) {
+            // SAFETY: _exit is async-signal-safe and touches no state of ours.
             unsafe { libc::_exit(124) };
         }
         // The creator's handler, as the sandbox's alarm had; the child must
@@ -123,10 +126,13 @@ mod tests {
         // forked copy of the test, so other tests keep their dispositions.
         let code = fork_run(
             || {
+                // SAFETY: the handler only calls _exit, which is
+                // async-signal-safe; this forked copy of the test is
+                // single-threaded, so no other thread sees the disposition.
                 unsafe { libc::signal(libc::SIGALRM, exit_124 as *const () as libc::sighandler_t) };
                 let inner = fork_run(
                     || {
-                        unsafe { libc::raise(libc::SIGALRM) };
+                        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGALRM);
                         0
                     },
                     |_| {},

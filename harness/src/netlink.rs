@@ -3,9 +3,8 @@
 //! links come from here, never from whichever `ip` is installed.
 
 use nix::errno::Errno;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-const NETLINK_ROUTE: i32 = 0;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
@@ -158,45 +157,31 @@ pub fn link_events(buf: &[u8]) -> Vec<(bool, String)> {
 impl Route {
     /// A route socket in the caller's current network namespace.
     pub fn open() -> Result<Route, Errno> {
-        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_ROUTE) };
-        if fd < 0 {
-            return Err(Errno::last());
-        }
-        Ok(Route {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            seq: 1,
-        })
+        use nix::sys::socket::{AddressFamily, SockFlag, SockProtocol, SockType, socket};
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )?;
+        Ok(Route { fd, seq: 1 })
     }
 
     fn send(&mut self, msg: Vec<u8>) -> Result<(), Errno> {
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as u16;
-        let r = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                msg.as_ptr().cast(),
-                msg.len(),
-                0,
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as u32,
-            )
-        };
-        if r < 0 { Err(Errno::last()) } else { Ok(()) }
+        use nix::sys::socket::{MsgFlags, NetlinkAddr, sendto};
+        // To the kernel (port 0), no multicast groups.
+        sendto(self.fd.as_raw_fd(), &msg, &NetlinkAddr::new(0, 0), MsgFlags::empty()).map(|_| ())
     }
 
     /// Read replies to `seq` until DONE (dump) or the ack; hand each payload to `f`.
     fn replies(&mut self, seq: u32, mut f: impl FnMut(u16, &[u8])) -> Result<(), Errno> {
         let mut buf = vec![0u8; 32768];
         loop {
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-            if n < 0 {
-                let e = Errno::last();
-                if e == Errno::EINTR {
-                    continue;
-                }
-                return Err(e);
-            }
-            let n = n as usize;
+            let n = match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::empty()) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            };
             let mut at = 0;
             while at + 16 <= n {
                 let len = u32_at(&buf, at) as usize;

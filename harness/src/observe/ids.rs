@@ -20,11 +20,12 @@ fn nth(s: &str, n: usize) -> Result<Value, String> {
 pub fn own(name: &str) -> Result<Value, String> {
     let st = "/proc/self/status";
     Ok(match name {
-        "pid" => Value::Int(unsafe { libc::getpid() } as i64),
-        "ppid" => Value::Int(unsafe { libc::getppid() } as i64),
-        "tid" => Value::Int(unsafe { libc::gettid() } as i64),
-        "sid" => Value::Int(unsafe { libc::getsid(0) } as i64),
-        "pgid" => Value::Int(unsafe { libc::getpgid(0) } as i64),
+        "pid" => Value::Int(nix::unistd::getpid().as_raw() as i64),
+        "ppid" => Value::Int(nix::unistd::getppid().as_raw() as i64),
+        "tid" => Value::Int(nix::unistd::gettid().as_raw() as i64),
+        // Of this process these cannot fail; -1 as the raw calls gave.
+        "sid" => Value::Int(nix::unistd::getsid(None).map_or(-1, |p| p.as_raw()) as i64),
+        "pgid" => Value::Int(nix::unistd::getpgid(None).map_or(-1, |p| p.as_raw()) as i64),
         "uid" => nth(&status_field(st, "Uid")?, 0)?,
         "euid" => nth(&status_field(st, "Uid")?, 1)?,
         "suid" => nth(&status_field(st, "Uid")?, 2)?,

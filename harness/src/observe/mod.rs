@@ -85,7 +85,7 @@ fn observe_value(key: &ObsKey, ctx: &Ctx<'_>) -> Result<Value, String> {
             .and_then(|t| t.to_string_lossy().parse::<i64>().map_err(|e| e.to_string()))
             .map(Value::Int),
         ObsKey::Value(name) => value_at(ctx.values, name),
-        ObsKey::Children => procfs::children_of(unsafe { libc::getpid() }),
+        ObsKey::Children => procfs::children_of(nix::unistd::getpid().as_raw()),
         ObsKey::PidnsProcs(name) => match ctx.values.get(name) {
             Some(Value::Str(ns)) => pidns::procs_in(ns),
             _ => Err(format!(
@@ -207,20 +207,14 @@ struct Uname {
 }
 
 fn uname() -> Result<Uname, String> {
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut u) } < 0 {
-        return Err(format!("uname: {}", nix::errno::Errno::last()));
-    }
-    let f = |b: &[libc::c_char]| {
-        let bytes: Vec<u8> = b.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
+    let u = nix::sys::utsname::uname().map_err(|e| format!("uname: {e}"))?;
+    let f = |b: &std::ffi::OsStr| b.to_string_lossy().into_owned();
     Ok(Uname {
-        sysname: f(&u.sysname),
-        nodename: f(&u.nodename),
-        release: f(&u.release),
-        version: f(&u.version),
-        machine: f(&u.machine),
-        domainname: f(&u.domainname),
+        sysname: f(u.sysname()),
+        nodename: f(u.nodename()),
+        release: f(u.release()),
+        version: f(u.version()),
+        machine: f(u.machine()),
+        domainname: f(u.domainname()),
     })
 }

@@ -15,6 +15,8 @@ fn within(fd: OwnedFd, target: &str) -> bool {
             return true;
         }
         match sys::ioctl_none(cur.as_raw_fd(), sys::NS_GET_PARENT) {
+            // SAFETY: NS_GET_PARENT returns a new fd that nothing else
+            // owns; the OwnedFd takes it over and closes it.
             Ok(p) => cur = unsafe { OwnedFd::from_raw_fd(p as i32) },
             Err(_) => return false,
         }

@@ -88,6 +88,8 @@ pub fn set(p: &mut Ctx<'_>, a: &AclSetArgs) -> OpResult {
     }
     let c = CString::new(path).map_err(|_| Fail::Other("a path with a NUL".into()))?;
     let name = CString::new(XATTR).expect("no NUL");
+    // SAFETY: `c` and `name` are NUL-terminated and `buf` holds `buf.len()`
+    // bytes, all alive for the call; nix has no xattr calls.
     let r = unsafe { libc::setxattr(c.as_ptr(), name.as_ptr(), buf.as_ptr().cast(), buf.len(), 0) };
     if r < 0 {
         return Err(super::last());
@@ -100,6 +102,8 @@ pub fn get(p: &mut Ctx<'_>, path: &str) -> OpResult {
     let c = CString::new(path).map_err(|_| Fail::Other("a path with a NUL".into()))?;
     let name = CString::new(XATTR).expect("no NUL");
     let mut buf = vec![0u8; 4096];
+    // SAFETY: `c` and `name` are NUL-terminated and the kernel writes at most
+    // `buf.len()` bytes into `buf`, all alive for the call; nix has no xattr calls.
     let n = unsafe { libc::getxattr(c.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     if n < 0 {
         return Err(super::last());

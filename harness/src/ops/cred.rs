@@ -81,7 +81,11 @@ pub fn caps_drop(names: &[String]) -> OpResult {
         let c = cap_number(n).ok_or_else(|| Fail::Other(format!("unknown capability {n:?}")))?;
         mask |= 1 << c;
         // The bounding set too, so an exec cannot bring it back.
+        // SAFETY: PR_CAPBSET_DROP and PR_CAP_AMBIENT take integers only, no
+        // pointers; nix has no wrapper for either. A failure (the ambient
+        // set was empty, no CAP_SETPCAP) is left to the capset below.
         unsafe { libc::prctl(libc::PR_CAPBSET_DROP, c as libc::c_ulong, 0, 0, 0) };
+        // SAFETY: as above, integers only.
         unsafe {
             libc::prctl(
                 libc::PR_CAP_AMBIENT,
@@ -98,6 +102,9 @@ pub fn caps_drop(names: &[String]) -> OpResult {
 }
 
 pub fn prctl_flag(option: libc::c_int, on: bool) -> OpResult {
+    // SAFETY: the options this op is given (flags such as PR_SET_NO_NEW_PRIVS,
+    // PR_SET_KEEPCAPS) take one integer and no pointer; raw so a case can
+    // name any option the kernel has.
     if unsafe { libc::prctl(option, on as libc::c_ulong, 0, 0, 0) } < 0 {
         return Err(last());
     }
@@ -105,19 +112,14 @@ pub fn prctl_flag(option: libc::c_int, on: bool) -> OpResult {
 }
 
 pub fn setrlimit(a: &RlimitArgs) -> OpResult {
+    use nix::sys::resource::Resource;
     let res = match a.resource.as_str() {
-        "msgqueue" => libc::RLIMIT_MSGQUEUE,
-        "nproc" => libc::RLIMIT_NPROC,
-        "nofile" => libc::RLIMIT_NOFILE,
+        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+        "nproc" => Resource::RLIMIT_NPROC,
+        "nofile" => Resource::RLIMIT_NOFILE,
         other => return Err(Fail::Other(format!("unknown resource {other:?}"))),
     };
-    let lim = libc::rlimit {
-        rlim_cur: a.soft,
-        rlim_max: a.hard,
-    };
-    if unsafe { libc::setrlimit(res, &lim) } < 0 {
-        return Err(last());
-    }
+    nix::sys::resource::setrlimit(res, a.soft, a.hard)?;
     Ok(Value::Int(a.soft as i64))
 }
 
@@ -127,10 +129,12 @@ pub fn fanotify_init(p: &mut Ctx<'_>, step: &Step) -> OpResult {
     const FAN_CLOEXEC: libc::c_uint = 1;
     const FAN_REPORT_FID: libc::c_uint = 0x200;
     let flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_REPORT_FID;
+    // SAFETY: integer arguments only; nix's fanotify feature is not enabled.
     let fd = unsafe { libc::fanotify_init(flags, libc::O_RDONLY as libc::c_uint) };
     if fd < 0 {
         return Err(last());
     }
+    // SAFETY: fanotify_init just returned this fd; nothing else owns it.
     Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
@@ -143,10 +147,11 @@ pub fn drop_privileges_to(vars: &std::collections::BTreeMap<String, String>) -> 
     let u = nix::unistd::Uid::from_raw(uid);
     nix::unistd::setresgid(g, g, g).map_err(|e| format!("setresgid({gid}): {e}"))?;
     nix::unistd::setresuid(u, u, u).map_err(|e| format!("setresuid({uid}): {e}"))?;
+    // SAFETY: integers only, no pointers; nix has no ambient-set wrapper.
     unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
     crate::sys::capset(0, 0, 0).map_err(|e| format!("capset: {e}"))?;
     // The uid change made us undumpable; a process the user started would not
     // be, and its /proc/PID files (uid_map, ns) would be its own.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_dumpable(true);
     Ok(())
 }

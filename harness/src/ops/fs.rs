@@ -6,7 +6,7 @@ use crate::load::step::{ChmodArgs, Hierarchy, MountArgs, MountCgroupArgs, Step, 
 use crate::value::Value;
 use nix::mount::{MntFlags, MsFlags};
 use std::collections::BTreeMap;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 pub fn mount(p: &mut Ctx<'_>, m: &MountArgs) -> OpResult {
@@ -151,9 +151,6 @@ pub fn close(p: &mut Ctx<'_>, name: &str) -> OpResult {
 
 pub fn memfd(p: &mut Ctx<'_>, step: &Step, name: &str) -> OpResult {
     let c = std::ffi::CString::new(name).map_err(|e| Fail::Other(e.to_string()))?;
-    let fd = unsafe { libc::memfd_create(c.as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(super::last());
-    }
-    Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
+    let fd = nix::sys::memfd::memfd_create(c.as_c_str(), nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    Ok(keep(p, step, fd))
 }

@@ -21,7 +21,7 @@ fn c(s: &str) -> Result<CString, Fail> {
 
 pub fn pivot_root(p: &mut Ctx<'_>, a: &PivotArgs) -> OpResult {
     let (n, o) = (c(&expand(p, &a.new_root)?)?, c(&expand(p, &a.put_old)?)?);
-    check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) })?;
+    nix::unistd::pivot_root(n.as_c_str(), o.as_c_str())?;
     Ok(Value::Bool(true))
 }
 
@@ -34,13 +34,18 @@ pub fn open_tree(p: &mut Ctx<'_>, step: &Step, a: &OpenTreeArgs) -> OpResult {
     if a.recursive {
         flags |= AT_RECURSIVE;
     }
+    // SAFETY: `path` is NUL-terminated and alive for the call; nix has no
+    // open_tree.
     let fd = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
+    // SAFETY: open_tree just returned this fd; nothing else owns it.
     Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }
 
 pub fn move_mount(p: &mut Ctx<'_>, a: &MoveMountArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
     let target = c(&expand(p, &a.target)?)?;
+    // SAFETY: both paths are NUL-terminated and alive for the call; `fd`
+    // is a kept fd, borrowed; nix has no move_mount.
     check(unsafe {
         libc::syscall(
             libc::SYS_move_mount,
@@ -140,6 +145,9 @@ pub fn listmount(p: &mut Ctx<'_>, a: &ListmountArgs) -> OpResult {
         mnt_ns_id: ns_id,
     };
     let mut ids = vec![0u64; 4096];
+    // SAFETY: `req` is a live mnt_id_req whose size field is its own size,
+    // and the kernel writes at most `ids.len()` u64s into `ids`; nix has
+    // no listmount.
     let n = check(unsafe { libc::syscall(SYS_LISTMOUNT, &req as *const MntIdReq, ids.as_mut_ptr(), ids.len(), 0) })?;
     Ok(Value::Int(n as i64))
 }

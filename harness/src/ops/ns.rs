@@ -112,6 +112,8 @@ pub fn ioctl(p: &mut Ctx<'_>, step: &Step, a: &IoctlArgs) -> OpResult {
         }
         _ => return Err(Fail::Other("ioctl needs one of fd and path".into())),
     };
+    // SAFETY: only called with what an fd-returning ioctl just gave back: a
+    // new fd that nothing else owns.
     let returns_fd = |r: i64, p: &mut Ctx<'_>| keep(p, step, unsafe { OwnedFd::from_raw_fd(r as i32) });
     match a.request.as_str() {
         "NS_GET_USERNS" => Ok(returns_fd(sys::ioctl_none(fd, sys::NS_GET_USERNS)?, p)),
@@ -125,12 +127,23 @@ pub fn ioctl(p: &mut Ctx<'_>, step: &Step, a: &IoctlArgs) -> OpResult {
             // struct pidfd_info: mask, cgroupid, pid, tgid, ppid, ruid, rgid, euid, egid, ...
             let mut info = [0u64; 8];
             info[0] = 1 | 2; // PIDFD_INFO_PID | PIDFD_INFO_CREDS
+            // SAFETY: `info` is 64 writable bytes alive for the call, the
+            // size the request encodes, so the kernel writes no more; the
+            // fd is borrowed from a kept fd or `opened`, both alive here.
             if unsafe { libc::ioctl(fd, PIDFD_GET_INFO as _, info.as_mut_ptr()) } < 0 {
                 return Err(super::last());
             }
-            let words: [u32; 12] = unsafe {
-                std::mem::transmute::<[u64; 6], [u32; 12]>([info[2], info[3], info[4], info[5], info[6], info[7]])
-            };
+            // The u32 fields from pid on, in memory order.
+            let words: Vec<u32> = info[2..]
+                .iter()
+                .flat_map(|w| {
+                    let b = w.to_ne_bytes();
+                    [
+                        u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+                        u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+                    ]
+                })
+                .collect();
             let mut m = BTreeMap::new();
             m.insert("pid".to_string(), Value::Int(words[0] as i64));
             m.insert("tgid".to_string(), Value::Int(words[1] as i64));

@@ -36,6 +36,8 @@ fn map(pairs: Vec<(&str, Value)>) -> Value {
 }
 
 fn report(fd: i32, text: &str) {
+    // SAFETY: the kernel reads `text.len()` bytes of `text`, alive for the
+    // call; `fd` is the pipe end the forked child inherited and still holds.
     unsafe { libc::write(fd, text.as_ptr().cast(), text.len()) };
 }
 
@@ -47,6 +49,7 @@ fn userns_level() -> i64 {
     };
     let mut cur: std::os::fd::OwnedFd = f.into();
     while let Ok(parent) = sys::ioctl_none(cur.as_raw_fd(), sys::NS_GET_PARENT) {
+        // SAFETY: NS_GET_PARENT returned a new fd that nothing else owns.
         cur = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(parent as i32) };
         level += 1;
     }
@@ -64,6 +67,8 @@ pub fn nest(a: &NestArgs) -> OpResult {
     let (r, w) = nix::unistd::pipe()?;
     let wfd = w.as_raw_fd();
     let depth = a.depth;
+    // SAFETY: a plain fork (no CLONE_VM): the child has its own copy of
+    // memory and only runs the nesting loop, ending in entry::run_quiet.
     let first = unsafe { sys::clone_raw(libc::SIGCHLD as u64) }?;
     if first == 0 {
         // Each level: try to make the next; the child goes on (in this same
@@ -76,6 +81,8 @@ pub fn nest(a: &NestArgs) -> OpResult {
                     return 0;
                 }
                 let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+                // SAFETY: a fork into a new namespace, no CLONE_VM; the child
+                // goes on in this same loop and never returns past it.
                 match unsafe { sys::clone_raw(flag | libc::SIGCHLD as u64) } {
                     Ok(0) => {
                         made += 1;
@@ -100,8 +107,7 @@ pub fn nest(a: &NestArgs) -> OpResult {
         })
     }
     drop(w);
-    let mut st = 0;
-    unsafe { libc::waitpid(first, &mut st, 0) };
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(first), None);
     let mut buf = [0u8; 128];
     let n = nix::unistd::read(&r, &mut buf).unwrap_or(0);
     let text = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -157,6 +163,8 @@ pub fn fs_share_unshare(p: &mut Ctx<'_>, f: &FlagSet) -> OpResult {
     let (a, b) = (format!("{base}/fs_a"), format!("{base}/fs_b"));
     std::fs::create_dir_all(&a)?;
     std::fs::create_dir_all(&b)?;
+    // SAFETY: CLONE_FS shares only cwd, root and umask, not memory; the
+    // child runs only entry::run_quiet, which never returns.
     let q = unsafe { sys::clone_raw(libc::CLONE_FS as u64 | libc::SIGCHLD as u64) }?;
     if q == 0 {
         crate::entry::run_quiet(|| {
@@ -175,9 +183,9 @@ pub fn fs_share_unshare(p: &mut Ctx<'_>, f: &FlagSet) -> OpResult {
         Ok((before, after))
     };
     let r = run();
-    unsafe { libc::kill(q, libc::SIGKILL) };
-    let mut st = 0;
-    unsafe { libc::waitpid(q, &mut st, 0) };
+    let q = nix::unistd::Pid::from_raw(q);
+    let _ = nix::sys::signal::kill(q, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(q, None);
     let (before, after) = r?;
     Ok(map(vec![
         ("followed_before", Value::Bool(before)),
@@ -189,6 +197,8 @@ pub fn fs_share_unshare(p: &mut Ctx<'_>, f: &FlagSet) -> OpResult {
 pub fn setns_race(n: u32) -> OpResult {
     let (mut ok, mut esrch, mut other) = (0i64, 0i64, Vec::new());
     for _ in 0..n {
+        // SAFETY: a plain fork (no CLONE_VM); the child only exits through
+        // entry::run_quiet.
         let child = unsafe { sys::clone_raw(libc::SIGCHLD as u64) }?;
         if child == 0 {
             crate::entry::run_quiet(|| 0)
@@ -202,8 +212,7 @@ pub fn setns_race(n: u32) -> OpResult {
             Err(nix::errno::Errno::ESRCH) => esrch += 1,
             Err(e) => other.push(Value::Str(crate::load::flags::errno_name(e as i32))),
         }
-        let mut st = 0;
-        unsafe { libc::waitpid(child, &mut st, 0) };
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
     }
     Ok(map(vec![
         ("ok", Value::Int(ok)),

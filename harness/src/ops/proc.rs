@@ -25,6 +25,8 @@ pub fn clone(p: &mut Ctx<'_>, a: &CloneArgs) -> OpResult {
     // this one is small and only leaked when the child cannot be waited for.
     let mut stack = vec![0u8; 64 * 1024];
     let cb = Box::new(|| 0isize);
+    // SAFETY: the callback touches nothing; `stack` is ours and is leaked
+    // below whenever the child may still run on it (it shares our memory).
     let r = unsafe {
         nix::sched::clone(
             cb,
@@ -76,6 +78,8 @@ pub fn clone3(p: &mut Ctx<'_>, a: &Clone3Args) -> OpResult {
     let size = a.size.unwrap_or(sys::CLONE_ARGS_SIZE_VER2 as u64) as usize;
     // The kernel reads `size` bytes: the known struct, then zeros (or a dirty byte).
     let mut buf = vec![0u8; 4096];
+    // SAFETY: `args` is a live, initialised repr(C) CloneArgs of u64
+    // fields (no padding); the slice covers exactly its bytes while borrowed.
     let raw = unsafe {
         std::slice::from_raw_parts(
             (&args as *const sys::CloneArgs).cast::<u8>(),
@@ -88,6 +92,8 @@ pub fn clone3(p: &mut Ctx<'_>, a: &Clone3Args) -> OpResult {
     }
     let (rd, wr) = nix::unistd::pipe().map_err(Fail::Errno)?;
     let ptr: *const u8 = if a.bad_pointer {
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks,
+        // so nothing of ours is replaced; PROT_NONE makes clone3 fault on it.
         unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -101,6 +107,10 @@ pub fn clone3(p: &mut Ctx<'_>, a: &Clone3Args) -> OpResult {
     } else {
         buf.as_ptr()
     };
+    // SAFETY: `ptr` is `buf` (4096 bytes, alive past the call; the kernel
+    // reads no more than a page, refusing larger sizes with E2BIG) or the
+    // PROT_NONE page meant to fail with EFAULT; the pointers inside (set_tid)
+    // are locals alive past the call; the child runs only entry::run_quiet.
     let r = unsafe { sys::clone3_raw(ptr, size) };
     match r {
         Ok(0) => crate::entry::run_quiet(|| {
@@ -151,6 +161,8 @@ pub fn fork(p: &mut Ctx<'_>, a: &ForkArgs) -> OpResult {
     }
     let mut pids = Vec::new();
     for _ in 0..a.count {
+        // SAFETY: the case's namespace flags, never CLONE_VM; each child
+        // runs only entry::run_quiet.
         let pid = match unsafe { sys::clone_raw(flags | libc::SIGCHLD as u64) } {
             Ok(pid) => pid,
             Err(_) if a.best_effort => break,

@@ -11,6 +11,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 pub fn kill(p: &mut Ctx<'_>, k: &KillArgs) -> OpResult {
     let pid = pid_of(p, &k.pid)?;
     let sig = k.signal.number();
+    // SAFETY: integers only. Raw because a case may send any number
+    // (0, realtime, invalid) to any pid (-1, a group) and expects the
+    // kernel's own answer.
     if unsafe { libc::kill(pid, sig) } < 0 {
         return Err(last());
     }
@@ -18,9 +21,13 @@ pub fn kill(p: &mut Ctx<'_>, k: &KillArgs) -> OpResult {
 }
 
 fn set_of(signals: &[Signal]) -> libc::sigset_t {
+    // SAFETY: sigset_t is a plain C struct; all zeroes is a valid value.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live sigset_t.
     unsafe { libc::sigemptyset(&mut set) };
     for s in signals {
+        // SAFETY: `set` is a live sigset_t; raw so realtime numbers, which
+        // nix's Signal lacks, fit too (a bad number is refused, not stored).
         unsafe { libc::sigaddset(&mut set, s.number()) };
     }
     set
@@ -28,6 +35,8 @@ fn set_of(signals: &[Signal]) -> libc::sigset_t {
 
 pub fn block(signals: &[Signal]) -> OpResult {
     let set = set_of(signals);
+    // SAFETY: `set` is a live sigset_t read by the kernel; a null old set
+    // asks for nothing back.
     if unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) } < 0 {
         return Err(last());
     }
@@ -42,13 +51,18 @@ pub fn await_signal(a: &AwaitArgs) -> OpResult {
         tv_sec: d.as_secs() as libc::time_t,
         tv_nsec: d.subsec_nanos() as libc::c_long,
     };
+    // SAFETY: siginfo_t is a plain C struct; all zeroes is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set`, `info` and `ts` are locals alive for the call; the
+    // kernel writes one siginfo_t into `info`; nix has no sigtimedwait.
     let r = unsafe { libc::sigtimedwait(&set, &mut info, &ts) };
     if r < 0 {
         return Err(last());
     }
     // The union after signo, errno, code (and padding) holds pid/uid for
     // kill-style signals and band/fd for SIGIO-style ones.
+    // SAFETY: `info` is initialised (zeroed, then filled by the kernel) and
+    // outlives the slice, which covers exactly its bytes and is only read.
     let raw: &[u8] = unsafe {
         std::slice::from_raw_parts(
             (&info as *const libc::siginfo_t).cast::<u8>(),
@@ -81,6 +95,8 @@ const F_SETSIG: libc::c_int = 10;
 pub fn async_io(p: &mut Ctx<'_>, a: &AsyncArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
     let sig = a.signal.number();
+    // SAFETY: these fcntl commands take integers only; `fd` is a kept fd,
+    // borrowed. Raw because nix has no F_SETOWN or F_SETSIG.
     unsafe {
         if libc::fcntl(fd, libc::F_SETOWN, libc::getpid()) < 0
             || libc::fcntl(fd, F_SETSIG, sig) < 0
@@ -95,6 +111,8 @@ pub fn async_io(p: &mut Ctx<'_>, a: &AsyncArgs) -> OpResult {
 pub fn write_fd(p: &mut Ctx<'_>, a: &WriteFdArgs) -> OpResult {
     let fd = fd_of(p, &a.fd)?;
     let data = expand(p, &a.data)?;
+    // SAFETY: the kernel reads `data.len()` bytes of `data`, alive for the
+    // call; `fd` is a kept fd, borrowed.
     let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
     if n < 0 {
         return Err(last());
@@ -103,6 +121,7 @@ pub fn write_fd(p: &mut Ctx<'_>, a: &WriteFdArgs) -> OpResult {
 }
 
 fn flock_write() -> libc::flock {
+    // SAFETY: flock is a plain C struct; all zeroes is a valid value.
     let mut l: libc::flock = unsafe { std::mem::zeroed() };
     l.l_type = libc::F_WRLCK as i16;
     l.l_whence = libc::SEEK_SET as i16;
@@ -118,6 +137,7 @@ pub fn lock(p: &mut Ctx<'_>, step: &Step, path: &str) -> OpResult {
         .truncate(false)
         .open(&path)?;
     let l = flock_write();
+    // SAFETY: `l` is a live flock the kernel reads; `f` is open until after.
     if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &l) } < 0 {
         return Err(last());
     }
@@ -128,6 +148,8 @@ pub fn getlk(p: &mut Ctx<'_>, path: &str) -> OpResult {
     let path = expand(p, path)?;
     let f = std::fs::OpenOptions::new().read(true).write(true).open(&path)?;
     let mut l = flock_write();
+    // SAFETY: `l` is a live flock the kernel reads and rewrites; `f` is
+    // open until after.
     if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut l) } < 0 {
         return Err(last());
     }
@@ -152,6 +174,8 @@ pub fn reap(p: &mut Ctx<'_>, what: &str, once: bool) -> OpResult {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(wait);
     loop {
         let mut status = 0;
+        // SAFETY: `status` is a live int the kernel writes; raw so the
+        // case's pid (any value) reaches the kernel unchanged.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
         if r < 0 {
             return Err(last());
@@ -185,6 +209,8 @@ pub fn reboot(cmd: &str) -> OpResult {
         "cad_on" => 0x89AB_CDEF,
         other => return Err(Fail::Other(format!("unknown reboot command {other:?}"))),
     };
+    // SAFETY: integers only; raw because a case hands the magic numbers
+    // and a command (CAD on/off) that nix's reboot does not take.
     let r = unsafe { libc::syscall(libc::SYS_reboot, 0xfee1_deadu32, 672_274_793u32, c, 0usize) };
     if r < 0 {
         return Err(last());

@@ -19,6 +19,8 @@ fn parse_addr(family: &str, s: &str) -> Result<SockaddrStorage, Fail> {
             }
             .map_err(|e| bad(e.to_string()))?;
             use socket::SockaddrLike;
+            // SAFETY: `a` is a live sockaddr of `a.len()` bytes, the
+            // length passed, and is only read during the call.
             unsafe { SockaddrStorage::from_raw(a.as_ptr().cast(), Some(a.len())) }.ok_or_else(|| bad("unusable".into()))
         }
         "inet" | "inet6" => {
@@ -56,15 +58,21 @@ pub fn socket(p: &mut Ctx<'_>, step: &Step, a: &SocketArgs) -> OpResult {
     } else {
         kind(&a.kind)?
     };
+    // SAFETY: integers only; raw so the case's domain, type and protocol
+    // numbers reach the kernel as given.
     let fd = unsafe { libc::socket(dom, ty | libc::SOCK_CLOEXEC, proto) };
     if fd < 0 {
         return Err(super::last());
     }
+    // SAFETY: socket just returned this fd; nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     if a.family == "netlink_route" && a.link_events {
+        // SAFETY: sockaddr_nl is a plain C struct; all zeroes is valid.
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as u16;
         sa.nl_groups = crate::netlink::RTMGRP_LINK;
+        // SAFETY: `sa` is a live sockaddr_nl and the length is its size;
+        // `fd` is owned here.
         let r = unsafe {
             libc::bind(
                 fd.as_raw_fd(),
@@ -93,6 +101,7 @@ pub fn socket(p: &mut Ctx<'_>, step: &Step, a: &SocketArgs) -> OpResult {
 pub fn accept(p: &mut Ctx<'_>, step: &Step, name: &str) -> OpResult {
     let l = fd_of(p, name)?;
     let fd = socket::accept4(l, socket::SockFlag::SOCK_CLOEXEC)?;
+    // SAFETY: accept4 just returned this fd; nothing else owns it.
     Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
@@ -103,6 +112,8 @@ fn wait_readable(fd: RawFd, timeout: std::time::Duration) -> Result<(), Fail> {
         revents: 0,
     };
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: `pfd` is one live pollfd and the count says 1; `fd` is a
+    // kept fd, borrowed for the call.
     let r = unsafe { libc::poll(&mut pfd, 1, ms) };
     match r {
         r if r < 0 => Err(super::last()),
@@ -155,8 +166,11 @@ pub fn recv(p: &mut Ctx<'_>, a: &RecvArgs) -> OpResult {
 
 pub fn peercred(p: &mut Ctx<'_>, name: &str) -> OpResult {
     let fd = fd_of(p, name)?;
+    // SAFETY: ucred is a plain C struct; all zeroes is a valid value.
     let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a live ucred and `len` its size, so the kernel
+    // writes no more; `fd` is a kept fd, borrowed.
     let r = unsafe {
         libc::getsockopt(
             fd,
@@ -193,6 +207,8 @@ pub fn link_events(p: &mut Ctx<'_>, a: &RecvArgs) -> OpResult {
         if wait_readable(fd, timeout).is_err() {
             break;
         }
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`;
+        // `fd` is a kept fd, borrowed.
         let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         if n <= 0 {
             break;

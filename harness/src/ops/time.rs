@@ -23,72 +23,47 @@ pub fn abs_sleep(a: &AbsSleepArgs) -> OpResult {
     let deadline = ts(start + a.ms as i128 * 1_000_000);
     match a.api.as_str() {
         "clock_nanosleep" => {
-            let r = unsafe {
-                libc::clock_nanosleep(
-                    libc::CLOCK_MONOTONIC,
-                    libc::TIMER_ABSTIME,
-                    &deadline,
-                    std::ptr::null_mut(),
-                )
-            };
-            if r != 0 {
-                return Err(Fail::Errno(nix::errno::Errno::from_raw(r)));
+            nix::time::clock_nanosleep(
+                nix::time::ClockId::CLOCK_MONOTONIC,
+                nix::time::ClockNanosleepFlags::TIMER_ABSTIME,
+                &nix::sys::time::TimeSpec::from_timespec(deadline),
+            )?;
+        }
+        "timerfd" => {
+            use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+            let t = TimerFd::new(ClockId::CLOCK_MONOTONIC, TimerFlags::TFD_CLOEXEC)?;
+            let at = Expiration::OneShot(nix::sys::time::TimeSpec::from_timespec(deadline));
+            t.set(at, TimerSetTimeFlags::TFD_TIMER_ABSTIME)?;
+            t.wait()?;
+        }
+        "timer" => {
+            use nix::sys::signal::{SigEvent, SigSet, SigevNotify, SigmaskHow, Signal, sigprocmask};
+            use nix::sys::timer::{Expiration, Timer, TimerSetTimeFlags};
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGUSR2);
+            // Blocked, so the expiry waits for sigtimedwait and runs no handler.
+            let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None);
+            let ev = SigEvent::new(SigevNotify::SigevSignal {
+                signal: Signal::SIGUSR2,
+                si_value: 0,
+            });
+            let mut t = Timer::new(nix::time::ClockId::CLOCK_MONOTONIC, ev)?;
+            let at = Expiration::OneShot(nix::sys::time::TimeSpec::from_timespec(deadline));
+            t.set(at, TimerSetTimeFlags::TFD_TIMER_ABSTIME)?;
+            let wait = ts(10_000_000_000);
+            // SAFETY: `set` and `wait` are locals alive for the call and the
+            // info pointer is null, so the kernel writes nothing of ours;
+            // nix has no sigtimedwait.
+            if unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &wait) } < 0 {
+                return Err(last());
             }
         }
-        "timerfd" => unsafe {
-            let fd = libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_CLOEXEC);
-            if fd < 0 {
-                return Err(last());
-            }
-            let spec = libc::itimerspec {
-                it_interval: ts(0),
-                it_value: deadline,
-            };
-            let r = libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut());
-            let mut n = [0u8; 8];
-            let rd = if r == 0 {
-                libc::read(fd, n.as_mut_ptr().cast(), 8)
-            } else {
-                -1
-            };
-            let err = last();
-            libc::close(fd);
-            if r != 0 || rd != 8 {
-                return Err(err);
-            }
-        },
-        "timer" => unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGUSR2);
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            let mut ev: libc::sigevent = std::mem::zeroed();
-            ev.sigev_notify = libc::SIGEV_SIGNAL;
-            ev.sigev_signo = libc::SIGUSR2;
-            let mut t: libc::timer_t = std::mem::zeroed();
-            if libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut t) < 0 {
-                return Err(last());
-            }
-            let spec = libc::itimerspec {
-                it_interval: ts(0),
-                it_value: deadline,
-            };
-            let r = libc::timer_settime(t, libc::TIMER_ABSTIME, &spec, std::ptr::null_mut());
-            let wait = ts(10_000_000_000);
-            let got = if r == 0 {
-                libc::sigtimedwait(&set, std::ptr::null_mut(), &wait)
-            } else {
-                -1
-            };
-            let err = last();
-            libc::timer_delete(t);
-            if got < 0 {
-                return Err(err);
-            }
-        },
         "futex" => {
             let word: u32 = 0;
             const FUTEX_WAIT_BITSET_PRIVATE: i32 = 9 | 128;
+            // SAFETY: `word` and `deadline` are locals alive for the call; a
+            // private FUTEX_WAIT_BITSET only reads them. The raw syscall is
+            // the only way to a futex.
             let r = unsafe {
                 libc::syscall(
                     libc::SYS_futex,
