@@ -61,3 +61,25 @@ pub fn main(args: &[String]) -> i32 {
     };
     super::create::child_main(&trial, case.spec.child.get_ref(), "child", chan, &[], true)
 }
+
+#[cfg(test)]
+mod tests {
+    /// A probe told an fd that is not open stops with an error rather than
+    /// adopting it (-1 would panic in OwnedFd, any other number be closed
+    /// by a stranger's drop).
+    #[test]
+    fn an_fd_that_is_not_open_is_refused() {
+        let args: Vec<String> = [
+            crate::runner::probe_args::PROBE_ARG,
+            "-1",
+            "/nonexistent.toml",
+            "uts",
+            "x",
+            "-",
+            "case",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(super::main(&args), 2);
+    }
+}
