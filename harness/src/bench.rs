@@ -17,6 +17,9 @@
 use crate::plan::RunEnv;
 use crate::report::timings::TIMINGS_ENV;
 use crate::sys;
+use nix::sys::wait::waitpid;
+use nix::time::{ClockId, clock_gettime};
+use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -87,9 +90,14 @@ fn run_suite(exe: &Path, cases: &Path, threads: Option<usize>, dir: &Path, tag: 
     if let Some(mut s) = child.stdout.take() {
         let _ = std::io::Read::read_to_string(&mut s, &mut out);
     }
-    // wait4 rather than wait: it also says the largest resident set of the run.
+    // wait4 rather than wait: it also says the largest resident set of the
+    // run (nix has no wait4; getrusage(RUSAGE_CHILDREN) would mix in every
+    // earlier run's peak).
     let mut status = 0;
+    // SAFETY: rusage is plain integers and timevals, for which all zeroes is a value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `ru` are live locals of the types wait4 writes,
+    // borrowed only for the call; the pid is our own unreaped child.
     let r = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
     let wall = start.elapsed();
     if r < 0 {
@@ -139,13 +147,18 @@ fn kernel_cost(flags: u64) -> Result<f64, String> {
                 ..Default::default()
             };
             let t = Instant::now();
+            // SAFETY: `args` is a live CloneArgs of CLONE_ARGS_SIZE_VER2 bytes;
+            // `flags` are namespace flags only (no CLONE_VM or thread
+            // sharing), so the child gets its own copy of memory and does
+            // nothing in it but _exit. Raw, because nix has no clone3.
             let pid = unsafe { sys::clone3_raw((&args as *const sys::CloneArgs).cast(), sys::CLONE_ARGS_SIZE_VER2) }
                 .map_err(|e| format!("clone3({flags:#x}): {e}"))?;
             if pid == 0 {
+                // SAFETY: _exit is async-signal-safe and ends the child at
+                // once, without the parent's atexit handlers or buffers.
                 unsafe { libc::_exit(0) };
             }
-            let mut st = 0;
-            unsafe { libc::waitpid(pid, &mut st, 0) };
+            let _ = waitpid(Pid::from_raw(pid), None);
             v.push(t.elapsed().as_secs_f64() * 1e6);
         }
         rounds.push(percentile(&mut v, 0.5));
@@ -288,8 +301,13 @@ fn vdso_ns(in_time_ns: bool) -> Result<f64, String> {
         let orig = std::fs::File::open("/proc/self/ns/time").map_err(|e| e.to_string())?;
         sys::unshare_raw(libc::CLONE_NEWTIME as i64).map_err(|e| format!("unshare(CLONE_NEWTIME): {e}"))?;
         let wrote = std::fs::write("/proc/self/timens_offsets", "monotonic 86400 0\n");
+        // SAFETY: the child only runs vdso_child, which neither allocates nor
+        // takes a lock (clock_gettime, arithmetic, one write), so no lock
+        // another thread held at the fork can stop it; it leaves by _exit.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // SAFETY: _exit ends the child without running the parent's
+            // atexit handlers or flushing its copies of the parent's buffers.
             unsafe { libc::_exit(vdso_child(&w, CALLS)) };
         }
         let back = sys::setns_raw(std::os::fd::AsRawFd::as_raw_fd(&orig), libc::CLONE_NEWTIME as i64);
@@ -297,8 +315,10 @@ fn vdso_ns(in_time_ns: bool) -> Result<f64, String> {
         back.map_err(|e| format!("setns back: {e}"))?;
         finish_child(pid)?;
     } else {
+        // SAFETY: as above.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
+            // SAFETY: as above.
             unsafe { libc::_exit(vdso_child(&w, CALLS)) };
         }
         finish_child(pid)?;
@@ -310,10 +330,9 @@ fn vdso_ns(in_time_ns: bool) -> Result<f64, String> {
 }
 
 fn vdso_child(w: &std::os::fd::OwnedFd, calls: u32) -> i32 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     let t = Instant::now();
     for _ in 0..calls {
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let _ = clock_gettime(ClockId::CLOCK_MONOTONIC);
     }
     let per = t.elapsed().as_nanos() as f64 / calls as f64;
     let _ = nix::unistd::write(w, &per.to_ne_bytes());
@@ -324,8 +343,7 @@ fn finish_child(pid: i32) -> Result<(), String> {
     if pid < 0 {
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
-    let mut st = 0;
-    unsafe { libc::waitpid(pid, &mut st, 0) };
+    let _ = waitpid(Pid::from_raw(pid), None);
     Ok(())
 }
 

@@ -9,6 +9,8 @@
 
 use crate::load::ns::Ns;
 use crate::load::{self, Catalogue, LoadError};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -378,6 +380,9 @@ fn run_suite(dir: &Path, threads: Option<&str>) -> std::io::Result<(String, std:
     c.env(crate::plan::env::CASES_ENV, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    // SAFETY: on_stop only stores into an atomic, which is async-signal-safe;
+    // it is a plain extern "C" fn of the signature signal() expects. Raw,
+    // because nix's signal() is just as unsafe.
     unsafe {
         libc::signal(libc::SIGINT, on_stop as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_stop as *const () as libc::sighandler_t);
@@ -396,7 +401,9 @@ fn run_suite(dir: &Path, threads: Option<&str>) -> std::io::Result<(String, std:
         }
         let sig = STOP.load(std::sync::atomic::Ordering::SeqCst);
         if sig != 0 && !passed_on {
-            unsafe { libc::kill(child.id() as i32, sig) };
+            if let Ok(sig) = Signal::try_from(sig) {
+                let _ = kill(Pid::from_raw(child.id() as i32), sig);
+            }
             passed_on = true;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));

@@ -10,6 +10,10 @@
 //! process outside the sandbox (the machine, other trials), so what is left
 //! was done by this case alone, whatever runs in parallel.
 
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::UnlinkatFlags;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -58,13 +62,14 @@ pub fn targets() -> &'static [Target] {
                 continue;
             }
             let point = unescape(point);
-            let Ok(c) = CString::new(point.as_str()) else { continue };
-            let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-            if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+            let Ok(st) = nix::sys::statfs::statfs(point.as_str()) else {
                 continue;
-            }
+            };
             // f_fsid is opaque in libc; its two ints are what fanotify reports.
-            let fsid: [i32; 2] = unsafe { std::mem::transmute(st.f_fsid) };
+            // SAFETY: fsid_t is a repr(C) struct of exactly two c_ints (the
+            // kernel's __kernel_fsid_t), so it has the size and layout of
+            // [i32; 2], and every bit pattern is a valid [i32; 2].
+            let fsid: [i32; 2] = unsafe { std::mem::transmute(st.filesystem_id()) };
             out.push(Target {
                 point,
                 fstype: fstype.to_string(),
@@ -93,21 +98,25 @@ impl Watch {
             | libc::FAN_NONBLOCK
             | libc::FAN_UNLIMITED_QUEUE
             | libc::FAN_REPORT_DFID_NAME;
+        // SAFETY: integer arguments only. Raw, because the project builds
+        // nix without its fanotify feature.
         let fd = unsafe { libc::fanotify_init(flags, (libc::O_RDONLY | libc::O_LARGEFILE) as u32) };
         if fd < 0 {
             return Err(format!("fanotify_init: {}", std::io::Error::last_os_error()));
         }
+        // SAFETY: fanotify_init just returned this fd, open and ours alone.
         let group = unsafe { OwnedFd::from_raw_fd(fd) };
         let mut roots = Vec::new();
         for t in targets() {
-            let Ok(c) = CString::new(t.point.as_str()) else {
+            let Ok(dir) = nix::fcntl::open(
+                t.point.as_str(),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            ) else {
                 continue;
             };
-            let dir = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-            if dir < 0 {
-                continue;
-            }
-            let dir = unsafe { OwnedFd::from_raw_fd(dir) };
+            // SAFETY: both fds are open for the call (owned by `group` and
+            // `dir`); a null path marks the file system of `dir` itself.
             let r = unsafe {
                 libc::fanotify_mark(
                     group.as_raw_fd(),
@@ -138,12 +147,9 @@ impl Watch {
     pub fn finish(&self) -> Vec<String> {
         let mut changes: Vec<Change> = Vec::new();
         let mut buf = vec![0u8; 65536];
-        loop {
-            let n = unsafe { libc::read(self.group.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                break;
-            }
-            self.parse(&buf[..n as usize], &mut changes);
+        // Nonblocking: ends at EAGAIN once the queue is drained.
+        while let Ok(n @ 1..) = nix::unistd::read(&self.group, &mut buf) {
+            self.parse(&buf[..n], &mut changes);
         }
         let mut out = Vec::new();
         const MAX: usize = 20;
@@ -163,6 +169,9 @@ impl Watch {
         let meta_len = std::mem::size_of::<libc::fanotify_event_metadata>();
         let mut at = 0;
         while at + meta_len <= buf.len() {
+            // SAFETY: the loop condition leaves at least meta_len bytes of
+            // `buf` from `at`; the struct is plain integers (any bytes are a
+            // value), and read_unaligned copies it whatever the alignment.
             let m: libc::fanotify_event_metadata = unsafe { std::ptr::read_unaligned(buf[at..].as_ptr().cast()) };
             let len = m.event_len as usize;
             if len < meta_len || at + len > buf.len() {
@@ -202,6 +211,10 @@ impl Watch {
     fn open_dir(&self, c: &Change) -> Option<(OwnedFd, &'static Target)> {
         for (root, t) in self.roots.iter().filter(|(_, t)| t.fsid == c.fsid) {
             let mount = root.as_raw_fd();
+            // SAFETY: `mount` is open while `self` holds it, and `c.dir` is a
+            // file_handle the kernel wrote (header and bytes, decoded with
+            // their length), live for the call. Raw, as nix has no
+            // open_by_handle_at.
             let fd = unsafe {
                 libc::syscall(
                     libc::SYS_open_by_handle_at,
@@ -211,6 +224,7 @@ impl Watch {
                 )
             };
             if fd >= 0 {
+                // SAFETY: open_by_handle_at just returned this fd, open and ours alone.
                 return Some((unsafe { OwnedFd::from_raw_fd(fd as i32) }, t));
             }
         }
@@ -252,6 +266,8 @@ impl Watch {
             .iter()
             .find(|(_, t)| t.fsid == c.fsid)
             .ok_or("unknown file system")?;
+        // SAFETY: `root` is open while `self` holds it; the empty path is a
+        // static C string. Raw, as nix has no open_tree.
         let clone = unsafe {
             libc::syscall(
                 libc::SYS_open_tree,
@@ -263,6 +279,7 @@ impl Watch {
         if clone < 0 {
             return Err(format!("open_tree: {}", std::io::Error::last_os_error()));
         }
+        // SAFETY: open_tree just returned this fd, open and ours alone.
         let clone = unsafe { OwnedFd::from_raw_fd(clone as i32) };
         let attr = crate::sys::MountAttr {
             attr_clr: MOUNT_ATTR_RDONLY,
@@ -293,15 +310,12 @@ impl Watch {
         // Tasks just killed may hold the cgroup for a moment.
         let mut last = String::new();
         for _ in 0..50 {
-            if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), libc::AT_REMOVEDIR) } == 0 {
-                return Ok(());
-            }
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENOENT) {
-                return Ok(());
-            }
-            last = e.to_string();
-            if e.raw_os_error() != Some(libc::EBUSY) {
+            let e = match nix::unistd::unlinkat(&dir, name.as_c_str(), UnlinkatFlags::RemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+                Err(e) => e,
+            };
+            last = std::io::Error::from(e).to_string();
+            if e != Errno::EBUSY {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(2));

@@ -77,8 +77,8 @@ pub const DROP_GID_ENV: &str = "NSCONFORM_DROP_GID";
 
 impl RunEnv {
     pub fn detect() -> RunEnv {
-        let euid = unsafe { libc::geteuid() };
-        let egid = unsafe { libc::getegid() };
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
         let cap_admin = sys::capget()
             .map(|(eff, _, _)| eff & (1 << sys::CAP_SYS_ADMIN) != 0)
             .unwrap_or(false);

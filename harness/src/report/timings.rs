@@ -6,6 +6,7 @@
 
 use crate::plan::TrialSpec;
 use crate::report::Outcome;
+use nix::sys::resource::{UsageWho, getrusage};
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -64,10 +65,9 @@ impl Timings {
 impl Timings {
     /// The last line: the harness's own peak resident set, in KiB.
     pub fn finish(&self) {
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        let kib = getrusage(UsageWho::RUSAGE_SELF).map(|u| u.max_rss()).unwrap_or(0);
         if let Ok(mut f) = self.0.lock() {
-            let _ = writeln!(f, "#maxrss_kib\t{}", ru.ru_maxrss);
+            let _ = writeln!(f, "#maxrss_kib\t{kib}");
         }
     }
 }

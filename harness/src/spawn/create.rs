@@ -10,6 +10,7 @@ use crate::load::ns::Ns;
 use crate::outcome::{StepFailure, describe_status};
 use crate::runner::Launch;
 use crate::sys;
+use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
@@ -80,7 +81,7 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
         };
         if eff.contains(&Ns::User) {
             if let Err(e) = write_maps(creator, spec, pid) {
-                unsafe { libc::kill(reap, libc::SIGKILL) };
+                let _ = kill(Pid::from_raw(reap), Signal::SIGKILL);
                 reap_now(reap);
                 return Err(e);
             }
@@ -103,7 +104,7 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
             return Err(format!("{label} ended before it said hello ({status})"));
         }
         Err(e) => {
-            unsafe { libc::kill(reap, libc::SIGKILL) };
+            let _ = kill(Pid::from_raw(reap), Signal::SIGKILL);
             reap_now(reap);
             return Err(format!("{label}: {e}"));
         }
@@ -116,7 +117,7 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
     };
     if eff.contains(&Ns::User) && spec.how != How::Setns {
         if let Err(e) = write_maps(creator, spec, pid) {
-            unsafe { libc::kill(reap, libc::SIGKILL) };
+            let _ = kill(Pid::from_raw(reap), Signal::SIGKILL);
             reap_now(reap);
             return Err(e);
         }
@@ -183,6 +184,10 @@ fn native(
     let up_fd = up.raw();
     let body = |pre: &dyn Fn() -> Result<(), String>| -> i32 {
         Channel::close_inherited(&[up_fd]);
+        // SAFETY: in the new process `up_fd` is the copy of the creator's
+        // `up`, still open (close_inherited kept it). The Channel `up` that
+        // owns it in this copy of memory is never dropped here, as the new
+        // process only leaves through _exit (run_quiet), so this is its one owner.
         let chan = unsafe { Channel::from_raw(up_fd) };
         if let Err(e) = pre() {
             let _ = chan.send(&Msg::Progress {
@@ -208,6 +213,12 @@ fn native(
             // Fork-like, on a copy of our stack: cheaper than a fresh stack,
             // and the child only ever leaves through _exit (exit_group), as a
             // case may have started threads in it.
+            // SAFETY: `flags` are CLONE_NEW* only (no CLONE_VM, CLONE_THREAD or
+            // other sharing), so the child runs on its own copy of memory
+            // and of the stack, as after fork. It may have been copied from a
+            // multithreaded creator (a `threads` step), but those threads
+            // only park, holding no lock (malloc's included) the child could
+            // need. Raw, since nix's clone wants a separate stack.
             let r = unsafe { sys::clone_raw(flags | libc::SIGCHLD as u64) };
             if let Ok(0) = r {
                 crate::entry::run_quiet(|| body(&|| Ok(())))
@@ -230,6 +241,12 @@ fn native(
                 ..Default::default()
             };
             let size = opts.size.unwrap_or(sys::CLONE_ARGS_SIZE_VER2 as u64) as usize;
+            // SAFETY: `args` and the `set_tid` array it points to are live
+            // for the call. `size` may claim more or fewer bytes than the
+            // struct on purpose (a case testing clone3's size check): the
+            // kernel reads user memory with checked copies, so a short size
+            // is an EINVAL and a long one an EFAULT or E2BIG, never a
+            // read by us. Flags as for clone above: no memory sharing.
             match unsafe { sys::clone3_raw((&args as *const sys::CloneArgs).cast(), size) } {
                 Ok(0) => crate::entry::run_quiet(|| body(&|| Ok(()))),
                 Ok(pid) => Ok(pid),
@@ -291,6 +308,9 @@ fn flag_names(ns: &[Ns]) -> String {
 }
 
 fn fork_with(f: impl FnOnce() -> i32) -> Result<i32, String> {
+    // SAFETY: the child runs `f` and leaves by _exit (run_quiet). Other
+    // threads of the creator (a `threads` step) only park and hold no lock;
+    // glibc's fork resets malloc's locks for the child anyway.
     match unsafe { nix::unistd::fork() }.map_err(|e| format!("fork: {e}"))? {
         nix::unistd::ForkResult::Child => crate::entry::run_quiet(f),
         nix::unistd::ForkResult::Parent { child } => Ok(child.as_raw()),
@@ -365,6 +385,10 @@ fn exec_runner(argv: &[String], up: &Channel, keep: Vec<RawFd>) -> Result<i32, S
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(stderr);
+    // SAFETY: the hook runs in the forked child before exec and only calls
+    // fcntl, which is async-signal-safe, on fds by number; iterating `keep`
+    // (moved in, allocated before the fork) does not allocate. Raw fcntl, as
+    // nix's wants a BorrowedFd, which the child has no owner to lend.
     unsafe {
         c.pre_exec(move || {
             // Kept fds go through exec so the probe can use them by name.
@@ -407,7 +431,9 @@ pub fn child_main(
     };
     let mut p = Proc::new(trial, label.to_string(), Out::Up(chan));
     for (name, fd) in named {
-        // The creator's OwnedFd copies are never dropped here, so no fd is closed twice.
+        // SAFETY: `fd` is open here, inherited from the creator's OwnedFd
+        // for `name`, and that copy is never dropped in this process (it only
+        // leaves through _exit), so this is its one owner: no fd is closed twice.
         p.fds.insert(name.clone(), unsafe {
             <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd)
         });
@@ -415,7 +441,7 @@ pub fn child_main(
     p.vars.extend(context);
     // In a new pid namespace the parent is invisible (0); otherwise it is the
     // creator (whose pid the context carries), even if a runner sits between.
-    if unsafe { libc::getppid() } == 0 {
+    if nix::unistd::getppid().as_raw() == 0 {
         p.vars.insert("parent".into(), "0".into());
     }
     // Fds an external runner passed through exec, by name. Only then: a
@@ -433,8 +459,13 @@ pub fn child_main(
                 continue;
             };
             let Ok(num) = num.parse::<RawFd>() else { continue };
-            if !p.fds.contains_key(name) && unsafe { libc::fcntl(num, libc::F_GETFD) } >= 0 {
-                unsafe { libc::fcntl(num, libc::F_SETFD, libc::FD_CLOEXEC) };
+            // SAFETY: integer arguments only; the number comes from the
+            // context and may name no fd (then EBADF, and it is skipped),
+            // so there is nothing to borrow for nix's fcntl yet.
+            if !p.fds.contains_key(name) && unsafe { libc::fcntl(num, libc::F_SETFD, libc::FD_CLOEXEC) } >= 0 {
+                // SAFETY: the fd is open (just checked), passed through exec
+                // for this name by the creator, whose OwnedFds are distinct
+                // fds, and nothing else in this exec'd process owns it.
                 p.fds.insert(name.to_string(), unsafe {
                     <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(num)
                 });
@@ -533,7 +564,7 @@ pub fn spawn_nested(p: &mut Proc<'_>, spec: &ProcSpec, label: &str) -> Result<()
 /// namespace, its own as "parent"), and the numbers of its kept fds.
 pub fn go_context(p: &Proc<'_>) -> BTreeMap<String, String> {
     let mut c = p.vars.clone();
-    c.insert("parent".into(), unsafe { libc::getpid() }.to_string());
+    c.insert("parent".into(), nix::unistd::getpid().to_string());
     let fds: Vec<String> = p.fds.iter().map(|(n, f)| format!("{n}={}", f.as_raw_fd())).collect();
     c.insert("fds".into(), fds.join(","));
     for (k, v) in &p.values {

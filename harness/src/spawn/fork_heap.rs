@@ -148,7 +148,8 @@ unsafe impl GlobalAlloc for ForkHeap {
         {
             return p;
         }
-        // SAFETY: the caller's layout, passed on.
+        // SAFETY: `layout` has a non-zero size (alloc's contract), all that
+        // System.alloc asks.
         unsafe { System.alloc(layout) }
     }
 
@@ -160,7 +161,10 @@ unsafe impl GlobalAlloc for ForkHeap {
             return;
         }
         if !on() || SPENT.load(Relaxed) || layout.size() >= LARGE {
-            // SAFETY: not a region block, so malloc's, with the layout it was given.
+            // SAFETY: every block this allocator hands out outside the region
+            // came from System (inherited from before switch_on, LARGE, or
+            // after SPENT), and dealloc's caller passes the block's own
+            // layout; `ptr` is not in the region, so it is such a block.
             unsafe { System.dealloc(ptr, layout) }
         }
         // Otherwise a small inherited block: freeing it would copy heap pages.
@@ -183,7 +187,9 @@ unsafe impl GlobalAlloc for ForkHeap {
                 return ptr;
             }
         } else if !on() || SPENT.load(Relaxed) || (layout.size() >= LARGE && new_size >= LARGE) {
-            // SAFETY: a block malloc gave (see dealloc), with its layout.
+            // SAFETY: not in the region, so a block System gave with this
+            // layout (see dealloc); new_size is non-zero and fits isize once
+            // rounded to the alignment (realloc's contract).
             return unsafe { System.realloc(ptr, layout, new_size) };
         }
         let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
@@ -213,6 +219,9 @@ mod tests {
     #[test]
     fn region_blocks_in_a_fork() {
         // SAFETY: the child runs this test's code only and leaves by _exit.
+        // Other test threads may hold locks at the fork, but the child's
+        // small blocks come from its fresh region (atomics only), and glibc's
+        // fork leaves malloc usable in the child for the large one.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             // The library's unit tests declare ForkHeap (lib.rs, cfg(test)).
@@ -223,22 +232,36 @@ mod tests {
             switch_on();
             let ok = (|| {
                 let h = ForkHeap;
+                // SAFETY: (for every call on `h` below) each layout is valid
+                // with a non-zero size, and a block is freed or grown only
+                // with the layout it has, while live; its bytes are touched
+                // only within its size. The blocks are never used as values.
                 let a = unsafe { h.alloc(Layout::from_size_align(10, 1).ok()?) };
+                // SAFETY: as above.
                 let b = unsafe { h.alloc(Layout::from_size_align(24, 64).ok()?) };
                 if !ours(a as usize) || !ours(b as usize) || b as usize % 64 != 0 || b <= a {
                     return None;
                 }
+                // SAFETY: `b` is a live block of 24 bytes.
                 unsafe { std::ptr::write_bytes(b, 7, 24) };
+                // SAFETY: `b` is live, of that layout; 4096 is non-zero.
                 let grown = unsafe { h.realloc(b, Layout::from_size_align(24, 64).ok()?, 4096) };
+                // SAFETY: `grown` is live and at least 24 bytes long, the first
+                // 24 written above (realloc keeps them).
                 if grown != b || unsafe { *grown.add(23) } != 7 {
                     return None;
                 }
                 // Shrinking the last block gives its tail back.
+                // SAFETY: `grown` is live, 4096 bytes at alignment 64.
                 let shrunk = unsafe { h.realloc(grown, Layout::from_size_align(4096, 64).ok()?, 32) };
+                // SAFETY: a valid non-zero layout.
                 let after = unsafe { h.alloc(Layout::from_size_align(1, 1).ok()?) };
                 (shrunk == b && after as usize == b as usize + 32).then_some(())?;
+                // SAFETY: `after` is live, of that layout, and not used again.
                 unsafe { h.dealloc(after, Layout::from_size_align(1, 1).ok()?) };
+                // SAFETY: `shrunk` is live, of the layout realloc gave it, and not used again.
                 unsafe { h.dealloc(shrunk, Layout::from_size_align(32, 64).ok()?) };
+                // SAFETY: a valid non-zero layout.
                 let c = unsafe { h.alloc(Layout::from_size_align(8, 64).ok()?) };
                 (c == b).then_some(())?;
                 // Threads allocating and freeing at once never share a block.
@@ -255,24 +278,28 @@ mod tests {
                 workers.into_iter().all(|w| w.join().unwrap_or(false)).then_some(())?;
                 // A large block comes from malloc and leaves the region in use.
                 let big = Layout::from_size_align(REGION + 1, 8).ok()?;
+                // SAFETY: a valid non-zero layout.
                 let l = unsafe { h.alloc(big) };
                 if l.is_null() || ours(l as usize) {
                     return None;
                 }
+                // SAFETY: `l` is a live block of layout `big`, not used again.
                 unsafe { h.dealloc(l, big) };
+                // SAFETY: a valid non-zero layout.
                 let small = unsafe { h.alloc(Layout::from_size_align(16, 8).ok()?) };
                 (ours(small as usize) && !SPENT.load(Relaxed)).then_some(())?;
                 // Ordinary collections work on it.
                 let v: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
                 (v[999] == "999").then_some(())
             })();
+            // SAFETY: _exit ends the child at once, without the test
+            // harness's code (the blocks above are leaked with it).
             unsafe { libc::_exit(if ok.is_some() { 0 } else { 1 }) };
         }
-        let mut status = 0;
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
         assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "status {status}"
+            matches!(status, Ok(nix::sys::wait::WaitStatus::Exited(_, 0))),
+            "status {status:?}"
         );
     }
 }

@@ -15,7 +15,7 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
     let spec = &trial.case.spec;
     let parent = &spec.parent;
     let mut p = Proc::new(trial, "parent".into(), Out::Sandbox(Box::new(out)));
-    p.vars.insert("parent".into(), unsafe { libc::getpid() }.to_string());
+    p.vars.insert("parent".into(), nix::unistd::getpid().to_string());
     p.vars.insert("clockref".into(), crate::clock::ClockRef::now().encode());
     let mut no_sync = |_: &mut Proc<'_>, _: &str| -> Result<(), String> { Err("only the child syncs".into()) };
 

@@ -18,8 +18,18 @@ pub fn main(args: &[String]) -> i32 {
             return 2;
         }
     };
-    // Keep the channel from leaking into whatever the steps exec.
-    unsafe { libc::fcntl(a.fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // Keep the channel from leaking into whatever the steps exec; this also
+    // checks the number names an open fd, which adopting it needs.
+    // SAFETY: integer arguments only; the number comes from the command line
+    // and may name no fd (then EBADF), which is why no BorrowedFd (nix's
+    // fcntl takes one) can stand for it yet.
+    if unsafe { libc::fcntl(a.fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        eprintln!("nsconform probe: fd {}: {}", a.fd, std::io::Error::last_os_error());
+        return 2;
+    }
+    // SAFETY: the fd is open (above): the channel end the creator left open
+    // through exec for us (exec_runner), which nothing else in this fresh
+    // process owns.
     let chan = unsafe { Channel::from_raw(a.fd) };
     let catalogue = Catalogue::builtin();
     let cases = match load_file(Path::new(&a.file), &a.area, catalogue) {
@@ -50,4 +60,26 @@ pub fn main(args: &[String]) -> i32 {
         runner: &runner,
     };
     super::create::child_main(&trial, case.spec.child.get_ref(), "child", chan, &[], true)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A probe told an fd that is not open stops with an error rather than
+    /// adopting it (-1 would panic in OwnedFd, any other number be closed
+    /// by a stranger's drop).
+    #[test]
+    fn an_fd_that_is_not_open_is_refused() {
+        let args: Vec<String> = [
+            crate::runner::probe_args::PROBE_ARG,
+            "-1",
+            "/nonexistent.toml",
+            "uts",
+            "x",
+            "-",
+            "case",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(super::main(&args), 2);
+    }
 }

@@ -125,6 +125,9 @@ impl<'a> Proc<'a> {
             Out::Up(c) => {
                 if c.send(&m).is_err() {
                     // The creator is gone: nobody will read what we do.
+                    // SAFETY: _exit ends this process at once, as a created
+                    // process always leaves (its creator's destructors and
+                    // atexit handlers are not its own to run).
                     unsafe { libc::_exit(3) };
                 }
             }
@@ -358,8 +361,9 @@ impl<'a> Proc<'a> {
     /// Kill and reap the children `fork` steps left.
     pub fn release_held(&mut self) {
         for pid in self.held.drain(..) {
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
         }
     }
 }
@@ -378,8 +382,8 @@ pub fn unmapped_ids_hint() -> String {
     }
     let mut missing = Vec::new();
     for (what, file, id) in [
-        ("uid", "/proc/self/uid_map", unsafe { libc::getuid() }),
-        ("gid", "/proc/self/gid_map", unsafe { libc::getgid() }),
+        ("uid", "/proc/self/uid_map", nix::unistd::getuid().as_raw()),
+        ("gid", "/proc/self/gid_map", nix::unistd::getgid().as_raw()),
     ] {
         let map = std::fs::read_to_string(file).unwrap_or_default();
         // An unmapped id reads as the overflow id, which no map line covers.

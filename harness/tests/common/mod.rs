@@ -87,7 +87,7 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 pub fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Set (to 1) by .ci/run, which runs as root: a test that would be ignored
@@ -264,6 +264,10 @@ pub fn unprivileged_user() -> (String, nix::unistd::Uid, nix::unistd::Gid) {
 /// Make `c` run as `uid`/`gid` with no supplementary groups (the caller is root).
 pub fn as_user(c: &mut Command, uid: nix::unistd::Uid, gid: nix::unistd::Gid) -> &mut Command {
     use std::os::unix::process::CommandExt;
+    // SAFETY: the hook runs in the forked child before exec; setgroups with
+    // an empty list, setgid and setuid are async-signal-safe system calls
+    // that allocate nothing (the child has a single thread, so glibc's
+    // broadcast of id changes to other threads has nobody to reach).
     unsafe {
         c.pre_exec(move || {
             nix::unistd::setgroups(&[])?;
