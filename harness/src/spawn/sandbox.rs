@@ -84,16 +84,10 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     }
     close_others(&keep);
     {
-        use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
-        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-        // Default dispositions for every process of the case: the Rust
-        // runtime's SIGSEGV/SIGBUS handlers and ignored SIGPIPE are the only
-        // others the zygote has. So a crash is a crash, and signal semantics
-        // are the kernel's.
-        for sig in [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGPIPE] {
-            // SAFETY: SIG_DFL runs no code in signal context.
-            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
-        }
+        // Signals start at the kernel's defaults (`entry::run`, which every
+        // created process goes through); the alarm's handler is the
+        // sandbox's own, and its processes start without it again.
+        use nix::sys::signal::{SigHandler, Signal, signal};
         // SAFETY: on_alarm only calls _exit, which is async-signal-safe.
         let _ = unsafe { signal(Signal::SIGALRM, SigHandler::Handler(on_alarm)) };
         nix::unistd::alarm::set(spec.case.timeout.as_secs() as u32 + 30);
