@@ -44,6 +44,19 @@ pub fn clone(p: &mut Ctx<'_>, a: &CloneArgs) -> OpResult {
     Ok(Value::Int(pid.as_raw() as i64))
 }
 
+/// The set_tid array clone3 gets, and the length it is told. A claimed
+/// length beyond the array the case gave: the kernel reads that many pids,
+/// so they must be ours (zeros, which it rejects), not whatever follows the
+/// array. Past MAX_PID_NS_LEVEL it reads nothing.
+fn set_tid_as_claimed(given: &[i64], claimed: Option<u64>) -> (Vec<libc::pid_t>, u64) {
+    let mut set_tid: Vec<libc::pid_t> = given.iter().map(|&t| t as libc::pid_t).collect();
+    let claimed = claimed.unwrap_or(set_tid.len() as u64);
+    if claimed as usize > set_tid.len() && claimed <= MAX_PID_NS_LEVEL {
+        set_tid.resize(claimed as usize, 0);
+    }
+    (set_tid, claimed)
+}
+
 /// clone3(2) with the extended arguments; the child reports its own pid and exits.
 pub fn clone3(p: &mut Ctx<'_>, a: &Clone3Args) -> OpResult {
     let flags = a.flags.without(p.dropped).bits();
@@ -52,14 +65,7 @@ pub fn clone3(p: &mut Ctx<'_>, a: &Clone3Args) -> OpResult {
             "clone3 with CLONE_VM cannot be run safely without a stack of its own".into(),
         ));
     }
-    let mut set_tid: Vec<libc::pid_t> = a.set_tid.iter().map(|&t| t as libc::pid_t).collect();
-    let claimed = a.set_tid_size.unwrap_or(set_tid.len() as u64);
-    // A claimed length beyond the array the case gave: the kernel reads that
-    // many pids, so they must be ours (zeros, which it rejects), not
-    // whatever follows the array. Past MAX_PID_NS_LEVEL it reads nothing.
-    if claimed as usize > set_tid.len() && claimed <= MAX_PID_NS_LEVEL {
-        set_tid.resize(claimed as usize, 0);
-    }
+    let (set_tid, claimed) = set_tid_as_claimed(&a.set_tid, a.set_tid_size);
     let cgroup = match &a.cgroup {
         Some(c) => {
             let c = expand(p, c)?;
@@ -187,4 +193,20 @@ pub fn fork(p: &mut Ctx<'_>, a: &ForkArgs) -> OpResult {
         pids.push(pid as i64);
     }
     Ok(Value::ints(pids))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_tid_as_claimed;
+
+    #[test]
+    fn the_kernel_reads_only_our_pids() {
+        // Claimed longer than given: padded with zeros to the claimed length.
+        assert_eq!(set_tid_as_claimed(&[4242], Some(3)), (vec![4242, 0, 0], 3));
+        // As given, or claimed shorter: the array as it is.
+        assert_eq!(set_tid_as_claimed(&[1, 42], None), (vec![1, 42], 2));
+        assert_eq!(set_tid_as_claimed(&[1, 42], Some(1)), (vec![1, 42], 1));
+        // Past the nesting limit the kernel refuses before reading.
+        assert_eq!(set_tid_as_claimed(&[4242], Some(33)), (vec![4242], 33));
+    }
 }
