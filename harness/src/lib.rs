@@ -25,6 +25,7 @@ pub mod runner;
 pub mod spawn;
 pub mod sys;
 pub mod value;
+pub mod vm;
 
 /// malloc, except in sandboxes and their processes: see `spawn::fork_heap`.
 #[global_allocator]

@@ -48,7 +48,7 @@ impl CaseRef {
             line: case.line,
             index: case.index,
             label: case.label.clone(),
-            timeout: case.spec.timeout(),
+            timeout: crate::vm::scaled(case.spec.timeout()),
             restore: case.spec.restore.iter().map(|r| r.get_ref().clone()).collect(),
             may_write_sysctls: crate::machine::sysctl::may_write(&case.spec),
             child_namespaces: case.spec.child.get_ref().namespaces.get_ref().clone(),
