@@ -236,8 +236,9 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
     while std::time::Instant::now() < deadline {
         match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => break,
-            Ok(_) => {}
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            Err(nix::errno::Errno::EINTR) | Ok(_) => {}
+            Err(_) => break,
         }
     }
     let after = machine_state();
