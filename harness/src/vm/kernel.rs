@@ -196,7 +196,8 @@ fn from_image(label: &str, path: &Path, modules: Vec<PathBuf>) -> Result<Kernel,
     })
 }
 
-fn unpack(package: &str, dir: &Path) -> Result<(), String> {
+/// The package's .deb in the cache, downloaded when missing.
+fn deb_of(package: &str) -> Result<PathBuf, String> {
     let debs = cache_dir().join("debs");
     std::fs::create_dir_all(&debs).map_err(|e| e.to_string())?;
     let find = || {
@@ -207,38 +208,61 @@ fn unpack(package: &str, dir: &Path) -> Result<(), String> {
             })
         })
     };
-    let deb = match find() {
-        Some(d) => d,
-        None => {
-            apt_ready()?;
-            eprintln!("nsconform vm: downloading {package}");
-            let mut c = apt(&["apt-get", "-qq", "download", package]);
-            c.current_dir(&debs);
-            run(c, &format!("apt-get download {package}"))?;
-            find().ok_or_else(|| format!("apt-get download {package} left no .deb in {}", debs.display()))?
+    if let Some(d) = find() {
+        return Ok(d);
+    }
+    apt_ready()?;
+    eprintln!("nsconform vm: downloading {package}");
+    let mut c = apt(&["apt-get", "-qq", "download", package]);
+    c.current_dir(&debs);
+    run(c, &format!("apt-get download {package}"))?;
+    find().ok_or_else(|| format!("apt-get download {package} left no .deb in {}", debs.display()))
+}
+
+fn unpack(package: &str, dir: &Path) -> Result<(), String> {
+    let mut debs = vec![deb_of(package)?];
+    // Newer packages (Debian 14) hold only dependencies: the image is in
+    // linux-binary-*, the modules in linux-modules-*.
+    let depends = run(
+        {
+            let mut c = Command::new("dpkg-deb");
+            c.args(["-f"]).arg(&debs[0]).arg("Depends");
+            c
+        },
+        "dpkg-deb -f",
+    )?;
+    for d in depends.split(',') {
+        let name = d.split_whitespace().next().unwrap_or("");
+        if name.starts_with("linux-binary-") || name.starts_with("linux-modules-") {
+            debs.push(deb_of(name)?);
         }
-    };
-    eprintln!("nsconform vm: unpacking {}", deb.display());
+    }
     let tmp = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
-    let mut patterns = vec!["./boot/vmlinuz-*".to_string()];
+    // The image is /boot/vmlinuz-<ver> up to Debian 13, /usr/lib/modules/<ver>/vmlinuz after.
+    let mut patterns = vec!["./boot/vmlinuz-*".to_string(), "*/modules/*/vmlinuz".to_string()];
     patterns.extend(MODULES.iter().map(|m| format!("*/{m}.ko*")));
-    let sh = format!(
-        "dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" --wildcards {}",
-        patterns.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(" ")
-    );
-    let mut c = Command::new("sh");
-    c.arg("-c").arg(sh).arg("sh").arg(&deb).arg(&tmp);
-    run(c, &format!("unpacking {}", deb.display()))?;
+    for deb in &debs {
+        eprintln!("nsconform vm: unpacking {}", deb.display());
+        // tar fails for patterns a package does not match; what was found is checked below.
+        let sh = format!(
+            "dpkg-deb --fsys-tarfile \"$1\" | tar -x -C \"$2\" --wildcards {} 2>/dev/null; exit 0",
+            patterns.iter().map(|p| format!("'{p}'")).collect::<Vec<_>>().join(" ")
+        );
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(sh).arg("sh").arg(deb).arg(&tmp);
+        run(c, &format!("unpacking {}", deb.display()))?;
+    }
+    let deb = &debs[0];
     let files = walk(&tmp);
     let vmlinuz = files
         .iter()
         .find(|p| {
             p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+                .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz"))
         })
-        .ok_or_else(|| format!("{} holds no boot/vmlinuz-*", deb.display()))?;
+        .ok_or_else(|| format!("{} (with its linux-binary package) holds no vmlinuz", deb.display()))?;
     let bz = std::fs::read(vmlinuz).map_err(|e| e.to_string())?;
     std::fs::write(tmp.join("vmlinuz"), &bz).map_err(|e| e.to_string())?;
     let version = match vmlinux_of(&bz) {
