@@ -30,7 +30,7 @@ struct MatrixArgs {
     /// VMs at once (default: CPUs / --smp)
     #[arg(long)]
     jobs: Option<usize>,
-    /// Directory for compat.json, compat.md and compat.html
+    /// Directory for compat.json, compat.md, compat.html and a JUnit file per kernel
     #[arg(long, default_value = "target/nsconform-matrix")]
     out: PathBuf,
     /// The suite's arguments (filters)
@@ -427,9 +427,20 @@ pub fn main(args: &[String]) -> ExitCode {
         ("compat.md", to_markdown(&columns, &covers, true)),
         ("compat.html", to_html(&columns, &covers)),
     ];
-    for (name, text) in files {
-        if let Err(e) = std::fs::write(a.out.join(name), text) {
-            eprintln!("nsconform matrix: {}: {e}", a.out.join(name).display());
+    let junits: Vec<(String, String)> = columns
+        .iter()
+        .map(|c| {
+            let safe: String = c
+                .label
+                .chars()
+                .map(|x| if x.is_ascii_alphanumeric() || x == '.' { x } else { '_' })
+                .collect();
+            (format!("junit-{safe}.xml"), results::junit(&c.results, &c.version))
+        })
+        .collect();
+    for (name, text) in files.into_iter().map(|(n, t)| (n.to_string(), t)).chain(junits) {
+        if let Err(e) = std::fs::write(a.out.join(&name), text) {
+            eprintln!("nsconform matrix: {}: {e}", a.out.join(&name).display());
             return ExitCode::from(2);
         }
     }
