@@ -541,7 +541,7 @@ impl Drop for MappedUserns {
 
 /// Fork a child into a new user namespace and write its maps from here; the
 /// child then runs `then` (with root's ids inside) and exits with its status.
-fn mapped_userns(map: &str, then: impl FnOnce() -> i32) -> Result<MappedUserns, String> {
+fn mapped_userns(uid_map: &str, gid_map: &str, then: impl FnOnce() -> i32) -> Result<MappedUserns, String> {
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
@@ -577,9 +577,9 @@ fn mapped_userns(map: &str, then: impl FnOnce() -> i32) -> Result<MappedUserns, 
                 return Err("the child could not create a user namespace".into());
             }
             let proc = format!("/proc/{child}");
-            std::fs::write(format!("{proc}/uid_map"), map).map_err(|e| format!("writing uid_map: {e}"))?;
+            std::fs::write(format!("{proc}/uid_map"), uid_map).map_err(|e| format!("writing uid_map: {e}"))?;
             std::fs::write(format!("{proc}/setgroups"), "deny").map_err(|e| format!("writing setgroups: {e}"))?;
-            std::fs::write(format!("{proc}/gid_map"), map).map_err(|e| format!("writing gid_map: {e}"))?;
+            std::fs::write(format!("{proc}/gid_map"), gid_map).map_err(|e| format!("writing gid_map: {e}"))?;
             Ok(held)
         }
     }
@@ -605,9 +605,10 @@ impl MappedUserns {
 /// machine's, and the open is EACCES: nothing is ever written. (Unmapped,
 /// the process would still be the machine's root and could open it.)
 fn pid_max_probe() -> Result<(), String> {
-    let uid = unsafe { libc::geteuid() };
-    let outside = if uid == 0 { 1000 } else { uid };
-    let child = mapped_userns(&format!("0 {outside} 1"), || {
+    // Root maps 0 to an ordinary uid; anyone else can only map their own ids.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = if uid == 0 { (1000, 1000) } else { (uid, gid) };
+    let child = mapped_userns(&format!("0 {uid} 1"), &format!("0 {gid} 1"), || {
         use nix::sched::CloneFlags;
         if nix::sched::unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS).is_err() {
             return 6;
@@ -664,7 +665,7 @@ fn idmapped_tmpfs_probe() -> Result<(), String> {
     }
     let mnt = unsafe { OwnedFd::from_raw_fd(mnt) };
     // The holder of the user namespace waits until dropped; its exit code is not used.
-    let holder = mapped_userns("0 1000 1", || 0)?;
+    let holder = mapped_userns("0 1000 1", "0 1000 1", || 0)?;
     let userns = std::fs::File::open(format!("/proc/{}/ns/user", holder.pid.map_or(0, |p| p.as_raw())))
         .map_err(|e| e.to_string())?;
     // struct mount_attr { attr_set, attr_clr, propagation, userns_fd }, MOUNT_ATTR_IDMAP.
