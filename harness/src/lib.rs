@@ -27,6 +27,7 @@ pub mod runner;
 pub mod spawn;
 pub mod sys;
 pub mod value;
+pub mod vm;
 
 /// The library's own unit tests exercise the sandbox heap as the binaries
 /// that run sandboxes declare it (`main.rs`, `tests/suite.rs`); any other

@@ -78,6 +78,10 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("listns", "the listns syscall exists (Linux 6.19)"),
     ("mount_api", "open_tree, move_mount and fsopen exist (Linux 5.2)"),
     ("mount_setattr", "mount_setattr exists (Linux 5.12)"),
+    (
+        "idmapped_tmpfs",
+        "a detached tmpfs mount can be idmapped with mount_setattr (Linux 6.3)",
+    ),
     ("listmount", "listmount and statmount exist (Linux 6.8)"),
     ("pidfd_get_info", "the PIDFD_GET_INFO ioctl answers (Linux 6.13)"),
     ("siocgskns", "SIOCGSKNS answers on a socket (Linux 4.10)"),

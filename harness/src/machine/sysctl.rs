@@ -21,6 +21,8 @@ const VOLATILE: &[&str] = &[
     "vm/stat_refresh",
     "vm/drop_caches",
     "vm/compact_memory",
+    // The scheduler's running estimates, sysctls before Linux 5.13 (debugfs since).
+    "kernel/sched_domain/",
     // Per network namespace, and the sandbox has its own: 1000-odd files.
     "net/",
 ];

@@ -218,14 +218,9 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
         info[0] = 1; // PIDFD_INFO_PID
         let req = 0xc040_ff0bu64; // _IOWR(0xFF, 11, 64 bytes)
         let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), req as _, info.as_mut_ptr()) };
-        set(
-            "pidfd_get_info",
-            if r < 0 && Errno::last() == Errno::ENOTTY {
-                Err("PIDFD_GET_INFO is ENOTTY (needs Linux 6.13)".into())
-            } else {
-                Ok(())
-            },
-        );
+        // Only success counts: 6.12 has the pidfs ioctls but answers EINVAL
+        // to this one, so an errno other than ENOTTY is no proof of it.
+        set("pidfd_get_info", pidfd_info_result(r, Errno::last()));
     } else {
         set("setns_pidfd", Err("no pidfds".into()));
         set("pidfd_get_info", Err("no pidfds".into()));
@@ -303,6 +298,14 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
             Ok(())
         } else {
             Err("mount_setattr is ENOSYS (needs Linux 5.12)".into())
+        },
+    );
+    set(
+        "idmapped_tmpfs",
+        if privileged {
+            in_grandchild(idmapped_tmpfs_probe)
+        } else {
+            Err("probed only as root (mounting a tmpfs)".into())
         },
     );
     // statmount 457, listmount 458 (x86_64 and the generic table).
@@ -427,34 +430,184 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
     f
 }
 
-/// Only a kernel with a per-namespace pid_max lets the root of a new user
-/// namespace open it for writing; on others the open fails and nothing is written.
-fn pid_max_probe() -> Result<(), String> {
-    use nix::sched::CloneFlags;
-    nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("unshare: {e}"))?;
+/// What the PIDFD_GET_INFO ioctl's return says about the feature.
+fn pidfd_info_result(r: i32, errno: Errno) -> Result<(), String> {
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "PIDFD_GET_INFO gave {} (needs Linux 6.13)",
+            crate::load::flags::errno_name(errno as i32)
+        ))
+    }
+}
+
+/// A child in a new user namespace whose maps a second process writes,
+/// holding it until dropped. `uid_map`/`gid_map` are written as given.
+struct MappedUserns {
+    pid: Option<nix::unistd::Pid>,
+    go: Option<OwnedFd>,
+}
+
+impl Drop for MappedUserns {
+    fn drop(&mut self) {
+        drop(self.go.take());
+        if let Some(pid) = self.pid.take() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+    }
+}
+
+/// Fork a child into a new user namespace and write its maps from here; the
+/// child then runs `then` (with root's ids inside) and exits with its status.
+fn mapped_userns(uid_map: &str, gid_map: &str, then: impl FnOnce() -> i32) -> Result<MappedUserns, String> {
+    let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
         nix::unistd::ForkResult::Child => {
-            let none: Option<&str> = None;
-            let ok = nix::mount::mount(
-                none,
-                "/",
-                none,
-                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-                none,
-            )
-            .is_ok()
-                && nix::mount::mount(Some("proc"), "/proc", Some("proc"), nix::mount::MsFlags::empty(), none).is_ok()
-                && std::fs::OpenOptions::new()
-                    .write(true)
-                    .open("/proc/sys/kernel/pid_max")
-                    .is_ok();
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            drop((ready_r, go_w));
+            if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_err() {
+                unsafe { libc::_exit(3) }
+            }
+            let _ = nix::unistd::write(&ready_w, b"u");
+            let mut b = [0u8; 1];
+            // The maps are written once the other end says go (one byte) or closes.
+            let written = nix::unistd::read(&go_r, &mut b) == Ok(1);
+            if !written {
+                unsafe { libc::_exit(4) }
+            }
+            let root = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+            if nix::unistd::setresgid(root.1, root.1, root.1).is_err()
+                || nix::unistd::setresuid(root.0, root.0, root.0).is_err()
+            {
+                unsafe { libc::_exit(5) }
+            }
+            let code = then();
+            unsafe { libc::_exit(code) }
         }
-        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
-            _ => Err("pid_max is not writable in a new pid namespace (needs Linux 6.14)".into()),
-        },
+        nix::unistd::ForkResult::Parent { child } => {
+            drop((ready_w, go_r));
+            let held = MappedUserns {
+                pid: Some(child),
+                go: Some(go_w),
+            };
+            let mut b = [0u8; 1];
+            if nix::unistd::read(&ready_r, &mut b) != Ok(1) {
+                return Err("the child could not create a user namespace".into());
+            }
+            let proc = format!("/proc/{child}");
+            std::fs::write(format!("{proc}/uid_map"), uid_map).map_err(|e| format!("writing uid_map: {e}"))?;
+            std::fs::write(format!("{proc}/setgroups"), "deny").map_err(|e| format!("writing setgroups: {e}"))?;
+            std::fs::write(format!("{proc}/gid_map"), gid_map).map_err(|e| format!("writing gid_map: {e}"))?;
+            Ok(held)
+        }
+    }
+}
+
+impl MappedUserns {
+    /// Let the child run and wait for its exit status.
+    fn run(mut self) -> Option<i32> {
+        let go = self.go.take()?;
+        let _ = nix::unistd::write(&go, b"g");
+        drop(go);
+        // Reaped here: nothing left for Drop to kill.
+        match nix::sys::wait::waitpid(self.pid.take()?, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// pid_max is per pid namespace (6.14) if the root of a user namespace that
+/// is not the machine's root (uid 0 inside maps to an ordinary uid) may open
+/// it for writing in a pid namespace of its own. Before 6.14 the file is the
+/// machine's, and the open is EACCES: nothing is ever written. (Unmapped,
+/// the process would still be the machine's root and could open it.)
+fn pid_max_probe() -> Result<(), String> {
+    // Root maps 0 to an ordinary uid; anyone else can only map their own ids.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = if uid == 0 { (1000, 1000) } else { (uid, gid) };
+    let child = mapped_userns(&format!("0 {uid} 1"), &format!("0 {gid} 1"), || {
+        use nix::sched::CloneFlags;
+        if nix::sched::unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS).is_err() {
+            return 6;
+        }
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                let none: Option<&str> = None;
+                let ok = nix::mount::mount(
+                    none,
+                    "/",
+                    none,
+                    nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                    none,
+                )
+                .is_ok()
+                    && nix::mount::mount(Some("proc"), "/proc", Some("proc"), nix::mount::MsFlags::empty(), none)
+                        .is_ok()
+                    && std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/proc/sys/kernel/pid_max")
+                        .is_ok();
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
+                _ => 7,
+            },
+            Err(_) => 8,
+        }
+    })?;
+    match child.run() {
+        Some(0) => Ok(()),
+        Some(1) => Err("pid_max cannot be opened for writing by the root of a user namespace in its own pid namespace (needs Linux 6.14)".into()),
+        other => Err(format!("the pid_max probe's child ended with {other:?}")),
+    }
+}
+
+/// A fresh tmpfs, detached (fsopen, fsmount), idmapped with a user namespace
+/// that maps 0 to 1000: EINVAL on kernels before 6.3, where tmpfs does not allow it.
+fn idmapped_tmpfs_probe() -> Result<(), String> {
+    let errno = || crate::load::flags::errno_name(Errno::last() as i32);
+    let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 1u32) } as i32; // FSOPEN_CLOEXEC
+    if fs < 0 {
+        return Err(format!("fsopen(tmpfs): {}", errno()));
+    }
+    let fs = unsafe { OwnedFd::from_raw_fd(fs) };
+    // FSCONFIG_CMD_CREATE = 6.
+    if unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), 6u32, 0usize, 0usize, 0i32) } != 0 {
+        return Err(format!("fsconfig(CMD_CREATE): {}", errno()));
+    }
+    let mnt = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), 1u32, 0u32) } as i32; // FSMOUNT_CLOEXEC
+    if mnt < 0 {
+        return Err(format!("fsmount: {}", errno()));
+    }
+    let mnt = unsafe { OwnedFd::from_raw_fd(mnt) };
+    // The holder of the user namespace waits until dropped; its exit code is not used.
+    let holder = mapped_userns("0 1000 1", "0 1000 1", || 0)?;
+    let userns = std::fs::File::open(format!("/proc/{}/ns/user", holder.pid.map_or(0, |p| p.as_raw())))
+        .map_err(|e| e.to_string())?;
+    // struct mount_attr { attr_set, attr_clr, propagation, userns_fd }, MOUNT_ATTR_IDMAP.
+    let attr: [u64; 4] = [0x0010_0000, 0, 0, userns.as_raw_fd() as u64];
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH as u32,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    drop(holder);
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "idmapping a detached tmpfs mount: {} (needs Linux 6.3)",
+            errno()
+        ))
     }
 }
 
@@ -548,5 +701,19 @@ fn in_grandchild(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
                 other => Err(format!("the probe child ended with {other:?}")),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pidfd_get_info_needs_success() {
+        assert!(pidfd_info_result(0, Errno::UnknownErrno).is_ok());
+        // What 6.12 answers: the ioctl exists for other arguments, not this one.
+        let e = pidfd_info_result(-1, Errno::EINVAL).unwrap_err();
+        assert!(e.contains("EINVAL") && e.contains("6.13"), "{e}");
+        assert!(pidfd_info_result(-1, Errno::ENOTTY).is_err());
     }
 }
