@@ -27,6 +27,7 @@ pub fn main() -> ExitCode {
         Some("controls") => return crate::controls::main(&args[2..]),
         Some("mutate") => return crate::mutate::main(&args[2..]),
         Some("bench") => return crate::bench::main(&args[2..]),
+        Some("audit") => return crate::audit::main(&args[2..]),
         _ => {}
     }
     suite()
