@@ -27,6 +27,7 @@ pub fn main() -> ExitCode {
         Some("controls") => return crate::controls::main(&args[2..]),
         Some("mutate") => return crate::mutate::main(&args[2..]),
         Some("bench") => return crate::bench::main(&args[2..]),
+        Some("audit") => return crate::audit::main(&args[2..]),
         Some("vm") => return crate::vm::main(&args[2..]),
         Some("matrix") => return crate::vm::matrix::main(&args[2..]),
         Some(crate::vm::guest::GUEST_ARG) => return crate::vm::guest::main(&args[2..]),

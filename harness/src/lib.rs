@@ -7,6 +7,7 @@
 //! observed) -> [`report`] (libtest-mimic outcomes). [`runner`] decides how
 //! the case's child gets its namespaces.
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod clock;

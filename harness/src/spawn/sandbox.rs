@@ -78,6 +78,9 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     // First: from here on nothing writes (and so copies) the zygote's heap.
     super::fork_heap::switch_on();
     sys::die_with_parent(None);
+    // Its own session and process group: kill(0) or a pgid from a case
+    // reaches the case's processes, never the harness's group.
+    let _ = nix::unistd::setsid();
     let mut keep = vec![pipe.as_raw_fd()];
     if let Some(g) = &go {
         keep.push(g.as_raw_fd());

@@ -1,0 +1,211 @@
+//! `nsconform audit` against made-up runtimes: wrappers around unshare(1)
+//! that claim all eight namespace types but each get one thing wrong. The
+//! audit must name each mistake (a LEAK on the right row or check, exit
+//! status 1), and pass the honest wrapper (exit status 0).
+
+mod common;
+use common::*;
+use libtest_mimic::Trial;
+use std::process::Command;
+
+/// A runtime made of unshare(1): `flags` for unshare, `map` written as the
+/// uid and gid map from outside (as a runtime does), `pre` run first.
+fn wrapper(flags: &str, map: &str, pre: &str) -> String {
+    format!(
+        r#"set -e
+d=$(mktemp -d); trap 'rm -rf "$d"' EXIT; chmod 755 "$d"; mkfifo -m 666 "$d/go"
+{pre}
+exec 3<&0
+unshare {flags} sh -c 'read _ < "$0"; exec "$@"' "$d/go" {{probe}} <&3 &
+pid=$!
+# The first of the runtime's processes (down its chain of children) in a
+# new user namespace gets the maps.
+inner() {{ p=$1; while [ -n "$p" ]; do
+  [ "$(readlink /proc/$p/ns/user)" != "$(readlink /proc/self/ns/user)" ] && {{ echo "$p"; return; }}
+  p=$(cut -d' ' -f1 /proc/$p/task/$p/children 2>/dev/null); done; }}
+until pid2=$(inner $pid) && [ -n "$pid2" ]; do sleep 0.002; done; pid=$pid2
+echo '{map}' > /proc/$pid/uid_map
+echo '{map}' > /proc/$pid/gid_map
+echo go > "$d/go"
+wait $pid"#
+    )
+}
+
+const ALL: &str = "-U -m -u -i -n -p -C -T --fork --mount-proc";
+const MAP: &str = "0 100000 65536";
+
+/// (name, wrapper, what the audit must call a LEAK: row types and check names)
+fn runtimes() -> Vec<(&'static str, String, &'static [&'static str])> {
+    vec![
+        ("honest", wrapper(ALL, MAP, ""), &[]),
+        (
+            "no_ipc_namespace",
+            wrapper(&ALL.replace("-i ", ""), MAP, ""),
+            &[
+                "ipc",
+                "System V IPC object outside is not visible inside",
+                "POSIX message queue outside is not visible inside",
+            ],
+        ),
+        (
+            "no_proc_remount",
+            wrapper(&ALL.replace(" --mount-proc", ""), MAP, ""),
+            &["/proc inside shows only the container's processes"],
+        ),
+        (
+            "no_fork_after_unshare_p",
+            wrapper(&ALL.replace(" --fork --mount-proc", ""), MAP, ""),
+            // Without the fork unshare cannot mount a fresh /proc either.
+            &[
+                "pid",
+                "the process is inside its new pid namespace (no missed fork)",
+                "/proc inside shows only the container's processes",
+            ],
+        ),
+        (
+            "full_0_to_0_map",
+            wrapper(ALL, "0 0 4294967295", ""),
+            &[
+                "id maps: root inside is not root outside",
+                "id maps: not the whole id range",
+            ],
+        ),
+        (
+            "shared_propagation",
+            // A user namespace made with the mount namespace turns shared
+            // mounts into slaves: the mount namespace comes first, from
+            // root, and /proc is made private before the fresh proc goes on
+            // it, so nothing reaches the machine's /proc.
+            wrapper(
+                "-m --propagation unchanged -u -i -n -p -C -T --fork sh -c 'mount --make-private /proc && mount -t proc proc /proc && exec unshare -U \"$@\"' sh",
+                MAP,
+                "",
+            ),
+            &["mounts made inside do not appear outside"],
+        ),
+        (
+            "no_cgroup_namespace",
+            wrapper(&ALL.replace("-C ", ""), MAP, ""),
+            &["cgroup"],
+        ),
+        (
+            "no_time_namespace",
+            wrapper(&ALL.replace("-T ", ""), MAP, ""),
+            &["time"],
+        ),
+        (
+            "host_network",
+            wrapper(&ALL.replace("-n ", ""), MAP, ""),
+            &[
+                "net",
+                "network link outside is not visible inside",
+                "abstract unix socket outside is not reachable inside",
+            ],
+        ),
+        (
+            "inherited_fd_to_a_host_namespace",
+            wrapper(ALL, MAP, "exec 7</proc/self/ns/net"),
+            &["no inherited fd leads outside"],
+        ),
+    ]
+}
+
+/// The LEAK rows' types and checks' names in the audit's JSON.
+fn leaks(json: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in json.split("{\"").skip(1) {
+        if !part.contains("\"verdict\":\"LEAK\"") {
+            continue;
+        }
+        for key in ["type\":\"", "check\":\""] {
+            if let Some(rest) = part.strip_prefix(key) {
+                out.push(rest.split('"').next().unwrap_or("").to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn audit_of(script: &str) -> (i32, String, String) {
+    let o = Command::new(bin())
+        .args(["audit", "--claims", "all", "--json", "--", "sh", "-c", script])
+        .output()
+        .expect("the audit runs");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn main() -> std::process::ExitCode {
+    let mut trials = Vec::new();
+    for (name, script, want) in runtimes() {
+        trials.push(Trial::ignorable_test(name, move || {
+            if let Some(why) = root_missing("the audit makes namespaces and plants markers") {
+                return not_run(why);
+            }
+            let (code, out, err) = audit_of(&script);
+            let mut got = leaks(&out);
+            // Whether the host's cgroup path shows depends on where the
+            // test runs (at the root cgroup it is "/" either way).
+            if name == "no_cgroup_namespace" {
+                got.retain(|c| c != "cgroup path is rooted at the container's cgroup");
+            }
+            let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            want.sort();
+            if got != want || code != i32::from(!want.is_empty()) {
+                return Err(format!("exit {code}, leaks {got:?}, want {want:?}\n{out}\n{err}").into());
+            }
+            Ok(libtest_mimic::Completion::Completed)
+        }));
+    }
+    trials.push(gated(
+        "the_audit_leaves_nothing_behind",
+        || root_missing("the audit"),
+        nothing_left,
+    ));
+    trials.push(anywhere("bad_claims_and_configs_are_clear_errors", bad_input));
+    run_trials(trials)
+}
+
+/// Markers live in the auditor's own namespaces: the machine's hostname,
+/// links and IPC objects are as before.
+fn nothing_left() {
+    let state = || {
+        let sh = |c: &str| {
+            String::from_utf8_lossy(&Command::new("sh").args(["-c", c]).output().unwrap().stdout).into_owned()
+        };
+        (sh(
+            "hostname; ip -o link | cut -d' ' -f2; ipcs -q | grep -c 0x6e736175; ls /dev/mqueue 2>/dev/null",
+        ),)
+    };
+    let before = state();
+    let (code, out, err) = audit_of(&wrapper(&ALL.replace("-n ", "").replace("-i ", ""), MAP, ""));
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(state(), before);
+}
+
+fn bad_input() {
+    let o = Command::new(bin())
+        .args(["audit", "--claims", "uts,nope", "--", "true"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("`nope` is no namespace type"), "{e}");
+    let d = scratch();
+    let f = d.path().join("config.json");
+    std::fs::write(&f, "{\"linux\": {\"namespaces\": [{\"type\": 3}]}}").unwrap();
+    let o = Command::new(bin())
+        .args(["audit", "--config", f.to_str().unwrap(), "--", "true"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("config.json") && e.contains("linux.namespaces[0].type"),
+        "{e}"
+    );
+}
