@@ -3,6 +3,7 @@
 use crate::sys;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// The sandbox's paths and names, which cases and the harness both use.
 /// Writable, private to the case (a tmpfs in the sandbox).
@@ -99,4 +100,20 @@ impl RunEnv {
             sandbox_pid_max: None,
         }
     }
+}
+
+/// The factor the guest's init sets for the cases' timeouts (its measured slowdown).
+pub const TIMEOUT_SCALE_ENV: &str = "NSCONFORM_TIMEOUT_SCALE";
+
+/// A case's timeout scaled for a slow machine (an emulated guest).
+pub fn scaled(t: Duration) -> Duration {
+    static SCALE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let s = *SCALE.get_or_init(|| {
+        std::env::var(TIMEOUT_SCALE_ENV)
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 1.0)
+            .unwrap_or(1.0)
+    });
+    t.mul_f64(s)
 }

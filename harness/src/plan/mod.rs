@@ -49,7 +49,7 @@ impl CaseRef {
             line: case.line,
             index: case.index,
             label: case.label.clone(),
-            timeout: crate::vm::scaled(case.spec.timeout()),
+            timeout: crate::plan::env::scaled(case.spec.timeout()),
             restore: case.spec.restore.iter().map(|r| r.get_ref().clone()).collect(),
             may_write_sysctls: sysctl_writes::may_write(&case.spec),
             child_namespaces: case.spec.child.get_ref().namespaces.get_ref().clone(),

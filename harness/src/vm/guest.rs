@@ -204,8 +204,8 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
                 c"HOME=/root".into(),
                 c"TERM=dumb".into(),
             ];
-            env.push(CString::new(format!("{}={GUEST_DIR}/cases", crate::cli::CASES_ENV)).unwrap());
-            env.push(CString::new(format!("{}={GUEST_DIR}/runners", crate::cli::RUNNERS_ENV)).unwrap());
+            env.push(CString::new(format!("{}={GUEST_DIR}/cases", crate::plan::env::CASES_ENV)).unwrap());
+            env.push(CString::new(format!("{}={GUEST_DIR}/runners", crate::plan::env::RUNNERS_ENV)).unwrap());
             env.push(CString::new(format!("{}={scale:.2}", super::TIMEOUT_SCALE_ENV)).unwrap());
             env.extend(envs.iter().filter_map(|e| CString::new(e.as_str()).ok()));
             let mut argv = vec![CString::new(GUEST_BIN).unwrap()];

@@ -403,7 +403,7 @@ pub fn main(args: &[String]) -> ExitCode {
         columns.push(host_column(&suite));
     }
     let covers: BTreeMap<String, Vec<String>> = match crate::load::load_dir(
-        &a.opts.cases.clone().unwrap_or_else(crate::cli::cases_dir),
+        &a.opts.cases.clone().unwrap_or_else(crate::plan::env::cases_dir),
         crate::load::Catalogue::builtin(),
     ) {
         Ok(l) => l

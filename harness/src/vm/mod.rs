@@ -19,23 +19,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// The factor the guest's init sets for the cases' timeouts (its measured slowdown).
-pub const TIMEOUT_SCALE_ENV: &str = "NSCONFORM_TIMEOUT_SCALE";
 /// Where kernels, packages and images are cached.
 pub const CACHE_ENV: &str = "NSCONFORM_VM_CACHE";
 
-/// A case's timeout scaled for a slow machine (an emulated guest).
-pub fn scaled(t: Duration) -> Duration {
-    static SCALE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    let s = *SCALE.get_or_init(|| {
-        std::env::var(TIMEOUT_SCALE_ENV)
-            .ok()
-            .and_then(|v| v.parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 1.0)
-            .unwrap_or(1.0)
-    });
-    t.mul_f64(s)
-}
+pub use crate::plan::env::{TIMEOUT_SCALE_ENV, scaled};
 
 /// `$NSCONFORM_VM_CACHE`, else `$XDG_CACHE_HOME/nsconform`, else `~/.cache/nsconform`.
 pub fn cache_dir() -> PathBuf {
@@ -131,8 +118,8 @@ fn passed_env() -> Vec<String> {
         .filter(|(k, _)| {
             k.starts_with("NSCONFORM_")
                 && ![
-                    crate::cli::CASES_ENV,
-                    crate::cli::RUNNERS_ENV,
+                    crate::plan::env::CASES_ENV,
+                    crate::plan::env::RUNNERS_ENV,
                     CACHE_ENV,
                     TIMEOUT_SCALE_ENV,
                     "NSCONFORM_VM_BINARY",
@@ -149,11 +136,11 @@ fn passed_env() -> Vec<String> {
 pub fn run_kernel(spec: &str, opts: &VmOpts, suite_args: &[String], stream: bool) -> Result<Run, String> {
     let k = kernel::get(spec, &opts.flavour)?;
     let binary = initramfs::static_binary()?;
-    let cases = opts.cases.clone().unwrap_or_else(crate::cli::cases_dir);
+    let cases = opts.cases.clone().unwrap_or_else(crate::plan::env::cases_dir);
     if !cases.is_dir() {
         return Err(format!("{}: not a directory of cases", cases.display()));
     }
-    let base = initramfs::base(&binary, &cases, &crate::cli::runners_dir())?;
+    let base = initramfs::base(&binary, &cases, &crate::plan::env::runners_dir())?;
     let initrd = initramfs::for_kernel(&base, &k.modules)?;
     let accel = match opts.accel.as_str() {
         "kvm" => qemu::Accel::Kvm,
