@@ -78,9 +78,11 @@ impl Features {
 
 fn run_in_child(privileged: bool) -> Result<BTreeMap<String, Result<(), String>>, String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-    // Start-up is single-threaded, so the child may run ordinary Rust code.
+    // SAFETY: start-up is single-threaded, so fork is sound and the child
+    // may run ordinary Rust code; it only runs the probes, writes their
+    // answers and leaves through run_quiet's _exit.
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
-        nix::unistd::ForkResult::Child => {
+        nix::unistd::ForkResult::Child => crate::entry::run_quiet(move || {
             drop(r);
             let found = probe_all(privileged);
             let text: String = found
@@ -92,8 +94,8 @@ fn run_in_child(privileged: bool) -> Result<BTreeMap<String, Result<(), String>>
                 .collect();
             let mut f = std::fs::File::from(w);
             let _ = std::io::Write::write_all(&mut f, text.as_bytes());
-            unsafe { libc::_exit(0) }
-        }
+            0
+        }),
         nix::unistd::ForkResult::Parent { child } => {
             drop(w);
             let mut text = String::new();
@@ -172,6 +174,9 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
         exists("/proc/self/timens_offsets", "needs Linux 5.6 with time namespaces"),
     );
 
+    // SAFETY: a deliberately null, zero-sized struct: the kernel refuses a
+    // size below CLONE_ARGS_SIZE_VER0 (EINVAL) or lacks clone3 (ENOSYS)
+    // before reading anything, so no child is ever created.
     let clone3 = unsafe { sys::clone3_raw(std::ptr::null(), 0) }.map(drop);
     set("clone3", errno_is_not(clone3, &[Errno::ENOSYS], "clone3 is absent"));
     // A set_tid_size without set_tid is EINVAL where set_tid exists, E2BIG
@@ -180,6 +185,9 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
         set_tid_size: 1,
         ..Default::default()
     };
+    // SAFETY: `args` is valid for the 80 bytes passed (CloneArgs is 88) and
+    // asks for no sharing (no CLONE_VM, no stack), so even a kernel that
+    // accepted it would make a plain fork-like child, which leaves at once.
     let r = unsafe { sys::clone3_raw((&args as *const sys::CloneArgs).cast(), 80) };
     set(
         "clone3_set_tid",
@@ -189,12 +197,12 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
                 "clone3 with set_tid_size gave {} (set_tid needs Linux 5.5)",
                 crate::load::flags::errno_name(e as i32)
             )),
-            Ok(0) => unsafe { libc::_exit(0) },
+            Ok(0) => crate::entry::run_quiet(|| 0),
             Ok(_) => Err("clone3 accepted a null set_tid".into()),
         },
     );
 
-    let pidfd = sys::pidfd_open(unsafe { libc::getpid() });
+    let pidfd = sys::pidfd_open(nix::unistd::getpid().as_raw());
     set(
         "pidfd",
         pidfd
@@ -217,6 +225,8 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
         let mut info = [0u64; 8];
         info[0] = 1; // PIDFD_INFO_PID
         let req = 0xc040_ff0bu64; // _IOWR(0xFF, 11, 64 bytes)
+        // SAFETY: `info` is the 64 bytes the request's size field declares,
+        // so the kernel writes only inside it; the pidfd outlives the call.
         let r = unsafe { libc::ioctl(pidfd.as_raw_fd(), req as _, info.as_mut_ptr()) };
         // Only success counts: 6.12 has the pidfs ioctls but answers EINVAL
         // to this one, so an errno other than ENOTTY is no proof of it.
@@ -319,11 +329,17 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
         },
     );
 
-    let sock = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    if sock >= 0 {
-        let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::Stream,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    );
+    if let Ok(sock) = sock {
         let r = sys::ioctl_none(sock.as_raw_fd(), sys::SIOCGSKNS);
         if let Ok(fd) = r {
+            // SAFETY: on success SIOCGSKNS returns a new fd to the socket's
+            // network namespace that nothing else owns; it is closed here.
             drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
         }
         set(
@@ -376,7 +392,7 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
     set(
         "userns_unprivileged",
         in_grandchild(|| {
-            if unsafe { libc::geteuid() } == 0 {
+            if nix::unistd::geteuid().is_root() {
                 drop_to_nobody()?;
             }
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
@@ -464,28 +480,30 @@ impl Drop for MappedUserns {
 fn mapped_userns(uid_map: &str, gid_map: &str, then: impl FnOnce() -> i32) -> Result<MappedUserns, String> {
     let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    // SAFETY: only probe children call this, and they are single-threaded
+    // copies of the single-threaded start-up, so fork is sound; the child
+    // leaves through run_quiet's _exit.
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
-        nix::unistd::ForkResult::Child => {
+        nix::unistd::ForkResult::Child => crate::entry::run_quiet(move || {
             drop((ready_r, go_w));
             if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).is_err() {
-                unsafe { libc::_exit(3) }
+                return 3;
             }
             let _ = nix::unistd::write(&ready_w, b"u");
             let mut b = [0u8; 1];
             // The maps are written once the other end says go (one byte) or closes.
             let written = nix::unistd::read(&go_r, &mut b) == Ok(1);
             if !written {
-                unsafe { libc::_exit(4) }
+                return 4;
             }
             let root = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
             if nix::unistd::setresgid(root.1, root.1, root.1).is_err()
                 || nix::unistd::setresuid(root.0, root.0, root.0).is_err()
             {
-                unsafe { libc::_exit(5) }
+                return 5;
             }
-            let code = then();
-            unsafe { libc::_exit(code) }
-        }
+            then()
+        }),
         nix::unistd::ForkResult::Parent { child } => {
             drop((ready_w, go_r));
             let held = MappedUserns {
@@ -526,15 +544,18 @@ impl MappedUserns {
 /// the process would still be the machine's root and could open it.)
 fn pid_max_probe() -> Result<(), String> {
     // Root maps 0 to an ordinary uid; anyone else can only map their own ids.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     let (uid, gid) = if uid == 0 { (1000, 1000) } else { (uid, gid) };
     let child = mapped_userns(&format!("0 {uid} 1"), &format!("0 {gid} 1"), || {
         use nix::sched::CloneFlags;
         if nix::sched::unshare(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS).is_err() {
             return 6;
         }
+        // SAFETY: this user-namespace child is a single-threaded copy of a
+        // probe child, so fork is sound; the grandchild leaves through
+        // run_quiet's _exit.
         match unsafe { nix::unistd::fork() } {
-            Ok(nix::unistd::ForkResult::Child) => {
+            Ok(nix::unistd::ForkResult::Child) => crate::entry::run_quiet(|| {
                 let none: Option<&str> = None;
                 let ok = nix::mount::mount(
                     none,
@@ -550,8 +571,8 @@ fn pid_max_probe() -> Result<(), String> {
                         .write(true)
                         .open("/proc/sys/kernel/pid_max")
                         .is_ok();
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
-            }
+                if ok { 0 } else { 1 }
+            }),
             Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None) {
                 Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
                 _ => 7,
@@ -570,19 +591,27 @@ fn pid_max_probe() -> Result<(), String> {
 /// that maps 0 to 1000: EINVAL on kernels before 6.3, where tmpfs does not allow it.
 fn idmapped_tmpfs_probe() -> Result<(), String> {
     let errno = || crate::load::flags::errno_name(Errno::last() as i32);
+    // nix 0.31 has no wrappers for the new mount API (fsopen, fsconfig,
+    // fsmount, mount_setattr), hence the raw calls below.
+    // SAFETY: a NUL-terminated name that outlives the call and a flag word.
     let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 1u32) } as i32; // FSOPEN_CLOEXEC
     if fs < 0 {
         return Err(format!("fsopen(tmpfs): {}", errno()));
     }
+    // SAFETY: fsopen succeeded, so `fs` is a new fd that nothing else owns.
     let fs = unsafe { OwnedFd::from_raw_fd(fs) };
     // FSCONFIG_CMD_CREATE = 6.
+    // SAFETY: CMD_CREATE takes no key or value, so both pointers are null;
+    // `fs` is open for the call.
     if unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), 6u32, 0usize, 0usize, 0i32) } != 0 {
         return Err(format!("fsconfig(CMD_CREATE): {}", errno()));
     }
+    // SAFETY: integer arguments only; `fs` is open for the call.
     let mnt = unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), 1u32, 0u32) } as i32; // FSMOUNT_CLOEXEC
     if mnt < 0 {
         return Err(format!("fsmount: {}", errno()));
     }
+    // SAFETY: fsmount succeeded, so `mnt` is a new fd that nothing else owns.
     let mnt = unsafe { OwnedFd::from_raw_fd(mnt) };
     // The holder of the user namespace waits until dropped; its exit code is not used.
     let holder = mapped_userns("0 1000 1", "0 1000 1", || 0)?;
@@ -590,6 +619,8 @@ fn idmapped_tmpfs_probe() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // struct mount_attr { attr_set, attr_clr, propagation, userns_fd }, MOUNT_ATTR_IDMAP.
     let attr: [u64; 4] = [0x0010_0000, 0, 0, userns.as_raw_fd() as u64];
+    // SAFETY: an empty NUL-terminated path, and `attr` is valid for the
+    // size passed; both outlive the call, as do the fds they name.
     let r = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
@@ -679,8 +710,11 @@ fn drop_to_nobody() -> Result<(), String> {
 /// Run a probe that changes credentials or namespaces in a throwaway child.
 fn in_grandchild(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    // SAFETY: the probe child that calls this is a single-threaded copy of
+    // the single-threaded start-up, so fork is sound; the grandchild only
+    // runs the probe and leaves through run_quiet's _exit.
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
-        nix::unistd::ForkResult::Child => {
+        nix::unistd::ForkResult::Child => crate::entry::run_quiet(move || {
             drop(r);
             let msg = match f() {
                 Ok(()) => String::new(),
@@ -688,8 +722,8 @@ fn in_grandchild(f: impl FnOnce() -> Result<(), String>) -> Result<(), String> {
             };
             let mut w = std::fs::File::from(w);
             let _ = std::io::Write::write_all(&mut w, msg.as_bytes());
-            unsafe { libc::_exit(0) }
-        }
+            0
+        }),
         nix::unistd::ForkResult::Parent { child } => {
             drop(w);
             let mut msg = String::new();

@@ -52,6 +52,9 @@ fn load_module(path: &std::path::Path) {
     let Ok(f) = std::fs::File::open(path) else {
         return;
     };
+    // Raw because nix's finit_module needs its `kmod` feature, not enabled.
+    // SAFETY: `f` is open and the empty NUL-terminated parameter string
+    // outlives the call.
     let r = unsafe { libc::syscall(libc::SYS_finit_module, f.as_raw_fd(), c"".as_ptr(), 0) };
     if r != 0 {
         say(&format!(
@@ -136,7 +139,9 @@ pub fn calibrate() -> std::time::Duration {
 }
 
 fn power_off() -> ! {
-    unsafe { libc::sync() };
+    nix::unistd::sync();
+    // Raw because nix's reboot needs its `reboot` feature, not enabled.
+    // SAFETY: no arguments but the command; as the VM's init we mean to end it.
     unsafe { libc::reboot(libc::RB_POWER_OFF) };
     loop {
         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -194,6 +199,9 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
     let before = machine_state();
     say(MARK_START);
     let started = std::time::Instant::now();
+    // SAFETY: the VM's init runs no other thread (calibrate and the mounts
+    // run on this one), so fork is sound; the child only sets itself up,
+    // execs the suite and, if that fails, leaves through _exit.
     let child = match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             let _ = nix::unistd::dup2_stdout(&out);
@@ -211,6 +219,8 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
             let mut argv = vec![CString::new(GUEST_BIN).unwrap()];
             argv.extend(args.iter().filter_map(|a| CString::new(a.as_str()).ok()));
             let _ = nix::unistd::execve(&argv[0], &argv, &env);
+            // SAFETY: _exit ends the failed child without running the init's
+            // destructors or atexit handlers, which belong to the init.
             unsafe { libc::_exit(127) }
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => child,
