@@ -50,7 +50,7 @@ fn gated(name: String, f: impl FnOnce() -> Result<(), Failed> + Send + 'static) 
                 "set NSCONFORM_VM_TESTS=1 to boot kernels under qemu (needs qemu-system-x86, and the network or a filled cache)",
             ));
         }
-        if unsafe { libc::geteuid() } != 0 {
+        if !nix::unistd::geteuid().is_root() {
             return Ok(Completion::ignored_with(
                 "needs root: the suite in the guest runs as root anyway, but fetching and building is set up for root",
             ));
