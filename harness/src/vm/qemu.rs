@@ -10,6 +10,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// What every boot gets: no default devices or config, no display, no
+/// reboot (a guest that ends stops qemu), the plain PC machine.
+const BASE_ARGS: &[&str] = &[
+    "-nodefaults",
+    "-no-user-config",
+    "-display",
+    "none",
+    "-no-reboot",
+    "-M",
+    "pc",
+];
+
 pub const QEMU: &str = "qemu-system-x86_64";
 /// Lines the guest init prints on its console, each followed by a value.
 pub const MARK_START: &str = "nsconform-guest: suite starting";
@@ -53,15 +65,7 @@ pub fn kvm_works(image: &Path) -> bool {
     }
     let log = cache_dir().join("kvm-probe.log");
     let mut child = match Command::new(QEMU)
-        .args([
-            "-nodefaults",
-            "-no-user-config",
-            "-display",
-            "none",
-            "-no-reboot",
-            "-M",
-            "pc",
-        ])
+        .args(BASE_ARGS)
         .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel"])
         .arg(image)
         .args(["-append", "console=ttyS0 panic=-1 loglevel=1", "-serial"])
@@ -130,29 +134,21 @@ fn tail(path: &Path, n: usize) -> String {
 pub fn run(b: &Boot) -> Result<Outcome, String> {
     let _ = std::fs::remove_file(&b.console);
     let mut cmd = Command::new(QEMU);
-    cmd.args([
-        "-nodefaults",
-        "-no-user-config",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-M",
-        "pc",
-    ])
-    .args(["-accel", b.accel.name()])
-    .args(["-cpu", if b.accel == Accel::Kvm { "host" } else { "max" }])
-    .args(["-smp", &b.smp.to_string(), "-m", &b.mem_mib.to_string()])
-    .arg("-kernel")
-    .arg(b.image)
-    .arg("-initrd")
-    .arg(b.initrd)
-    .args(["-append", &b.cmdline])
-    .arg("-serial")
-    .arg(format!("file:{}", b.console.display()))
-    .args(["-serial", "stdio"])
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.args(BASE_ARGS)
+        .args(["-accel", b.accel.name()])
+        .args(["-cpu", if b.accel == Accel::Kvm { "host" } else { "max" }])
+        .args(["-smp", &b.smp.to_string(), "-m", &b.mem_mib.to_string()])
+        .arg("-kernel")
+        .arg(b.image)
+        .arg("-initrd")
+        .arg(b.initrd)
+        .args(["-append", &b.cmdline])
+        .arg("-serial")
+        .arg(format!("file:{}", b.console.display()))
+        .args(["-serial", "stdio"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let started = Instant::now();
     let mut child = cmd
         .spawn()
