@@ -86,6 +86,15 @@ fn main() -> std::process::ExitCode {
         ),
         present("6.1", "timens_btime", "6.1 shifts btime"),
         present("6.1", "mqueue_rlimit_per_userns", "6.1 has per-user-namespace ucounts"),
+        gated("suite::nsfs_handles_on_7.2".into(), || {
+            // 7.2 opens a handle of a namespace the caller is not in only
+            // for a caller that may see all namespaces, never in a sandbox.
+            let (out, err, code) = vm(&["7.2", "api::handle"])?;
+            if code != 0 || !out.contains("3 passed") {
+                return Err(format!("exit {code}\n{out}\n{err}").into());
+            }
+            Ok(())
+        }),
         gated("suite::whole_on_6.1".into(), || {
             let (out, err, code) = vm(&["6.1", "-q"])?;
             if code != 0 {
