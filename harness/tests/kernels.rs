@@ -43,6 +43,16 @@ fn absent(kernel: &'static str, name: &'static str, why: &'static str) -> Trial 
     })
 }
 
+fn present(kernel: &'static str, name: &'static str, why: &'static str) -> Trial {
+    gated(format!("probe::{name}_present_on_{kernel}"), move || {
+        let line = feature(kernel, name)?;
+        if line.split_whitespace().nth(1) != Some("yes") {
+            return Err(format!("{kernel}: {name} probed absent ({why}):\n{line}").into());
+        }
+        Ok(())
+    })
+}
+
 fn gated(name: String, f: impl FnOnce() -> Result<(), Failed> + Send + 'static) -> Trial {
     Trial::ignorable_test(name, move || {
         if std::env::var_os("NSCONFORM_VM_TESTS").is_none() {
@@ -64,6 +74,27 @@ fn main() -> std::process::ExitCode {
         absent("6.1", "pidns_pid_max", "pid_max is global before 6.14"),
         absent("6.1", "idmapped_tmpfs", "tmpfs allows idmapped mounts from 6.3"),
         absent("6.12", "pidfd_get_info", "6.12 answers PIDFD_GET_INFO with EINVAL"),
+        absent(
+            "5.10",
+            "timens_btime",
+            "/proc/stat's btime follows boottime's offset from 5.11",
+        ),
+        absent(
+            "5.10",
+            "mqueue_rlimit_per_userns",
+            "queue bytes are per user namespace from 5.14",
+        ),
+        present("6.1", "timens_btime", "6.1 shifts btime"),
+        present("6.1", "mqueue_rlimit_per_userns", "6.1 has per-user-namespace ucounts"),
+        gated("suite::nsfs_handles_on_7.2".into(), || {
+            // 7.2 opens a handle of a namespace the caller is not in only
+            // for a caller that may see all namespaces, never in a sandbox.
+            let (out, err, code) = vm(&["7.2", "api::handle"])?;
+            if code != 0 || !out.contains("3 passed") {
+                return Err(format!("exit {code}\n{out}\n{err}").into());
+            }
+            Ok(())
+        }),
         gated("suite::whole_on_6.1".into(), || {
             let (out, err, code) = vm(&["6.1", "-q"])?;
             if code != 0 {

@@ -111,6 +111,14 @@ pub const FEATURES: &[(&str, &str)] = &[
         "kernel.pid_max belongs to the pid namespace (Linux 6.14)",
     ),
     (
+        "timens_btime",
+        "/proc/stat's btime moves back by a time namespace's boottime offset (Linux 5.11)",
+    ),
+    (
+        "mqueue_rlimit_per_userns",
+        "RLIMIT_MSGQUEUE counts queue bytes per user namespace (Linux 5.14)",
+    ),
+    (
         "initial_namespaces",
         "the harness runs in the initial user and pid namespaces (inodes 0xEFFFFFFD, 0xEFFFFFFC)",
     ),

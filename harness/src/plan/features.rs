@@ -414,6 +414,11 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
         }),
     );
     set("pidns_pid_max", in_grandchild(pid_max_probe));
+    set("timens_btime", in_grandchild(move || timens_btime_probe(privileged)));
+    set(
+        "mqueue_rlimit_per_userns",
+        in_grandchild(move || mqueue_rlimit_probe(privileged)),
+    );
     set(
         "pidns_setns_without_init",
         in_grandchild(|| {
@@ -697,6 +702,90 @@ fn nsfs_handle_probe() -> Result<(), String> {
                 crate::load::flags::errno_name(e as i32)
             )
         })
+}
+
+/// A user namespace of the caller's own, mapping root inside to its ids
+/// (a single line of its own ids needs no privilege).
+fn own_userns() -> Result<(), String> {
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| format!("writing uid_map: {e}"))?;
+    std::fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("writing setgroups: {e}"))?;
+    std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| format!("writing gid_map: {e}"))
+}
+
+fn proc_stat_btime() -> Option<i64> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// /proc/stat's btime follows a time namespace's boottime offset (Linux
+/// 5.11; 5.6 to 5.10 shift only /proc/uptime and sysinfo): a child in a
+/// namespace whose boottime is one day ahead must read a btime one day earlier.
+fn timens_btime_probe(privileged: bool) -> Result<(), String> {
+    const DAY: i64 = 86400;
+    let user = if privileged { 0 } else { libc::CLONE_NEWUSER as i64 };
+    sys::unshare_raw(Ns::Time.flag() as i64 | user)
+        .map_err(|e| format!("unshare(CLONE_NEWTIME): {e} (time namespaces need Linux 5.6)"))?;
+    std::fs::write("/proc/self/timens_offsets", format!("boottime {DAY} 0"))
+        .map_err(|e| format!("writing timens_offsets: {e}"))?;
+    let outside = proc_stat_btime().ok_or("no btime in /proc/stat")?;
+    // SAFETY: a single-threaded probe grandchild forks; the new process only
+    // reads /proc/stat and leaves through run_quiet's _exit.
+    match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
+        nix::unistd::ForkResult::Child => crate::entry::run_quiet(move || match proc_stat_btime() {
+            // A boot time close to a whole second may truncate either way.
+            Some(inside) if (outside - inside - DAY).abs() <= 1 => 0,
+            Some(inside) if (outside - inside).abs() <= 1 => 1,
+            _ => 2,
+        }),
+        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => Ok(()),
+            Ok(nix::sys::wait::WaitStatus::Exited(_, 1)) => {
+                Err("/proc/stat's btime ignores the time namespace's boottime offset (needs Linux 5.11)".into())
+            }
+            other => Err(format!("the btime probe's child ended with {other:?}")),
+        },
+    }
+}
+
+/// RLIMIT_MSGQUEUE counts a user namespace's queue bytes apart from its
+/// creator's (Linux 5.14, ucounts): with a queue of N bytes alive in one IPC
+/// namespace, a user namespace of its own whose limit is just above N may
+/// still create a second queue of N bytes. Before 5.14 both are charged to
+/// the same user, and the second is EMFILE. Both namespaces are private to
+/// this process and go with it.
+fn mqueue_rlimit_probe(privileged: bool) -> Result<(), String> {
+    use nix::mqueue::{MQ_OFlag, MqAttr, mq_open};
+    use nix::sched::{CloneFlags, unshare};
+    use nix::sys::stat::Mode;
+    if !privileged {
+        own_userns()?;
+    }
+    unshare(CloneFlags::CLONE_NEWIPC).map_err(|e| format!("unshare(CLONE_NEWIPC): {e}"))?;
+    // Two messages of 4000 bytes: a little over 8000 bytes charged.
+    let attr = MqAttr::new(0, 2, 4000, 0);
+    let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_RDWR;
+    let _first = mq_open(c"/nsconform-probe", flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr))
+        .map_err(|e| format!("mq_open of the first queue: {e}"))?;
+    // Keeps the first namespace, and its queue's charge, after the unshare below.
+    let _first_ns = std::fs::File::open("/proc/self/ns/ipc").map_err(|e| e.to_string())?;
+    own_userns()?;
+    unshare(CloneFlags::CLONE_NEWIPC).map_err(|e| format!("unshare(CLONE_NEWIPC): {e}"))?;
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE, 12000, 12000)
+        .map_err(|e| format!("setrlimit(RLIMIT_MSGQUEUE): {e}"))?;
+    match mq_open(c"/nsconform-probe", flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr)) {
+        Ok(_) => Ok(()),
+        Err(Errno::EMFILE) => Err(
+            "RLIMIT_MSGQUEUE counts a user's queues across user namespaces (per user namespace from Linux 5.14)".into(),
+        ),
+        Err(e) => Err(format!("mq_open of the second queue: {e}")),
+    }
 }
 
 fn drop_to_nobody() -> Result<(), String> {
