@@ -78,6 +78,40 @@ pub fn run_quiet(body: impl FnOnce() -> i32) -> ! {
     run(body, |_| {})
 }
 
+/// Close every fd but stdio and `keep`: a created process holds what its
+/// creator meant it to hold, not whatever the creator had open.
+pub fn close_fds_except(keep: &[std::os::fd::RawFd]) {
+    // close_range (Linux 5.9) over the gaps between the kept fds; listing
+    // /proc/self/fd where it is missing.
+    let mut sorted: Vec<u32> = keep.iter().filter(|&&fd| fd > 2).map(|&fd| fd as u32).collect();
+    sorted.sort_unstable();
+    let mut from = 3u32;
+    let mut ok = true;
+    for &fd in sorted.iter().chain(std::iter::once(&u32::MAX)) {
+        if fd > from {
+            let to = if fd == u32::MAX { u32::MAX } else { fd - 1 };
+            // nix has no close_range.
+            // SAFETY: the fds in range are ours to close: the caller, a new
+            // process, refers to none of them (it keeps only `keep`).
+            ok &= unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) } == 0;
+        }
+        from = fd.saturating_add(1);
+    }
+    if ok {
+        return;
+    }
+    let fds: Vec<std::os::fd::RawFd> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(d) => d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
+        Err(_) => (3..1024).collect(),
+    };
+    for fd in fds {
+        if fd > 2 && !keep.contains(&fd) {
+            // SAFETY: as above; at worst the fd is already closed (EBADF).
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +179,28 @@ mod tests {
             code, 0,
             "the grandchild ran its creator's handler instead of dying of SIGALRM"
         );
+    }
+
+    #[test]
+    fn a_new_process_keeps_only_the_fds_it_was_sent() {
+        let code = fork_run(
+            || {
+                // F_GETFD on a bare number: it may name no open file, which
+                // is what is asked.
+                // SAFETY: fcntl(F_GETFD) reads only the fd table; a closed
+                // number gives EBADF.
+                let open = |fd: std::os::fd::RawFd| unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0;
+                let [a, b, c] = [0; 3].map(|_| {
+                    std::fs::File::open("/dev/null")
+                        .map(std::os::fd::IntoRawFd::into_raw_fd)
+                        .unwrap_or(-1)
+                });
+                close_fds_except(&[b]);
+                let kept_as_sent = open(0) && open(b) && !open(a) && !open(c);
+                i32::from(!kept_as_sent)
+            },
+            |_| {},
+        );
+        assert_eq!(code, 0, "a process kept an fd it was not sent, or lost one it was");
     }
 }

@@ -196,6 +196,10 @@ fn native(
             });
             return 2;
         }
+        // Exactly what the creator sent: stdio, the channel, the fds it
+        // keeps by name (and, until here, those its way in needed).
+        let keep: Vec<RawFd> = std::iter::once(up_fd).chain(named.iter().map(|(_, fd)| *fd)).collect();
+        crate::entry::close_fds_except(&keep);
         child_main(trial, spec, label, chan, named, false)
     };
     match spec.how {

@@ -12,7 +12,7 @@ use crate::plan::{RunEnv, TrialSpec};
 use crate::runner::Runner;
 use crate::sys;
 use nix::mount::MsFlags;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 pub use crate::plan::env::{CASE_COPY_DIR, DOMAINNAME, HOSTNAME, PROBE_BIND, SCRATCH};
 
@@ -30,39 +30,6 @@ pub fn flags(env: &RunEnv) -> i32 {
         f |= libc::CLONE_NEWUSER;
     }
     f
-}
-
-/// Close every fd but stdio and `keep` (the zygote holds other cases' pipes).
-fn close_others(keep: &[RawFd]) {
-    // close_range (Linux 5.9) over the gaps between the kept fds; listing
-    // /proc/self/fd where it is missing.
-    let mut sorted: Vec<u32> = keep.iter().filter(|&&fd| fd > 2).map(|&fd| fd as u32).collect();
-    sorted.sort_unstable();
-    let mut from = 3u32;
-    let mut ok = true;
-    for &fd in sorted.iter().chain(std::iter::once(&u32::MAX)) {
-        if fd > from {
-            let to = if fd == u32::MAX { u32::MAX } else { fd - 1 };
-            // nix has no close_range.
-            // SAFETY: the fds in range are ours to close: nothing of the
-            // sandbox refers to them (it keeps only `keep`).
-            ok &= unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) } == 0;
-        }
-        from = fd.saturating_add(1);
-    }
-    if ok {
-        return;
-    }
-    let fds: Vec<RawFd> = match std::fs::read_dir("/proc/self/fd") {
-        Ok(d) => d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect(),
-        Err(_) => (3..1024).collect(),
-    };
-    for fd in fds {
-        if fd > 2 && !keep.contains(&fd) {
-            // SAFETY: as above; at worst the fd is already closed (EBADF).
-            unsafe { libc::close(fd) };
-        }
-    }
 }
 
 extern "C" fn on_alarm(_: libc::c_int) {
@@ -85,7 +52,8 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     if let Some(g) = &go {
         keep.push(g.as_raw_fd());
     }
-    close_others(&keep);
+    // The zygote holds other cases' pipes.
+    crate::entry::close_fds_except(&keep);
     {
         // Signals start at the kernel's defaults (`entry::run`, which every
         // created process goes through); the alarm's handler is the
