@@ -21,7 +21,7 @@ pid=$!
 # The first of the runtime's processes (down its chain of children) in a
 # new user namespace gets the maps.
 inner() {{ p=$1; while [ -n "$p" ]; do
-  [ "$(readlink /proc/$p/ns/user)" != "$(readlink /proc/self/ns/user)" ] && {{ echo "$p"; return; }}
+  u=$(readlink /proc/$p/ns/user) && [ -n "$u" ] && [ "$u" != "$(readlink /proc/self/ns/user)" ] && {{ echo "$p"; return; }}
   p=$(cut -d' ' -f1 /proc/$p/task/$p/children 2>/dev/null); done; }}
 until pid2=$(inner $pid) && [ -n "$pid2" ]; do sleep 0.002; done; pid=$pid2
 echo '{map}' > /proc/$pid/uid_map
@@ -167,6 +167,11 @@ fn main() -> std::process::ExitCode {
         nothing_left,
     ));
     trials.push(anywhere("bad_claims_and_configs_are_clear_errors", bad_input));
+    trials.push(gated(
+        "a_runtime_that_never_reports_is_ended_with_its_processes",
+        || root_missing("the audit"),
+        never_reports,
+    ));
     run_trials(trials)
 }
 
@@ -207,5 +212,25 @@ fn bad_input() {
     assert!(
         e.contains("config.json") && e.contains("linux.namespaces[0].type"),
         "{e}"
+    );
+}
+
+/// A runtime whose probe never reports: the audit gives up at its timeout
+/// and ends every process the runtime started (they hold its pipes), rather
+/// than waiting for them.
+fn never_reports() {
+    let start = std::time::Instant::now();
+    let o = Command::new(bin())
+        .args(["audit", "--timeout", "1", "--", "sh", "-c", "sleep 300 & sleep 300"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("no report from the probe within 1 s"), "{e}");
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        start.elapsed()
     );
 }

@@ -18,6 +18,7 @@ use checks::Verdict;
 use clap::Parser;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -167,8 +168,11 @@ fn audit(a: &Args) -> Result<Audit, String> {
     let setup = t0.elapsed();
 
     let t1 = Instant::now();
+    // A process group of its own, so a runtime that never reports can be
+    // ended with every process it started (they hold our pipes).
     let mut child = Command::new(&command[0])
         .args(&command[1..])
+        .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -206,8 +210,7 @@ fn audit(a: &Args) -> Result<Audit, String> {
     };
     let runtime_start = t1.elapsed();
     if report.is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
+        kill_group(&mut child);
         let why = match report {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 format!("no report from the probe within {} s", a.timeout)
@@ -218,7 +221,7 @@ fn audit(a: &Args) -> Result<Audit, String> {
             "{why}: {}\nruntime stdout:\n{}\nruntime stderr:\n{}",
             command.join(" "),
             other.join("\n"),
-            errs.join().unwrap_or_default()
+            joined_within(errs, Duration::from_secs(2))
         ));
     }
     let t2 = Instant::now();
@@ -360,9 +363,30 @@ fn wait_or_kill(child: &mut std::process::Child, probe: i32) -> Result<(), Strin
     if until(child, Duration::from_secs(5)) {
         return Ok(());
     }
+    kill_group(child);
+    Err("the runtime did not end after its command; killed".into())
+}
+
+/// SIGKILL to the runtime's whole process group, then reap its leader.
+fn kill_group(child: &mut std::process::Child) {
+    let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
     let _ = child.kill();
     let _ = child.wait();
-    Err("the runtime did not end after its command; killed".into())
+}
+
+/// What a reader thread collected, if it ends in time: a process that left
+/// the group may still hold the pipe, and the audit must not wait for it.
+fn joined_within(t: std::thread::JoinHandle<String>, d: Duration) -> String {
+    let end = Instant::now() + d;
+    while !t.is_finished() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if t.is_finished() {
+        t.join().unwrap_or_default()
+    } else {
+        "(still open: a process outside the runtime's group holds it)".into()
+    }
 }
 
 #[cfg(test)]
