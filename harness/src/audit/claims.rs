@@ -1,7 +1,7 @@
 //! What the user says the runtime isolates: `--claims`, or an OCI
 //! config.json's `linux.namespaces`.
 
-use super::json::{self, Json};
+use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -49,10 +49,10 @@ pub fn from_oci(path: &Path) -> Result<Claims, String> {
         path.to_path_buf()
     };
     let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let doc = json::parse(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let doc: Json = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     let list = match doc.get("linux").and_then(|l| l.get("namespaces")) {
         None => return Ok(Claims::new()),
-        Some(Json::Arr(a)) => a,
+        Some(Json::Array(a)) => a,
         Some(_) => return Err(format!("{}: field linux.namespaces: not an array", file.display())),
     };
     let mut out = Claims::new();

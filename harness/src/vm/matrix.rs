@@ -91,19 +91,9 @@ pub fn cell_of(results: &[TrialResult], case: &str) -> Cell {
     }
 }
 
+/// A JSON string literal.
 fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+    serde_json::Value::from(s).to_string()
 }
 
 /// Rows: every case (not control, not load error) any column ran, with its catalogue IDs.
