@@ -70,12 +70,10 @@ pub fn suite() -> ExitCode {
             return libtest_mimic::run(&args, trials).exit_code();
         }
     };
-    // Listing needs no probe and no sandbox.
-    let features = if args.list {
-        Features::default()
-    } else {
-        Features::probe(env.privileged)
-    };
+    // Probed for a listing too (about 9 ms, once per list): the list marks the
+    // trials that cannot run here ignored, which is how nextest and other
+    // runners that list first learn to skip them.
+    let features = Features::probe(env.privileged);
     if features.check("pidns_pid_max").is_ok() {
         env.sandbox_pid_max = Some(plan::env::SANDBOX_PID_MAX);
     }
@@ -128,10 +126,7 @@ pub fn suite() -> ExitCode {
     for (index, spec) in specs.iter().enumerate() {
         let kind = if spec.control { "control" } else { "case" };
         if let Some(reason) = &spec.ignore {
-            let reason = reason.clone();
-            trials.push(
-                Trial::ignorable_test(spec.name.clone(), move || Ok(Completion::ignored_with(reason))).with_kind(kind),
-            );
+            trials.push(cannot_run_here(spec.name.clone(), kind, reason.clone(), &args));
             continue;
         }
         let (specs, zygote, timings) = (specs.clone(), zygote.clone(), timings.clone());
@@ -191,6 +186,26 @@ pub fn suite() -> ExitCode {
         }
     }
     conclusion.exit_code()
+}
+
+/// A trial the start-up probe found cannot run here. The list marks it
+/// ignored, so a runner that lists first (nextest) skips it. A run prints it
+/// ignored with the reason: libtest-mimic prints a reason only for an ignore
+/// decided at run time, so the flag stays off there (`--exact NAME` still
+/// reports it ignored, not passed). Asked for by `--ignored` or
+/// `--include-ignored`, it fails with the reason: passing or quietly
+/// ignoring it would read as "ran" under nextest, which judges by exit code.
+fn cannot_run_here(name: String, kind: &str, reason: String, args: &Arguments) -> Trial {
+    let asked = args.ignored || args.include_ignored;
+    Trial::ignorable_test(name, move || {
+        if asked {
+            Err(format!("asked to run ignored trials, but this one cannot run here: {reason}").into())
+        } else {
+            Ok(Completion::ignored_with(reason))
+        }
+    })
+    .with_kind(kind)
+    .with_ignored_flag(args.list || asked)
 }
 
 fn load_error_name(e: &load::LoadError) -> String {
