@@ -86,9 +86,14 @@ pub fn take(pid: &str, deep: bool) -> Result<View, String> {
             v.ns.insert(ty.to_string(), i);
         }
     }
-    v.mounts = read(&format!("/proc/{pid}/mountinfo"))
-        .lines()
-        .filter_map(mount)
+    v.mounts = crate::observe::mounts::parse(&read(&format!("/proc/{pid}/mountinfo")))
+        .into_iter()
+        .map(|m| Mount {
+            id: m.id as u32,
+            shared: m.group("shared:"),
+            master: m.group("master:"),
+            point: m.mount_point,
+        })
         .collect();
     if deep {
         v.fds = fds(pid);
@@ -97,27 +102,11 @@ pub fn take(pid: &str, deep: bool) -> Result<View, String> {
     Ok(v)
 }
 
-fn mount(l: &str) -> Option<Mount> {
-    let f: Vec<&str> = l.split(' ').collect();
-    let tag = |p: &str| {
-        f.iter()
-            .skip(6)
-            .take_while(|w| **w != "-")
-            .find_map(|w| w.strip_prefix(p)?.parse().ok())
-    };
-    Some(Mount {
-        id: f.first()?.parse().ok()?,
-        point: f.get(4)?.to_string(),
-        shared: tag("shared:"),
-        master: tag("master:"),
-    })
-}
-
 fn fds(pid: &str) -> Vec<Fd> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return Vec::new();
     };
-    let pidfd = pid.parse::<i32>().ok().and_then(pidfd_open);
+    let pidfd = pid.parse::<i32>().ok().and_then(|p| crate::sys::pidfd_open(p).ok());
     let mut out: Vec<Fd> = dir
         .flatten()
         .filter_map(|e| {
@@ -140,14 +129,6 @@ fn fds(pid: &str) -> Vec<Fd> {
         .collect();
     out.sort_by_key(|f| f.n);
     out
-}
-
-fn pidfd_open(pid: i32) -> Option<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-    // SAFETY: a fresh fd owned from here.
-    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 /// The netns inode of the process's socket fd `n`: a copy of the fd

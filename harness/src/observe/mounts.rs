@@ -16,6 +16,11 @@ pub struct MountInfo {
 }
 
 impl MountInfo {
+    /// The number of an optional field such as `shared:3` or `master:5`.
+    pub fn group(&self, tag: &str) -> Option<u32> {
+        self.optional.iter().find_map(|o| o.strip_prefix(tag)?.parse().ok())
+    }
+
     /// "shared", "private", "slave", "shared,slave" or "unbindable".
     pub fn propagation(&self) -> &'static str {
         let has = |p: &str| self.optional.iter().any(|o| o.starts_with(p));
