@@ -93,7 +93,8 @@ pub fn sysinfo_vs_boottime() -> Result<Value, String> {
     )))
 }
 
-fn stat_btime(stat: &str) -> Result<i64, String> {
+/// The btime line of /proc/stat's text.
+pub fn stat_btime(stat: &str) -> Result<i64, String> {
     stat.lines()
         .find_map(|l| l.strip_prefix("btime "))
         .and_then(|v| v.trim().parse().ok())

@@ -715,13 +715,7 @@ fn own_userns() -> Result<(), String> {
 }
 
 fn proc_stat_btime() -> Option<i64> {
-    std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()
+    crate::observe::clocks::stat_btime(&std::fs::read_to_string("/proc/stat").ok()?).ok()
 }
 
 /// /proc/stat's btime follows a time namespace's boottime offset (Linux
@@ -739,9 +733,10 @@ fn timens_btime_probe(privileged: bool) -> Result<(), String> {
     // reads /proc/stat and leaves through run_quiet's _exit.
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
         nix::unistd::ForkResult::Child => crate::entry::run_quiet(move || match proc_stat_btime() {
-            // A boot time close to a whole second may truncate either way.
-            Some(inside) if (outside - inside - DAY).abs() <= 1 => 0,
-            Some(inside) if (outside - inside).abs() <= 1 => 1,
+            // Both are the kernel's truncation of one boot time, less a
+            // whole-second offset inside: the difference is exact.
+            Some(inside) if outside - inside == DAY => 0,
+            Some(inside) if outside == inside => 1,
             _ => 2,
         }),
         nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None) {
