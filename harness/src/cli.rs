@@ -134,27 +134,10 @@ pub fn suite() -> ExitCode {
             Trial::ignorable_test(spec.name.clone(), move || {
                 let spec = &specs[index];
                 let zygote = zygote.as_ref().ok_or("no zygote")?;
-                let restore = &spec.case.restore;
-                // A case that may write a global sysctl has them read before
-                // and after it, one such case at a time (no other case writes
-                // them): what changed is its doing.
-                let watched = privileged && spec.case.may_write_sysctls;
-                let _checked = watched.then(crate::machine::global_state::Lock::checked).transpose()?;
-                let _lock = crate::machine::global_state::Lock::take(!restore.is_empty())?;
-                let saved = crate::machine::global_state::Saved::take(restore)?;
-                let before = watched.then(machine::sysctl::Snapshot::take);
                 let started = std::time::Instant::now();
-                let out = report::collect(zygote, spec, spec.case.timeout);
-                saved.restore()?;
-                let changed = before.map(|b| b.put_back()).unwrap_or_default();
-                let out = out?;
-                let verdict = report::judge(spec, &out);
+                let (out, changed) = report::run_guarded(zygote, spec, privileged)?;
                 // An undeclared change to the machine fails the trial, whatever else it showed.
-                let verdict = match (machine::failure(&changed), verdict) {
-                    (None, v) => v,
-                    (Some(m), Ok(())) => Err(m.into()),
-                    (Some(m), Err(e)) => Err(format!("{m}{}", e.message().unwrap_or_default()).into()),
-                };
+                let verdict = report::judge_guarded(spec, &out, &changed);
                 if let Some(t) = timings.as_ref() {
                     t.record(spec, started.elapsed(), &out);
                 }

@@ -191,7 +191,7 @@ fn run(filter: Option<&str>) -> Result<(String, Tally), String> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(spec) = runnable.get(i) else { break };
-                    let out = run_one(&zygote, spec);
+                    let out = run_one(&zygote, spec, env.privileged);
                     results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(out);
                 }
             });
@@ -213,15 +213,14 @@ fn run(filter: Option<&str>) -> Result<(String, Tally), String> {
     Ok((text, tally))
 }
 
-/// One control, as the suite runs it (a case that changes a global setting
-/// runs alone, and the setting is put back).
-fn run_one(zygote: &Zygote, spec: &TrialSpec) -> Result<Outcome, String> {
-    let restore = &spec.case.restore;
-    let _lock = crate::machine::global_state::Lock::take(!restore.is_empty())?;
-    let saved = crate::machine::global_state::Saved::take(restore)?;
-    let out = report::collect(zygote, spec, spec.case.timeout);
-    saved.restore()?;
-    out
+/// One control, as the suite runs it (`report::run_guarded`): a control
+/// that changed the machine is a failure naming the change.
+fn run_one(zygote: &Zygote, spec: &TrialSpec, privileged: bool) -> Result<Outcome, String> {
+    let (out, changed) = report::run_guarded(zygote, spec, privileged)?;
+    match crate::machine::failure(&changed) {
+        Some(m) => Err(m),
+        None => Ok(out),
+    }
 }
 
 #[cfg(test)]

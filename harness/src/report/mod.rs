@@ -33,6 +33,35 @@ pub struct Outcome {
     pub received_us: u64,
 }
 
+/// One trial as the suite runs it, with the machine guarded: a case that
+/// changes a declared global setting runs alone and has it put back; one
+/// that may write a global sysctl (in a root run) has them read before and
+/// after, one such case at a time, and what it changed is put back and
+/// returned, named, for the verdict to fail on.
+pub fn run_guarded(zygote: &Zygote, spec: &TrialSpec, privileged: bool) -> Result<(Outcome, Vec<String>), String> {
+    use crate::machine::{global_state, sysctl};
+    let restore = &spec.case.restore;
+    let watched = privileged && spec.case.may_write_sysctls;
+    let _checked = watched.then(global_state::Lock::checked).transpose()?;
+    let _lock = global_state::Lock::take(!restore.is_empty())?;
+    let saved = global_state::Saved::take(restore)?;
+    let before = watched.then(sysctl::Snapshot::take);
+    let out = collect(zygote, spec, spec.case.timeout);
+    saved.restore()?;
+    let changed = before.map(|b| b.put_back()).unwrap_or_default();
+    Ok((out?, changed))
+}
+
+/// A verdict, failed first by any undeclared change to the machine.
+pub fn judge_guarded(spec: &TrialSpec, out: &Outcome, changed: &[String]) -> Result<(), Failed> {
+    let verdict = judge(spec, out);
+    match (crate::machine::failure(changed), verdict) {
+        (None, v) => v,
+        (Some(m), Ok(())) => Err(m.into()),
+        (Some(m), Err(e)) => Err(format!("{m}{}", e.message().unwrap_or_default()).into()),
+    }
+}
+
 /// Start the trial's sandbox and collect its messages, killing it at the timeout.
 pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<Outcome, String> {
     let start = Instant::now();
