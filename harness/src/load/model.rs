@@ -90,6 +90,11 @@ pub struct Needs {
     pub tools: Vec<String>,
     /// The first kernel with the behaviour, for reports only: gating is by probe.
     pub kernel: Option<String>,
+    /// The bare kernel's behaviours the expectations rest on (see
+    /// `load::names::BARE`): under a runner that differs on purpose the case
+    /// is ignored with the runner's reason.
+    #[serde(default)]
+    pub bare: Vec<Spanned<String>>,
 }
 
 /// How a process gets its namespaces.

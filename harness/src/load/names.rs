@@ -49,6 +49,51 @@ pub fn signal_name(n: i32) -> String {
     }
 }
 /// Every feature name a case may list, with what its probe checks.
+/// What the bare kernel does that a runtime may do differently on purpose.
+/// A case whose expectation rests on one names it (`needs.bare`); a runner
+/// that differs says why (`differs` in its definition), and the case is
+/// ignored under it with both reasons instead of failed.
+pub const BARE: &[(&str, &str)] = &[
+    (
+        "lo_down",
+        "a new network namespace's lo is down until someone brings it up",
+    ),
+    (
+        "proc_as_inherited",
+        "nothing mounts a fresh /proc for a new pid namespace: /proc is the creator's",
+    ),
+    (
+        "mounts_as_copied",
+        "a new mount namespace starts as a copy of its creator's mounts, propagation included",
+    ),
+    (
+        "child_is_init",
+        "the child itself is pid 1 of its new pid namespace, and the creator its parent",
+    ),
+    (
+        "hostname_inherited",
+        "a new UTS namespace starts with its creator's hostname and domain name",
+    ),
+    (
+        "creds_as_inherited",
+        "the child keeps its creator's credentials, capabilities, securebits and no_new_privs",
+    ),
+    ("devices_as_inherited", "the child sees its creator's /dev"),
+    ("cgroup_as_inherited", "the child stays in its creator's cgroup"),
+    (
+        "rlimits_as_inherited",
+        "the child keeps its creator's resource limits and its creator's sysctls",
+    ),
+    (
+        "session_as_inherited",
+        "the child stays in its creator's session, process group and terminal",
+    ),
+];
+
+pub fn bare_desc(name: &str) -> Option<&'static str> {
+    BARE.iter().find(|(n, _)| *n == name).map(|(_, d)| *d)
+}
+
 pub const FEATURES: &[(&str, &str)] = &[
     ("ns.uts", "/proc/self/ns/uts exists"),
     ("ns.ipc", "/proc/self/ns/ipc exists"),

@@ -159,6 +159,19 @@ pub(super) fn finish<'a>(
             ));
         }
     }
+    for b in &spec.needs.bare {
+        if super::names::bare_desc(b.get_ref()).is_none() {
+            let known: Vec<&str> = super::names::BARE.iter().map(|(n, _)| *n).collect();
+            return Err(ctx.err(
+                b.span(),
+                format!(
+                    "unknown bare-kernel behaviour `{}` (known: {})",
+                    b.get_ref(),
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
 
     for p in &spec.peers {
         let Some(n) = &p.get_ref().name else {

@@ -49,7 +49,7 @@ pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &d
             ));
         }
     }
-    if let Some(why) = runner.unsupported(spec.child.get_ref(), dropped) {
+    if let Some(why) = runner.unsupported(spec, spec.child.get_ref(), dropped) {
         return Err(why);
     }
     for path in &spec.restore {

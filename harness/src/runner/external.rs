@@ -1,66 +1,24 @@
-//! External runners from their TOML definitions: the argv that starts the
-//! child in new namespaces (or in another process's), with the probe last.
+//! External runners from their definitions: whether a runtime can start a
+//! case's child as the case asks, and the plan that starts it.
 
-use super::{Launch, Runner};
+use super::def::{MapsBy, RunnerDef};
+use super::{ExecPlan, Launch, Runner};
+use crate::load::CaseSpec;
+use crate::load::expect::{Expect, NsMatcher};
 use crate::load::model::{How, ProcSpec};
 use crate::load::ns::Ns;
-use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::path::Path;
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunnerDef {
-    pub name: String,
-    pub summary: String,
-    /// Tools that must be on PATH.
-    pub tools: Vec<String>,
-    /// The argv start; namespace options follow, then `separator`, then the probe.
-    pub command: Vec<String>,
-    #[serde(default)]
-    pub separator: Vec<String>,
-    /// Options for each namespace type the runtime can create.
-    pub namespaces: BTreeMap<Ns, Vec<String>>,
-    /// Extra options by `how`: "clone" (the child is in every new namespace)
-    /// and "unshare" (the caller moves itself). A missing `how` is unsupported.
-    pub how: BTreeMap<String, Vec<String>>,
-    /// Options that set time namespace offsets; "{monotonic}", "{boottime}" are filled in.
-    #[serde(default)]
-    pub time_offsets: Vec<String>,
-    /// Joining another process's namespaces (`how = "setns"`), if the runtime can.
-    pub join: Option<JoinDef>,
-    /// Whether the runtime's own exit status shows a child killed by a signal
-    /// as that signal (so a case can require it).
-    #[serde(default = "yes")]
-    pub signal_exits: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JoinDef {
-    /// "{target}" is the pid of the process whose namespaces are joined.
-    pub command: Vec<String>,
-    pub namespaces: BTreeMap<Ns, Vec<String>>,
-    #[serde(default)]
-    pub separator: Vec<String>,
-}
 
 pub struct External {
     pub def: RunnerDef,
+    /// The OCI config template, when the definition names one.
+    pub oci: Option<serde_json::Value>,
 }
 
 impl External {
     pub fn load(path: &Path) -> Result<External, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let def: RunnerDef = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        if def.command.is_empty() {
-            return Err(format!("{}: `command` is empty", path.display()));
-        }
-        Ok(External { def })
+        let (def, oci) = RunnerDef::load(path)?;
+        Ok(External { def, oci })
     }
 
     fn how_key(how: How) -> &'static str {
@@ -71,6 +29,62 @@ impl External {
             How::Setns => "setns",
         }
     }
+
+    fn effective(child: &ProcSpec, dropped: &[Ns]) -> Vec<Ns> {
+        Ns::ALL
+            .into_iter()
+            .filter(|n| child.namespaces.get_ref().contains(n) && !dropped.contains(n))
+            .collect()
+    }
+
+    /// Whether the runtime can leave the id maps as the case wants them.
+    fn maps_unsupported(&self, child: &ProcSpec, eff: &[Ns]) -> Option<String> {
+        let d = &self.def;
+        if d.maps.by != MapsBy::Runtime || !eff.contains(&Ns::User) || child.how == How::Setns {
+            return None;
+        }
+        let name = &d.name;
+        let asked_root = child.map_root
+            || (child.uid_map.as_deref() == Some("0 {euid} 1") && child.gid_map.as_deref() == Some("0 {egid} 1"));
+        if child.uid_map.is_none() && child.gid_map.is_none() && !child.map_root {
+            return Some(format!(
+                "runner {name} writes a new user namespace's id maps itself: the case needs one whose maps are written later, or never"
+            ));
+        }
+        if !asked_root && self.oci.is_none() {
+            return Some(format!(
+                "runner {name} writes the id maps itself and can only map root inside to the caller; the case asks for uid_map {:?}, gid_map {:?}",
+                child.uid_map.as_deref().unwrap_or("-"),
+                child.gid_map.as_deref().unwrap_or("-")
+            ));
+        }
+        // map_root's own "deny" is what the harness must write as an
+        // ordinary user; a case that needs a setgroups says so.
+        if let Some(w) = &child.setgroups {
+            if d.maps.setgroups.as_deref() != Some(w.as_str()) {
+                return Some(format!(
+                    "runner {name} writes the id maps itself, leaving setgroups {}; the case needs {w:?}",
+                    d.maps.setgroups.as_deref().unwrap_or("as it is")
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Whether an expectation compares this namespace type with another
+/// process's as "the same".
+fn checks_same(e: &Expect, ns: Ns) -> bool {
+    e.ns.iter()
+        .any(|(link, m)| link.ns() == ns && matches!(m, NsMatcher::Same(_)))
+}
+
+fn any_same(case: &CaseSpec, ns: Ns) -> bool {
+    let c = case.child.get_ref();
+    checks_same(&c.expect, ns)
+        || checks_same(&c.isolation, ns)
+        || checks_same(&case.parent.expect, ns)
+        || checks_same(&case.parent.isolation, ns)
 }
 
 impl Runner for External {
@@ -78,19 +92,28 @@ impl Runner for External {
         &self.def.name
     }
 
-    fn unsupported(&self, child: &ProcSpec, dropped: &[Ns]) -> Option<String> {
+    fn unsupported(&self, case: &CaseSpec, child: &ProcSpec, dropped: &[Ns]) -> Option<String> {
         let d = &self.def;
+        let name = &d.name;
+        for b in &case.needs.bare {
+            if let Some(why) = d.differs.get(b.get_ref()) {
+                let what = crate::load::names::bare_desc(b.get_ref()).unwrap_or("?");
+                return Some(format!(
+                    "the case expects the bare kernel's behaviour ({what}); runner {name} differs on purpose: {why}"
+                ));
+            }
+        }
         if child.how == How::Setns {
             let j = match &d.join {
                 Some(j) => j,
-                None => return Some(format!("runner {} cannot join another process's namespaces", d.name)),
+                None => return Some(format!("runner {name} cannot join another process's namespaces")),
             };
             return child
                 .namespaces
                 .get_ref()
                 .iter()
                 .find(|n| !j.namespaces.contains_key(n))
-                .map(|n| format!("runner {} cannot join a {n} namespace", d.name));
+                .map(|n| format!("runner {name} cannot join a {n} namespace"));
         }
         // A runner execs the probe, and execve moves a process that unshared
         // its time namespace into it: "the caller stays out" cannot be shown.
@@ -102,33 +125,47 @@ impl Runner for External {
                 .any(|n| *n == Ns::Time && !dropped.contains(n))
         {
             return Some(format!(
-                "runner {} starts the probe with execve, which enters time_for_children: a caller that unshared CLONE_NEWTIME cannot stay outside",
-                d.name
+                "runner {name} starts the probe with execve, which enters time_for_children: a caller that unshared CLONE_NEWTIME cannot stay outside"
             ));
         }
         if !d.how.contains_key(Self::how_key(child.how)) {
             return Some(format!(
-                "runner {} cannot create a child with how = \"{}\"",
-                d.name,
+                "runner {name} cannot create a child with how = \"{}\"",
                 Self::how_key(child.how)
             ));
         }
-        if let Some(n) = child
-            .namespaces
-            .get_ref()
-            .iter()
-            .find(|n| !dropped.contains(n) && !d.namespaces.contains_key(n))
-        {
-            return Some(format!("runner {} cannot create a {n} namespace", d.name));
+        let eff = Self::effective(child, dropped);
+        if let Some(n) = eff.iter().find(|n| !d.namespaces.contains_key(n)) {
+            return Some(format!("runner {name} cannot create a {n} namespace"));
         }
-        if matches!(child.exit, Some(crate::load::model::ExitSpec::Signal(_))) && !d.signal_exits {
+        for (ns, why) in &d.always {
+            if dropped.contains(ns) {
+                return Some(format!(
+                    "runner {name} always creates a {ns} namespace ({why}): the control cannot leave it out"
+                ));
+            }
+            if !eff.contains(ns) && any_same(case, *ns) {
+                return Some(format!(
+                    "runner {name} always creates a {ns} namespace ({why}): the case checks that the child shares its creator's"
+                ));
+            }
+        }
+        if let Some(why) = self.maps_unsupported(child, &eff) {
+            return Some(why);
+        }
+        let control_exit = child.in_control.as_ref().and_then(|c| c.exit.as_ref());
+        let exit = if dropped.is_empty() {
+            child.exit.as_ref()
+        } else {
+            control_exit.or(child.exit.as_ref())
+        };
+        if matches!(exit, Some(crate::load::model::ExitSpec::Signal(_))) && !d.signal_exits {
             return Some(format!(
-                "runner {} does not report a child killed by a signal as such",
-                d.name
+                "runner {name} does not report a child killed by a signal as such"
             ));
         }
-        if child.time_offsets.is_some() && !dropped.contains(&Ns::Time) && d.time_offsets.is_empty() {
-            return Some(format!("runner {} cannot set time namespace offsets", d.name));
+        if child.time_offsets.is_some() && eff.contains(&Ns::Time) && d.time_offsets.is_empty() && self.oci.is_none() {
+            return Some(format!("runner {name} cannot set time namespace offsets"));
         }
         None
     }
@@ -139,10 +176,7 @@ impl Runner for External {
 
     fn launch(&self, child: &ProcSpec, dropped: &[Ns]) -> Launch {
         let d = &self.def;
-        let eff: Vec<Ns> = Ns::ALL
-            .into_iter()
-            .filter(|n| child.namespaces.get_ref().contains(n) && !dropped.contains(n))
-            .collect();
+        let eff = Self::effective(child, dropped);
         let mut argv;
         if child.how == How::Setns {
             let j = d.join.as_ref().expect("checked by unsupported()");
@@ -151,21 +185,46 @@ impl Runner for External {
                 argv.extend(j.namespaces.get(n).cloned().unwrap_or_default());
             }
             argv.extend(j.separator.iter().cloned());
-        } else {
-            argv = d.command.clone();
-            argv.extend(d.how.get(Self::how_key(child.how)).cloned().unwrap_or_default());
-            for n in &eff {
-                argv.extend(d.namespaces.get(n).cloned().unwrap_or_default());
-            }
-            if let (Some(o), true) = (&child.time_offsets, eff.contains(&Ns::Time)) {
-                argv.extend(d.time_offsets.iter().map(|a| {
-                    a.replace("{monotonic}", &o.monotonic.to_string())
-                        .replace("{boottime}", &o.boottime.to_string())
-                }));
-            }
-            argv.extend(d.separator.iter().cloned());
+            argv.push("{probe}".into());
+            return Launch::Exec(ExecPlan {
+                argv,
+                ..Default::default()
+            });
         }
-        argv.push("{probe}".into());
-        Launch::Exec(argv)
+        argv = d.command.clone();
+        argv.extend(d.how.get(Self::how_key(child.how)).cloned().unwrap_or_default());
+        for n in &eff {
+            argv.extend(d.namespaces.get(n).cloned().unwrap_or_default());
+        }
+        let runtime_maps = d.maps.by == MapsBy::Runtime && eff.contains(&Ns::User);
+        if runtime_maps && self.oci.is_none() {
+            argv.extend(d.maps.root.iter().cloned());
+        }
+        if let (Some(o), true) = (&child.time_offsets, eff.contains(&Ns::Time)) {
+            argv.extend(d.time_offsets.iter().map(|a| {
+                a.replace("{monotonic}", &o.monotonic.to_string())
+                    .replace("{boottime}", &o.boottime.to_string())
+            }));
+        }
+        argv.extend(d.fds.options.iter().cloned());
+        argv.extend(d.separator.iter().cloned());
+        // An OCI runtime finds the probe in the bundle's config.
+        if self.oci.is_none() {
+            argv.push("{probe}".into());
+        }
+        argv.extend(d.trailer.iter().cloned());
+        let oci = self
+            .oci
+            .as_ref()
+            .map(|t| super::oci::complete(t, &eff, child.time_offsets.as_ref()));
+        Launch::Exec(ExecPlan {
+            argv,
+            env: d.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            runtime_maps,
+            fds_first: d.fds.first,
+            rootfs: d.rootfs,
+            oci,
+            tmpfs_dirs: d.tmpfs_dirs.clone(),
+        })
     }
 }

@@ -3,12 +3,16 @@
 //! `runners/`, start it with a tool or runtime (unshare(1), ...), with the
 //! harness binary as the probe that makes the same observations.
 
+mod def;
 mod external;
+pub mod oci;
 
 pub mod probe_args;
 
-pub use external::{External, RunnerDef};
+pub use def::{FdsDef, MapsBy, RunnerDef};
+pub use external::External;
 
+use crate::load::CaseSpec;
 use crate::load::model::ProcSpec;
 use crate::load::ns::Ns;
 use std::path::Path;
@@ -20,14 +24,35 @@ pub const RUNNER_ENV: &str = "NSCONFORM_RUNNER";
 pub enum Launch {
     /// clone(2) and friends, in the sandbox.
     Native,
-    /// This argv, where the element "{probe}" stands for the probe's argv.
-    Exec(Vec<String>),
+    /// Through an external runtime.
+    Exec(ExecPlan),
+}
+
+/// How an external runtime is started for one process. Placeholders in
+/// `argv` and `env` are filled in by the creator, which knows them: the
+/// element "{probe}" (the probe's argv), "{target}", "{rootfs}",
+/// "{bundle}", "{scratch}", "{id}", "{count}", "{list}".
+#[derive(Clone, Debug, Default)]
+pub struct ExecPlan {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The runtime wrote the id maps: the harness must not.
+    pub runtime_maps: bool,
+    /// Renumber the channel and kept fds from this number before exec.
+    pub fds_first: Option<i32>,
+    /// Build a root directory for the container.
+    pub rootfs: bool,
+    /// The completed OCI config (its process.args still hold "{probe}").
+    pub oci: Option<serde_json::Value>,
+    /// Directories to cover with a fresh tmpfs before the runtime starts.
+    pub tmpfs_dirs: Vec<String>,
 }
 
 pub trait Runner: Send + Sync {
     fn name(&self) -> &str;
-    /// Why this runner cannot start `child`, if it cannot.
-    fn unsupported(&self, child: &ProcSpec, dropped: &[Ns]) -> Option<String>;
+    /// Why this runner cannot start `child` of `case` (a control when
+    /// `dropped` is not empty), if it cannot.
+    fn unsupported(&self, case: &CaseSpec, child: &ProcSpec, dropped: &[Ns]) -> Option<String>;
     /// Tools the runner needs on PATH.
     fn tools(&self) -> Vec<String>;
     fn launch(&self, child: &ProcSpec, dropped: &[Ns]) -> Launch;
@@ -39,7 +64,7 @@ impl Runner for Native {
     fn name(&self) -> &str {
         "native"
     }
-    fn unsupported(&self, _: &ProcSpec, _: &[Ns]) -> Option<String> {
+    fn unsupported(&self, _: &CaseSpec, _: &ProcSpec, _: &[Ns]) -> Option<String> {
         None
     }
     fn tools(&self) -> Vec<String> {

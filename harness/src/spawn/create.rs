@@ -24,6 +24,25 @@ pub struct Running {
     /// The process to reap (an external runner's own process, or the child itself).
     pub reap: i32,
     pub chan: Channel,
+    /// Started through an external runtime: its fds and stderr.
+    pub runtime: Option<super::runtime::Started>,
+}
+
+impl Running {
+    /// The go context for this process: its kept fds by the numbers it has.
+    pub fn go_context(&self, p: &Proc<'_>) -> BTreeMap<String, String> {
+        let mut c = go_context(p);
+        if let Some(r) = &self.runtime {
+            r.adjust(&mut c);
+        }
+        c
+    }
+
+    /// What the runtime wrote to stderr, if anything, as a report line.
+    pub fn runtime_stderr(&self) -> Option<String> {
+        let r = self.runtime.as_ref()?;
+        super::runtime::stderr_tail(&r.stderr).map(|t| format!("the runtime's stderr:\n{t}"))
+    }
 }
 
 /// How a relay loop ended.
@@ -56,17 +75,23 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
     down.pass_credentials();
     let eff = ns_effective(spec, trial.dropped);
     let named: Vec<(String, RawFd)> = creator.fds.iter().map(|(n, f)| (n.clone(), f.as_raw_fd())).collect();
-    let (pid, reap) = match launch {
+    let mut runtime_maps = false;
+    let (pid, reap, runtime) = match launch {
         Launch::Native => {
             let pid = native(creator, spec, label, &eff, &up, &named)?;
-            (Some(pid), pid)
+            (Some(pid), pid, None)
         }
-        Launch::Exec(argv) => {
-            let argv = runner_argv(creator, spec, argv, up.raw())?;
-            let keep: Vec<RawFd> = named.iter().map(|(_, fd)| *fd).collect();
-            let reap = exec_runner(&argv, &up, keep)?;
-            (None, reap)
+        Launch::Exec(plan) => {
+            runtime_maps = plan.runtime_maps;
+            let started = super::runtime::start(creator, spec, label, plan, &up, &named)?;
+            (None, started.reap, Some(started))
         }
+    };
+    let stderr = |r: &Option<super::runtime::Started>| {
+        r.as_ref()
+            .and_then(|s| super::runtime::stderr_tail(&s.stderr))
+            .map(|t| format!("; the runtime's stderr:\n{t}"))
+            .unwrap_or_default()
     };
     drop(up);
     // A child cloned here is in its namespaces from the start: its hello can
@@ -78,6 +103,7 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
             pid,
             reap,
             chan: down,
+            runtime: None,
         };
         if eff.contains(&Ns::User) {
             if let Err(e) = write_maps(creator, spec, pid) {
@@ -97,16 +123,19 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
         Ok(Some((Msg::Hello { .. }, creds))) => pid.or(creds).ok_or("the hello carried no pid")?,
         Ok(Some((other, _))) => {
             reap_now(reap);
-            return Err(format!("expected a hello, got {other:?}"));
+            return Err(format!("expected a hello, got {other:?}{}", stderr(&runtime)));
         }
         Ok(None) => {
             let status = reap_now(reap);
-            return Err(format!("{label} ended before it said hello ({status})"));
+            return Err(format!(
+                "{label} ended before it said hello ({status}){}",
+                stderr(&runtime)
+            ));
         }
         Err(e) => {
             let _ = kill(Pid::from_raw(reap), Signal::SIGKILL);
             reap_now(reap);
-            return Err(format!("{label}: {e}"));
+            return Err(format!("{label}: {e}{}", stderr(&runtime)));
         }
     };
     let r = Running {
@@ -114,8 +143,11 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
         pid,
         reap,
         chan: down,
+        runtime,
     };
-    if eff.contains(&Ns::User) && spec.how != How::Setns {
+    // A runtime that makes the user namespace writes its maps itself
+    // (a second write is EPERM): they are only observed.
+    if eff.contains(&Ns::User) && spec.how != How::Setns && !runtime_maps {
         if let Err(e) = write_maps(creator, spec, pid) {
             let _ = kill(Pid::from_raw(reap), Signal::SIGKILL);
             reap_now(reap);
@@ -337,78 +369,6 @@ pub fn write_offsets(path: &str, monotonic: i64, boottime: i64) -> Result<(), St
     std::fs::write(path, text).map_err(|e| format!("writing {path}: {e}"))
 }
 
-/// Fill "{probe}" (the harness binary in probe mode) and "{target}" (a join target's pid).
-fn runner_argv(creator: &Proc<'_>, spec: &ProcSpec, argv: Vec<String>, fd: RawFd) -> Result<Vec<String>, String> {
-    let trial = creator.trial;
-    let exe = if std::path::Path::new(crate::plan::env::PROBE_BIND).exists() {
-        std::path::PathBuf::from(crate::plan::env::PROBE_BIND)
-    } else {
-        std::fs::read_link("/proc/self/exe").map_err(|e| format!("cannot find the harness binary: {e}"))?
-    };
-    let copy =
-        std::path::Path::new(crate::plan::env::CASE_COPY_DIR).join(trial.case.file.file_name().unwrap_or_default());
-    let file = if copy.exists() {
-        copy
-    } else {
-        std::fs::canonicalize(&trial.case.file).map_err(|e| format!("{}: {e}", trial.case.file.display()))?
-    };
-    let dropped: Vec<&str> = trial.dropped.iter().map(|n| n.proc_name()).collect();
-    let probe = crate::runner::probe_args::ProbeArgs {
-        fd,
-        file: file.to_string_lossy().into_owned(),
-        area: trial.case.area.clone(),
-        id: trial.case.id.clone(),
-        dropped: dropped.join(","),
-        control: trial.control,
-    };
-    let target = match &spec.join {
-        Some(j) => creator.vars.get(j).cloned().unwrap_or_default(),
-        None => String::new(),
-    };
-    let mut out = Vec::new();
-    for a in argv {
-        if a == "{probe}" {
-            out.push(exe.to_string_lossy().into_owned());
-            out.extend(probe.to_args());
-        } else {
-            out.push(a.replace("{target}", &target));
-        }
-    }
-    Ok(out)
-}
-
-/// Start an external runner with the child's end of the channel inherited.
-fn exec_runner(argv: &[String], up: &Channel, keep: Vec<RawFd>) -> Result<i32, String> {
-    use std::os::unix::process::CommandExt;
-    let up_fd = up.raw();
-    let stderr = std::fs::File::create(format!("{}/runner.stderr", crate::plan::env::SCRATCH))
-        .map(std::process::Stdio::from)
-        .unwrap_or(std::process::Stdio::null());
-    let mut c = std::process::Command::new(&argv[0]);
-    c.args(&argv[1..])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr);
-    // SAFETY: the hook runs in the forked child before exec and only calls
-    // fcntl, which is async-signal-safe, on fds by number; iterating `keep`
-    // (moved in, allocated before the fork) does not allocate. Raw fcntl, as
-    // nix's wants a BorrowedFd, which the child has no owner to lend.
-    unsafe {
-        c.pre_exec(move || {
-            // Kept fds go through exec so the probe can use them by name.
-            for fd in &keep {
-                libc::fcntl(*fd, libc::F_SETFD, 0);
-            }
-            if libc::fcntl(up_fd, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = c.spawn().map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
-    Ok(child.id() as i32)
-}
-
 /// What a created process runs: hello, wait for go, steps, snapshot, done, wait for exit.
 /// `named` are fds its creator kept by name; they are inherited, as fork does.
 /// `adopt_by_number`: the process was exec'd by an external runner, and
@@ -533,17 +493,22 @@ pub fn relay(p: &mut Proc<'_>, r: &Running, on_sync: &mut dyn FnMut(&mut Proc<'_
 /// Tell a process to exit, reap it, and check its exit status.
 pub fn finish(p: &mut Proc<'_>, r: Running, expect_exit: Option<&ExitSpec>) -> String {
     let _ = r.chan.send(&Msg::Exit);
+    let stderr = r.runtime_stderr();
     drop(r.chan);
     let status = reap_now(r.reap);
     let want = expect_exit.map(|e| e.describe()).unwrap_or_else(|| "exited 0".into());
     if status != want {
+        let got = match stderr {
+            Some(t) => format!("{status}; {t}"),
+            None => status.clone(),
+        };
         let f = StepFailure {
             proc_label: r.label.clone(),
             phase: "exit".into(),
             index: 0,
             step: format!("{} ends", r.label),
             expected: want,
-            got: status.clone(),
+            got,
         };
         p.emit(Msg::Failure(f));
     }
@@ -553,7 +518,7 @@ pub fn finish(p: &mut Proc<'_>, r: Running, expect_exit: Option<&ExitSpec>) -> S
 /// A nested process created by a `spawn` step.
 pub fn spawn_nested(p: &mut Proc<'_>, spec: &ProcSpec, label: &str) -> Result<(), String> {
     let r = create(p, spec, label, Launch::Native)?;
-    let context = go_context(p);
+    let context = r.go_context(p);
     r.chan.send(&Msg::Go { context }).map_err(|e| format!("go: {e}"))?;
     let mut no_sync = |p: &mut Proc<'_>, name: &str| p.progress(format!("ignored sync {name:?} from a spawn"));
     if let Ended::Done(us) = relay(p, &r, &mut no_sync) {

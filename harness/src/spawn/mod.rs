@@ -5,6 +5,7 @@ pub mod create;
 pub mod fork_heap;
 pub mod parent;
 pub mod probe;
+pub mod runtime;
 pub mod sandbox;
 pub mod script;
 pub mod wire;

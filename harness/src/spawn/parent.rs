@@ -64,7 +64,7 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
     }
     if let Some(r) = &child {
         p.run_steps("start", &parent.start, &mut no_sync);
-        let context = create::go_context(&p);
+        let context = r.go_context(&p);
         let _ = r.chan.send(&Msg::Go { context });
         let on = &parent.on;
         let mut on_sync = |p: &mut Proc<'_>, name: &str| {
@@ -110,7 +110,7 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
 
 fn start(p: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Launch) -> Result<Running, String> {
     let r = create::create(p, spec, label, launch)?;
-    let context = create::go_context(p);
+    let context = r.go_context(p);
     r.chan.send(&Msg::Go { context }).map_err(|e| format!("go: {e}"))?;
     Ok(r)
 }

@@ -22,6 +22,9 @@ const TMPFS: &[&str] = &["/tmp", "/run"];
 /// The device nodes of the sandbox's /dev, bound from the machine's; its
 /// disks and every other device stay out of reach.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
+/// And for an external runtime, which binds the OCI default devices, tty
+/// among them, from its caller's /dev into a container with a user namespace.
+const RUNTIME_DEVICES: &[&str] = &["tty"];
 
 /// Namespace flags of the sandbox itself.
 pub fn flags(env: &RunEnv) -> i32 {
@@ -137,7 +140,7 @@ fn prepare(
     } else {
         None
     };
-    setup(env)?;
+    setup(env, runner.name() != "native")?;
     if runner.name() != "native" {
         if exe.as_ref().is_none_or(|p| !p.exists()) {
             bind_probe(exe_fd.as_ref())?;
@@ -173,7 +176,7 @@ fn end_everything() {
     while nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::__WALL)).is_ok() {}
 }
 
-fn setup(env: &RunEnv) -> Result<(), String> {
+fn setup(env: &RunEnv, external: bool) -> Result<(), String> {
     use nix::mount::mount;
     let none: Option<&str> = None;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
@@ -199,7 +202,7 @@ fn setup(env: &RunEnv) -> Result<(), String> {
             .map_err(|e| format!("mounting a tmpfs on {d}: {e}"))?;
         }
     }
-    minimal_dev().map_err(|e| format!("making /dev: {e}"))?;
+    minimal_dev(external).map_err(|e| format!("making /dev: {e}"))?;
     if let Some(max) = env.sandbox_pid_max {
         std::fs::write("/proc/sys/kernel/pid_max", max.to_string()).map_err(|e| format!("capping pid_max: {e}"))?;
     }
@@ -214,7 +217,7 @@ fn setup(env: &RunEnv) -> Result<(), String> {
 
 /// A /dev of a few harmless nodes, a private /dev/shm and a mount point for
 /// mqueue, built aside in the scratch tmpfs and moved over /dev.
-fn minimal_dev() -> Result<(), String> {
+fn minimal_dev(external: bool) -> Result<(), String> {
     use nix::mount::mount;
     let none: Option<&str> = None;
     let stage = "/tmp/.nsconform-dev";
@@ -227,7 +230,8 @@ fn minimal_dev() -> Result<(), String> {
         Some("mode=755,size=1m"),
     )
     .map_err(|e| format!("tmpfs on {stage}: {e}"))?;
-    for d in DEVICES {
+    let extra = if external { RUNTIME_DEVICES } else { &[] };
+    for d in DEVICES.iter().chain(extra) {
         let host = format!("/dev/{d}");
         let Ok(meta) = std::fs::metadata(&host) else { continue };
         let node = format!("{stage}/{d}");
