@@ -78,8 +78,11 @@ pub fn start(
     let bundle = format!("{SCRATCH}/.nsconform-bundle-{tag}");
     let list: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
     let id = format!("nsconform-{}-{tag}", crate::sys::mono_us());
+    let (euid, egid) = (nix::unistd::geteuid().to_string(), nix::unistd::getegid().to_string());
     let fill = |s: &str| -> String {
         s.replace("{target}", &target)
+            .replace("{euid}", &euid)
+            .replace("{egid}", &egid)
             .replace("{rootfs}", &rootfs)
             .replace("{bundle}", &bundle)
             .replace("{scratch}", SCRATCH)
