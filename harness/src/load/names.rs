@@ -63,12 +63,16 @@ pub const BARE: &[(&str, &str)] = &[
         "nothing mounts a fresh /proc for a new pid namespace: /proc is the creator's",
     ),
     (
+        "pid_ns_only_if_asked",
+        "a child not asked for a new pid namespace stays in its creator's: the creator's pids and /proc mean the same to it",
+    ),
+    (
         "mounts_as_copied",
         "a new mount namespace starts as a copy of its creator's mounts, propagation included",
     ),
     (
         "child_is_init",
-        "the child itself is pid 1 of its new pid namespace, and the creator its parent",
+        "the child itself is pid 1 of a new pid namespace one level below its creator's, the creator is its parent, and the pids after it are handed out from 2 in order",
     ),
     (
         "hostname_inherited",
@@ -80,9 +84,10 @@ pub const BARE: &[(&str, &str)] = &[
     ),
     ("devices_as_inherited", "the child sees its creator's /dev"),
     ("cgroup_as_inherited", "the child stays in its creator's cgroup"),
+    ("rlimits_as_inherited", "the child keeps its creator's resource limits"),
     (
-        "rlimits_as_inherited",
-        "the child keeps its creator's resource limits and its creator's sysctls",
+        "proc_sys_writable",
+        "/proc/sys is writable where the namespace allows the write",
     ),
     (
         "session_as_inherited",

@@ -64,6 +64,9 @@ pub struct RunnerDef {
     /// Environment for the runtime; values take the same placeholders.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Namespace types the runtime fails to create together, with why.
+    #[serde(default)]
+    pub cannot_combine: Vec<Combination>,
     /// Bare-kernel behaviours (`load::names::BARE`) the runtime changes on
     /// purpose, with how: cases that rest on one are ignored with this reason.
     #[serde(default)]
@@ -82,6 +85,13 @@ pub struct JoinDef {
     pub namespaces: BTreeMap<Ns, Vec<String>>,
     #[serde(default)]
     pub separator: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Combination {
+    pub namespaces: Vec<Ns>,
+    pub why: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -127,6 +137,9 @@ pub struct FdsDef {
 pub struct OciDef {
     /// The config.json template, relative to the definition's directory.
     pub config: String,
+    /// Why the runtime does not apply `linux.timeOffsets`, if it does not:
+    /// cases that set offsets are then ignored with this reason.
+    pub no_time_offsets: Option<String>,
 }
 
 impl RunnerDef {

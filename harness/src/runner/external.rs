@@ -138,6 +138,16 @@ impl Runner for External {
         if let Some(n) = eff.iter().find(|n| !d.namespaces.contains_key(n)) {
             return Some(format!("runner {name} cannot create a {n} namespace"));
         }
+        for c in &d.cannot_combine {
+            if c.namespaces.iter().all(|n| eff.contains(n)) {
+                let names: Vec<&str> = c.namespaces.iter().map(|n| n.proc_name()).collect();
+                return Some(format!(
+                    "runner {name} cannot make {} namespaces together: {}",
+                    names.join("+"),
+                    c.why
+                ));
+            }
+        }
         for (ns, why) in &d.always {
             if dropped.contains(ns) {
                 return Some(format!(
@@ -164,8 +174,13 @@ impl Runner for External {
                 "runner {name} does not report a child killed by a signal as such"
             ));
         }
-        if child.time_offsets.is_some() && eff.contains(&Ns::Time) && d.time_offsets.is_empty() && self.oci.is_none() {
-            return Some(format!("runner {name} cannot set time namespace offsets"));
+        if child.time_offsets.is_some() && eff.contains(&Ns::Time) {
+            if let Some(why) = d.oci.as_ref().and_then(|o| o.no_time_offsets.as_ref()) {
+                return Some(format!("runner {name} cannot set time namespace offsets: {why}"));
+            }
+            if d.time_offsets.is_empty() && self.oci.is_none() {
+                return Some(format!("runner {name} cannot set time namespace offsets"));
+            }
         }
         None
     }

@@ -45,7 +45,8 @@ pub fn start(
     }
     let case_name = trial.case.file.file_name().unwrap_or_default().to_owned();
     let (exe, file, rootfs) = if plan.rootfs {
-        let root = PathBuf::from(format!("{SCRATCH}/.nsconform-root-{tag}"));
+        // Under /run, not the scratch: the scratch is bound into it whole.
+        let root = PathBuf::from(format!("/run/.nsconform-root-{tag}"));
         build_rootfs(&root, &case_name)?;
         let exe = format!("{IN_ROOTFS}/nsconform");
         let file = format!("{IN_ROOTFS}/{}", case_name.to_string_lossy());
@@ -234,10 +235,10 @@ fn build_rootfs(root: &Path, case_name: &std::ffi::OsStr) -> Result<(), String> 
             if RUNTIME_OWNS.iter().any(|o| name == *o) {
                 continue;
             }
-            // The scratch directory, which parent and child share, without
-            // what is mounted in it (this root among them).
+            // The scratch directory, which parent and child share, with
+            // what the case mounted in it.
             if path == Path::new(SCRATCH) {
-                nix::mount::mount(Some(&path), &dest, none, MsFlags::MS_BIND, none)
+                nix::mount::mount(Some(&path), &dest, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
                     .map_err(|err| format!("binding {} on {}: {err}", path.display(), dest.display()))?;
                 continue;
             }
