@@ -34,12 +34,27 @@ impl Cover {
     }
 }
 
-/// ID -> its cases, from the trials of a plan (controls left out: they cover nothing new).
+/// ID -> its cases, from the trials of a plan (controls left out: they cover
+/// nothing new). A per-type entry (`N15:ipc`) counts for its ID too.
 pub fn tally(specs: &[TrialSpec]) -> BTreeMap<String, Cover> {
+    tally_by(specs, |entry| {
+        Some(entry.split_once(':').map_or(entry, |(id, _)| id).to_string())
+    })
+}
+
+/// `ID:type` -> its cases, for the per-type entries only.
+pub fn tally_types(specs: &[TrialSpec]) -> BTreeMap<String, Cover> {
+    tally_by(specs, |entry| entry.contains(':').then(|| entry.to_string()))
+}
+
+fn tally_by(specs: &[TrialSpec], key: impl Fn(&str) -> Option<String>) -> BTreeMap<String, Cover> {
     let mut out: BTreeMap<String, Cover> = BTreeMap::new();
     for s in specs.iter().filter(|s| !s.control) {
-        for id in &s.case.covers {
-            let c = out.entry(id.clone()).or_default();
+        // A case listing both `N15` and `N15:uts` is one case for N15.
+        let mut keys: Vec<String> = s.case.covers.iter().filter_map(|e| key(e)).collect();
+        keys.dedup();
+        for k in keys {
+            let c = out.entry(k).or_default();
             match &s.ignore {
                 None => c.runs.push(s.name.clone()),
                 Some(why) => c.ignored.push((s.name.clone(), why.clone())),
@@ -47,6 +62,48 @@ pub fn tally(specs: &[TrialSpec]) -> BTreeMap<String, Cover> {
         }
     }
     out
+}
+
+/// The ID x type table of the behaviours the catalogue checks type by type:
+/// `yes` a case runs here, `ign` only cases ignored here cover the cell,
+/// `NO` no case covers it. Rows sharing a list of types share a header.
+/// Indented deeper than the per-ID lines, so a reader of those (the
+/// project's tests) never takes a row for one.
+/// Returns the text and the cells not covered here.
+pub fn render_types(catalogue: &Catalogue, cells: &BTreeMap<String, Cover>) -> (String, Vec<String>) {
+    let mut out = String::new();
+    let mut missing = Vec::new();
+    let mut header: Option<&[String]> = None;
+    let none = Cover::default();
+    let _ = writeln!(
+        out,
+        "\nper type (`covers = [\"ID:type\"]`): yes = a case runs here, ign = ignored here, NO = no case"
+    );
+    for (id, types) in catalogue.typed_ids() {
+        let width = |t: &str| t.len().max(4);
+        if header != Some(types) {
+            let cols: Vec<String> = types.iter().map(|t| format!("{t:<w$}", w = width(t))).collect();
+            let _ = writeln!(out, "    {:<5} {}", "", cols.join(" ").trim_end());
+            header = Some(types);
+        }
+        let marks: Vec<String> = types
+            .iter()
+            .map(|t| {
+                let cell = format!("{id}:{t}");
+                let mark = match cells.get(&cell).unwrap_or(&none).status() {
+                    Status::Covered => "yes",
+                    Status::NotHere => "ign",
+                    Status::Uncovered => "NO",
+                };
+                if mark != "yes" {
+                    missing.push(cell);
+                }
+                format!("{mark:<w$}", w = width(t))
+            })
+            .collect();
+        let _ = writeln!(out, "    {id:<5} {}", marks.join(" ").trim_end());
+    }
+    (out, missing)
 }
 
 /// How many cases to name on one line before "+N more".
@@ -127,6 +184,17 @@ pub fn render(catalogue: &Catalogue, covers: &BTreeMap<String, Cover>, verbose: 
     (out, covered)
 }
 
+/// The whole report: per ID, then ID x type; and the number of IDs covered here.
+pub fn report(catalogue: &Catalogue, specs: &[TrialSpec], verbose: bool) -> (String, usize) {
+    let (mut text, covered) = render(catalogue, &tally(specs), verbose);
+    let (types, missing) = render_types(catalogue, &tally_types(specs));
+    text.push_str(&types);
+    if !missing.is_empty() {
+        let _ = writeln!(text, "cells not covered here: {}", missing.join(" "));
+    }
+    (text, covered)
+}
+
 /// Which catalogue behaviours the cases cover on this machine (as this
 /// user, with this runner), which only cases that cannot run here cover, and
 /// which no case covers, with the reasons.
@@ -167,7 +235,7 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (text, covered) = render(catalogue, &tally(&specs), verbose);
+    let (text, covered) = report(catalogue, &specs, verbose);
     let who = if env.privileged { "root" } else { "unprivileged" };
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -238,6 +306,48 @@ X4 = "needs a newer kernel"
         assert!(text.contains("X4    no case  needs a newer kernel"), "{text}");
         assert!(text.contains("covered here: 1 of 4 behaviours; of the 1 no other suite checks (*): 0"));
         assert!(text.contains("not covered here: X2 X3 X4"));
+    }
+
+    #[test]
+    fn per_type_cells() {
+        let c = Catalogue::parse(
+            r#"
+[areas.N]
+title = "nsfs"
+gaps = []
+[areas.N.ids]
+N1 = "one"
+N2 = "two"
+N3 = "three"
+[areas.N.types]
+N1 = ["uts", "ipc"]
+N3 = ["tcp", "udp"]
+"#,
+        )
+        .unwrap();
+        let mut cells = BTreeMap::new();
+        cells.insert(
+            "N1:uts".to_string(),
+            Cover {
+                runs: vec!["api::a".into()],
+                ignored: vec![],
+            },
+        );
+        cells.insert(
+            "N3:udp".to_string(),
+            Cover {
+                runs: vec![],
+                ignored: vec![("api::b".into(), "needs root".into())],
+            },
+        );
+        let (text, missing) = render_types(&c, &cells);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2], "          uts  ipc", "{text}");
+        assert_eq!(lines[3], "    N1    yes  NO", "{text}");
+        assert_eq!(lines[4], "          tcp  udp", "{text}");
+        assert_eq!(lines[5], "    N3    NO   ign", "{text}");
+        assert!(!text.contains("N2"), "{text}");
+        assert_eq!(missing, ["N1:ipc", "N3:tcp", "N3:udp"]);
     }
 
     #[test]

@@ -156,14 +156,55 @@ fn cases_dir() -> PathBuf {
 
 /// Every ID the case files list in a `covers`, read from the TOML itself
 /// (not through the harness, whose count this checks).
+/// A matrix's combinations, as (variable, value text) lists: rows as given,
+/// or every combination of a table of lists.
+fn matrix_rows(m: &toml::Value) -> Vec<Vec<(String, String)>> {
+    let text = |v: &toml::Value| v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+    match m {
+        toml::Value::Array(rows) => rows
+            .iter()
+            .filter_map(|r| r.as_table())
+            .map(|r| r.iter().map(|(k, v)| (k.clone(), text(v))).collect())
+            .collect(),
+        toml::Value::Table(vars) => {
+            let mut rows = vec![Vec::new()];
+            for (k, vals) in vars {
+                let vals = vals.as_array().cloned().unwrap_or_default();
+                rows = rows
+                    .into_iter()
+                    .flat_map(|r: Vec<(String, String)>| {
+                        vals.iter().map(move |v| {
+                            let mut r = r.clone();
+                            r.push((k.clone(), text(v)));
+                            r
+                        })
+                    })
+                    .collect();
+            }
+            rows
+        }
+        _ => vec![Vec::new()],
+    }
+}
+
 fn case_covers(dir: &Path) -> BTreeSet<String> {
     fn walk(v: &toml::Value, out: &mut BTreeSet<String>) {
         match v {
             toml::Value::Table(t) => {
+                let rows = t.get("matrix").map(matrix_rows).unwrap_or_else(|| vec![Vec::new()]);
                 for (k, v) in t {
                     match (k.as_str(), v) {
                         ("covers", toml::Value::Array(ids)) => {
-                            out.extend(ids.iter().filter_map(|i| i.as_str().map(String::from)))
+                            // `N15:{ns}` in a matrix is one entry per combination.
+                            for row in &rows {
+                                out.extend(ids.iter().filter_map(|i| {
+                                    let mut s = i.as_str()?.to_string();
+                                    for (var, val) in row {
+                                        s = s.replace(&format!("{{{var}}}"), val);
+                                    }
+                                    Some(s)
+                                }))
+                            }
                         }
                         _ => walk(v, out),
                     }
@@ -262,7 +303,37 @@ fn coverage_accounts_for_every_behaviour() {
     assert_eq!(with("yes").len(), c.covered, "{t}");
     assert_eq!(c.ids.iter().filter(|i| i.1).count(), c.gaps, "{t}");
     assert_eq!(with("yes").iter().filter(|i| i.1).count(), c.gaps_covered, "{t}");
-    let covers = case_covers(&cases_dir());
+    let entries = case_covers(&cases_dir());
+    // `N15:ipc` covers N15 too.
+    let covers: BTreeSet<String> = entries
+        .iter()
+        .map(|e| e.split_once(':').map_or(e.as_str(), |(id, _)| id).to_string())
+        .collect();
+    // The ID x type table: a cell is `NO` exactly when no case lists it.
+    let mut types: Vec<String> = Vec::new();
+    let mut cells = 0;
+    for l in t.lines().filter_map(|l| l.strip_prefix("    ")) {
+        let mut words = l.split_whitespace();
+        if l.starts_with(' ') {
+            types = words.map(String::from).collect();
+            continue;
+        }
+        let Some(id) = words.next() else { continue };
+        let marks: Vec<&str> = words.collect();
+        assert_eq!(marks.len(), types.len(), "{l}\n{t}");
+        for (ty, mark) in types.iter().zip(marks) {
+            let cell = format!("{id}:{ty}");
+            assert_eq!(mark != "NO", entries.contains(&cell), "{cell} is {mark}:\n{t}");
+            cells += 1;
+        }
+    }
+    assert!(cells >= 28, "the per-type table is missing:\n{t}");
+    for e in entries.iter().filter(|e| e.contains(':')) {
+        assert!(
+            t.contains(&format!("    {}", e.split(':').next().unwrap())),
+            "{e} has no row:\n{t}"
+        );
+    }
     let reported: BTreeSet<String> = with("yes")
         .iter()
         .chain(&with("not here"))

@@ -21,6 +21,10 @@ pub struct Area {
     pub gaps: Vec<String>,
     /// Why no case covers an ID, for the IDs no case covers on purpose.
     pub uncovered: BTreeMap<String, String>,
+    /// The types a behaviour is checked for one by one (namespace types, or
+    /// socket kinds for SIOCGSKNS), in catalogue order: a case covers one
+    /// as `ID:type`, and `nsconform coverage` prints ID x type.
+    pub types: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +41,8 @@ struct RawArea {
     ids: BTreeMap<String, String>,
     #[serde(default)]
     uncovered: BTreeMap<String, String>,
+    #[serde(default)]
+    types: BTreeMap<String, Vec<String>>,
 }
 
 /// Catalogue order: by area letter order of the catalogue, then by number.
@@ -69,6 +75,7 @@ impl Catalogue {
                     ids,
                     gaps: a.gaps,
                     uncovered: a.uncovered,
+                    types: a.types,
                 }
             })
             .collect();
@@ -84,6 +91,19 @@ impl Catalogue {
             }
             if let Some(u) = a.uncovered.keys().find(|u| !a.ids.iter().any(|(id, _)| id == *u)) {
                 return Err(format!("uncovered `{u}` is not an id of area {}", a.letter));
+            }
+            for (id, types) in &a.types {
+                if !a.ids.iter().any(|(i, _)| i == id) {
+                    return Err(format!("types of `{id}`: not an id of area {}", a.letter));
+                }
+                let word =
+                    |t: &String| !t.is_empty() && t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+                if types.is_empty() || !types.iter().all(word) {
+                    return Err(format!("types of `{id}`: a list of lowercase words, not {types:?}"));
+                }
+                if types.iter().enumerate().any(|(i, t)| types[..i].contains(t)) {
+                    return Err(format!("types of `{id}`: a type is listed twice in {types:?}"));
+                }
             }
         }
         Ok(Catalogue { areas })
@@ -108,6 +128,20 @@ impl Catalogue {
     /// The stated reason no case covers an ID, if there is one.
     pub fn uncovered_reason(&self, id: &str) -> Option<&str> {
         self.areas.iter().find_map(|a| a.uncovered.get(id)).map(String::as_str)
+    }
+
+    /// The types an ID is checked for one by one, if it is.
+    pub fn types_of(&self, id: &str) -> Option<&[String]> {
+        self.areas.iter().find_map(|a| a.types.get(id)).map(Vec::as_slice)
+    }
+
+    /// The IDs with per-type coverage, in catalogue order.
+    pub fn typed_ids(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.areas.iter().flat_map(|a| {
+            a.ids
+                .iter()
+                .filter_map(|(id, _)| a.types.get(id).map(|t| (id.as_str(), t.as_slice())))
+        })
     }
 
     pub fn all_ids(&self) -> impl Iterator<Item = &str> {
@@ -139,5 +173,24 @@ mod tests {
         assert!(c.is_gap("X10") && !c.is_gap("X1"));
         let x: Vec<_> = c.areas[0].ids.iter().map(|(i, _)| i.as_str()).take(3).collect();
         assert_eq!(x, ["X1", "X2", "X3"]);
+        assert_eq!(c.types_of("N15").map(|t| t.len()), Some(8));
+        assert!(c.types_of("N5").is_none());
+    }
+
+    #[test]
+    fn bad_type_lists_are_refused() {
+        let area = |types: &str| {
+            format!("[areas.X]\ntitle = \"t\"\ngaps = []\n[areas.X.ids]\nX1 = \"one\"\n[areas.X.types]\n{types}\n")
+        };
+        assert!(Catalogue::parse(&area("X1 = [\"uts\", \"ipc\"]")).is_ok());
+        for (bad, msg) in [
+            ("X2 = [\"uts\"]", "not an id"),
+            ("X1 = []", "lowercase words"),
+            ("X1 = [\"Uts\"]", "lowercase words"),
+            ("X1 = [\"uts\", \"uts\"]", "listed twice"),
+        ] {
+            let e = Catalogue::parse(&area(bad)).unwrap_err();
+            assert!(e.contains(msg), "{bad}: {e}");
+        }
     }
 }

@@ -172,6 +172,15 @@ pub const FEATURES: &[(&str, &str)] = &[
         "initial_namespaces",
         "the harness runs in the initial user and pid namespaces (inodes 0xEFFFFFFD, 0xEFFFFFFC)",
     ),
+    // Initial namespace inodes (issue 12).
+    (
+        "initial_ns_readable",
+        "a kernel thread's namespaces (the initial ones) can be read: root, with the initial pid namespace's procfs",
+    ),
+    (
+        "initial_net_mnt_inodes",
+        "the initial network and mount namespaces have fixed inode numbers (Linux 6.18, read from the kernel version)",
+    ),
 ];
 
 pub const NAMES: &[&str] = &{

@@ -161,6 +161,10 @@ ops! {
     AclGet(String) = "acl_get",
     /// An nsfs, socket or pidfd ioctl by name; a returned fd is kept under `as`.
     Ioctl(IoctlArgs) = "ioctl",
+    /// getsockopt(SO_NETNS_COOKIE) of a kept socket.
+    NetnsCookie(String) = "netns_cookie",
+    /// The initial namespace of a type, as the harness read it before the sandbox: its link text.
+    InitialNs(super::ns::Ns) = "initial_ns",
     Msgget(IpcArgs) = "msgget",
     Shmget(IpcArgs) = "shmget",
     Semget(IpcArgs) = "semget",

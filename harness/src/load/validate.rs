@@ -134,11 +134,18 @@ pub(super) fn finish<'a>(
         if !seen_ids.insert(c.get_ref()) {
             return Err(ctx.err(c.span(), format!("behaviour ID `{}` is listed twice", c.get_ref())));
         }
-        if !catalogue.contains(c.get_ref()) {
+        let (id, ty) = match c.get_ref().split_once(':') {
+            Some((id, ty)) => (id, Some(ty)),
+            None => (c.get_ref().as_str(), None),
+        };
+        if !catalogue.contains(id) {
             return Err(ctx.err(
                 c.span(),
-                format!("unknown behaviour ID `{}` (see cases/behaviours.toml)", c.get_ref()),
+                format!("unknown behaviour ID `{id}` (see cases/behaviours.toml)"),
             ));
+        }
+        if let Some(ty) = ty {
+            check_covered_type(&ctx, c.span(), catalogue, id, ty)?;
         }
     }
     for r in &spec.restore {
@@ -726,6 +733,28 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
     Ok(())
 }
 
+/// `ID:type` in `covers`: the catalogue must check that ID type by type, and
+/// for this type.
+fn check_covered_type(
+    ctx: &Ctx<'_>,
+    span: Range<usize>,
+    catalogue: &Catalogue,
+    id: &str,
+    ty: &str,
+) -> Result<(), LoadError> {
+    match catalogue.types_of(id) {
+        None => Err(ctx.err(
+            span,
+            format!("behaviour `{id}` is not covered type by type (no `types` for it in cases/behaviours.toml): write `{id}`"),
+        )),
+        Some(types) if !types.iter().any(|t| t == ty) => Err(ctx.err(
+            span,
+            format!("behaviour `{id}` has no type `{ty}` (its types: {})", types.join(", ")),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The arguments of an op that name a kept fd (or give an fd number), with
 /// their field for messages.
 fn fd_fields(op: &Op) -> Vec<(String, &str)> {
@@ -745,6 +774,7 @@ fn fd_fields(op: &Op) -> Vec<(String, &str)> {
         Op::Async(a) => out.push(("fd", &a.fd)),
         Op::WriteFd(a) => out.push(("fd", &a.fd)),
         Op::Close(f) | Op::Accept(f) | Op::Peercred(f) => out.push(("", f)),
+        Op::NetnsCookie(f) => out.push(("", f)),
         _ => {}
     }
     out.into_iter()

@@ -5,6 +5,7 @@
 pub mod cgroups;
 pub mod clocks;
 mod ids;
+pub mod initial;
 pub mod links;
 pub mod mounts;
 mod pidns;

@@ -10,6 +10,7 @@ mod ipc;
 mod mountapi;
 mod net;
 mod ns;
+pub mod nsid;
 mod probes;
 mod proc;
 mod sig;
@@ -199,6 +200,9 @@ pub fn run(op: &Op, step: &Step, p: &mut Ctx<'_>) -> OpResult {
         Op::ThreadUnshare(f) => probes::thread_unshare(p, f),
         Op::FsShareUnshare(f) => probes::fs_share_unshare(p, f),
         Op::SetnsRace(n) => probes::setns_race(*n),
+        // Namespace identity (issue 12).
+        Op::NetnsCookie(fd) => nsid::netns_cookie(p, fd),
+        Op::InitialNs(ns) => nsid::initial_ns(p, *ns),
         Op::Sleep(d) => {
             std::thread::sleep(d.get());
             Ok(Value::Bool(true))

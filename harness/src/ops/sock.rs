@@ -52,12 +52,20 @@ fn kind(k: &str) -> Result<i32, Fail> {
 }
 
 pub fn socket(p: &mut Ctx<'_>, step: &Step, a: &SocketArgs) -> OpResult {
-    let (dom, proto) = domain(&a.family)?;
+    let (dom, mut proto) = domain(&a.family)?;
     let ty = if a.family == "netlink_route" {
         libc::SOCK_RAW
     } else {
         kind(&a.kind)?
     };
+    // A raw IP socket needs a protocol (0 is EPROTONOSUPPORT): ICMP, as ping's.
+    if ty == libc::SOCK_RAW {
+        match dom {
+            libc::AF_INET => proto = libc::IPPROTO_ICMP,
+            libc::AF_INET6 => proto = libc::IPPROTO_ICMPV6,
+            _ => {}
+        }
+    }
     // SAFETY: integers only; raw so the case's domain, type and protocol
     // numbers reach the kernel as given.
     let fd = unsafe { libc::socket(dom, ty | libc::SOCK_CLOEXEC, proto) };

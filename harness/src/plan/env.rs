@@ -64,6 +64,9 @@ pub struct RunEnv {
     /// The sandbox's own pid_max, where pid_max is per pid namespace: a case
     /// that forks without end runs out of pids instead of into the machine's.
     pub sandbox_pid_max: Option<u32>,
+    /// The initial namespaces' links by type, read before any sandbox (a
+    /// kernel thread's), or why they cannot be read here.
+    pub initial_ns: Result<std::collections::BTreeMap<String, String>, String>,
 }
 
 /// pid_max in each sandbox: room for every case (set_tid asks for 4242), far
@@ -98,6 +101,7 @@ impl RunEnv {
             gid,
             cgroup_nonroot: crate::observe::cgroups::nonroot(&crate::observe::cgroups::own()).map(|m| m.encode()),
             sandbox_pid_max: None,
+            initial_ns: crate::observe::initial::read(),
         }
     }
 }

@@ -389,6 +389,8 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
         },
     );
     set("initial_namespaces", initial_userns());
+    set("initial_ns_readable", crate::observe::initial::read().map(drop));
+    set("initial_net_mnt_inodes", fixed_net_mnt_inodes(&uname_release()));
     set(
         "userns_unprivileged",
         in_grandchild(|| {
@@ -687,6 +689,28 @@ fn initial_userns() -> Result<(), String> {
     Ok(())
 }
 
+fn uname_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The one feature read from the version: before Linux 6.18 the initial
+/// network and mount namespaces got their inode numbers like any other, so
+/// the number itself cannot show whether the kernel fixes it.
+fn fixed_net_mnt_inodes(release: &str) -> Result<(), String> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    if (major, minor) >= (6, 18) {
+        Ok(())
+    } else {
+        Err(format!(
+            "kernel {release}: the initial net and mnt namespaces have fixed inode numbers from Linux 6.18"
+        ))
+    }
+}
+
 fn nsfs_handle_probe() -> Result<(), String> {
     let (ty, bytes) = sys::name_to_handle("/proc/self/ns/uts").map_err(|e| {
         format!(
@@ -833,5 +857,16 @@ mod tests {
         let e = pidfd_info_result(-1, Errno::EINVAL).unwrap_err();
         assert!(e.contains("EINVAL") && e.contains("6.13"), "{e}");
         assert!(pidfd_info_result(-1, Errno::ENOTTY).is_err());
+    }
+
+    #[test]
+    fn fixed_net_mnt_inodes_from_6_18() {
+        for yes in ["6.18.0", "6.18.44-fc-v657", "6.19-rc1", "7.2.0-1-amd64"] {
+            assert!(fixed_net_mnt_inodes(yes).is_ok(), "{yes}");
+        }
+        for no in ["6.17.9", "6.12.48+deb13-amd64", "5.10.0", "", "garbage"] {
+            let e = fixed_net_mnt_inodes(no).unwrap_err();
+            assert!(e.contains("6.18"), "{no}: {e}");
+        }
     }
 }

@@ -110,6 +110,7 @@ impl<'a> Proc<'a> {
         if let Some(h) = &trial.env.cgroup_nonroot {
             vars.insert(crate::plan::env::CGROUP_VAR.into(), h.clone());
         }
+        crate::ops::nsid::initial_ns_vars(&trial.env.initial_ns, &mut vars);
         Proc {
             trial,
             out,
