@@ -327,3 +327,32 @@ pub fn open_by_handle(dir: RawFd, ty: i32, bytes: &[u8]) -> SysResult<OwnedFd> {
     // SAFETY: on success the kernel returned a new fd that nothing else owns.
     Errno::result(r).map(|fd| unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
+
+// ---- listns(2) (Linux 6.19): struct ns_id_req of linux/nsfs.h ----
+
+/// `user_ns_id` meaning the caller's own user namespace.
+pub const LISTNS_CURRENT_USER: u64 = u64::MAX;
+
+/// struct ns_id_req, its first published size (NS_ID_REQ_SIZE_VER0, 32).
+#[repr(C)]
+#[derive(Default)]
+pub struct NsIdReq {
+    pub size: u32,
+    pub spare: u32,
+    /// The last id of the previous page (0: from the start).
+    pub ns_id: u64,
+    /// CLONE_NEW* bits (0: every type).
+    pub ns_type: u32,
+    pub spare2: u32,
+    /// Only namespaces this user namespace owns (0: any owner).
+    pub user_ns_id: u64,
+}
+
+/// listns(2): the ids the kernel wrote into `ids`, at most `ids.len()`.
+pub fn listns(req: &NsIdReq, ids: &mut [u64], flags: u32) -> SysResult<usize> {
+    // SAFETY: `req` is a live ns_id_req whose size field says how much the
+    // kernel may read, and the kernel writes at most `ids.len()` u64s into
+    // `ids`; the libc crate has no wrapper.
+    let r = unsafe { libc::syscall(SYS_LISTNS, req as *const NsIdReq, ids.as_mut_ptr(), ids.len(), flags) };
+    if r < 0 { Err(Errno::last()) } else { Ok(r as usize) }
+}

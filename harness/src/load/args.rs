@@ -270,6 +270,32 @@ pub struct ListmountArgs {
     pub ns_id: Option<String>,
 }
 
+/// The most ids one `listns` step asks for.
+pub const MAX_LISTNS: u64 = 4096;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListnsArgs {
+    /// Namespace types to list (`ns_type`; empty: every type).
+    #[serde(default)]
+    pub types: FlagSet,
+    /// The owning user namespace's id (`user_ns_id`), as text with
+    /// placeholders, or "current" for LISTNS_CURRENT_USER.
+    pub owner: Option<String>,
+    /// List only ids above this one (`ns_id`, the last of a previous page).
+    pub after: Option<String>,
+    /// How many ids to ask for (`nr_ns_ids`, default 256).
+    pub max: Option<u64>,
+    /// The flags argument (default 0, the only one the kernel takes).
+    #[serde(default)]
+    pub flags: u32,
+    /// Ids to look for, by name (text with placeholders): the result is
+    /// then `{ ids, count, has.NAME }`, `has.NAME` true when that id is
+    /// listed; without it, the list of ids.
+    #[serde(default)]
+    pub find: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IoctlArgs {

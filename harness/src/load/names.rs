@@ -148,6 +148,10 @@ pub const FEATURES: &[(&str, &str)] = &[
         "the suite is below the root of the cgroup2 hierarchy",
     ),
     (
+        "cgroup2_nsdelegate",
+        "the machine's cgroup2 hierarchy has nsdelegate on (Linux 4.13; systemd and `nsconform vm` mount it so)",
+    ),
+    (
         "userns_unprivileged",
         "an unprivileged process can create a user namespace",
     ),

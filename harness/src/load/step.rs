@@ -142,6 +142,8 @@ ops! {
     MountSetattr(MountSetattrArgs) = "mount_setattr",
     /// listmount(2) of a mount namespace's mounts: their count.
     Listmount(ListmountArgs) = "listmount",
+    /// listns(2) (Linux 6.19): the namespace ids it lists, in order.
+    Listns(ListnsArgs) = "listns",
     /// Open a path (O_RDONLY) and keep the fd under the step's `as` name.
     Open(String) = "open",
     /// Open a file write-only (for a later `write_fd`), kept under `as`.

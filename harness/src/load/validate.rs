@@ -687,6 +687,7 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
         Op::Nest(a) => bound(ctx, span, "nest", a.depth as u64, 1, MAX_NEST as u64)?,
         Op::SetnsRace(n) => bound(ctx, span, "setns_race", *n as u64, 1, MAX_SETNS_RACE as u64)?,
         Op::AbsSleep(a) => bound(ctx, span, "abs_sleep", a.ms, 0, MAX_ABS_SLEEP_MS)?,
+        Op::Listns(a) => bound(ctx, span, "listns", a.max.unwrap_or(1), 1, super::args::MAX_LISTNS)?,
         Op::WriteMap(w) => {
             let max = super::args::MAP_MAX_EXTENTS + 1;
             if w.extents == 0 || w.extents > max {
@@ -801,6 +802,7 @@ fn bound(ctx: &Ctx<'_>, span: Range<usize>, op: &str, n: u64, min: u64, max: u64
         "nest" => "`nest.depth`",
         "abs_sleep" => "`abs_sleep.ms`",
         "threads" => "`threads`",
+        "listns" => "`listns.max`",
         _ => "the count of `setns_race`",
     };
     Err(ctx.err_key(span, op, format!("{what} is {n}; it is between {min} and {max}")))

@@ -72,9 +72,49 @@ pub fn nonroot(ms: &[Membership]) -> Option<&Membership> {
         .or_else(|| ms.iter().find(off_root))
 }
 
+/// The cgroup2 hierarchy's own flags (`nsdelegate`, `memory_recursiveprot`,
+/// ...) as a mount(2) data string, from the super options of a cgroup2 line
+/// of `mountinfo`; None when no cgroup2 mount is there. The flags belong to
+/// the one hierarchy, and a new cgroup2 mount made from the initial cgroup
+/// namespace sets them to its own options: a mount that means to change
+/// nothing passes them on.
+pub fn cgroup2_flags(mountinfo: &str) -> Option<String> {
+    const FLAGS: [&str; 6] = [
+        "nsdelegate",
+        "favordynmods",
+        "memory_localevents",
+        "memory_recursiveprot",
+        "memory_hugetlb_accounting",
+        "pids_localevents",
+    ];
+    let line = mountinfo.lines().find_map(|l| {
+        let post: Vec<&str> = l.split_once(" - ")?.1.split(' ').collect();
+        (post.first() == Some(&"cgroup2")).then(|| post.get(2).copied().unwrap_or(""))
+    })?;
+    Some(
+        line.split(',')
+            .filter(|o| FLAGS.contains(o))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup2_flags_are_the_hierarchys_own() {
+        let systemd = "30 23 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot\n";
+        assert_eq!(
+            cgroup2_flags(systemd).as_deref(),
+            Some("nsdelegate,memory_recursiveprot")
+        );
+        let plain = "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(cgroup2_flags(plain).as_deref(), Some(""));
+        let v1 = "32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n";
+        assert_eq!(cgroup2_flags(v1), None);
+    }
 
     const HYBRID: &str = "9:name=systemd:/\n4:memory:/ci/job\n1:cpu,cpuacct:/\n0::/\n";
 

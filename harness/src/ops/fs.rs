@@ -38,6 +38,16 @@ pub fn mount_cgroup(p: &mut Ctx<'_>, m: &MountCgroupArgs) -> OpResult {
             None => return Err(Fail::Other("the suite is at the root of every cgroup hierarchy".into())),
         },
     };
+    // A cgroup2 mount made from the initial cgroup namespace resets the
+    // hierarchy's flags to its options (nsdelegate and the memory ones
+    // systemd sets): keep them as the machine has them.
+    let data = match (fstype.as_str(), data) {
+        ("cgroup2", None) => std::fs::read_to_string("/proc/self/mountinfo")
+            .ok()
+            .and_then(|t| crate::observe::cgroups::cgroup2_flags(&t))
+            .filter(|f| !f.is_empty()),
+        (_, d) => d,
+    };
     std::fs::create_dir_all(&target)?;
     nix::mount::mount(
         Some(fstype.as_str()),

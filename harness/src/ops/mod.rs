@@ -7,6 +7,7 @@ pub mod cred;
 mod ctx;
 mod fs;
 mod ipc;
+mod listns;
 mod mountapi;
 mod net;
 mod ns;
@@ -139,6 +140,7 @@ pub fn run(op: &Op, step: &Step, p: &mut Ctx<'_>) -> OpResult {
         Op::MoveMount(a) => mountapi::move_mount(p, a),
         Op::MountSetattr(a) => mountapi::mount_setattr(p, a),
         Op::Listmount(a) => mountapi::listmount(p, a),
+        Op::Listns(a) => listns::listns(p, a),
         Op::Open(path) => fs::open(p, step, path),
         Op::OpenWrite(path) => fs::open_write(p, step, path),
         Op::Close(name) => fs::close(p, name),

@@ -147,6 +147,19 @@ fn has_fs(name: &str) -> bool {
     filesystems().lines().any(|l| l.split_whitespace().last() == Some(name))
 }
 
+/// Whether cgroup namespaces are delegation boundaries here: a flag of the
+/// one cgroup2 hierarchy, shown in its mount's super options. The suite
+/// never turns it on (that would change every process's rules); the
+/// machine must have it.
+fn nsdelegate_probe() -> Result<(), String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("cannot read mountinfo: {e}"))?;
+    match crate::observe::cgroups::cgroup2_flags(&info) {
+        Some(f) if f.split(',').any(|o| o == "nsdelegate") => Ok(()),
+        Some(_) => Err("the cgroup2 hierarchy is mounted without nsdelegate (systemd mounts it with; so does the guest of `nsconform vm`)".into()),
+        None => Err("no cgroup2 hierarchy is mounted".into()),
+    }
+}
+
 fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
     let mut f: BTreeMap<String, Result<(), String>> = BTreeMap::new();
     let mut set = |k: &str, v: Result<(), String>| {
@@ -388,6 +401,7 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
             None => Err("the suite is in no cgroup2 cgroup".into()),
         },
     );
+    set("cgroup2_nsdelegate", nsdelegate_probe());
     set("initial_namespaces", initial_userns());
     set("initial_ns_readable", crate::observe::initial::read().map(drop));
     set("initial_net_mnt_inodes", fixed_net_mnt_inodes(&uname_release()));

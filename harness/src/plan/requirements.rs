@@ -92,6 +92,9 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
         Op::NsHandle(_) | Op::OpenNsHandle(_) => {
             out.insert("nsfs_file_handle".into());
         }
+        Op::Listns(_) => {
+            out.insert("listns".into());
+        }
         Op::MountCgroup(a) => {
             out.insert(
                 match a.hierarchy {

@@ -160,7 +160,9 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
     mount("tmpfs", "/run", "tmpfs", Some("mode=755"));
     mount("tmpfs", "/dev/shm", "tmpfs", Some("mode=1777"));
     mount("mqueue", "/dev/mqueue", "mqueue", None);
-    mount("cgroup2", "/sys/fs/cgroup", "cgroup2", None);
+    // nsdelegate as systemd mounts it: cgroup namespaces are delegation
+    // boundaries on most machines, and the cases that need it run here.
+    mount("cgroup2", "/sys/fs/cgroup", "cgroup2", Some("nsdelegate"));
     let _ = std::fs::create_dir("/sys/fs/cgroup/init.scope");
     let _ = std::fs::write("/sys/fs/cgroup/init.scope/cgroup.procs", "1");
     let _ = nix::unistd::sethostname("nsconform-vm");
