@@ -171,6 +171,19 @@ pub struct MachineState {
     pub links: BTreeSet<String>,
     pub tmp: BTreeSet<String>,
     pub suite_processes: usize,
+    /// Every cgroup of every hierarchy (a runtime's leftovers would be here).
+    pub cgroups: BTreeSet<String>,
+}
+
+/// The directories under `root`, recursively, as paths.
+fn tree(root: &std::path::Path, out: &mut BTreeSet<String>) {
+    let Ok(d) = std::fs::read_dir(root) else { return };
+    for e in d.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.insert(e.path().to_string_lossy().into_owned());
+            tree(&e.path(), out);
+        }
+    }
 }
 
 fn lines(path: &str) -> Vec<String> {
@@ -226,6 +239,11 @@ impl MachineState {
             links,
             tmp: dir("/tmp"),
             suite_processes: suite_processes(),
+            cgroups: {
+                let mut c = BTreeSet::new();
+                tree(std::path::Path::new("/sys/fs/cgroup"), &mut c);
+                c
+            },
         }
     }
 
