@@ -355,7 +355,7 @@ fn as_root_every_gap_runs_and_nothing_lacks_root() {
     assert_eq!(c.gaps_covered, c.gaps, "a gap is not covered here:\n{t}");
     for (id, _, status, why) in &c.ids {
         assert!(
-            status != "not here" || (why.contains("needs `") && !why.contains("root")),
+            status != "not here" || (why.contains("needs `") && !why.contains("needs root")),
             "{id} is not covered as root: {why}"
         );
     }
