@@ -61,6 +61,11 @@ pub struct RunnerDef {
     /// outlives the trial), or what it must not find.
     #[serde(default, rename = "tmpfs")]
     pub tmpfs_dirs: Vec<String>,
+    /// The runtime makes cgroups below its own (systemd-nspawn): each
+    /// sandbox gets a cgroup of its own, writable there and removed with it
+    /// (`spawn::runtime_cgroup`).
+    #[serde(default)]
+    pub delegate_cgroup: bool,
     /// Environment for the runtime; values take the same placeholders.
     #[serde(default)]
     pub env: BTreeMap<String, String>,

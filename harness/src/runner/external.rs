@@ -174,6 +174,10 @@ impl Runner for External {
         self.def.tools.clone()
     }
 
+    fn delegates_cgroup(&self) -> bool {
+        self.def.delegate_cgroup
+    }
+
     fn launch(&self, child: &ProcSpec, dropped: &[Ns]) -> Launch {
         let d = &self.def;
         let eff = Self::effective(child, dropped);
