@@ -26,6 +26,11 @@ pub struct RunnerDef {
     pub trailer: Vec<String>,
     /// Options for each namespace type the runtime can create.
     pub namespaces: BTreeMap<Ns, Vec<String>>,
+    /// Options that keep the creator's namespace of a type the runtime
+    /// creates unless told not to (podman's `--network=host`), given when
+    /// the child is not to have a new one.
+    #[serde(default)]
+    pub shared: BTreeMap<Ns, Vec<String>>,
     /// Extra options by `how`: "clone" (the child is in every new namespace)
     /// and "unshare" (the caller moves itself). A missing `how` is unsupported.
     pub how: BTreeMap<String, Vec<String>>,

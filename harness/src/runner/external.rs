@@ -200,6 +200,9 @@ impl Runner for External {
         for n in &eff {
             argv.extend(d.namespaces.get(n).cloned().unwrap_or_default());
         }
+        for (_, opts) in d.shared.iter().filter(|(n, _)| !eff.contains(n)) {
+            argv.extend(opts.iter().cloned());
+        }
         let runtime_maps = d.maps.by == MapsBy::Runtime && eff.contains(&Ns::User);
         if runtime_maps && self.oci.is_none() {
             argv.extend(d.maps.root.iter().cloned());
