@@ -88,6 +88,9 @@ pub struct Watch {
     /// read-only: an fd from the zygote would reach the machine's writable
     /// mounts, and the case's processes inherit it.)
     roots: Vec<(OwnedFd, &'static Target)>,
+    /// Cgroups given to a runtime (`spawn::runtime_cgroup`): what happens in
+    /// them is not the case's change (the sandbox removes them).
+    exempt: Vec<String>,
 }
 
 impl Watch {
@@ -137,7 +140,16 @@ impl Watch {
                 }
             }
         }
-        Ok(Watch { group, roots })
+        Ok(Watch {
+            group,
+            roots,
+            exempt: Vec::new(),
+        })
+    }
+
+    /// Leave out what happens in and below these cgroup directories.
+    pub fn exempt(&mut self, dirs: Vec<String>) {
+        self.exempt = dirs;
     }
 
     /// What this sandbox's processes changed on the machine, and the cgroups
@@ -180,7 +192,7 @@ impl Watch {
             // pid 0: a process outside this sandbox's pid namespace.
             if m.pid != 0 {
                 if let Some(c) = Change::decode(&buf[at + m.metadata_len as usize..at + len], m.mask)
-                    .filter(|c| !self.moves_own_process(c))
+                    .filter(|c| !self.moves_own_process(c) && !self.in_exempt(c))
                 {
                     match changes
                         .iter_mut()
@@ -204,6 +216,27 @@ impl Watch {
                 .roots
                 .iter()
                 .any(|(_, t)| t.fsid == c.fsid && t.fstype.starts_with("cgroup"))
+    }
+
+    /// An event in a cgroup given to the runtime (its path resolved only
+    /// when there is one, and only for cgroup file systems).
+    fn in_exempt(&self, c: &Change) -> bool {
+        if self.exempt.is_empty() {
+            return false;
+        }
+        let Some((fd, t)) = self.open_dir(c) else {
+            return false;
+        };
+        if !t.fstype.starts_with("cgroup") {
+            return false;
+        }
+        let Ok(dir) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+            return false;
+        };
+        let path = join(&dir.to_string_lossy(), &c.name);
+        self.exempt
+            .iter()
+            .any(|e| path == *e || path.strip_prefix(e.as_str()).is_some_and(|r| r.starts_with('/')))
     }
 
     /// The directory an event names, opened through the file system's own

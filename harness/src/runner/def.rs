@@ -26,6 +26,11 @@ pub struct RunnerDef {
     pub trailer: Vec<String>,
     /// Options for each namespace type the runtime can create.
     pub namespaces: BTreeMap<Ns, Vec<String>>,
+    /// Options that keep the creator's namespace of a type the runtime
+    /// creates unless told not to (podman's `--network=host`), given when
+    /// the child is not to have a new one.
+    #[serde(default)]
+    pub shared: BTreeMap<Ns, Vec<String>>,
     /// Extra options by `how`: "clone" (the child is in every new namespace)
     /// and "unshare" (the caller moves itself). A missing `how` is unsupported.
     pub how: BTreeMap<String, Vec<String>>,
@@ -61,6 +66,11 @@ pub struct RunnerDef {
     /// outlives the trial), or what it must not find.
     #[serde(default, rename = "tmpfs")]
     pub tmpfs_dirs: Vec<String>,
+    /// The runtime makes cgroups below its own (systemd-nspawn): each
+    /// sandbox gets a cgroup of its own, writable there and removed with it
+    /// (`spawn::runtime_cgroup`).
+    #[serde(default)]
+    pub delegate_cgroup: bool,
     /// Environment for the runtime; values take the same placeholders.
     #[serde(default)]
     pub env: BTreeMap<String, String>,

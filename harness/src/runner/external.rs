@@ -189,6 +189,10 @@ impl Runner for External {
         self.def.tools.clone()
     }
 
+    fn delegates_cgroup(&self) -> bool {
+        self.def.delegate_cgroup
+    }
+
     fn launch(&self, child: &ProcSpec, dropped: &[Ns]) -> Launch {
         let d = &self.def;
         let eff = Self::effective(child, dropped);
@@ -210,6 +214,9 @@ impl Runner for External {
         argv.extend(d.how.get(Self::how_key(child.how)).cloned().unwrap_or_default());
         for n in &eff {
             argv.extend(d.namespaces.get(n).cloned().unwrap_or_default());
+        }
+        for (_, opts) in d.shared.iter().filter(|(n, _)| !eff.contains(n)) {
+            argv.extend(opts.iter().cloned());
         }
         let runtime_maps = d.maps.by == MapsBy::Runtime && eff.contains(&Ns::User);
         if runtime_maps && self.oci.is_none() {

@@ -56,6 +56,10 @@ pub trait Runner: Send + Sync {
     /// Tools the runner needs on PATH.
     fn tools(&self) -> Vec<String>;
     fn launch(&self, child: &ProcSpec, dropped: &[Ns]) -> Launch;
+    /// Whether each sandbox needs a cgroup of its own for the runtime.
+    fn delegates_cgroup(&self) -> bool {
+        false
+    }
 }
 
 pub struct Native;

@@ -6,6 +6,7 @@ pub mod fork_heap;
 pub mod parent;
 pub mod probe;
 pub mod runtime;
+pub mod runtime_cgroup;
 pub mod sandbox;
 pub mod script;
 pub mod wire;

@@ -6,6 +6,7 @@
 //! privileged runs the init also watches the machine's file systems while its
 //! case runs (`machine::fswatch`) and fails the case for what it changed there.
 
+use super::runtime_cgroup::Delegated;
 use super::script::{SandboxOut, Trial};
 use super::wire::Msg;
 use crate::plan::{RunEnv, TrialSpec};
@@ -43,7 +44,14 @@ extern "C" fn on_alarm(_: libc::c_int) {
 
 /// The sandbox's init. `go` (unprivileged runs) is readable once the zygote has
 /// written the sandbox's id maps.
-pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, go: Option<OwnedFd>) -> i32 {
+pub fn main(
+    spec: &TrialSpec,
+    env: &RunEnv,
+    runner: &dyn Runner,
+    pipe: OwnedFd,
+    go: Option<OwnedFd>,
+    cgroup: Option<&Delegated>,
+) -> i32 {
     let started = sys::mono_us();
     // First: from here on nothing writes (and so copies) the zygote's heap.
     super::fork_heap::switch_on();
@@ -73,7 +81,7 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
             return 1;
         }
     }
-    let (case, watch) = match prepare(spec, env, runner) {
+    let (case, watch) = match prepare(spec, env, runner, cgroup) {
         Ok(c) => c,
         Err(e) => {
             out.report.errors.push(format!("sandbox set-up failed: {e}"));
@@ -100,6 +108,9 @@ pub fn main(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, pipe: OwnedFd, 
     if let Some(w) = &watch {
         end_everything();
         report.errors.extend(w.finish());
+        if let Some(Err(e)) = cgroup.map(Delegated::release) {
+            report.errors.push(format!("the runtime's cgroup: {e}"));
+        }
     }
     let ran = sys::mono_us();
     crate::compare::settle(&case, &mut report, env, spec.control);
@@ -121,6 +132,7 @@ fn prepare(
     spec: &TrialSpec,
     env: &RunEnv,
     runner: &dyn Runner,
+    cgroup: Option<&Delegated>,
 ) -> Result<(crate::load::Case, Option<crate::machine::fswatch::Watch>), String> {
     // Read first: the case file or the binary may lie under a directory the
     // sandbox's own tmpfs is about to cover.
@@ -135,12 +147,21 @@ fn prepare(
     // Before the sandbox's own mounts cover some of them. In a user
     // namespace the kernel locks the read-only mounts instead (and refuses
     // the marks).
+    if let Some(c) = cgroup {
+        c.enter()?;
+    }
     let watch = if env.privileged {
-        Some(crate::machine::fswatch::Watch::start().map_err(|e| format!("watching the machine's file systems: {e}"))?)
+        let mut w =
+            crate::machine::fswatch::Watch::start().map_err(|e| format!("watching the machine's file systems: {e}"))?;
+        w.exempt(cgroup.map(Delegated::paths).unwrap_or_default());
+        Some(w)
     } else {
         None
     };
     setup(env, runner.name() != "native")?;
+    if let Some(c) = cgroup {
+        c.open_for_runtime()?;
+    }
     if runner.name() != "native" {
         if exe.as_ref().is_none_or(|p| !p.exists()) {
             bind_probe(exe_fd.as_ref())?;

@@ -9,6 +9,7 @@
 //! death ends its pid namespace with every process of the case.
 
 use super::channel::{self, send_packet};
+use super::runtime_cgroup::Delegated;
 use super::sandbox;
 use super::wire::{Msg, frame};
 use crate::outcome::{Report, describe_status};
@@ -117,12 +118,17 @@ impl Zygote {
 struct Live {
     pid: i32,
     results: OwnedFd,
+    /// The runtime's cgroup, removed once the sandbox is reaped.
+    cgroup: Option<Delegated>,
 }
 
 fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
     // Found once here; every sandbox inherits the list.
     if env.privileged {
         crate::machine::fswatch::targets();
+        if runner.delegates_cgroup() {
+            super::runtime_cgroup::sweep_stale();
+        }
     }
     // SIGCHLD arrives through a signalfd so reaping happens in the poll loop.
     let mut mask = SigSet::empty();
@@ -162,6 +168,12 @@ fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
     for l in live.values() {
         let _ = kill(Pid::from_raw(l.pid), Signal::SIGKILL);
     }
+    for l in live.values().filter(|l| l.cgroup.is_some()) {
+        let _ = waitpid(Pid::from_raw(l.pid), Some(WaitPidFlag::__WALL));
+        if let Some(c) = &l.cgroup {
+            c.remove();
+        }
+    }
     0
 }
 
@@ -172,9 +184,9 @@ fn handle(text: &str, fd: Option<OwnedFd>, live: &mut HashMap<u64, Live>, env: &
         (["L", id], Some(results)) => {
             let Ok(id) = id.parse::<u64>() else { return };
             let spec = toml::from_str::<TrialSpec>(body).map_err(|e| format!("an unreadable trial: {e}"));
-            match spec.and_then(|s| launch(&s, env, runner, &results)) {
-                Ok(pid) => {
-                    live.insert(id, Live { pid, results });
+            match spec.and_then(|s| launch(id, &s, env, runner, &results)) {
+                Ok((pid, cgroup)) => {
+                    live.insert(id, Live { pid, results, cgroup });
                 }
                 Err(e) => {
                     let report = Report {
@@ -195,7 +207,18 @@ fn handle(text: &str, fd: Option<OwnedFd>, live: &mut HashMap<u64, Live>, env: &
     }
 }
 
-fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd) -> Result<i32, String> {
+fn launch(
+    id: u64,
+    spec: &TrialSpec,
+    env: &RunEnv,
+    runner: &dyn Runner,
+    results: &OwnedFd,
+) -> Result<(i32, Option<Delegated>), String> {
+    let cgroup = if env.privileged && runner.delegates_cgroup() {
+        Some(Delegated::create(id)?)
+    } else {
+        None
+    };
     let go = if env.privileged {
         None
     } else {
@@ -209,7 +232,13 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
     // nix's clone wants a stack of its own; this one returns twice like fork.
     // SAFETY: no CLONE_VM or thread flags, and the zygote is single-threaded,
     // so the child is an ordinary fork in new namespaces.
-    let pid = match unsafe { sys::clone_raw(flags) }.map_err(|e| format!("clone: {e}"))? {
+    let cloned = unsafe { sys::clone_raw(flags) };
+    let pid = match cloned.map_err(|e| {
+        if let Some(c) = &cgroup {
+            c.remove();
+        }
+        format!("clone: {e}")
+    })? {
         0 => {
             // SAFETY: in the child, the parent's OwnedFds for these fds are
             // never dropped (the sandbox ends with an exit, not a return), so
@@ -217,7 +246,7 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
             let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
             // SAFETY: as above.
             let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-            crate::entry::run_quiet(|| sandbox::main(spec, env, runner, pipe, go))
+            crate::entry::run_quiet(|| sandbox::main(spec, env, runner, pipe, go, cgroup.as_ref()))
         }
         pid => pid,
     };
@@ -235,7 +264,7 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
         }
         let _ = nix::unistd::write(&w, b"g");
     }
-    Ok(pid)
+    Ok((pid, cgroup))
 }
 
 fn reap(live: &mut HashMap<u64, Live>) {
@@ -246,6 +275,9 @@ fn reap(live: &mut HashMap<u64, Live>) {
                 let Some(pid) = status.pid() else { continue };
                 let id = live.iter().find(|(_, l)| l.pid == pid.as_raw()).map(|(id, _)| *id);
                 if let Some(l) = id.and_then(|id| live.remove(&id)) {
+                    if let Some(c) = &l.cgroup {
+                        c.remove();
+                    }
                     let mut f = std::fs::File::from(l.results);
                     let _ = f.write_all(&frame(&Msg::SandboxExit {
                         status: describe_status(status),
