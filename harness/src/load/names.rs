@@ -63,8 +63,8 @@ pub const BARE: &[(&str, &str)] = &[
         "nothing mounts a fresh /proc for a new pid namespace: /proc is the creator's",
     ),
     (
-        "pid_ns_only_if_asked",
-        "a child not asked for a new pid namespace stays in its creator's: the creator's pids and /proc mean the same to it",
+        "ns_only_if_asked",
+        "a child stays in its creator's namespace of each type it is not asked a new one of: the creator's pids, /proc, names and objects mean the same to it",
     ),
     (
         "mounts_as_copied",
@@ -88,6 +88,14 @@ pub const BARE: &[(&str, &str)] = &[
     (
         "proc_sys_writable",
         "/proc/sys is writable where the namespace allows the write",
+    ),
+    (
+        "syscalls_unfiltered",
+        "every system call reaches the kernel: no seccomp filter answers for it",
+    ),
+    (
+        "mounts_not_made_shared",
+        "the mounts a child starts with are not made shared for it (a mount under a shared parent cannot be moved, nor a shared root pivoted)",
     ),
     (
         "session_as_inherited",
