@@ -85,6 +85,8 @@ fn the_suite_passes_under(runner: &str) {
 const LO_ONLY_TAG: &str = "needs.bare = [\"lo_down\"]";
 
 fn a_bare_kernel_case_is_ignored_where_the_runtime_differs_and_fails_untagged() {
+    // One suite at a time: the residue checks count the suite's processes.
+    let _serial = serial();
     let tagged = case_text("net/lo_only.toml");
     assert!(tagged.contains(LO_ONLY_TAG), "net/lo_only.toml lost its tag");
     let d = cases(&[("net/lo_only.toml", &tagged)]);
@@ -103,6 +105,8 @@ fn a_bare_kernel_case_is_ignored_where_the_runtime_differs_and_fails_untagged() 
 }
 
 fn the_runtimes_stderr_is_in_the_report() {
+    // One suite at a time: the residue checks count the suite's processes.
+    let _serial = serial();
     let d = scratch();
     std::fs::write(
         d.path().join("noisy.toml"),
@@ -131,6 +135,8 @@ clone = []
 }
 
 fn a_control_cannot_leave_out_what_the_runtime_always_makes() {
+    // One suite at a time: the residue checks count the suite's processes.
+    let _serial = serial();
     // mnt::mount_private's control drops the mount namespace, which an OCI
     // container always has.
     let o = suite(&["mnt::mount_private", "--exact"], &[("NSCONFORM_RUNNER", "runc")]);
@@ -147,6 +153,8 @@ fn a_control_cannot_leave_out_what_the_runtime_always_makes() {
 }
 
 fn a_bad_runner_definition_is_one_clear_error() {
+    // One suite at a time: the residue checks count the suite's processes.
+    let _serial = serial();
     let d = scratch();
     let def = std::fs::read_to_string(project().join("runners/bwrap.toml"))
         .unwrap()
