@@ -102,15 +102,39 @@ fn the_runner_reaches_a_harness_and_cases_the_sandbox_covers() {
     let cases = d.path().join("cases/uts");
     std::fs::create_dir_all(&cases).unwrap();
     std::fs::write(cases.join("sethostname.toml"), case_text("uts/sethostname.toml")).unwrap();
+    // And a runner whose command is a script kept beside its definition.
+    let runners = d.path().join("runners");
+    std::fs::create_dir_all(&runners).unwrap();
+    let wrap = runners.join("wrap.sh");
+    std::fs::write(&wrap, "#!/bin/sh\necho wrapped >&2\nexec \"$@\"\n").unwrap();
+    std::fs::set_permissions(&wrap, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let def = std::fs::read_to_string(project().join("runners/unshare.toml"))
+        .unwrap()
+        .replace(
+            "command = [\"unshare\"]",
+            "command = [\"{runners}/wrap.sh\", \"unshare\"]",
+        );
+    std::fs::write(runners.join("unshare.toml"), def).unwrap();
     let o = std::process::Command::new(&exe)
         .args(["uts::sethostname", "--exact"])
         .env("NSCONFORM_CASES", d.path().join("cases"))
-        .env("NSCONFORM_RUNNERS", project().join("runners"))
+        .env("NSCONFORM_RUNNERS", &runners)
         .env("NSCONFORM_RUNNER", "unshare")
         .output()
         .unwrap();
     let t = text(&o);
     assert!(o.status.success() && t.contains("1 passed"), "{t}");
+    // The script really ran: a runtime's stderr shows in a failing trial.
+    std::fs::write(&wrap, "#!/bin/sh\necho wrapped >&2\nexit 9\n").unwrap();
+    let o = std::process::Command::new(&exe)
+        .args(["uts::sethostname", "--exact"])
+        .env("NSCONFORM_CASES", d.path().join("cases"))
+        .env("NSCONFORM_RUNNERS", &runners)
+        .env("NSCONFORM_RUNNER", "unshare")
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("wrapped"), "{t}");
 }
 
 /// Why a trial of a real runtime cannot run here.

@@ -13,6 +13,10 @@ pub const DOMAINNAME: &str = "nsconform.invalid";
 /// Where the harness binary is bound for an external runner's probe, when
 /// its own path lies under a directory the sandbox covers.
 pub const PROBE_BIND: &str = "/run/.nsconform-probe";
+/// Where the runner definitions' directory is bound (read-only) for a
+/// runner's own files ("{runners}"), when it lies under a directory the
+/// sandbox covers.
+pub const RUNNERS_BIND: &str = "/run/.nsconform-runners";
 
 /// Where the case file is copied, under its own name, in the sandbox's
 /// scratch for an external runner's probe.

@@ -31,7 +31,8 @@ pub enum Launch {
 /// How an external runtime is started for one process. Placeholders in
 /// `argv` and `env` are filled in by the creator, which knows them: the
 /// element "{probe}" (the probe's argv), "{target}", "{rootfs}",
-/// "{bundle}", "{scratch}", "{id}", "{count}", "{list}".
+/// "{bundle}", "{scratch}", "{id}", "{count}", "{list}", "{euid}",
+/// "{egid}", "{runners}".
 #[derive(Clone, Debug, Default)]
 pub struct ExecPlan {
     pub argv: Vec<String>,

@@ -80,8 +80,15 @@ pub fn start(
     let list: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
     let id = format!("nsconform-{}-{tag}", crate::sys::mono_us());
     let (euid, egid) = (nix::unistd::geteuid().to_string(), nix::unistd::getegid().to_string());
+    let runners = if Path::new(crate::plan::env::RUNNERS_BIND).is_dir() {
+        crate::plan::env::RUNNERS_BIND.to_string()
+    } else {
+        let d = crate::plan::env::runners_dir();
+        std::fs::canonicalize(&d).unwrap_or(d).to_string_lossy().into_owned()
+    };
     let fill = |s: &str| -> String {
         s.replace("{target}", &target)
+            .replace("{runners}", &runners)
             .replace("{euid}", &euid)
             .replace("{egid}", &egid)
             .replace("{rootfs}", &rootfs)

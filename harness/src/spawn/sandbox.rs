@@ -15,7 +15,7 @@ use crate::sys;
 use nix::mount::MsFlags;
 use std::os::fd::{AsRawFd, OwnedFd};
 
-pub use crate::plan::env::{CASE_COPY_DIR, DOMAINNAME, HOSTNAME, PROBE_BIND, SCRATCH};
+pub use crate::plan::env::{CASE_COPY_DIR, DOMAINNAME, HOSTNAME, PROBE_BIND, RUNNERS_BIND, SCRATCH};
 
 /// Directories that get a fresh tmpfs in the sandbox.
 const TMPFS: &[&str] = &["/tmp", "/run"];
@@ -144,6 +144,13 @@ fn prepare(
         .as_ref()
         .and_then(|p| std::fs::File::open(p).ok())
         .or_else(|| std::fs::File::open("/proc/self/exe").ok());
+    // A runner's own files ("{runners}"), found again after the sandbox's
+    // tmpfs covers /tmp and /run if they lie there.
+    let runners = (runner.name() != "native")
+        .then(|| std::fs::canonicalize(crate::plan::env::runners_dir()).ok())
+        .flatten()
+        .filter(|d| TMPFS.iter().any(|t| d.starts_with(t)))
+        .and_then(|d| std::fs::File::open(d).ok());
     // Before the sandbox's own mounts cover some of them. In a user
     // namespace the kernel locks the read-only mounts instead (and refuses
     // the marks).
@@ -165,6 +172,9 @@ fn prepare(
     if runner.name() != "native" {
         if exe.as_ref().is_none_or(|p| !p.exists()) {
             bind_probe(exe_fd.as_ref())?;
+        }
+        if let Some(dir) = &runners {
+            bind_runners(dir)?;
         }
         // The probe reads the case from a copy under the file's own name.
         let name = spec.case.file.file_name().unwrap_or_default();
@@ -189,6 +199,24 @@ fn bind_probe(exe: Option<&std::fs::File>) -> Result<(), String> {
     let none: Option<&str> = None;
     nix::mount::mount(Some(source.as_str()), PROBE_BIND, none, MsFlags::MS_BIND, none)
         .map_err(|e| format!("binding the harness binary on {PROBE_BIND}: {e}"))
+}
+
+/// Bind the runner definitions' directory, read-only, at RUNNERS_BIND.
+fn bind_runners(dir: &std::fs::File) -> Result<(), String> {
+    std::fs::create_dir_all(RUNNERS_BIND).map_err(|e| format!("{RUNNERS_BIND}: {e}"))?;
+    let source = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    let none: Option<&str> = None;
+    nix::mount::mount(Some(source.as_str()), RUNNERS_BIND, none, MsFlags::MS_BIND, none)
+        .and_then(|()| {
+            nix::mount::mount(
+                none,
+                RUNNERS_BIND,
+                none,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                none,
+            )
+        })
+        .map_err(|e| format!("binding the runner definitions on {RUNNERS_BIND}: {e}"))
 }
 
 /// As pid 1 of the sandbox: kill whatever the case left and reap it.
