@@ -168,6 +168,11 @@ fn main() -> std::process::ExitCode {
     ));
     trials.push(anywhere("bad_claims_and_configs_are_clear_errors", bad_input));
     trials.push(gated(
+        "a_config_json_runs_the_probe_and_the_command_line_gets_nothing",
+        || root_missing("the audit"),
+        config_runs_the_probe,
+    ));
+    trials.push(gated(
         "a_runtime_that_never_reports_is_ended_with_its_processes",
         || root_missing("the audit"),
         never_reports,
@@ -212,6 +217,52 @@ fn bad_input() {
     assert!(
         e.contains("config.json") && e.contains("linux.namespaces[0].type"),
         "{e}"
+    );
+    // A config whose command is not the probe, and a command line without
+    // `{probe}`: nothing would ever report.
+    std::fs::write(&f, r#"{"process": {"args": ["sh"]}, "linux": {"namespaces": []}}"#).unwrap();
+    let o = Command::new(bin())
+        .args(["audit", "--config", f.to_str().unwrap(), "--", "runc", "run", "x"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("config.json: field process.args") && e.contains("does not run the probe"),
+        "{e}"
+    );
+}
+
+/// As with `runc run ID`: the probe is the config's process.args and the
+/// runtime takes no more arguments, so none may be appended (a runtime
+/// given the probe's too would refuse them).
+fn config_runs_the_probe() {
+    let d = scratch();
+    let f = d.path().join("config.json");
+    std::fs::write(
+        &f,
+        r#"{"process": {"args": ["/nsconform", "audit", "--inside"]}, "linux": {"namespaces": [{"type": "uts"}]}}"#,
+    )
+    .unwrap();
+    let runtime = format!("[ $# = 0 ] && exec unshare -u {} audit --inside", bin());
+    let o = Command::new(bin())
+        .args([
+            "audit",
+            "--json",
+            "--config",
+            f.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &runtime,
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains(r#"{"type":"uts","claimed":true,"isolated":true,"verdict":"OK""#),
+        "{out}"
     );
 }
 

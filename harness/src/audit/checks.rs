@@ -293,11 +293,14 @@ pub fn checks(i: &Input) -> Vec<Check> {
     // cgroup: the path the process sees.
     // Every hierarchy's path: a v1 controller may show what v2 does not.
     let paths: Vec<&str> = i.it.cgroup.lines().filter_map(|l| l.splitn(3, ':').nth(2)).collect();
-    let bad: Vec<&str> = paths
+    let mut bad: Vec<&str> = paths
         .iter()
         .copied()
         .filter(|p| p.starts_with("/..") || (same(i, "cgroup") && *p != "/"))
         .collect();
+    // Each path once: a runtime puts every v1 controller at the same path.
+    bad.sort_unstable();
+    bad.dedup();
     push(
         "cgroup path is rooted at the container's cgroup",
         if paths.is_empty() {

@@ -151,9 +151,6 @@ fn audit(a: &Args) -> Result<Audit, String> {
         return Err("give the runtime's command line after `--`, or --pid PID".into());
     }
     let t0 = Instant::now();
-    // Before any thread exists: unshare needs a single-threaded caller.
-    let planted = markers::Markers::plant()?;
-    let me = view::take("self", false)?;
     let token = format!("{:x}{:x}", std::process::id(), crate::sys::mono_us());
     let me_exe = std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?;
     let probe_path = a
@@ -164,7 +161,18 @@ fn audit(a: &Args) -> Result<Audit, String> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let command = with_probe(&a.command, &probe);
+    // A config.json runs the probe itself (its process.args): the command
+    // line (`runc run ID`) takes nothing more.
+    let command = match &a.config {
+        Some(c) if !a.command.iter().any(|w| w.contains(PLACEHOLDER)) => {
+            claims::runs_probe(c)?;
+            a.command.clone()
+        }
+        _ => with_probe(&a.command, &probe),
+    };
+    // Before any thread exists: unshare needs a single-threaded caller.
+    let planted = markers::Markers::plant()?;
+    let me = view::take("self", false)?;
     let setup = t0.elapsed();
 
     let t1 = Instant::now();
