@@ -262,6 +262,10 @@ pub fn checks(i: &Input) -> Vec<Check> {
                 .map(|m| m.point.as_str())
                 .collect();
         let list = |v: &[&str]| {
+            // Stacked mounts (nspawn's /run/host/os-release) once each.
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v.dedup();
             let n = v.len();
             let mut s = v.iter().take(3).copied().collect::<Vec<_>>().join(", ");
             if n > 3 {
