@@ -168,6 +168,11 @@ fn main() -> std::process::ExitCode {
     ));
     trials.push(anywhere("bad_claims_and_configs_are_clear_errors", bad_input));
     trials.push(gated(
+        "a_mount_the_runtime_makes_stays_off_the_machine",
+        || root_missing("the audit"),
+        runtime_mounts_stay_in,
+    ));
+    trials.push(gated(
         "a_config_json_runs_the_probe_and_the_command_line_gets_nothing",
         || root_missing("the audit"),
         config_runs_the_probe,
@@ -283,5 +288,27 @@ fn never_reports() {
         start.elapsed() < std::time::Duration::from_secs(20),
         "took {:?}",
         start.elapsed()
+    );
+}
+
+/// On a host whose mounts are shared (systemd's), a mount the runtime makes
+/// in its own namespace (the auditor's) must not reach the host. The test
+/// plays the host in a mount namespace with shared propagation.
+fn runtime_mounts_stay_in() {
+    let d = scratch();
+    let point = d.path().to_str().unwrap();
+    let script = format!(
+        "{bin} audit --claims none -- sh -c 'mount -t tmpfs nsconform-runtime {point} && exec {{probe}}' >/dev/null \
+         && ! grep -q ' {point} ' /proc/self/mountinfo",
+        bin = bin()
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "shared", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "the runtime's mount reached its caller's caller\n{}",
+        text(&o)
     );
 }
