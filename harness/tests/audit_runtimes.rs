@@ -201,21 +201,51 @@ impl Residue {
     }
 }
 
-fn check(run: &Run) -> Result<(), String> {
+/// Run the script with `extra` audit options; what it printed, its exit
+/// status, and what it left on the machine, if anything.
+fn audit(run: &Run, extra: &[&str]) -> Result<(String, String, Option<i32>, Option<String>), String> {
     let _serial = serial();
     let before = Residue::read();
     let o = Command::new("sh")
         .arg(project().join("runners/audit").join(run.script))
         .args(&run.args)
-        .arg("--json")
+        .args(extra)
         .env("NSCONFORM", bin())
         .output()
         .map_err(|e| format!("{}: {e}", run.script))?;
-    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    // Runtimes tear down asynchronously (conmon, namespaces).
+    let mut after = Residue::read();
+    for _ in 0..50 {
+        if after == before {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        after = Residue::read();
+    }
+    let left = (after != before).then(|| format!("left behind: {after:?}\nbefore: {before:?}"));
+    Ok((out, err, o.status.code(), left))
+}
+
+/// An audit ended early (its timeout at 0 s, while the runtime starts):
+/// the script's cleanup still leaves nothing.
+fn check_failed(run: &Run) -> Result<(), String> {
+    let (out, err, code, left) = audit(run, &["--timeout", "0"])?;
+    if code != Some(2) || !err.contains("no report from the probe") {
+        return Err(format!("exit status {code:?}, want 2 (no report)\n{out}\n{err}"));
+    }
+    left.map_or(Ok(()), |l| Err(format!("{l}\n{out}\n{err}")))
+}
+
+fn check(run: &Run) -> Result<(), String> {
+    let (out, err, code, left) = audit(run, &["--json"])?;
     let doc: Json = serde_json::from_str(&out).map_err(|e| format!("no JSON ({e}):\n{out}\n{err}"))?;
     let mut wrong = Vec::new();
-    if o.status.code() != Some(0) {
-        wrong.push(format!("exit status {:?}", o.status.code()));
+    if code != Some(0) {
+        wrong.push(format!("exit status {code:?}"));
     }
     for row in doc["namespaces"].as_array().into_iter().flatten() {
         let ty = row["type"].as_str().unwrap_or("");
@@ -235,18 +265,7 @@ fn check(run: &Run) -> Result<(), String> {
             wrong.push(format!("{name}: {v} {}", c["detail"]));
         }
     }
-    // Runtimes tear down asynchronously (conmon, namespaces).
-    let mut after = Residue::read();
-    for _ in 0..50 {
-        if after == before {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        after = Residue::read();
-    }
-    if after != before {
-        wrong.push(format!("left behind: {after:?}\nbefore: {before:?}"));
-    }
+    wrong.extend(left);
     if wrong.is_empty() {
         Ok(())
     } else {
@@ -254,19 +273,29 @@ fn check(run: &Run) -> Result<(), String> {
     }
 }
 
+type Test = fn(&Run) -> Result<(), String>;
+
 fn main() -> std::process::ExitCode {
-    let names: Vec<&'static str> = runs().into_iter().map(|r| &*r.name.leak()).collect();
-    let mut trials: Vec<Trial> = runs()
+    let mut all: Vec<(String, Run, Test)> = runs().into_iter().map(|r| (r.name.clone(), r, check as _)).collect();
+    // The failure path of each script, in its default configuration.
+    all.extend(
+        runs()
+            .into_iter()
+            .filter(|r| r.name.ends_with("_default"))
+            .map(|r| (format!("{}_ended_early_leaves_nothing", r.name), r, check_failed as _)),
+    );
+    let names: Vec<&'static str> = all.iter().map(|(n, ..)| &*n.clone().leak()).collect();
+    let mut trials: Vec<Trial> = all
         .into_iter()
-        .map(|run| {
-            Trial::ignorable_test(run.name.clone(), move || {
+        .map(|(name, run, test)| {
+            Trial::ignorable_test(name, move || {
                 if let Some(why) = root_missing("the audit makes namespaces; the runtimes run as root") {
                     return not_run(why);
                 }
                 if let Some(t) = run.tools.iter().find(|t| !installed(t)) {
                     return not_run(format!("needs {t} installed (.ci/run installs it)"));
                 }
-                check(&run)?;
+                test(&run)?;
                 Ok(libtest_mimic::Completion::Completed)
             })
         })
