@@ -173,6 +173,11 @@ fn main() -> std::process::ExitCode {
         runtime_mounts_stay_in,
     ));
     trials.push(gated(
+        "an_interrupted_audit_ends_the_runtime",
+        || root_missing("the audit"),
+        interrupted,
+    ));
+    trials.push(gated(
         "a_config_json_runs_the_probe_and_the_command_line_gets_nothing",
         || root_missing("the audit"),
         config_runs_the_probe,
@@ -311,4 +316,50 @@ fn runtime_mounts_stay_in() {
         "the runtime's mount reached its caller's caller\n{}",
         text(&o)
     );
+}
+
+/// SIGTERM or SIGINT to the audit (a Ctrl-C reaches only its own process
+/// group) ends the runtime too: it has a process group of its own, and a
+/// container left running would hold its cgroups and state.
+fn interrupted() {
+    for sig in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGINT] {
+        // A sleep of a length that names this test (sleep takes a float).
+        let tag = format!("300.{}{}", std::process::id(), sig as i32);
+        let mut c = Command::new(bin())
+            .args(["audit", "--", "sh", "-c", &format!("exec sleep {tag}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The runtime's own process (the audit's command line holds the tag too).
+        let runtime = |tag: &str| -> Vec<i32> {
+            let argv = format!("sleep\0{tag}\0");
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == argv.as_bytes()))
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        };
+        let started = |tag: &str| !runtime(tag).is_empty();
+        let t = std::time::Instant::now();
+        while !started(&tag) {
+            assert!(t.elapsed().as_secs() < 10, "the runtime never started");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig).unwrap();
+        let status = c.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(sig as i32));
+        let t = std::time::Instant::now();
+        while started(&tag) {
+            if t.elapsed().as_secs() >= 2 {
+                for p in runtime(&tag) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+                }
+                panic!("the runtime outlived its audit ({sig})");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
 }

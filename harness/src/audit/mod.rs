@@ -174,6 +174,18 @@ fn audit(a: &Args) -> Result<Audit, String> {
     let planted = markers::Markers::plant()?;
     let me = view::take("self", false)?;
     let setup = t0.elapsed();
+    // Still single-threaded: every thread started from here leaves these
+    // signals to the watcher, which ends the runtime's group with us (the
+    // runtime has a group of its own, so an interrupt would miss it, and a
+    // container would outlive its audit). The child's mask is reset by spawn.
+    let interrupts: nix::sys::signal::SigSet = [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+    ]
+    .into_iter()
+    .collect();
+    let _ = interrupts.thread_block();
 
     let t1 = Instant::now();
     // A process group of its own, so a runtime that never reports can be
@@ -186,6 +198,7 @@ fn audit(a: &Args) -> Result<Audit, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", command[0]))?;
+    watch_interrupts(interrupts, child.id() as i32);
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().expect("piped");
     std::thread::spawn(move || {
@@ -373,6 +386,20 @@ fn wait_or_kill(child: &mut std::process::Child, probe: i32) -> Result<(), Strin
     }
     kill_group(child);
     Err("the runtime did not end after its command; killed".into())
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: SIGKILL to the runtime's process group,
+/// then die of the signal as we would have.
+fn watch_interrupts(set: nix::sys::signal::SigSet, pgid: i32) {
+    use nix::sys::signal::{SigHandler, killpg, raise, signal};
+    std::thread::spawn(move || {
+        let Ok(sig) = set.wait() else { return };
+        let _ = killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+        // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        let _ = set.thread_unblock();
+        let _ = raise(sig);
+    });
 }
 
 /// SIGKILL to the runtime's whole process group, then reap its leader.
