@@ -160,15 +160,31 @@ fn listing(dir: &str) -> Vec<String> {
 impl Residue {
     fn read() -> Residue {
         let ours = |n: &str| n.starts_with("nsconform-audit");
+        // Cgroups at the top of every hierarchy and under this process's own
+        // (a runtime may make its own there: nspawn's payload and
+        // supervisor); the scripts' own have the run's name, at the top.
         let mut cgroups = BTreeSet::new();
+        let mine = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
         for c in std::iter::once(String::new()).chain(listing("/sys/fs/cgroup")) {
-            let dir = format!("/sys/fs/cgroup/{c}");
-            cgroups.extend(
-                listing(&dir)
+            let root = format!("/sys/fs/cgroup/{c}");
+            // This process's line for the hierarchy: "0::" for cgroup2.
+            let own = mine.lines().find_map(|l| {
+                let (_, rest) = l.split_once(':')?;
+                let (ctl, path) = rest.split_once(':')?;
+                let hit = if c.is_empty() || c == "unified" {
+                    ctl.is_empty()
+                } else {
+                    ctl.split(',')
+                        .any(|x| x == c || x.strip_prefix("name=") == Some(c.as_str()))
+                };
+                hit.then(|| format!("{root}{path}"))
+            });
+            for dir in std::iter::once(root.clone()).chain(own) {
+                let dirs = listing(&dir)
                     .into_iter()
-                    .filter(|n| ours(n))
-                    .map(|n| format!("{dir}/{n}")),
-            );
+                    .filter(|n| std::path::Path::new(&dir).join(n).is_dir());
+                cgroups.extend(dirs.map(|n| format!("{}/{n}", dir.trim_end_matches('/'))));
+            }
         }
         let mut state = BTreeSet::new();
         for s in STATE {

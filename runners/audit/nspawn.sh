@@ -10,7 +10,7 @@
 # name), plus the configuration's own. --register=no --keep-unit: no
 # machined or systemd unit (this host need not run systemd). What nspawn
 # leaves under /run/systemd (propagate, nspawn-root, nspawn-uid) is removed
-# on any exit when it was not there before.
+# on any exit when it was not there before and is empty.
 set -eu
 usage="usage: $0 default|userns|privnet [audit options...]"
 cfg=${1:?$usage}
@@ -26,21 +26,60 @@ privnet) opts=--private-network; claims=$claims,net ;;
 *) echo "$0: configuration $cfg: $usage" >&2; exit 2 ;;
 esac
 
+# Directories nspawn makes and leaves, deepest first. Only those that were
+# not there before are removed, and only empty ones: another nspawn on the
+# machine may be using them (its image locks, say).
 made=
-[ -e /run/systemd ] || made=/run/systemd
-for d in /run/systemd/nspawn /run/systemd/nspawn-root /run/systemd/nspawn-uid; do
-    [ -e "$d" ] || made="$d $made"
+for d in /run/systemd/nspawn/propagate /run/systemd/nspawn /run/systemd/nspawn-root \
+    /run/systemd/nspawn-uid /run/systemd; do
+    [ -e "$d" ] || made="$made $d"
 done
+# nspawn (--keep-unit) makes "payload" and "supervisor" cgroups in its
+# caller's, in the hierarchies systemd uses (name=systemd, cgroup2), and
+# leaves them: it runs in a cgroup of this run's own there, removed at the end.
+cg=nsconform-audit-$$
+moved=
 cleanup() {
+    # nspawn's children leave its process group; they die with it, but
+    # may make their directories on the way: wait for them (briefly).
+    i=0
+    while pgrep -f -- "--bind-ro=$probe --console=pipe" >/dev/null 2>&1 && [ $i -lt 100 ]; do
+        sleep 0.05
+        i=$((i + 1))
+    done
+    for m in $moved; do
+        echo $$ >"${m%/"$cg"}/cgroup.procs" 2>/dev/null || true
+        find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
     for d in $made; do
-        case $d in /run/systemd) rmdir "$d" 2>/dev/null || true ;; *) rm -rf "$d" ;; esac
+        [ -d "$d" ] || continue
+        # A killed nspawn's uid-range locks: those nobody holds.
+        if [ "$d" = /run/systemd/nspawn-uid ]; then
+            for f in "$d"/*; do
+                [ ! -f "$f" ] || flock -n "$f" rm -f "$f" || true
+            done
+        fi
+        # One at a time, so that a parent is empty when its turn comes.
+        find "$d" -depth -type d -empty -exec rmdir {} \; 2>/dev/null || true
     done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+# This process's cgroup path in the hierarchy whose controllers field is $1.
+own() { awk -F: -v c="$1" '$2 == c { print $3 }' /proc/self/cgroup; }
+for h in /sys/fs/cgroup/systemd:name=systemd /sys/fs/cgroup/unified: /sys/fs/cgroup:; do
+    dir=${h%:*}
+    case $(stat -f -c %T "$dir" 2>/dev/null):${h#*:} in
+    cgroupfs:name=systemd | cgroup2fs:) ;;
+    *) continue ;;
+    esac
+    m=$dir$(own "${h#*:}")
+    m=${m%/}/$cg
+    mkdir "$m" && moved="$moved $m" && echo $$ >"$m/cgroup.procs"
+done
 
 set +e
 # shellcheck disable=SC2086 # $opts is split on purpose
 "$probe" audit --claims "$claims" "$@" -- systemd-nspawn --register=no --keep-unit --quiet \
-    -D / --volatile=yes $opts --bind-ro="$probe" --console=pipe -- "{probe}"
+    -D / --volatile=yes --machine="$cg" $opts --bind-ro="$probe" --console=pipe -- "{probe}"
 exit $?

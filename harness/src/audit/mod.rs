@@ -394,7 +394,16 @@ fn watch_interrupts(set: nix::sys::signal::SigSet, pgid: i32) {
     use nix::sys::signal::{SigHandler, killpg, raise, signal};
     std::thread::spawn(move || {
         let Ok(sig) = set.wait() else { return };
-        let _ = killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+        let group = nix::unistd::Pid::from_raw(pgid);
+        let _ = killpg(group, nix::sys::signal::Signal::SIGKILL);
+        // Gone before we are: whoever cleans up after us (a script's trap)
+        // must not race a runtime still making its files. The leader is
+        // reaped here, else its zombie keeps the group.
+        let _ = nix::sys::wait::waitpid(group, None);
+        let end = Instant::now() + Duration::from_secs(2);
+        while killpg(group, None).is_ok() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
         let _ = unsafe { signal(sig, SigHandler::SigDfl) };
         let _ = set.thread_unblock();
