@@ -326,7 +326,16 @@ fn interrupted() {
         // A sleep of a length that names this test (sleep takes a float).
         let tag = format!("300.{}{}", std::process::id(), sig as i32);
         let mut c = Command::new(bin())
-            .args(["audit", "--", "sh", "-c", &format!("exec sleep {tag}")])
+            // A container in a session of its own (nspawn's) is out of the
+            // runtime's group: it goes by the audit's token in its argv (its
+            // pid namespace goes with its first process).
+            .args([
+                "audit",
+                "--",
+                "sh",
+                "-c",
+                &format!("setsid unshare -pf sh -c 'sleep 299; true' {{probe}} & exec sleep {tag}"),
+            ])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -343,6 +352,19 @@ fn interrupted() {
                 .collect()
         };
         let started = |tag: &str| !runtime(tag).is_empty();
+        let probes = || -> Vec<i32> {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                        let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                        c.starts_with("sh -c sleep 299; true ") || c.starts_with("unshare -pf sh -c sleep 299")
+                    })
+                })
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        };
         let t = std::time::Instant::now();
         while !started(&tag) {
             assert!(t.elapsed().as_secs() < 10, "the runtime never started");
@@ -352,9 +374,9 @@ fn interrupted() {
         let status = c.wait().unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(sig as i32));
         let t = std::time::Instant::now();
-        while started(&tag) {
+        while started(&tag) || !probes().is_empty() {
             if t.elapsed().as_secs() >= 2 {
-                for p in runtime(&tag) {
+                for p in runtime(&tag).into_iter().chain(probes()) {
                     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
                 }
                 panic!("the runtime outlived its audit ({sig})");

@@ -198,7 +198,7 @@ fn audit(a: &Args) -> Result<Audit, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", command[0]))?;
-    watch_interrupts(interrupts, child.id() as i32);
+    watch_interrupts(interrupts, child.id() as i32, token.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().expect("piped");
     std::thread::spawn(move || {
@@ -232,6 +232,7 @@ fn audit(a: &Args) -> Result<Audit, String> {
     let runtime_start = t1.elapsed();
     if report.is_err() {
         kill_group(&mut child);
+        kill_probes(&token);
         let why = match report {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 format!("no report from the probe within {} s", a.timeout)
@@ -390,12 +391,13 @@ fn wait_or_kill(child: &mut std::process::Child, probe: i32) -> Result<(), Strin
 
 /// On SIGINT, SIGTERM or SIGHUP: SIGKILL to the runtime's process group,
 /// then die of the signal as we would have.
-fn watch_interrupts(set: nix::sys::signal::SigSet, pgid: i32) {
+fn watch_interrupts(set: nix::sys::signal::SigSet, pgid: i32, token: String) {
     use nix::sys::signal::{SigHandler, killpg, raise, signal};
     std::thread::spawn(move || {
         let Ok(sig) = set.wait() else { return };
         let group = nix::unistd::Pid::from_raw(pgid);
         let _ = killpg(group, nix::sys::signal::Signal::SIGKILL);
+        kill_probes(&token);
         // Gone before we are: whoever cleans up after us (a script's trap)
         // must not race a runtime still making its files. The leader is
         // reaped here, else its zombie keeps the group.
@@ -409,6 +411,23 @@ fn watch_interrupts(set: nix::sys::signal::SigSet, pgid: i32) {
         let _ = set.thread_unblock();
         let _ = raise(sig);
     });
+}
+
+/// SIGKILL to this audit's probe wherever it is: a runtime may start its
+/// container in a session of its own (nspawn does), out of the group, and
+/// a probe whose auditor is gone would wait a minute. The token is unique to
+/// the audit.
+fn kill_probes(token: &str) {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return };
+    let want = format!("\0--token\0{token}\0");
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.windows(want.len()).any(|w| w == want.as_bytes())) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 /// SIGKILL to the runtime's whole process group, then reap its leader.
