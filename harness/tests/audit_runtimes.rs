@@ -119,8 +119,8 @@ fn installed(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
-/// What a runtime could leave: its cgroups (by the scripts' names), state
-/// directories, temp directories, mounts, processes of the run.
+/// What a runtime could leave: cgroups, state directories, temp
+/// directories, mounts, processes of the run.
 #[derive(Debug, PartialEq)]
 struct Residue {
     cgroups: BTreeSet<String>,
@@ -158,6 +158,23 @@ fn listing(dir: &str) -> Vec<String> {
 }
 
 impl Residue {
+    /// What is in `self` and was not in `before`. Only what appeared counts:
+    /// other work on the machine may remove things meanwhile, and a runtime
+    /// leaves things, it does not take them away.
+    fn new_since(&self, before: &Residue) -> Vec<String> {
+        let diff = |what: &str, a: &BTreeSet<String>, b: &BTreeSet<String>| {
+            a.difference(b).map(|x| format!("{what} {x}")).collect::<Vec<_>>()
+        };
+        [
+            diff("cgroup", &self.cgroups, &before.cgroups),
+            diff("state", &self.state, &before.state),
+            diff("tmp", &self.tmp, &before.tmp),
+            diff("mount", &self.mounts, &before.mounts),
+            diff("process", &self.processes, &before.processes),
+        ]
+        .concat()
+    }
+
     fn read() -> Residue {
         let ours = |n: &str| n.starts_with("nsconform-audit");
         // Cgroups at the top of every hierarchy and under this process's own
@@ -234,15 +251,15 @@ fn audit(run: &Run, extra: &[&str]) -> Result<(String, String, Option<i32>, Opti
         String::from_utf8_lossy(&o.stderr).into_owned(),
     );
     // Runtimes tear down asynchronously (conmon, namespaces).
-    let mut after = Residue::read();
+    let mut left = Residue::read().new_since(&before);
     for _ in 0..50 {
-        if after == before {
+        if left.is_empty() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
-        after = Residue::read();
+        left = Residue::read().new_since(&before);
     }
-    let left = (after != before).then(|| format!("left behind: {after:?}\nbefore: {before:?}"));
+    let left = (!left.is_empty()).then(|| format!("left behind: {left:?}"));
     Ok((out, err, o.status.code(), left))
 }
 
