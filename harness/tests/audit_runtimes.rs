@@ -92,7 +92,7 @@ fn runs() -> Vec<Run> {
             name: format!("nspawn_{cfg}"),
             script: "nspawn.sh",
             args: vec![cfg],
-            tools: &["systemd-nspawn"],
+            tools: &["systemd-nspawn", "pgrep", "flock"],
             isolated: iso,
             shared_checks: shared,
         });
@@ -107,7 +107,7 @@ fn runs() -> Vec<Run> {
             name: format!("podman_{cfg}"),
             script: "podman.sh",
             args: vec![cfg],
-            tools: &["podman", "runc", "conmon", "unshare"],
+            tools: &["podman", "runc", "conmon", "unshare", "pgrep"],
             isolated,
             shared_checks,
         });
