@@ -64,6 +64,19 @@ for l in bin lib lib64 sbin; do ln -s "usr/$l" "$r/$l"; done
 # /run/.containerenv, ...) in the tree, as in an image unpacked for it.
 [ "$cfg" != userns ] || chown -R -h 100000:100000 "$r"
 [ ! -d /etc/cni/net.d ] || cp /etc/cni/net.d/*.conflist "$tmp/cni/" 2>/dev/null || true
+# The same settings for the cleanup conmon runs after the container (its
+# `podman container cleanup` is not given every flag: without this one it
+# took the machine's /etc/cni/net.d and left its lock file there).
+cat >"$tmp/containers.conf" <<CONF
+[network]
+network_config_dir = "$tmp/cni"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+tmp_dir = "$tmp/tmp"
+CONF
+export CONTAINERS_CONF="$tmp/containers.conf"
 
 set +e
 # shellcheck disable=SC2086 # $opts is split on purpose
