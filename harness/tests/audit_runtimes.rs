@@ -92,7 +92,7 @@ fn runs() -> Vec<Run> {
             name: format!("nspawn_{cfg}"),
             script: "nspawn.sh",
             args: vec![cfg],
-            tools: &["systemd-nspawn", "pgrep", "flock"],
+            tools: &["systemd-nspawn", "flock"],
             isolated: iso,
             shared_checks: shared,
         });
@@ -107,7 +107,7 @@ fn runs() -> Vec<Run> {
             name: format!("podman_{cfg}"),
             script: "podman.sh",
             args: vec![cfg],
-            tools: &["podman", "runc", "conmon", "unshare", "pgrep"],
+            tools: &["podman", "runc", "conmon", "unshare"],
             isolated,
             shared_checks,
         });
@@ -236,16 +236,32 @@ impl Residue {
 
 /// Run the script with `extra` audit options; what it printed, its exit
 /// status, and what it left on the machine, if anything.
-fn audit(run: &Run, extra: &[&str]) -> Result<(String, String, Option<i32>, Option<String>), String> {
+/// With `interrupt`, the script's process group (as a terminal's Ctrl-C
+/// would) gets SIGINT that long after the start.
+fn audit(
+    run: &Run,
+    extra: &[&str],
+    interrupt: Option<std::time::Duration>,
+) -> Result<(String, String, Option<i32>, Option<String>), String> {
+    use std::os::unix::process::CommandExt;
     let _serial = serial();
     let before = Residue::read();
-    let o = Command::new("sh")
+    let child = Command::new("sh")
         .arg(project().join("runners/audit").join(run.script))
         .args(&run.args)
         .args(extra)
         .env("NSCONFORM", bin())
-        .output()
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .map_err(|e| format!("{}: {e}", run.script))?;
+    if let Some(after) = interrupt {
+        std::thread::sleep(after);
+        let group = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGINT);
+    }
+    let o = child.wait_with_output().map_err(|e| format!("{}: {e}", run.script))?;
     let (out, err) = (
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
@@ -266,15 +282,26 @@ fn audit(run: &Run, extra: &[&str]) -> Result<(String, String, Option<i32>, Opti
 /// An audit ended early (its timeout at 0 s, while the runtime starts):
 /// the script's cleanup still leaves nothing.
 fn check_failed(run: &Run) -> Result<(), String> {
-    let (out, err, code, left) = audit(run, &["--timeout", "0"])?;
+    let (out, err, code, left) = audit(run, &["--timeout", "0"], None)?;
     if code != Some(2) || !err.contains("no report from the probe") {
         return Err(format!("exit status {code:?}, want 2 (no report)\n{out}\n{err}"));
     }
     left.map_or(Ok(()), |l| Err(format!("{l}\n{out}\n{err}")))
 }
 
+/// Interrupted at a few points of its start (Ctrl-C): nothing is left.
+fn check_interrupted(run: &Run) -> Result<(), String> {
+    for ms in [20, 60, 120, 250] {
+        let (out, err, _, left) = audit(run, &[], Some(std::time::Duration::from_millis(ms)))?;
+        if let Some(l) = left {
+            return Err(format!("interrupted after {ms} ms: {l}\n{out}\n{err}"));
+        }
+    }
+    Ok(())
+}
+
 fn check(run: &Run) -> Result<(), String> {
-    let (out, err, code, left) = audit(run, &["--json"])?;
+    let (out, err, code, left) = audit(run, &["--json"], None)?;
     let doc: Json = serde_json::from_str(&out).map_err(|e| format!("no JSON ({e}):\n{out}\n{err}"))?;
     let mut wrong = Vec::new();
     if code != Some(0) {
@@ -317,6 +344,13 @@ fn main() -> std::process::ExitCode {
             .filter(|r| r.name.ends_with("_default"))
             .map(|r| (format!("{}_ended_early_leaves_nothing", r.name), r, check_failed as _)),
     );
+    all.extend(runs().into_iter().filter(|r| r.name.ends_with("_default")).map(|r| {
+        (
+            format!("{}_interrupted_leaves_nothing", r.name),
+            r,
+            check_interrupted as _,
+        )
+    }));
     let names: Vec<&'static str> = all.iter().map(|(n, ..)| &*n.clone().leak()).collect();
     let mut trials: Vec<Trial> = all
         .into_iter()

@@ -36,21 +36,24 @@ for d in /run/systemd/nspawn/propagate /run/systemd/nspawn /run/systemd/nspawn-r
 done
 # nspawn (--keep-unit) makes "payload" and "supervisor" cgroups in its
 # caller's, in the hierarchies systemd uses (name=systemd, cgroup2), and
-# leaves them: it runs in a cgroup of this run's own there, removed at the end.
+# leaves them: it runs in a cgroup of this run's own there, which also holds
+# every process nspawn starts (its container has a session of its own, out
+# of the reach of the audit's kill), ended and removed at the end.
+. "$(dirname "$0")/lib.sh"
 cg=nsconform-audit-$$
 moved=
 cleanup() {
-    # nspawn's children leave its process group; they die with it, but
-    # may make their directories on the way: wait for them (briefly).
-    i=0
-    while pgrep -f -- "--bind-ro=$probe --console=pipe" >/dev/null 2>&1 && [ $i -lt 100 ]; do
-        sleep 0.05
-        i=$((i + 1))
-    done
+    # Once, to the end, whatever fails on the way: a second interrupt (or
+    # the first, arriving after the audit) is ignored here and by the
+    # commands below, which would otherwise die of it halfway.
+    trap - EXIT
+    trap '' INT TERM HUP
+    set +e
     for m in $moved; do
         echo $$ >"${m%/"$cg"}/cgroup.procs" 2>/dev/null || true
-        find "$m" -depth -type d -exec rmdir {} + 2>/dev/null || true
     done
+    # shellcheck disable=SC2086 # one directory a word
+    end_cgroups 0 $moved
     for d in $made; do
         [ -d "$d" ] || continue
         # A killed nspawn's uid-range locks: those nobody holds.
@@ -75,7 +78,8 @@ for h in /sys/fs/cgroup/systemd:name=systemd /sys/fs/cgroup/unified: /sys/fs/cgr
     esac
     m=$dir$(own "${h#*:}")
     m=${m%/}/$cg
-    mkdir "$m" && moved="$moved $m" && echo $$ >"$m/cgroup.procs"
+    moved="$moved $m"
+    mkdir "$m" && echo $$ >"$m/cgroup.procs"
 done
 
 set +e

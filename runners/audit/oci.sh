@@ -15,19 +15,30 @@ shift 2
 case $rt in runc | crun) ;; *) echo "$0: runtime $rt: runc or crun" >&2; exit 2 ;; esac
 probe=$(command -v "${NSCONFORM:-nsconform}") || { echo "$0: no nsconform binary (set NSCONFORM)" >&2; exit 2; }
 probe=$(readlink -f "$probe")
+. "$(dirname "$0")/lib.sh"
 id=nsconform-audit-$$
-tmp=$(mktemp -d /tmp/nsconform-audit-XXXXXX)
+tmp=
 cleanup() {
-    "$rt" --root "$tmp/state" delete --force "$id" >/dev/null 2>&1 || true
-    # The container's cgroup in every hierarchy (v1 controllers, unified),
-    # deepest first.
-    for d in /sys/fs/cgroup/*/"$id" /sys/fs/cgroup/"$id"; do
-        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    done
-    rm -rf "$tmp"
+    # Once, to the end, whatever fails on the way: a second interrupt (or
+    # the first, arriving after the audit) is ignored here and by the
+    # commands below, which would otherwise die of it halfway.
+    trap - EXIT
+    trap '' INT TERM HUP
+    set +e
+    # The container's processes first (its init may have a session of its
+    # own, out of the reach of the audit's kill), then its state, bundle and
+    # cgroups (every hierarchy: v1 controllers, unified).
+    end_cgroups 0 $(cgroup_dirs "$id")
+    [ -z "$tmp" ] || "$rt" --root "$tmp/state" delete --force "$id" >/dev/null 2>&1 || true
+    [ -z "$tmp" ] || rm -rf "$tmp"
+    end_cgroups 0 $(cgroup_dirs "$id")
 }
+# Before anything is made, so that an interrupt at any point cleans up.
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+# Named before it is made: an interrupt in between still finds it.
+tmp=/tmp/nsconform-audit-$$
+mkdir -m 700 "$tmp"
 
 # A user namespace's root must reach the bundle.
 chmod 755 "$tmp"
@@ -35,7 +46,7 @@ b=$tmp/bundle
 mkdir -p "$b/rootfs/usr" "$b/rootfs/proc" "$b/rootfs/dev" "$b/rootfs/sys" "$b/rootfs/tmp"
 for l in bin lib lib64 sbin; do ln -s "usr/$l" "$b/rootfs/$l"; done
 : >"$b/rootfs/nsconform"
-(cd "$b" && "$rt" spec)
+"$rt" spec --bundle "$b"
 
 ns='.'
 case $cfg in

@@ -36,24 +36,28 @@ esac
 bnd=$(awk '/^CapBnd:/ {print $2}' /proc/self/status)
 [ $(((0x$bnd >> 24) & 1)) = 1 ] || opts="$opts --ulimit=nofile=1024:1024 --ulimit=nproc=4096:4096"
 
+. "$(dirname "$0")/lib.sh"
 cg=nsconform-audit-$$
-tmp=$(mktemp -d /tmp/nsconform-audit-XXXXXX)
+tmp=
 cleanup() {
-    # conmon outlives podman run to clean up after the container: wait for
-    # it (briefly), then end what is left.
-    i=0
-    while pids=$(pgrep -f -- "--root $tmp/" 2>/dev/null) && [ $i -lt 100 ]; do
-        sleep 0.05
-        i=$((i + 1))
-    done
-    [ -z "${pids:-}" ] || kill -9 $pids 2>/dev/null || true
-    for d in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do
-        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
-    done
-    rm -rf "$tmp"
+    # Once, to the end, whatever fails on the way: a second interrupt (or
+    # the first, arriving after the audit) is ignored here and by the
+    # commands below, which would otherwise die of it halfway.
+    trap - EXIT
+    trap '' INT TERM HUP
+    set +e
+    # Everything of the run is under its cgroup parent: the container and
+    # conmon, which outlives podman run to clean up after the container (and
+    # is given half a second for it), then is ended.
+    end_cgroups 10 $(cgroup_dirs "$cg")
+    [ -z "$tmp" ] || rm -rf "$tmp"
 }
+# Before anything is made, so that an interrupt at any point cleans up.
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+# Named before it is made: an interrupt in between still finds it.
+tmp=/tmp/nsconform-audit-$$
+mkdir -m 700 "$tmp"
 
 chmod 755 "$tmp"
 r=$tmp/rootfs
