@@ -14,7 +14,11 @@
 # run's own, removed at the end; and podman runs in a mount namespace of its
 # own (a slave of the auditor's) with fresh tmpfs on /run and /var/lib, where
 # runc's state, the netns files and CNI's leases and cache would go, so they
-# go with it. The bridge and its firewall rules are in the auditor's own
+# go with it; the copy of CNI's configuration is also bound on
+# /etc/cni/net.d there, for the cleanup conmon runs after the container (it
+# is not given --network-config-dir, and would leave its lock file in the
+# machine's). No CONTAINERS_CONF: it would replace the packaged
+# containers.conf, and with it podman's default capabilities. The bridge and its firewall rules are in the auditor's own
 # network namespace.
 set -eu
 usage="usage: $0 default|userns|hostnet [audit options...]"
@@ -68,24 +72,14 @@ for l in bin lib lib64 sbin; do ln -s "usr/$l" "$r/$l"; done
 # /run/.containerenv, ...) in the tree, as in an image unpacked for it.
 [ "$cfg" != userns ] || chown -R -h 100000:100000 "$r"
 [ ! -d /etc/cni/net.d ] || cp /etc/cni/net.d/*.conflist "$tmp/cni/" 2>/dev/null || true
-# The same settings for the cleanup conmon runs after the container (its
-# `podman container cleanup` is not given every flag: without this one it
-# took the machine's /etc/cni/net.d and left its lock file there).
-cat >"$tmp/containers.conf" <<CONF
-[network]
-network_config_dir = "$tmp/cni"
-[engine]
-cgroup_manager = "cgroupfs"
-events_logger = "file"
-runtime = "runc"
-tmp_dir = "$tmp/tmp"
-CONF
-export CONTAINERS_CONF="$tmp/containers.conf"
 
+in_ns="mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib"
+in_ns="$in_ns && { [ ! -d /etc/cni/net.d ] || mount --bind $tmp/cni /etc/cni/net.d; }"
+in_ns="$in_ns && exec \"\$@\""
 set +e
 # shellcheck disable=SC2086 # $opts is split on purpose
 "$probe" audit --claims "$claims" --probe-path /nsconform "$@" -- \
-    unshare -m --propagation slave sh -c 'mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib && exec "$@"' sh \
+    unshare -m --propagation slave sh -c "$in_ns" sh \
     podman --root "$tmp/root" --runroot "$tmp/runroot" --tmpdir "$tmp/tmp" \
     --network-config-dir "$tmp/cni" --cgroup-manager cgroupfs --events-backend file --runtime runc \
     run -i --rm --cgroup-parent "/$cg" $opts \
