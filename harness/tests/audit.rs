@@ -168,6 +168,21 @@ fn main() -> std::process::ExitCode {
     ));
     trials.push(anywhere("bad_claims_and_configs_are_clear_errors", bad_input));
     trials.push(gated(
+        "a_mount_the_runtime_makes_stays_off_the_machine",
+        || root_missing("the audit"),
+        runtime_mounts_stay_in,
+    ));
+    trials.push(gated(
+        "an_interrupted_audit_ends_the_runtime",
+        || root_missing("the audit"),
+        interrupted,
+    ));
+    trials.push(gated(
+        "a_config_json_runs_the_probe_and_the_command_line_gets_nothing",
+        || root_missing("the audit"),
+        config_runs_the_probe,
+    ));
+    trials.push(gated(
         "a_runtime_that_never_reports_is_ended_with_its_processes",
         || root_missing("the audit"),
         never_reports,
@@ -213,6 +228,52 @@ fn bad_input() {
         e.contains("config.json") && e.contains("linux.namespaces[0].type"),
         "{e}"
     );
+    // A config whose command is not the probe, and a command line without
+    // `{probe}`: nothing would ever report.
+    std::fs::write(&f, r#"{"process": {"args": ["sh"]}, "linux": {"namespaces": []}}"#).unwrap();
+    let o = Command::new(bin())
+        .args(["audit", "--config", f.to_str().unwrap(), "--", "runc", "run", "x"])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("config.json: field process.args") && e.contains("does not run the probe"),
+        "{e}"
+    );
+}
+
+/// As with `runc run ID`: the probe is the config's process.args and the
+/// runtime takes no more arguments, so none may be appended (a runtime
+/// given the probe's too would refuse them).
+fn config_runs_the_probe() {
+    let d = scratch();
+    let f = d.path().join("config.json");
+    std::fs::write(
+        &f,
+        r#"{"process": {"args": ["/nsconform", "audit", "--inside"]}, "linux": {"namespaces": [{"type": "uts"}]}}"#,
+    )
+    .unwrap();
+    let runtime = format!("[ $# = 0 ] && exec unshare -u {} audit --inside", bin());
+    let o = Command::new(bin())
+        .args([
+            "audit",
+            "--json",
+            "--config",
+            f.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &runtime,
+        ])
+        .output()
+        .unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(
+        out.contains(r#"{"type":"uts","claimed":true,"isolated":true,"verdict":"OK""#),
+        "{out}"
+    );
 }
 
 /// A runtime whose probe never reports: the audit gives up at its timeout
@@ -233,4 +294,94 @@ fn never_reports() {
         "took {:?}",
         start.elapsed()
     );
+}
+
+/// On a host whose mounts are shared (systemd's), a mount the runtime makes
+/// in its own namespace (the auditor's) must not reach the host. The test
+/// plays the host in a mount namespace with shared propagation.
+fn runtime_mounts_stay_in() {
+    let d = scratch();
+    let point = d.path().to_str().unwrap();
+    let script = format!(
+        "{bin} audit --claims none -- sh -c 'mount -t tmpfs nsconform-runtime {point} && exec {{probe}}' >/dev/null \
+         && ! grep -q ' {point} ' /proc/self/mountinfo",
+        bin = bin()
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "shared", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "the runtime's mount reached its caller's caller\n{}",
+        text(&o)
+    );
+}
+
+/// SIGTERM or SIGINT to the audit (a Ctrl-C reaches only its own process
+/// group) ends the runtime too: it has a process group of its own, and a
+/// container left running would hold its cgroups and state.
+fn interrupted() {
+    for sig in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGINT] {
+        // A sleep of a length that names this test (sleep takes a float).
+        let tag = format!("300.{}{}", std::process::id(), sig as i32);
+        let mut c = Command::new(bin())
+            // A container in a session of its own (nspawn's) is out of the
+            // runtime's group: it goes by the audit's token in its argv (its
+            // pid namespace goes with its first process).
+            .args([
+                "audit",
+                "--",
+                "sh",
+                "-c",
+                &format!("setsid unshare -pf sh -c 'sleep 299; true' {{probe}} & exec sleep {tag}"),
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // The runtime's own process (the audit's command line holds the tag too).
+        let runtime = |tag: &str| -> Vec<i32> {
+            let argv = format!("sleep\0{tag}\0");
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == argv.as_bytes()))
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        };
+        let started = |tag: &str| !runtime(tag).is_empty();
+        let probes = || -> Vec<i32> {
+            std::fs::read_dir("/proc")
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                        let c = String::from_utf8_lossy(&c).replace('\0', " ");
+                        c.starts_with("sh -c sleep 299; true ") || c.starts_with("unshare -pf sh -c sleep 299")
+                    })
+                })
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        };
+        let t = std::time::Instant::now();
+        while !started(&tag) {
+            assert!(t.elapsed().as_secs() < 10, "the runtime never started");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig).unwrap();
+        let status = c.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(sig as i32));
+        let t = std::time::Instant::now();
+        while started(&tag) || !probes().is_empty() {
+            if t.elapsed().as_secs() >= 2 {
+                for p in runtime(&tag).into_iter().chain(probes()) {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+                }
+                panic!("the runtime outlived its audit ({sig})");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
 }

@@ -262,6 +262,10 @@ pub fn checks(i: &Input) -> Vec<Check> {
                 .map(|m| m.point.as_str())
                 .collect();
         let list = |v: &[&str]| {
+            // Stacked mounts (nspawn's /run/host/os-release) once each.
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            v.dedup();
             let n = v.len();
             let mut s = v.iter().take(3).copied().collect::<Vec<_>>().join(", ");
             if n > 3 {
@@ -293,11 +297,14 @@ pub fn checks(i: &Input) -> Vec<Check> {
     // cgroup: the path the process sees.
     // Every hierarchy's path: a v1 controller may show what v2 does not.
     let paths: Vec<&str> = i.it.cgroup.lines().filter_map(|l| l.splitn(3, ':').nth(2)).collect();
-    let bad: Vec<&str> = paths
+    let mut bad: Vec<&str> = paths
         .iter()
         .copied()
         .filter(|p| p.starts_with("/..") || (same(i, "cgroup") && *p != "/"))
         .collect();
+    // Each path once: a runtime puts every v1 controller at the same path.
+    bad.sort_unstable();
+    bad.dedup();
     push(
         "cgroup path is rooted at the container's cgroup",
         if paths.is_empty() {

@@ -43,13 +43,7 @@ fn canonical(w: &str) -> Option<&'static str> {
 /// The namespaces a config.json (or a bundle directory holding one) asks
 /// for. One given with a `path` joins an existing namespace: no claim.
 pub fn from_oci(path: &Path) -> Result<Claims, String> {
-    let file = if path.is_dir() {
-        path.join("config.json")
-    } else {
-        path.to_path_buf()
-    };
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let doc: Json = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let (file, doc) = read_config(path)?;
     let list = match doc.get("linux").and_then(|l| l.get("namespaces")) {
         None => return Ok(Claims::new()),
         Some(Json::Array(a)) => a,
@@ -74,6 +68,41 @@ pub fn from_oci(path: &Path) -> Result<Claims, String> {
         }
     }
     Ok(out)
+}
+
+/// The config.json (or bundle) path and its parsed text.
+fn read_config(path: &Path) -> Result<(std::path::PathBuf, Json), String> {
+    let file = if path.is_dir() {
+        path.join("config.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let doc = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    Ok((file, doc))
+}
+
+/// A config.json whose command is the probe: its process.args run
+/// `... audit --inside`. Otherwise the audit would wait for a report that
+/// never comes.
+pub fn runs_probe(path: &Path) -> Result<(), String> {
+    let (file, doc) = read_config(path)?;
+    let args: Vec<&str> = doc
+        .get("process")
+        .and_then(|p| p.get("args"))
+        .and_then(Json::as_array)
+        .map(|a| a.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    if args.windows(2).any(|w| w == super::inside::ARGS) {
+        return Ok(());
+    }
+    Err(format!(
+        "{}: field process.args: {args:?} does not run the probe (`<this binary> {}`), \
+         and the command line has no `{}`",
+        file.display(),
+        super::inside::ARGS.join(" "),
+        super::PLACEHOLDER
+    ))
 }
 
 /// Types the runtime named in the command line has no way to create, with

@@ -33,11 +33,17 @@ impl Markers {
             .map_err(|e| format!("unshare(uts, ipc, net, mnt) for the markers: {e} (the audit needs root)"))?;
         // Shared propagation, as on a systemd host, whatever this machine
         // has (in the auditor's own copy of the mounts): a runtime that
-        // keeps it lets mounts travel between container and host.
+        // keeps it lets mounts travel between container and host. Private
+        // first: the copies of a shared host's mounts are the host's peers,
+        // and what the runtime mounts in its caller's namespace (podman's
+        // netns files, say) would reach the machine. Shared again in peer
+        // groups of the auditor's own, it goes nowhere else.
         let none: Option<&str> = None;
         use nix::mount::MsFlags;
-        nix::mount::mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_SHARED, none)
-            .map_err(|e| format!("making the auditor's mounts shared: {e}"))?;
+        for how in [MsFlags::MS_PRIVATE, MsFlags::MS_SHARED] {
+            nix::mount::mount(none, "/", none, MsFlags::MS_REC | how, none)
+                .map_err(|e| format!("making the auditor's mounts {how:?}: {e}"))?;
+        }
         let mut m = Markers {
             msqid: None,
             mqueue: false,

@@ -151,9 +151,6 @@ fn audit(a: &Args) -> Result<Audit, String> {
         return Err("give the runtime's command line after `--`, or --pid PID".into());
     }
     let t0 = Instant::now();
-    // Before any thread exists: unshare needs a single-threaded caller.
-    let planted = markers::Markers::plant()?;
-    let me = view::take("self", false)?;
     let token = format!("{:x}{:x}", std::process::id(), crate::sys::mono_us());
     let me_exe = std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?;
     let probe_path = a
@@ -164,8 +161,31 @@ fn audit(a: &Args) -> Result<Audit, String> {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let command = with_probe(&a.command, &probe);
+    // A config.json runs the probe itself (its process.args): the command
+    // line (`runc run ID`) takes nothing more.
+    let command = match &a.config {
+        Some(c) if !a.command.iter().any(|w| w.contains(PLACEHOLDER)) => {
+            claims::runs_probe(c)?;
+            a.command.clone()
+        }
+        _ => with_probe(&a.command, &probe),
+    };
+    // Before any thread exists: unshare needs a single-threaded caller.
+    let planted = markers::Markers::plant()?;
+    let me = view::take("self", false)?;
     let setup = t0.elapsed();
+    // Still single-threaded: every thread started from here leaves these
+    // signals to the watcher, which ends the runtime's group with us (the
+    // runtime has a group of its own, so an interrupt would miss it, and a
+    // container would outlive its audit). The child's mask is reset by spawn.
+    let interrupts: nix::sys::signal::SigSet = [
+        nix::sys::signal::Signal::SIGINT,
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+    ]
+    .into_iter()
+    .collect();
+    let _ = interrupts.thread_block();
 
     let t1 = Instant::now();
     // A process group of its own, so a runtime that never reports can be
@@ -178,6 +198,7 @@ fn audit(a: &Args) -> Result<Audit, String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", command[0]))?;
+    watch_interrupts(interrupts, child.id() as i32, token.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     let stdout = child.stdout.take().expect("piped");
     std::thread::spawn(move || {
@@ -211,6 +232,7 @@ fn audit(a: &Args) -> Result<Audit, String> {
     let runtime_start = t1.elapsed();
     if report.is_err() {
         kill_group(&mut child);
+        kill_probes(&token);
         let why = match report {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 format!("no report from the probe within {} s", a.timeout)
@@ -365,6 +387,47 @@ fn wait_or_kill(child: &mut std::process::Child, probe: i32) -> Result<(), Strin
     }
     kill_group(child);
     Err("the runtime did not end after its command; killed".into())
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: SIGKILL to the runtime's process group,
+/// then die of the signal as we would have.
+fn watch_interrupts(set: nix::sys::signal::SigSet, pgid: i32, token: String) {
+    use nix::sys::signal::{SigHandler, killpg, raise, signal};
+    std::thread::spawn(move || {
+        let Ok(sig) = set.wait() else { return };
+        let group = nix::unistd::Pid::from_raw(pgid);
+        let _ = killpg(group, nix::sys::signal::Signal::SIGKILL);
+        kill_probes(&token);
+        // Gone before we are: whoever cleans up after us (a script's trap)
+        // must not race a runtime still making its files. The leader is
+        // reaped here, else its zombie keeps the group.
+        let _ = nix::sys::wait::waitpid(group, None);
+        let end = Instant::now() + Duration::from_secs(2);
+        while killpg(group, None).is_ok() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: SIG_DFL installs no handler, so no code runs in signal context.
+        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        let _ = set.thread_unblock();
+        let _ = raise(sig);
+    });
+}
+
+/// SIGKILL to this audit's probe wherever it is: a runtime may start its
+/// container in a session of its own (nspawn does), out of the group, and
+/// a probe whose auditor is gone would wait a minute. The token is unique to
+/// the audit.
+fn kill_probes(token: &str) {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return };
+    let want = format!("\0--token\0{token}\0");
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.windows(want.len()).any(|w| w == want.as_bytes())) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
 }
 
 /// SIGKILL to the runtime's whole process group, then reap its leader.
