@@ -86,7 +86,10 @@ pub fn suite() -> ExitCode {
         let _ = crate::load::Catalogue::builtin();
         crate::machine::global_state::block_interrupts();
         match Zygote::start(&env, runner.as_ref()) {
-            Ok(z) => Some(Arc::new(z)),
+            Ok(z) => {
+                env.subids = env.subids.filter(|_| z.subids() > 0);
+                Some(Arc::new(z))
+            }
             Err(e) => {
                 eprintln!("nsconform: cannot start the zygote: {e}");
                 return ExitCode::from(2);

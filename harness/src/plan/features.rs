@@ -402,15 +402,26 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
     set(
         "proc_pidns_option",
         in_grandchild(move || {
+            let mount = || {
+                nix::mount::mount(
+                    Some("proc"),
+                    "/proc",
+                    Some("proc"),
+                    nix::mount::MsFlags::empty(),
+                    Some("pidns=/proc/self/ns/pid"),
+                )
+                .map_err(|e| format!("mounting proc with pidns=: {e} (needs Linux 6.15)"))
+            };
+            if privileged {
+                enter_private_mounts(privileged)?;
+                return mount();
+            }
+            // Unprivileged, proc mounts only for a pid namespace one's own
+            // user namespace owns, from inside it.
             enter_private_mounts(privileged)?;
-            nix::mount::mount(
-                Some("proc"),
-                "/proc",
-                Some("proc"),
-                nix::mount::MsFlags::empty(),
-                Some("pidns=/proc/self/ns/pid"),
-            )
-            .map_err(|e| format!("mounting proc with pidns=: {e} (needs Linux 6.15)"))
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(|e| format!("unshare(CLONE_NEWPID): {e}"))?;
+            in_grandchild(mount)
         }),
     );
     set("pidns_pid_max", in_grandchild(pid_max_probe));
