@@ -127,7 +127,14 @@ pub fn suite() -> ExitCode {
     let specs = Arc::new(specs);
     let timings = Arc::new(report::timings::Timings::from_env());
     for (index, spec) in specs.iter().enumerate() {
-        let kind = if spec.control { "control" } else { "case" };
+        // A trial run as root of a user namespace of its own says so in the
+        // run's lines and in --list (`cargo test -- userns` selects them).
+        let kind = match (spec.control, spec.userns) {
+            (false, false) => "case",
+            (true, false) => "control",
+            (false, true) => "case:userns",
+            (true, true) => "control:userns",
+        };
         if let Some(reason) = &spec.ignore {
             trials.push(cannot_run_here(spec.name.clone(), kind, reason.clone(), &args));
             continue;
