@@ -198,3 +198,17 @@ pub fn scaled(t: Duration) -> Duration {
     });
     t.mul_f64(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::first_range;
+
+    #[test]
+    fn a_users_first_range_by_name_or_uid() {
+        let text = "other:100000:65536\nci:200000:300000\nci:900000:10\n1234:5:6\nbad line\nzero:1:0\n";
+        assert_eq!(first_range(text, Some("ci"), 999), Some((200000, 300000)));
+        assert_eq!(first_range(text, None, 1234), Some((5, 6)));
+        assert_eq!(first_range(text, Some("zero"), 7), None, "an empty range is none");
+        assert_eq!(first_range(text, Some("nobody"), 7), None);
+    }
+}

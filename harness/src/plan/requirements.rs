@@ -417,3 +417,50 @@ pub fn ids_named(case: &Case, uid: u32, gid: u32) -> Option<(u32, String)> {
     for_each_op(&case.spec, &mut step);
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(text: &str) -> Case {
+        let path = std::path::Path::new("t.toml");
+        crate::load::load_bytes(path, "uts", text.as_bytes(), crate::load::Catalogue::builtin())
+            .expect("loads")
+            .remove(0)
+    }
+
+    const HEAD: &str = "summary = \"s\"\ncovers = [\"U1\"]\ncontrol = { none = \"a test\" }\n";
+
+    #[test]
+    fn ids_named_finds_the_highest_id_other_than_root() {
+        let c = case(&format!("{HEAD}child.namespaces = [\"uts\"]\n"));
+        assert_eq!(ids_named(&c, 1000, 1000), None);
+        let c = case(&format!(
+            "{HEAD}[child]\nnamespaces = [\"user\"]\nuid_map = \"0 {{euid}} 1\"\ngid_map = \"0 {{egid}} 1\"\nsetgroups = \"deny\"\n"
+        ));
+        assert_eq!(ids_named(&c, 1000, 1000), None, "the suite's own ids are root there");
+        let c = case(&format!("{HEAD}child.drop_privileges = true\n"));
+        assert_eq!(ids_named(&c, 1000, 1001).map(|(i, _)| i), Some(1001));
+        let c = case(&format!(
+            "{HEAD}[child]\nnamespaces = [\"user\"]\nrun = [{{ sync = \"m\" }}]\n[parent.on]\nm = [{{ write = {{ path = \"/proc/{{child}}/uid_map\", data = \"0 100000 10\\n5 200000 10\" }}, errno = \"EINVAL\" }}]\n"
+        ));
+        let (id, what) = ids_named(&c, 1000, 1000).expect("an id");
+        assert_eq!(id, 200009);
+        assert!(what.contains("uid_map"), "{what}");
+    }
+
+    #[test]
+    fn a_cgroup_mount_outside_a_cgroup_namespace_of_its_own_needs_the_initial_user_namespace() {
+        let mount = "run = [{ mount_cgroup = { target = \"{scratch}/cg\", hierarchy = \"unified\" } }]\n";
+        let own = case(&format!(
+            "summary = \"s\"\ncovers = [\"C6\"]\ncontrol = {{ drop = [\"cgroup\"] }}\n[child]\nnamespaces = [\"cgroup\", \"mnt\"]\n{mount}isolation = {{ ns.cgroup = \"differs\" }}\n"
+        ));
+        assert_eq!(needs_init_userns(&own, &[]), None);
+        let why = needs_init_userns(&own, &[Ns::Cgroup]).expect("the control mounts from the machine's");
+        assert!(why.contains("cgroup namespace"), "{why}");
+        let declared = case(&format!(
+            "{HEAD}needs.init_userns = \"because\"\nchild.namespaces = [\"uts\"]\n"
+        ));
+        assert_eq!(needs_init_userns(&declared, &[]).as_deref(), Some("because"));
+    }
+}
