@@ -52,8 +52,20 @@ fn run_unprivileged(cases: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -
     if is_root() {
         as_user(&mut c, uid, gid);
     }
-    let o = c.output().unwrap();
-    (text(&o), o.status.success())
+    // A child another test's thread forked while the copy was open for
+    // writing holds it a moment: exec is ETXTBSY until that child execs.
+    for _ in 0..100 {
+        match c.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            o => {
+                let o = o.unwrap();
+                return (text(&o), o.status.success());
+            }
+        }
+    }
+    panic!("{}: still ETXTBSY after a second", exe.display());
 }
 
 /// libtest's counts: (passed, failed, ignored).
@@ -330,4 +342,37 @@ fn without_subordinate_ids_a_case_that_needs_other_ids_is_ignored_with_the_reaso
         assert_eq!(outcome(&t, "uts::drops_after_unshare"), Some("ok"), "{t}");
         assert!(t.contains("[case:userns]"), "{t}");
     }
+}
+
+/// A hostile case run as root of a user namespace of its own: it remounts
+/// `/` writable, then unmounts the sandbox's /tmp to write to the machine's.
+const ESCAPE: &str = r#"
+[[case]]
+name = "escape"
+summary = "a hostile case tries to write where the user may, outside its sandbox"
+covers = ["M1"]
+control = { none = "hostile" }
+child.namespaces = ["uts"]
+parent.run = [
+  { mount = { target = "/", flags = ["remount", "bind"] }, may_fail = true, as = "remount" },
+  { umount = "/tmp", may_fail = true, as = "uncover" },
+  { write = { path = "DIR/escaped", data = "x", create = true }, may_fail = true, as = "write" },
+]
+parent.expect = { values.remount = "EPERM", values.write = "EROFS" }
+"#;
+
+#[test]
+fn root_of_a_user_namespace_of_its_own_cannot_make_the_machine_writable() {
+    use std::os::unix::fs::PermissionsExt;
+    let out = readable_tmp("nsconform-escape-");
+    std::fs::set_permissions(out.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let case = ESCAPE.replace("DIR", out.path().to_str().unwrap());
+    let d = cases(&[("mnt/escape.toml", &case)]);
+    let (t, passed) = run_unprivileged(Some(d.path()), &[], &[]);
+    assert!(passed, "{t}");
+    assert!(t.contains("[case:userns]"), "{t}");
+    assert!(
+        !out.path().join("escaped").exists(),
+        "the case wrote outside its sandbox:\n{t}"
+    );
 }

@@ -303,7 +303,7 @@ fn minimal_dev() -> Result<(), String> {
 
 /// Every mount read-only, in one call where the kernel has mount_setattr
 /// (and NSCONFORM_PRETEND_MISSING does not name it).
-fn make_readonly() -> Result<(), String> {
+pub(super) fn make_readonly() -> Result<(), String> {
     const MOUNT_ATTR_RDONLY: u64 = 1;
     const AT_RECURSIVE: u32 = 0x8000;
     let attr = sys::MountAttr {

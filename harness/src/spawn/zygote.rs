@@ -80,13 +80,16 @@ impl Zygote {
                     let mut env = env.clone();
                     if !env.privileged {
                         match own_user_namespace(theirs.as_raw_fd()) {
-                            Some(0) => env.subids = None,
-                            Some(n) => {
+                            Ok(0) => env.subids = None,
+                            Ok(n) => {
                                 if let Some(s) = env.subids.as_mut() {
                                     s.count = n;
                                 }
                             }
-                            None => return 1,
+                            Err(e) => {
+                                eprintln!("nsconform: the zygote's user namespace: {e}");
+                                return 1;
+                            }
                         }
                     }
                     serve(theirs, &env, runner)
@@ -148,16 +151,112 @@ impl Zygote {
 /// the harness, which says how many ids beyond root it mapped. Every
 /// sandbox's user namespace is made below it, so a trial that runs as root
 /// of its own gets those ids with no helper run per trial.
-fn own_user_namespace(sock: RawFd) -> Option<u32> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).ok()?;
-    send_packet(sock, b"U", None).ok()?;
+fn own_user_namespace(sock: RawFd) -> Result<u32, String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
+    send_packet(sock, b"U", None).map_err(|e| format!("the harness is gone ({e})"))?;
     let mut buf = [0u8; 32];
-    let r = channel::recv_packet(sock, &mut buf).ok()??;
-    std::str::from_utf8(&buf[..r.len])
-        .ok()?
-        .strip_prefix("M ")?
-        .parse()
+    let r = channel::recv_packet(sock, &mut buf)
         .ok()
+        .flatten()
+        .ok_or("the harness did not map the user namespace")?;
+    let count = std::str::from_utf8(&buf[..r.len])
+        .ok()
+        .and_then(|t| t.strip_prefix("M ")?.parse().ok())
+        .ok_or("an unreadable answer from the harness")?;
+    lock_machine_mounts()?;
+    Ok(count)
+}
+
+/// The zygote's /proc, detached and writable, for the sandboxes' id maps.
+static PROC: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Unprivileged: every mount of the machine read-only in a mount namespace
+/// of the zygote's own, before any sandbox copies it. A sandbox's mount
+/// namespace, copied into its less privileged user namespace, then has
+/// those flags locked: a trial run as root of that user namespace cannot
+/// remount them writable (it could clear a read-only flag the sandbox set in
+/// its own namespace), nor write through one it uncovers by unmounting the
+/// sandbox's /tmp or /proc. The zygote keeps a detached, writable clone of
+/// /proc to write the sandboxes' maps through.
+fn lock_machine_mounts() -> Result<(), String> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    const AT_RECURSIVE: u32 = 0x8000;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    let none: Option<&str> = None;
+    nix::mount::mount(
+        none,
+        "/",
+        none,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        none,
+    )
+    .map_err(|e| format!("making / private: {e}"))?;
+    // SAFETY: a NUL-terminated path that outlives the call and flag words.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/proc".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | AT_RECURSIVE,
+        )
+    };
+    if fd < 0 {
+        return Err(format!("open_tree(/proc): {} (Linux 5.2)", nix::errno::Errno::last()));
+    }
+    // SAFETY: open_tree returned a new fd that nothing else owns.
+    let _ = PROC.set(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    sandbox::make_readonly().map_err(|e| format!("making the machine's mounts read-only: {e}"))?;
+    // But proc and sysfs: the kernel lets a user namespace mount them only
+    // where a mount of theirs is fully visible without a locked read-only
+    // flag (the sandbox mounts proc, cases sysfs). Writable, they give a case
+    // that uncovers them no more than the user has: writes there are checked
+    // against the user's ids, and ptrace across user namespaces is refused.
+    let mounts = crate::observe::mounts::read("/proc/self/mountinfo")?;
+    for m in mounts.iter().filter(|m| m.fstype == "proc" || m.fstype == "sysfs") {
+        const MOUNT_ATTR_RDONLY: u64 = 1;
+        let attr = sys::MountAttr {
+            attr_clr: MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        let path = std::ffi::CString::new(m.mount_point.as_str()).map_err(|e| e.to_string())?;
+        let cleared =
+            sys::mount_setattr(libc::AT_FDCWD, &path, 0, &attr, std::mem::size_of::<sys::MountAttr>()).is_ok() || {
+                let mut f = nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_BIND;
+                for (opt, flag) in [
+                    ("nosuid", nix::mount::MsFlags::MS_NOSUID),
+                    ("nodev", nix::mount::MsFlags::MS_NODEV),
+                    ("noexec", nix::mount::MsFlags::MS_NOEXEC),
+                ] {
+                    if m.options.split(',').any(|o| o == opt) {
+                        f |= flag;
+                    }
+                }
+                nix::mount::mount(none, m.mount_point.as_str(), none, f, none).is_ok()
+            };
+        if !cleared && m.mount_point == "/proc" {
+            return Err(format!(
+                "{} stays read-only, so no sandbox could mount proc",
+                m.mount_point
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Write a sandbox's id map file, through the zygote's detached /proc where
+/// it has one.
+fn write_proc(pid: i32, file: &str, text: &str) -> std::io::Result<()> {
+    let path = format!("{pid}/{file}");
+    let Some(proc) = PROC.get() else {
+        return std::fs::write(format!("/proc/{path}"), text);
+    };
+    let fd = nix::fcntl::openat(
+        proc,
+        path.as_str(),
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    std::fs::File::from(fd).write_all(text.as_bytes())
 }
 
 /// The harness's side: map the zygote's user namespace, root to the user
@@ -339,9 +438,7 @@ fn launch(spec: &TrialSpec, env: &RunEnv, runner: &dyn Runner, results: &OwnedFd
             (true, Some(s)) => s.count,
             _ => 0,
         };
-        let write = |file: &str, text: &str| {
-            std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| format!("{file} {text:?}: {e}"))
-        };
+        let write = |file: &str, text: &str| write_proc(pid, file, text).map_err(|e| format!("{file} {text:?}: {e}"));
         // One line per line of the zygote's map: a line's range must lie in
         // one line of the parent's, or the write is EPERM.
         let map = match subids {
