@@ -86,7 +86,10 @@ pub fn suite() -> ExitCode {
         let _ = crate::load::Catalogue::builtin();
         crate::machine::global_state::block_interrupts();
         match Zygote::start(&env, runner.as_ref()) {
-            Ok(z) => Some(Arc::new(z)),
+            Ok(z) => {
+                env.subids = env.subids.filter(|_| z.subids() > 0);
+                Some(Arc::new(z))
+            }
             Err(e) => {
                 eprintln!("nsconform: cannot start the zygote: {e}");
                 return ExitCode::from(2);
@@ -124,7 +127,14 @@ pub fn suite() -> ExitCode {
     let specs = Arc::new(specs);
     let timings = Arc::new(report::timings::Timings::from_env());
     for (index, spec) in specs.iter().enumerate() {
-        let kind = if spec.control { "control" } else { "case" };
+        // A trial run as root of a user namespace of its own says so in the
+        // run's lines and in --list (`cargo test -- userns` selects them).
+        let kind = match (spec.control, spec.userns) {
+            (false, false) => "case",
+            (true, false) => "control",
+            (false, true) => "case:userns",
+            (true, true) => "control:userns",
+        };
         if let Some(reason) = &spec.ignore {
             trials.push(cannot_run_here(spec.name.clone(), kind, reason.clone(), &args));
             continue;

@@ -169,6 +169,7 @@ fn run(filter: Option<&str>) -> Result<(String, Tally), String> {
     let _ = crate::load::Catalogue::builtin();
     crate::machine::global_state::block_interrupts();
     let zygote = Zygote::start(&env, runner.as_ref()).map_err(|e| format!("cannot start the zygote: {e}"))?;
+    env.subids = env.subids.filter(|_| zygote.subids() > 0);
     let (specs, errors) =
         plan::plan_dir(&crate::plan::env::cases_dir(), &features, &env, runner.as_ref()).map_err(|e| e.to_string())?;
     if let Some(e) = errors.first() {

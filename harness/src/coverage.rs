@@ -246,6 +246,7 @@ pub fn main(args: &[String]) -> ExitCode {
         dir.display()
     );
     print!("{text}");
+    print!("{}", per_mode(catalogue, &dir, &features, &env, runner.as_ref()));
     // A bad file hides the IDs it would cover: say so rather than under-count silently.
     for e in &errors {
         println!("could not load: {e}");
@@ -257,6 +258,92 @@ pub fn main(args: &[String]) -> ExitCode {
         }
         _ => ExitCode::SUCCESS,
     }
+}
+
+// Per mode: what a root run and an unprivileged run check of the catalogue
+// on this machine, planned from the same cases (with the features probed in
+// this run's mode).
+
+/// The environments of the two modes: a root run; an unprivileged run as
+/// this user (its subordinate ids as detected), and, where they differ,
+/// one whose subordinate ids cover every id a case names.
+pub fn mode_envs(env: &RunEnv) -> Vec<(String, RunEnv)> {
+    let (uid, gid) = RunEnv::drop_ids();
+    let root = RunEnv {
+        privileged: true,
+        euid: 0,
+        egid: 0,
+        uid,
+        gid,
+        subids: None,
+        ..env.clone()
+    };
+    let mut user = RunEnv {
+        privileged: false,
+        subids: None,
+        ..env.clone()
+    };
+    if !env.privileged {
+        user.subids = env.subids.clone();
+    } else {
+        user.euid = uid;
+        user.egid = gid;
+        user.uid = uid;
+        user.gid = gid;
+    }
+    let what = match &user.subids {
+        Some(s) => format!("unprivileged, ids 1..={} from /etc/subuid", s.count),
+        None => "unprivileged, root only mapped".to_string(),
+    };
+    let mut out = vec![("root".to_string(), root), (what, user.clone())];
+    if user.subids.as_ref().is_none_or(|s| s.count < u32::MAX / 2) {
+        let wide = crate::plan::env::SubIds {
+            uid_start: 100_000,
+            gid_start: 100_000,
+            count: u32::MAX / 2,
+            newuidmap: crate::plan::env::NEWUIDMAP.into(),
+            newgidmap: crate::plan::env::NEWGIDMAP.into(),
+        };
+        out.push((
+            "unprivileged, with a subordinate range covering every id the cases name".to_string(),
+            RunEnv {
+                subids: Some(wide),
+                ..user
+            },
+        ));
+    }
+    out
+}
+
+/// One line per mode: behaviours covered, and trials run, as userns, ignored.
+fn per_mode(
+    catalogue: &Catalogue,
+    dir: &std::path::Path,
+    features: &Features,
+    env: &RunEnv,
+    runner: &dyn crate::runner::Runner,
+) -> String {
+    let total: usize = catalogue.areas.iter().map(|a| a.ids.len()).sum();
+    let mut out = String::from("\nper mode (planned here with this run's probes, not run):\n");
+    let mut last = None;
+    for (what, env) in mode_envs(env) {
+        let Ok((specs, _)) = plan::plan_dir(dir, features, &env, runner) else {
+            continue;
+        };
+        let covered = tally(&specs).values().filter(|c| c.status() == Status::Covered).count();
+        let runs = specs.iter().filter(|s| s.ignore.is_none()).count();
+        let userns = specs.iter().filter(|s| s.ignore.is_none() && s.userns).count();
+        // A wider range than the user's that changes nothing is not worth a line.
+        if last.replace((covered, runs, userns)) == Some((covered, runs, userns)) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {what}: {covered} of {total} behaviours; {runs} of {} trials run ({userns} as root of a user namespace of their own)",
+            specs.len()
+        );
+    }
+    out
 }
 
 #[cfg(test)]

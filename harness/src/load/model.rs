@@ -82,6 +82,12 @@ pub struct Needs {
     /// Needs real root (CAP_SYS_ADMIN in the initial user namespace). Inferred
     /// when left out: creating namespaces other than user without a user namespace needs it.
     pub root: Option<bool>,
+    /// Why the case needs root in the initial user namespace itself, which
+    /// root of a user namespace of its own (how an unprivileged run runs a
+    /// case that needs root) is not: it observes the initial namespaces or
+    /// capabilities there, or a limit counted from there. An unprivileged
+    /// run ignores it with this reason.
+    pub init_userns: Option<Spanned<String>>,
     /// Kernel features probed at start-up (see `nsconform features`).
     #[serde(default)]
     pub features: Vec<Spanned<String>>,

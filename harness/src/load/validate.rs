@@ -154,6 +154,11 @@ pub(super) fn finish<'a>(
             return Err(ctx.err(r.span(), format!("`restore` takes plain /proc/sys paths, not {p:?}")));
         }
     }
+    if let Some(why) = &spec.needs.init_userns {
+        if why.get_ref().trim().is_empty() {
+            return Err(ctx.err(why.span(), "`needs.init_userns` needs the reason"));
+        }
+    }
     for f in &spec.needs.features {
         if !super::names::is_known(f.get_ref()) {
             return Err(ctx.err(

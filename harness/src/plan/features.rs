@@ -326,9 +326,24 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
     set(
         "idmapped_tmpfs",
         if privileged {
-            in_grandchild(idmapped_tmpfs_probe)
+            in_grandchild(|| idmapped_tmpfs_probe("0 1000 1"))
         } else {
-            Err("probed only as root (mounting a tmpfs)".into())
+            // As root of a user namespace of its own, mapped to the user,
+            // where an unprivileged run's cases would idmap.
+            in_grandchild(|| {
+                let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+                // A mount namespace too: fsopen takes CAP_SYS_ADMIN over the mounter's.
+                nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER | nix::sched::CloneFlags::CLONE_NEWNS)
+                    .map_err(|e| format!("unshare(CLONE_NEWUSER | CLONE_NEWNS): {e}"))?;
+                for (file, text) in [
+                    ("uid_map", format!("0 {uid} 1")),
+                    ("setgroups", "deny".into()),
+                    ("gid_map", format!("0 {gid} 1")),
+                ] {
+                    std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| format!("{file}: {e}"))?;
+                }
+                idmapped_tmpfs_probe("0 0 1")
+            })
         },
     );
     // statmount 457, listmount 458 (x86_64 and the generic table).
@@ -418,15 +433,26 @@ fn probe_all(privileged: bool) -> BTreeMap<String, Result<(), String>> {
     set(
         "proc_pidns_option",
         in_grandchild(move || {
+            let mount = || {
+                nix::mount::mount(
+                    Some("proc"),
+                    "/proc",
+                    Some("proc"),
+                    nix::mount::MsFlags::empty(),
+                    Some("pidns=/proc/self/ns/pid"),
+                )
+                .map_err(|e| format!("mounting proc with pidns=: {e} (needs Linux 6.15)"))
+            };
+            if privileged {
+                enter_private_mounts(privileged)?;
+                return mount();
+            }
+            // Unprivileged, proc mounts only for a pid namespace one's own
+            // user namespace owns, from inside it.
             enter_private_mounts(privileged)?;
-            nix::mount::mount(
-                Some("proc"),
-                "/proc",
-                Some("proc"),
-                nix::mount::MsFlags::empty(),
-                Some("pidns=/proc/self/ns/pid"),
-            )
-            .map_err(|e| format!("mounting proc with pidns=: {e} (needs Linux 6.15)"))
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(|e| format!("unshare(CLONE_NEWPID): {e}"))?;
+            in_grandchild(mount)
         }),
     );
     set("pidns_pid_max", in_grandchild(pid_max_probe));
@@ -609,8 +635,9 @@ fn pid_max_probe() -> Result<(), String> {
 }
 
 /// A fresh tmpfs, detached (fsopen, fsmount), idmapped with a user namespace
-/// that maps 0 to 1000: EINVAL on kernels before 6.3, where tmpfs does not allow it.
-fn idmapped_tmpfs_probe() -> Result<(), String> {
+/// whose maps are `map` (0 to 1000 as root): EINVAL on kernels before 6.3,
+/// where tmpfs does not allow it.
+fn idmapped_tmpfs_probe(map: &str) -> Result<(), String> {
     let errno = || crate::load::flags::errno_name(Errno::last() as i32);
     // nix 0.31 has no wrappers for the new mount API (fsopen, fsconfig,
     // fsmount, mount_setattr), hence the raw calls below.
@@ -635,7 +662,7 @@ fn idmapped_tmpfs_probe() -> Result<(), String> {
     // SAFETY: fsmount succeeded, so `mnt` is a new fd that nothing else owns.
     let mnt = unsafe { OwnedFd::from_raw_fd(mnt) };
     // The holder of the user namespace waits until dropped; its exit code is not used.
-    let holder = mapped_userns("0 1000 1", "0 1000 1", || 0)?;
+    let holder = mapped_userns(map, map, || 0)?;
     let userns = std::fs::File::open(format!("/proc/{}/ns/user", holder.pid.map_or(0, |p| p.as_raw())))
         .map_err(|e| e.to_string())?;
     // struct mount_attr { attr_set, attr_clr, propagation, userns_fd }, MOUNT_ATTR_IDMAP.

@@ -90,6 +90,10 @@ pub struct TrialSpec {
     pub dropped: Vec<Ns>,
     /// Why the trial cannot run here, if it cannot.
     pub ignore: Option<String>,
+    /// Unprivileged runs: the trial runs as root of a user namespace of its
+    /// own (the sandbox's), not as the user (`requirements::RunAs`).
+    #[serde(default)]
+    pub userns: bool,
 }
 
 /// The namespaces a control leaves out.
@@ -112,27 +116,45 @@ pub fn control_drops(case: &Case) -> Option<Vec<Ns>> {
 
 /// Trials for one case, its control right after it.
 pub fn trials_of(case: &Case, features: &Features, env: &RunEnv, runner: &dyn Runner) -> Vec<TrialSpec> {
+    use requirements::RunAs;
     let r = Arc::new(CaseRef::of(case));
-    let ignore = requirements::check(case, &[], features, env, runner).err();
+    let checked = requirements::check(case, &[], features, env, runner);
+    let ignore = checked.clone().err();
+    let userns = checked == Ok(RunAs::OwnUserns);
     let mut out = vec![TrialSpec {
         name: case.id.clone(),
         case: r.clone(),
         control: false,
         dropped: vec![],
         ignore: ignore.clone(),
+        userns,
     }];
     if let Some(dropped) = control_drops(case) {
         let control = case.spec.control.as_ref().map(|c| c.get_ref());
         let root_only = control.and_then(|c| c.root.clone());
         let native_only = control.and_then(|c| c.native.clone());
+        let mut run_as = RunAs::Suite;
         let ignore = ignore
-            .or_else(|| requirements::check(case, &dropped, features, env, runner).err())
-            .or_else(|| match root_only {
-                Some(why) if !env.privileged => Some(format!("needs root: {why}")),
-                _ => None,
+            .or_else(|| {
+                requirements::check(case, &dropped, features, env, runner)
+                    .map(|a| run_as = a)
+                    .err()
             })
             .or_else(|| match native_only {
                 Some(why) if runner.name() != "native" => Some(format!("needs the native runner: {why}")),
+                _ => None,
+            });
+        // A control runs as its case runs: it must run the same case.
+        if userns {
+            run_as = RunAs::OwnUserns;
+        }
+        let ignore = ignore
+            .or_else(|| match run_as {
+                RunAs::OwnUserns => requirements::own_userns(case, &dropped, env).err(),
+                RunAs::Suite => None,
+            })
+            .or_else(|| match root_only {
+                Some(why) if !env.privileged && !userns => Some(format!("needs root: {why}")),
                 _ => None,
             });
         out.push(TrialSpec {
@@ -141,6 +163,7 @@ pub fn trials_of(case: &Case, features: &Features, env: &RunEnv, runner: &dyn Ru
             control: true,
             dropped,
             ignore,
+            userns: run_as == RunAs::OwnUserns,
         });
     }
     out

@@ -10,7 +10,16 @@ use crate::load::step::{Hierarchy, Op};
 use crate::runner::Runner;
 use std::collections::BTreeSet;
 
-pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &dyn Runner) -> Result<(), String> {
+/// How a trial that can run here runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunAs {
+    /// As the suite runs: root, or the user without capabilities.
+    Suite,
+    /// Unprivileged runs: as root of a user namespace of the trial's own.
+    OwnUserns,
+}
+
+pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &dyn Runner) -> Result<RunAs, String> {
     let spec = &case.spec;
     let kernel = spec
         .needs
@@ -18,15 +27,11 @@ pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &d
         .as_deref()
         .map(|k| format!(" (Linux {k})"))
         .unwrap_or_default();
-    if !env.privileged {
-        let root = match spec.needs.root {
-            Some(r) => r.then(|| "the case says it needs root".to_string()),
-            None => inferred_root(case, dropped),
-        };
-        if let Some(why) = root {
-            return Err(format!("needs root: {why}"));
-        }
-    }
+    let run_as = if env.privileged {
+        RunAs::Suite
+    } else {
+        unprivileged(case, dropped, env)?
+    };
     for name in implied_features(case) {
         f.check(&name).map_err(|why| format!("needs `{name}`{kernel}: {why}"))?;
     }
@@ -55,7 +60,7 @@ pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &d
     for path in &spec.restore {
         writable(path.get_ref())?;
     }
-    Ok(())
+    Ok(run_as)
 }
 
 /// Whether this run can change (and so restore) a global setting: writing its
@@ -242,4 +247,223 @@ fn inferred_root(case: &Case, dropped: &[Ns]) -> Option<String> {
         .find_map(|(_, s)| steps(s, false, dropped))
         .or_else(|| spec.peers.iter().find_map(|p| walk(p.get_ref(), false, dropped)))
         .or_else(|| walk(spec.child.get_ref(), false, dropped))
+}
+
+// Unprivileged runs. A case that needs root only for privilege over the
+// namespaces it makes (creating them, mounting, naming, configuring links)
+// runs as root of a user namespace of its own: the sandbox's, which then maps
+// root to the user (and, with subordinate ids, more ids). What that root is
+// not, root in the initial user namespace, the case declares
+// (`needs.init_userns`) or its steps show (`restore`).
+
+/// How an unprivileged run runs the case, or why it cannot.
+fn unprivileged(case: &Case, dropped: &[Ns], env: &RunEnv) -> Result<RunAs, String> {
+    let root = match case.spec.needs.root {
+        Some(r) => r.then(|| "the case says it needs root".to_string()),
+        None => inferred_root(case, dropped),
+    };
+    if root.is_none() {
+        return Ok(RunAs::Suite);
+    }
+    own_userns(case, dropped, env).map(|()| RunAs::OwnUserns)
+}
+
+/// Whether root of a user namespace of its own can run the case (without
+/// `dropped`) here.
+pub fn own_userns(case: &Case, dropped: &[Ns], env: &RunEnv) -> Result<(), String> {
+    if let Some(why) = needs_init_userns(case, dropped) {
+        return Err(format!("needs root: {why}"));
+    }
+    ids_mapped(case, env)
+}
+
+/// Why the case (without `dropped`) needs root in the initial user
+/// namespace, if it does: it says so, it changes a machine-wide setting, or
+/// it mounts a cgroup hierarchy from the machine's cgroup namespace.
+pub fn needs_init_userns(case: &Case, dropped: &[Ns]) -> Option<String> {
+    if let Some(why) = &case.spec.needs.init_userns {
+        return Some(why.get_ref().clone());
+    }
+    if let Some(p) = case.spec.restore.first() {
+        return Some(format!(
+            "it changes the machine-wide {}, which only root in the initial user namespace may write",
+            p.get_ref()
+        ));
+    }
+    machine_cgroup_mount(case, dropped)
+}
+
+/// Mounting a cgroup hierarchy takes CAP_SYS_ADMIN over the mounter's cgroup
+/// namespace; the sandbox makes none, so a process of the case that has not
+/// made one of its own mounts from the machine's.
+fn machine_cgroup_mount(case: &Case, dropped: &[Ns]) -> Option<String> {
+    fn steps(run: &[toml::Spanned<crate::load::step::Step>], mut own: bool, dropped: &[Ns]) -> Option<String> {
+        for s in run {
+            match &s.get_ref().op {
+                Op::Unshare(fl) if fl.without(dropped).namespaces().contains(&Ns::Cgroup) => own = true,
+                Op::Spawn(inner) => {
+                    if let Some(w) = walk(inner, own, dropped) {
+                        return Some(w);
+                    }
+                }
+                Op::MountCgroup(_) if !own => {
+                    return Some(
+                        "it mounts a cgroup hierarchy outside a cgroup namespace of its own, which takes CAP_SYS_ADMIN over the machine's cgroup namespace".into(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    fn walk(p: &ProcSpec, own: bool, dropped: &[Ns]) -> Option<String> {
+        let makes = p.how != How::Setns
+            && p.namespaces
+                .get_ref()
+                .iter()
+                .any(|n| *n == Ns::Cgroup && !dropped.contains(n));
+        steps(&p.run, own || makes, dropped)
+    }
+    let spec = &case.spec;
+    super::procs::parent_phases(&spec.parent)
+        .into_iter()
+        .find_map(|(_, s)| steps(s, false, dropped))
+        .or_else(|| spec.peers.iter().find_map(|p| walk(p.get_ref(), false, dropped)))
+        .or_else(|| walk(spec.child.get_ref(), false, dropped))
+}
+
+/// Whether the trial's user namespace maps every id the case names: root
+/// always; the drop ids, the ids its maps and id changes name, and
+/// supplementary groups only with subordinate ids (`env.subids`).
+fn ids_mapped(case: &Case, env: &RunEnv) -> Result<(), String> {
+    let (uid, gid) = RunEnv::drop_ids();
+    let Some((highest, what)) = ids_named(case, uid, gid) else {
+        return Ok(());
+    };
+    match &env.subids {
+        Some(s) if highest <= s.count => Ok(()),
+        Some(s) => Err(format!(
+            "needs id {highest} mapped in a user namespace of its own ({what}), and the range /etc/subuid or /etc/subgid gives this user maps 1 to {} only",
+            s.count
+        )),
+        None => Err(format!(
+            "needs id {highest} mapped in a user namespace of its own ({what}): only root is mapped there without {} and {} (package uidmap) and a range for this user in /etc/subuid and /etc/subgid",
+            super::env::NEWUIDMAP,
+            super::env::NEWGIDMAP
+        )),
+    }
+}
+
+/// The highest id other than root the case names (as the sandbox's ids:
+/// placeholders for the suite's ids are root there), and what names it.
+pub fn ids_named(case: &Case, uid: u32, gid: u32) -> Option<(u32, String)> {
+    let mut best: Option<(u32, String)> = None;
+    let mut saw = |id: u32, what: &dyn Fn() -> String| {
+        if id > 0 && best.as_ref().is_none_or(|(b, _)| id > *b) {
+            best = Some((id, what()));
+        }
+    };
+    let expand = |text: &str| {
+        text.replace("{euid}", "0")
+            .replace("{egid}", "0")
+            .replace("{uid}", &uid.to_string())
+            .replace("{gid}", &gid.to_string())
+    };
+    // The outside ids of a map's lines: start + count - 1 of each.
+    let map_ids = |text: &str| -> Vec<u32> {
+        expand(text)
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<u64> = l
+                    .split_whitespace()
+                    .filter_map(|w| w.trim_matches('\0').parse().ok())
+                    .collect();
+                (f.len() == 3 && f[2] > 0).then(|| (f[1] + f[2] - 1).min(u32::MAX as u64) as u32)
+            })
+            .collect()
+    };
+    for p in procs(&case.spec) {
+        if p.drop_privileges {
+            saw(uid.max(gid), &|| "drop_privileges".into());
+        }
+        for (field, map) in [("uid_map", &p.uid_map), ("gid_map", &p.gid_map)] {
+            for id in map.as_deref().map(map_ids).unwrap_or_default() {
+                saw(id, &|| format!("its {field}"));
+            }
+        }
+        if p.setgroups.as_deref() == Some("allow") {
+            saw(gid, &|| {
+                "setgroups allowed, which a user namespace of one id denies".into()
+            });
+        }
+    }
+    let mut step = |op: &Op| match op {
+        Op::DropPrivileges(true) => saw(uid.max(gid), &|| "drop_privileges".into()),
+        Op::Setuid(v) | Op::Setgid(v) => {
+            if let Ok(id) = expand(v).parse::<u32>() {
+                saw(id, &|| format!("setuid/setgid {id}"));
+            }
+        }
+        Op::Setgroups(g) => saw(g.iter().copied().max().unwrap_or(0).max(1), &|| {
+            "setgroups, which a user namespace of one id denies".into()
+        }),
+        Op::Write(w) if w.path.ends_with("uid_map") || w.path.ends_with("gid_map") => {
+            for id in map_ids(&w.data) {
+                saw(id, &|| format!("the map it writes to {}", w.path));
+            }
+        }
+        Op::WriteMap(w) => saw(w.outside.saturating_add(w.extents.saturating_sub(1)), &|| {
+            format!("the map it writes to {}", w.path)
+        }),
+        _ => {}
+    };
+    for_each_op(&case.spec, &mut step);
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn case(text: &str) -> Case {
+        let path = std::path::Path::new("t.toml");
+        crate::load::load_bytes(path, "uts", text.as_bytes(), crate::load::Catalogue::builtin())
+            .expect("loads")
+            .remove(0)
+    }
+
+    const HEAD: &str = "summary = \"s\"\ncovers = [\"U1\"]\ncontrol = { none = \"a test\" }\n";
+
+    #[test]
+    fn ids_named_finds_the_highest_id_other_than_root() {
+        let c = case(&format!("{HEAD}child.namespaces = [\"uts\"]\n"));
+        assert_eq!(ids_named(&c, 1000, 1000), None);
+        let c = case(&format!(
+            "{HEAD}[child]\nnamespaces = [\"user\"]\nuid_map = \"0 {{euid}} 1\"\ngid_map = \"0 {{egid}} 1\"\nsetgroups = \"deny\"\n"
+        ));
+        assert_eq!(ids_named(&c, 1000, 1000), None, "the suite's own ids are root there");
+        let c = case(&format!("{HEAD}child.drop_privileges = true\n"));
+        assert_eq!(ids_named(&c, 1000, 1001).map(|(i, _)| i), Some(1001));
+        let c = case(&format!(
+            "{HEAD}[child]\nnamespaces = [\"user\"]\nrun = [{{ sync = \"m\" }}]\n[parent.on]\nm = [{{ write = {{ path = \"/proc/{{child}}/uid_map\", data = \"0 100000 10\\n5 200000 10\" }}, errno = \"EINVAL\" }}]\n"
+        ));
+        let (id, what) = ids_named(&c, 1000, 1000).expect("an id");
+        assert_eq!(id, 200009);
+        assert!(what.contains("uid_map"), "{what}");
+    }
+
+    #[test]
+    fn a_cgroup_mount_outside_a_cgroup_namespace_of_its_own_needs_the_initial_user_namespace() {
+        let mount = "run = [{ mount_cgroup = { target = \"{scratch}/cg\", hierarchy = \"unified\" } }]\n";
+        let own = case(&format!(
+            "summary = \"s\"\ncovers = [\"C6\"]\ncontrol = {{ drop = [\"cgroup\"] }}\n[child]\nnamespaces = [\"cgroup\", \"mnt\"]\n{mount}isolation = {{ ns.cgroup = \"differs\" }}\n"
+        ));
+        assert_eq!(needs_init_userns(&own, &[]), None);
+        let why = needs_init_userns(&own, &[Ns::Cgroup]).expect("the control mounts from the machine's");
+        assert!(why.contains("cgroup namespace"), "{why}");
+        let declared = case(&format!(
+            "{HEAD}needs.init_userns = \"because\"\nchild.namespaces = [\"uts\"]\n"
+        ));
+        assert_eq!(needs_init_userns(&declared, &[]).as_deref(), Some("because"));
+    }
 }

@@ -131,6 +131,9 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
     Ok(out)
 }
 
+/// How a failure names a trial that ran as root of a user namespace of its own.
+pub const USERNS_NOTE: &str = " (run unprivileged, as root of a user namespace of its own)";
+
 /// Decide a trial from what came back.
 pub fn judge(spec: &TrialSpec, out: &Outcome) -> Result<(), Failed> {
     let timeout = spec.case.timeout;
@@ -157,7 +160,10 @@ pub fn judge(spec: &TrialSpec, out: &Outcome) -> Result<(), Failed> {
         rows: report.verdict.clone(),
     };
     let context = format::context(report, spec.control, &out.progress);
-    let place = format!("{}:{}", crate::load::error::shown(&spec.case.file), spec.case.line);
+    let mut place = format!("{}:{}", crate::load::error::shown(&spec.case.file), spec.case.line);
+    if spec.userns {
+        place.push_str(USERNS_NOTE);
+    }
     if spec.control {
         if !report.errors.is_empty() {
             return Err(format!("control of {place} could not run\n{context}").into());

@@ -1,5 +1,7 @@
 //! The sandbox: a disposable init per case, in fresh pid, uts, ipc, mount and
-//! network namespaces (plus a user namespace when the suite runs unprivileged).
+//! network namespaces (plus a user namespace when the suite runs unprivileged:
+//! the case runs in one below it as the user, or as root of the sandbox's
+//! own when it needs privilege over its namespaces, `TrialSpec::userns`).
 //! The machine's root filesystem is read-only in it and tmpfs serves as scratch,
 //! and killing the init ends every process of the case (the kernel tears the
 //! rest down). Root in the sandbox can undo its read-only mounts, so in
@@ -91,6 +93,9 @@ pub fn main(
         }
     };
     let ready = sys::mono_us();
+    // What the case sees of the run: as root of a user namespace of its own,
+    // what a root run shows.
+    let env = &env.for_trial(spec.userns);
     let trial = Trial {
         case: &case,
         control: spec.control,
@@ -184,11 +189,30 @@ fn prepare(
             .map_err(|e| format!("{}: {e}", copy.display()))?;
     }
     let case = spec.case.load_from(&bytes)?;
-    // Last, as it gives up the capabilities the set-up needed.
-    if !env.privileged {
+    if spec.userns && crate::load::namespaces_used(&case.spec).contains(&crate::load::ns::Ns::Time) {
+        own_time_namespace()?;
+    }
+    // Last, as it gives up the capabilities the set-up needed. A trial run
+    // as root of a user namespace of its own keeps them: its user namespace
+    // is the sandbox's, which owns every namespace of the case.
+    if !env.privileged && !spec.userns {
         become_unprivileged(env)?;
     }
     Ok((case, watch))
+}
+
+/// A trial run as root of a user namespace of its own, in a case that uses
+/// time namespaces: the sandbox moves into a time namespace of its own
+/// (offsets zero, so its clocks are the machine's). Without it the sandbox's
+/// is the machine's, owned by the initial user namespace, and returning to
+/// it (as making a child's with offsets does) or joining it is EPERM there.
+fn own_time_namespace() -> Result<(), String> {
+    nix::sched::unshare(nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        .map_err(|e| format!("unshare(CLONE_NEWTIME): {e}"))?;
+    let ns = std::fs::File::open("/proc/self/ns/time_for_children")
+        .map_err(|e| format!("/proc/self/ns/time_for_children: {e}"))?;
+    nix::sched::setns(ns, nix::sched::CloneFlags::from_bits_retain(libc::CLONE_NEWTIME))
+        .map_err(|e| format!("setns into the sandbox's time namespace: {e}"))
 }
 
 /// Make the harness binary reachable for an external runner at PROBE_BIND.
@@ -332,7 +356,7 @@ fn minimal_dev(external: bool) -> Result<(), String> {
 
 /// Every mount read-only, in one call where the kernel has mount_setattr
 /// (and NSCONFORM_PRETEND_MISSING does not name it).
-fn make_readonly() -> Result<(), String> {
+pub(super) fn make_readonly() -> Result<(), String> {
     const MOUNT_ATTR_RDONLY: u64 = 1;
     const AT_RECURSIVE: u32 = 0x8000;
     let attr = sys::MountAttr {

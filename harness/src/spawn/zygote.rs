@@ -30,6 +30,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Zygote {
     sock: OwnedFd,
     next: AtomicU64,
+    /// Unprivileged runs: the ids its user namespace maps beyond root (0
+    /// where only root is mapped).
+    subids: u32,
 }
 
 /// A sandbox the zygote started: its id and the read end of its result pipe.
@@ -75,14 +78,44 @@ impl Zygote {
                             nix::sys::signal::SigHandler::SigIgn,
                         )
                     };
-                    serve(theirs, env, runner)
+                    let mut env = env.clone();
+                    if !env.privileged {
+                        match own_user_namespace(theirs.as_raw_fd()) {
+                            Ok(0) => env.subids = None,
+                            Ok(n) => {
+                                if let Some(s) = env.subids.as_mut() {
+                                    s.count = n;
+                                }
+                            }
+                            Err(e) => {
+                                eprintln!("nsconform: the zygote's user namespace: {e}");
+                                return 1;
+                            }
+                        }
+                    }
+                    serve(theirs, &env, runner)
                 })
             }
-            nix::unistd::ForkResult::Parent { .. } => Ok(Zygote {
-                sock: ours,
-                next: AtomicU64::new(1),
-            }),
+            nix::unistd::ForkResult::Parent { child } => {
+                let subids = if env.privileged {
+                    0
+                } else {
+                    map_zygote(ours.as_raw_fd(), child.as_raw(), env)?
+                };
+                Ok(Zygote {
+                    sock: ours,
+                    next: AtomicU64::new(1),
+                    subids,
+                })
+            }
         }
+    }
+
+    /// Unprivileged runs: how many ids the zygote's user namespace maps
+    /// beyond root. The run's plan takes this (`RunEnv::subids`), as the
+    /// helpers may refuse a range /etc/subuid gives.
+    pub fn subids(&self) -> u32 {
+        self.subids
     }
 
     /// Start the sandbox of a trial.
@@ -113,6 +146,182 @@ impl Zygote {
     pub fn kill(&self, id: u64) {
         let _ = send_packet(self.sock.as_raw_fd(), format!("K {id}").as_bytes(), None);
     }
+}
+
+/// The zygote, unprivileged: into a user namespace of its own, mapped by
+/// the harness, which says how many ids beyond root it mapped. Every
+/// sandbox's user namespace is made below it, so a trial that runs as root
+/// of its own gets those ids with no helper run per trial.
+fn own_user_namespace(sock: RawFd) -> Result<u32, String> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
+    send_packet(sock, b"U", None).map_err(|e| format!("the harness is gone ({e})"))?;
+    let mut buf = [0u8; 32];
+    let r = channel::recv_packet(sock, &mut buf)
+        .ok()
+        .flatten()
+        .ok_or("the harness did not map the user namespace")?;
+    let count = std::str::from_utf8(&buf[..r.len])
+        .ok()
+        .and_then(|t| t.strip_prefix("M ")?.parse().ok())
+        .ok_or("an unreadable answer from the harness")?;
+    lock_machine_mounts()?;
+    Ok(count)
+}
+
+/// The zygote's /proc, detached and writable, for the sandboxes' id maps.
+static PROC: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Unprivileged: every mount of the machine read-only in a mount namespace
+/// of the zygote's own, before any sandbox copies it. A sandbox's mount
+/// namespace, copied into its less privileged user namespace, then has
+/// those flags locked: a trial run as root of that user namespace cannot
+/// remount them writable (it could clear a read-only flag the sandbox set in
+/// its own namespace), nor write through one it uncovers by unmounting the
+/// sandbox's /tmp or /proc. The zygote keeps a detached, writable clone of
+/// /proc to write the sandboxes' maps through.
+fn lock_machine_mounts() -> Result<(), String> {
+    const OPEN_TREE_CLONE: u32 = 1;
+    const AT_RECURSIVE: u32 = 0x8000;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    let none: Option<&str> = None;
+    nix::mount::mount(
+        none,
+        "/",
+        none,
+        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+        none,
+    )
+    .map_err(|e| format!("making / private: {e}"))?;
+    // SAFETY: a NUL-terminated path that outlives the call and flag words.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/proc".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | AT_RECURSIVE,
+        )
+    };
+    if fd < 0 {
+        return Err(format!("open_tree(/proc): {} (Linux 5.2)", nix::errno::Errno::last()));
+    }
+    // SAFETY: open_tree returned a new fd that nothing else owns.
+    let _ = PROC.set(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    sandbox::make_readonly().map_err(|e| format!("making the machine's mounts read-only: {e}"))?;
+    // But proc and sysfs: the kernel lets a user namespace mount them only
+    // where a mount of theirs is fully visible without a locked read-only
+    // flag (the sandbox mounts proc, cases sysfs). Writable, they give a case
+    // that uncovers them no more than the user has: writes there are checked
+    // against the user's ids, and ptrace across user namespaces is refused.
+    let mounts = crate::observe::mounts::read("/proc/self/mountinfo")?;
+    for m in mounts.iter().filter(|m| m.fstype == "proc" || m.fstype == "sysfs") {
+        const MOUNT_ATTR_RDONLY: u64 = 1;
+        let attr = sys::MountAttr {
+            attr_clr: MOUNT_ATTR_RDONLY,
+            ..Default::default()
+        };
+        let path = std::ffi::CString::new(m.mount_point.as_str()).map_err(|e| e.to_string())?;
+        let cleared =
+            sys::mount_setattr(libc::AT_FDCWD, &path, 0, &attr, std::mem::size_of::<sys::MountAttr>()).is_ok() || {
+                let mut f = nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_BIND;
+                for (opt, flag) in [
+                    ("nosuid", nix::mount::MsFlags::MS_NOSUID),
+                    ("nodev", nix::mount::MsFlags::MS_NODEV),
+                    ("noexec", nix::mount::MsFlags::MS_NOEXEC),
+                ] {
+                    if m.options.split(',').any(|o| o == opt) {
+                        f |= flag;
+                    }
+                }
+                nix::mount::mount(none, m.mount_point.as_str(), none, f, none).is_ok()
+            };
+        if !cleared && m.mount_point == "/proc" {
+            return Err(format!(
+                "{} stays read-only, so no sandbox could mount proc",
+                m.mount_point
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Write a sandbox's id map file, through the zygote's detached /proc where
+/// it has one.
+fn write_proc(pid: i32, file: &str, text: &str) -> std::io::Result<()> {
+    let path = format!("{pid}/{file}");
+    let Some(proc) = PROC.get() else {
+        return std::fs::write(format!("/proc/{path}"), text);
+    };
+    let fd = nix::fcntl::openat(
+        proc,
+        path.as_str(),
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    std::fs::File::from(fd).write_all(text.as_bytes())
+}
+
+/// The harness's side: map the zygote's user namespace, root to the user
+/// and, where `env.subids` says so, 1..=count to the user's subordinate ids
+/// through newuidmap and newgidmap (set-uid helpers: an unprivileged process
+/// may map only its own id). If a helper refuses, only root is mapped, and
+/// the run says so.
+fn map_zygote(sock: RawFd, pid: i32, env: &RunEnv) -> Result<u32, String> {
+    let mut buf = [0u8; 8];
+    match channel::recv_packet(sock, &mut buf) {
+        Ok(Some(r)) if &buf[..r.len] == b"U" => {}
+        _ => return Err("the zygote could not make its user namespace".into()),
+    }
+    let helper = |tool: &std::path::Path, own: u32, start: u32, count: u32| -> Result<(), String> {
+        let o = std::process::Command::new(tool)
+            .args([
+                pid.to_string(),
+                "0".into(),
+                own.to_string(),
+                "1".into(),
+                "1".into(),
+                start.to_string(),
+                count.to_string(),
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("{}: {e}", tool.display()))?;
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} {}: {}",
+                tool.display(),
+                o.status,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
+    };
+    let write = |file: &str, text: String| {
+        std::fs::write(format!("/proc/{pid}/{file}"), text).map_err(|e| format!("the zygote's {file}: {e}"))
+    };
+    let (mut uids, mut gids) = (false, false);
+    if let Some(s) = &env.subids {
+        match helper(&s.newuidmap, env.euid, s.uid_start, s.count)
+            .map(|()| uids = true)
+            .and_then(|()| helper(&s.newgidmap, env.egid, s.gid_start, s.count))
+        {
+            Ok(()) => gids = true,
+            Err(e) => eprintln!("nsconform: mapping only root in the run's user namespace: {e}"),
+        }
+    }
+    if !uids {
+        write("uid_map", format!("0 {} 1", env.euid))?;
+    }
+    if !gids {
+        write("setgroups", "deny".into())?;
+        write("gid_map", format!("0 {} 1", env.egid))?;
+    }
+    let count = match (uids && gids, &env.subids) {
+        (true, Some(s)) => s.count,
+        _ => 0,
+    };
+    send_packet(sock, format!("M {count}").as_bytes(), None).map_err(|e| format!("the zygote is gone ({e})"))?;
+    Ok(count)
 }
 
 struct Live {
@@ -251,12 +460,28 @@ fn launch(
         pid => pid,
     };
     if let Some((_, w)) = go {
-        // The sandbox is root of its own user namespace, mapped to the user.
-        let r = (|| -> std::io::Result<()> {
-            std::fs::write(format!("/proc/{pid}/uid_map"), format!("0 {} 1", env.euid))?;
-            std::fs::write(format!("/proc/{pid}/setgroups"), "deny")?;
-            std::fs::write(format!("/proc/{pid}/gid_map"), format!("0 {} 1", env.egid))
-        })();
+        // The sandbox is root of its own user namespace, below the zygote's:
+        // mapped to the user (root of the zygote's), and, for a trial run as
+        // root of it, to every id the zygote's maps.
+        let subids = match (spec.userns, &env.subids) {
+            (true, Some(s)) => s.count,
+            _ => 0,
+        };
+        let write = |file: &str, text: &str| write_proc(pid, file, text).map_err(|e| format!("{file} {text:?}: {e}"));
+        // One line per line of the zygote's map: a line's range must lie in
+        // one line of the parent's, or the write is EPERM.
+        let map = match subids {
+            0 => "0 0 1".to_string(),
+            n => format!("0 0 1\n1 1 {n}"),
+        };
+        let r = write("uid_map", &map)
+            // Allowed only where newgidmap mapped the zygote's (and a trial
+            // that runs as the user never gets it).
+            .and_then(|()| match subids {
+                0 => write("setgroups", "deny"),
+                _ => Ok(()),
+            })
+            .and_then(|()| write("gid_map", &map));
         if let Err(e) = r {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(nix::unistd::Pid::from_raw(pid), None);
