@@ -258,6 +258,11 @@ fn inferred_root(case: &Case, dropped: &[Ns]) -> Option<String> {
 
 /// How an unprivileged run runs the case, or why it cannot.
 fn unprivileged(case: &Case, dropped: &[Ns], env: &RunEnv) -> Result<RunAs, String> {
+    // Declared: whatever else the case needs, only root of the initial user
+    // namespace can run it.
+    if let Some(why) = &case.spec.needs.init_userns {
+        return Err(format!("needs root: {}", why.get_ref()));
+    }
     let root = match case.spec.needs.root {
         Some(r) => r.then(|| "the case says it needs root".to_string()),
         None => inferred_root(case, dropped),
