@@ -115,24 +115,21 @@ fn the_runner_reaches_a_harness_and_cases_the_sandbox_covers() {
             "command = [\"{runners}/wrap.sh\", \"unshare\"]",
         );
     std::fs::write(runners.join("unshare.toml"), def).unwrap();
-    let o = std::process::Command::new(&exe)
-        .args(["uts::sethostname", "--exact"])
-        .env("NSCONFORM_CASES", d.path().join("cases"))
-        .env("NSCONFORM_RUNNERS", &runners)
-        .env("NSCONFORM_RUNNER", "unshare")
-        .output()
-        .unwrap();
+    let run = || {
+        std::process::Command::new(&exe)
+            .args(["uts::sethostname", "--exact"])
+            .env("NSCONFORM_CASES", d.path().join("cases"))
+            .env("NSCONFORM_RUNNERS", &runners)
+            .env("NSCONFORM_RUNNER", "unshare")
+            .output()
+            .unwrap()
+    };
+    let o = run();
     let t = text(&o);
     assert!(o.status.success() && t.contains("1 passed"), "{t}");
     // The script really ran: a runtime's stderr shows in a failing trial.
     std::fs::write(&wrap, "#!/bin/sh\necho wrapped >&2\nexit 9\n").unwrap();
-    let o = std::process::Command::new(&exe)
-        .args(["uts::sethostname", "--exact"])
-        .env("NSCONFORM_CASES", d.path().join("cases"))
-        .env("NSCONFORM_RUNNERS", &runners)
-        .env("NSCONFORM_RUNNER", "unshare")
-        .output()
-        .unwrap();
+    let o = run();
     let t = text(&o);
     assert!(!o.status.success() && t.contains("wrapped"), "{t}");
 }
