@@ -9,7 +9,7 @@ pub mod initial;
 pub mod links;
 pub mod mounts;
 mod pidns;
-mod procfs;
+pub mod procfs;
 
 pub use procfs::normalize as normalize_text;
 

@@ -40,8 +40,7 @@ impl Running {
 
     /// What the runtime wrote to stderr, if anything, as a report line.
     pub fn runtime_stderr(&self) -> Option<String> {
-        let r = self.runtime.as_ref()?;
-        super::runtime::stderr_tail(&r.stderr).map(|t| format!("the runtime's stderr:\n{t}"))
+        self.runtime.as_ref()?.stderr_note()
     }
 }
 
@@ -89,8 +88,8 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
     };
     let stderr = |r: &Option<super::runtime::Started>| {
         r.as_ref()
-            .and_then(|s| super::runtime::stderr_tail(&s.stderr))
-            .map(|t| format!("; the runtime's stderr:\n{t}"))
+            .and_then(|s| s.stderr_note())
+            .map(|t| format!("; {t}"))
             .unwrap_or_default()
     };
     drop(up);

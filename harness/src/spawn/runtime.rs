@@ -156,8 +156,15 @@ fn renumber(sources: &[RawFd], first: RawFd) -> Vec<RawFd> {
         .collect()
 }
 
+impl Started {
+    /// What the runtime wrote to stderr, if anything, as a report line.
+    pub fn stderr_note(&self) -> Option<String> {
+        stderr_tail(&self.stderr).map(|t| format!("the runtime's stderr:\n{t}"))
+    }
+}
+
 /// The end of what the runtime wrote to stderr, for a report.
-pub fn stderr_tail(path: &Path) -> Option<String> {
+fn stderr_tail(path: &Path) -> Option<String> {
     let text = std::fs::read(path).ok()?;
     let text = String::from_utf8_lossy(&text);
     let text = text.trim();
@@ -171,12 +178,9 @@ pub fn stderr_tail(path: &Path) -> Option<String> {
 
 /// This process's capability bounding set.
 fn bounding() -> Result<u64, String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .ok_or_else(|| "no CapBnd in /proc/self/status".to_string())
+    let field = crate::load::expect::CapSet::Bounding.status_field();
+    let v = crate::observe::procfs::status_field("/proc/self/status", field)?;
+    u64::from_str_radix(&v, 16).map_err(|e| format!("/proc/self/status {field}: {e}"))
 }
 
 fn next_serial() -> u32 {
