@@ -7,47 +7,79 @@
 mod common;
 use common::*;
 
-const RUNTIMES: [(&str, &str); 4] = [
-    ("bwrap", "bwrap"),
-    ("firejail", "firejail"),
-    ("runc", "runc"),
-    ("crun", "crun"),
+/// Each shipped runtime, and the tools it needs.
+const RUNTIMES: [(&str, &[&str]); 6] = [
+    ("bwrap", &["bwrap"]),
+    ("firejail", &["firejail"]),
+    ("runc", &["runc"]),
+    ("crun", &["crun"]),
+    ("nspawn", &["systemd-nspawn"]),
+    ("podman", &["podman", "crun"]),
 ];
 
-fn missing(tool: &'static str) -> impl FnOnce() -> Option<String> + Send + 'static {
+fn missing(tools: &'static [&'static str]) -> impl FnOnce() -> Option<String> + Send + 'static {
     move || {
-        root_missing("a runtime starts the cases' children as root")
-            .or_else(|| which::which(tool).is_err().then(|| format!("needs `{tool}` on PATH")))
+        root_missing("a runtime starts the cases' children as root").or_else(|| {
+            tools
+                .iter()
+                .find(|t| which::which(t).is_err())
+                .map(|t| format!("needs `{t}` on PATH"))
+        })
     }
 }
 
+/// The trials that need root (and a runtime), by name.
+fn root_trials() -> Vec<String> {
+    let mut names: Vec<String> = [
+        "a_bare_kernel_case_is_ignored_where_the_runtime_differs_and_fails_untagged",
+        "the_runtimes_stderr_is_in_the_report",
+        "a_control_cannot_leave_out_what_the_runtime_always_makes",
+        "a_runtimes_cgroup_goes_when_its_case_times_out",
+    ]
+    .map(String::from)
+    .to_vec();
+    names.extend(RUNTIMES.map(|(name, _)| format!("the_suite_passes_under_{name}_and_leaves_nothing")));
+    names
+}
+
 fn main() -> std::process::ExitCode {
+    let roots = root_trials();
     let mut trials = vec![
         gated(
-            "a_bare_kernel_case_is_ignored_where_the_runtime_differs_and_fails_untagged",
-            missing("bwrap"),
+            &roots[0],
+            missing(&["bwrap"]),
             a_bare_kernel_case_is_ignored_where_the_runtime_differs_and_fails_untagged,
         ),
+        gated(&roots[1], missing(&["sh"]), the_runtimes_stderr_is_in_the_report),
         gated(
-            "the_runtimes_stderr_is_in_the_report",
-            missing("sh"),
-            the_runtimes_stderr_is_in_the_report,
+            &roots[2],
+            missing(&["runc"]),
+            a_control_cannot_leave_out_what_the_runtime_always_makes,
         ),
         gated(
-            "a_control_cannot_leave_out_what_the_runtime_always_makes",
-            missing("runc"),
-            a_control_cannot_leave_out_what_the_runtime_always_makes,
+            &roots[3],
+            missing(&["systemd-nspawn"]),
+            a_runtimes_cgroup_goes_when_its_case_times_out,
         ),
         anywhere(
             "a_bad_runner_definition_is_one_clear_error",
             a_bad_runner_definition_is_one_clear_error,
         ),
+        gated(
+            "unprivileged_the_root_tests_are_ignored_or_required",
+            || root_missing("switching to an ordinary user"),
+            || {
+                let names = root_trials();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                root_trials_are_ignored_unprivileged(&names)
+            },
+        ),
     ];
-    for (name, tool) in RUNTIMES {
+    for (name, tools) in RUNTIMES {
         trials.push(libtest_mimic::Trial::ignorable_test(
             format!("the_suite_passes_under_{name}_and_leaves_nothing"),
             move || {
-                if let Some(why) = missing(tool)() {
+                if let Some(why) = missing(tools)() {
                     return not_run(why);
                 }
                 the_suite_passes_under(name);
@@ -73,6 +105,17 @@ fn the_suite_passes_under(runner: &str) {
     let o = suite(&[], &[("NSCONFORM_RUNNER", runner)]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
+    // None of its ignored trials is the harness failing to start or watch
+    // the runtime.
+    for artefact in [
+        "ended before it said hello",
+        "sandbox set-up failed",
+        "the runtime's cgroup",
+        "the case changed the machine",
+        "could not create the sandbox",
+    ] {
+        assert!(!t.contains(artefact), "{runner}: a harness artefact ({artefact}):\n{t}");
+    }
     // The runtime really ran cases, not only ignored them.
     assert!(count(&t, "passed") >= 100, "{t}");
     // Its ignored trials name a reason: a runner limit or a requirement.
@@ -172,5 +215,39 @@ fn a_bad_runner_definition_is_one_clear_error() {
     assert!(
         t.contains("bwrap.toml: differs.lo_sideways: unknown bare-kernel behaviour"),
         "{t}"
+    );
+}
+
+const SLEEPS: &str = r#"
+summary = "sleeps past its timeout in a container"
+covers = ["U1"]
+timeout = "500ms"
+[child]
+namespaces = ["uts"]
+run = [{ sleep = "30s" }]
+[child.isolation]
+ns.uts = "differs"
+"#;
+
+fn a_runtimes_cgroup_goes_when_its_case_times_out() {
+    // The sandbox is killed before it can remove the cgroup it gave nspawn
+    // (with nspawn's payload and supervisor in it): the zygote does.
+    let _serial = serial();
+    let before = MachineState::read();
+    let d = cases(&[
+        ("uts/sleeps.toml", SLEEPS),
+        ("uts/domainname.toml", &case_text("uts/domainname.toml")),
+    ]);
+    let o = suite_on(d.path(), &[], &[("NSCONFORM_RUNNER", "nspawn")]);
+    let t = text(&o);
+    assert_eq!(outcome(&t, "uts::sleeps"), Some("FAILED"), "{t}");
+    assert!(t.contains("timed out"), "{t}");
+    // The other case ran in its container, so nspawn got its cgroup.
+    assert_eq!(outcome(&t, "uts::domainname"), Some("ok"), "{t}");
+    drop(d);
+    assert_eq!(
+        before,
+        before.wait_for_same(),
+        "nspawn's timed-out trial left something behind"
     );
 }
