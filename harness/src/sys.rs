@@ -217,6 +217,43 @@ pub struct MountAttr {
     pub userns_fd: u64,
 }
 
+/// open_tree(2) flags.
+pub const OPEN_TREE_CLONE: u32 = 1;
+pub const AT_RECURSIVE: u32 = 0x8000;
+
+/// open_tree(2): an fd of the mount at `path` (relative to `dfd`); with
+/// OPEN_TREE_CLONE a detached copy of it (and, with AT_RECURSIVE, of the
+/// mounts below). O_CLOEXEC is always added.
+pub fn open_tree(dfd: RawFd, path: &std::ffi::CStr, flags: u32) -> SysResult<OwnedFd> {
+    // SAFETY: `path` is NUL-terminated and alive for the call; nix has no
+    // open_tree.
+    let fd = check(unsafe { libc::syscall(libc::SYS_open_tree, dfd, path.as_ptr(), flags | libc::O_CLOEXEC as u32) })?;
+    // SAFETY: open_tree just returned this fd; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// A detached, writable copy of the mount at `path` (relative to `dfd`;
+/// "" with AT_EMPTY_PATH for `dfd` itself): how the harness writes where
+/// its own view of a mount is read-only (mount flags are per mount).
+pub fn writable_clone(dfd: RawFd, path: &std::ffi::CStr) -> Result<OwnedFd, String> {
+    const MOUNT_ATTR_RDONLY: u64 = 1;
+    let empty = if path.is_empty() { libc::AT_EMPTY_PATH as u32 } else { 0 };
+    let fd = open_tree(dfd, path, OPEN_TREE_CLONE | empty).map_err(|e| format!("open_tree: {e}"))?;
+    let attr = MountAttr {
+        attr_clr: MOUNT_ATTR_RDONLY,
+        ..Default::default()
+    };
+    mount_setattr(
+        fd.as_raw_fd(),
+        c"",
+        libc::AT_EMPTY_PATH as u32,
+        &attr,
+        std::mem::size_of::<MountAttr>(),
+    )
+    .map_err(|e| format!("mount_setattr: {e}"))?;
+    Ok(fd)
+}
+
 /// mount_setattr(2); `size` is the struct's size as the caller declares it.
 pub fn mount_setattr(dfd: RawFd, path: &std::ffi::CStr, flags: u32, attr: &MountAttr, size: usize) -> SysResult<()> {
     // nix has no mount_setattr; `size` may differ from the struct on

@@ -292,40 +292,12 @@ impl Watch {
     /// rmdir a cgroup the case created, through a writable clone of the
     /// sandbox's read-only mount of its hierarchy.
     fn remove_cgroup(&self, c: &Change) -> Result<(), String> {
-        const OPEN_TREE_CLONE: u32 = 1;
-        const MOUNT_ATTR_RDONLY: u64 = 1;
         let (root, _) = self
             .roots
             .iter()
             .find(|(_, t)| t.fsid == c.fsid)
             .ok_or("unknown file system")?;
-        // SAFETY: `root` is open while `self` holds it; the empty path is a
-        // static C string. Raw, as nix has no open_tree.
-        let clone = unsafe {
-            libc::syscall(
-                libc::SYS_open_tree,
-                root.as_raw_fd(),
-                c"".as_ptr(),
-                OPEN_TREE_CLONE | libc::AT_EMPTY_PATH as u32 | libc::O_CLOEXEC as u32,
-            )
-        };
-        if clone < 0 {
-            return Err(format!("open_tree: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: open_tree just returned this fd, open and ours alone.
-        let clone = unsafe { OwnedFd::from_raw_fd(clone as i32) };
-        let attr = crate::sys::MountAttr {
-            attr_clr: MOUNT_ATTR_RDONLY,
-            ..Default::default()
-        };
-        crate::sys::mount_setattr(
-            clone.as_raw_fd(),
-            c"",
-            libc::AT_EMPTY_PATH as u32,
-            &attr,
-            std::mem::size_of::<crate::sys::MountAttr>(),
-        )
-        .map_err(|e| format!("mount_setattr: {e}"))?;
+        let clone = crate::sys::writable_clone(root.as_raw_fd(), c"")?;
         // The clone is detached (open_by_handle_at refuses it): the path
         // under the hierarchy's root, found through the sandbox's mount.
         let (dir, t) = self.open_dir(c).ok_or("its parent is gone")?;

@@ -7,10 +7,7 @@ use crate::load::step::{ListmountArgs, MountSetattrArgs, MoveMountArgs, OpenTree
 use crate::sys;
 use crate::value::Value;
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
 
-const OPEN_TREE_CLONE: u32 = 1;
-const AT_RECURSIVE: u32 = 0x8000;
 const MOVE_MOUNT_F_EMPTY_PATH: u32 = 0x4;
 const SYS_LISTMOUNT: libc::c_long = 458;
 const LSMT_ROOT: u64 = u64::MAX;
@@ -27,18 +24,15 @@ pub fn pivot_root(p: &mut Ctx<'_>, a: &PivotArgs) -> OpResult {
 
 pub fn open_tree(p: &mut Ctx<'_>, step: &Step, a: &OpenTreeArgs) -> OpResult {
     let path = c(&expand(p, &a.path)?)?;
-    let mut flags = libc::O_CLOEXEC as u32;
+    let mut flags = 0;
     if a.clone {
-        flags |= OPEN_TREE_CLONE;
+        flags |= sys::OPEN_TREE_CLONE;
     }
     if a.recursive {
-        flags |= AT_RECURSIVE;
+        flags |= sys::AT_RECURSIVE;
     }
-    // SAFETY: `path` is NUL-terminated and alive for the call; nix has no
-    // open_tree.
-    let fd = check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })?;
-    // SAFETY: open_tree just returned this fd; nothing else owns it.
-    Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd as i32) }))
+    let fd = sys::open_tree(libc::AT_FDCWD, &path, flags)?;
+    Ok(keep(p, step, fd))
 }
 
 pub fn move_mount(p: &mut Ctx<'_>, a: &MoveMountArgs) -> OpResult {
@@ -102,7 +96,7 @@ pub fn mount_setattr(p: &mut Ctx<'_>, a: &MountSetattrArgs) -> OpResult {
     if let Some(u) = &a.userns {
         attr.userns_fd = fd_of(p, u)? as u64;
     }
-    let mut flags = if a.recursive { AT_RECURSIVE } else { 0 };
+    let mut flags = if a.recursive { sys::AT_RECURSIVE } else { 0 };
     let (dfd, path) = match (&a.fd, &a.path) {
         (Some(f), None) => {
             flags |= libc::AT_EMPTY_PATH as u32;

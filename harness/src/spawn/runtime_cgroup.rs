@@ -16,7 +16,7 @@
 //! inside it as the case's change (`paths`).
 
 use nix::mount::MsFlags;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -211,37 +211,8 @@ pub fn sweep_stale() {
 /// A detached copy of the mount at `point`, writable (mount flags are per
 /// mount; the sandbox's own are read-only).
 fn writable_clone(point: &str) -> Result<OwnedFd, String> {
-    const OPEN_TREE_CLONE: u32 = 1;
-    const MOUNT_ATTR_RDONLY: u64 = 1;
     let path = std::ffi::CString::new(point).map_err(|e| e.to_string())?;
-    // SAFETY: `path` is NUL-terminated and lives for the call. Raw, as nix
-    // has no open_tree.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as u32,
-        )
-    };
-    if fd < 0 {
-        return Err(format!("open_tree {point}: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: open_tree just returned this fd, open and ours alone.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let attr = crate::sys::MountAttr {
-        attr_clr: MOUNT_ATTR_RDONLY,
-        ..Default::default()
-    };
-    crate::sys::mount_setattr(
-        fd.as_raw_fd(),
-        c"",
-        libc::AT_EMPTY_PATH as u32,
-        &attr,
-        std::mem::size_of::<crate::sys::MountAttr>(),
-    )
-    .map_err(|e| format!("mount_setattr {point}: {e}"))?;
-    Ok(fd)
+    crate::sys::writable_clone(libc::AT_FDCWD, &path).map_err(|e| format!("{point}: {e}"))
 }
 
 /// rmdir a cgroup and the cgroups below it, deepest first. Processes just

@@ -180,8 +180,6 @@ static PROC: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
 /// sandbox's /tmp or /proc. The zygote keeps a detached, writable clone of
 /// /proc to write the sandboxes' maps through.
 fn lock_machine_mounts() -> Result<(), String> {
-    const OPEN_TREE_CLONE: u32 = 1;
-    const AT_RECURSIVE: u32 = 0x8000;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
     let none: Option<&str> = None;
     nix::mount::mount(
@@ -192,20 +190,13 @@ fn lock_machine_mounts() -> Result<(), String> {
         none,
     )
     .map_err(|e| format!("making / private: {e}"))?;
-    // SAFETY: a NUL-terminated path that outlives the call and flag words.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c"/proc".as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | AT_RECURSIVE,
-        )
-    };
-    if fd < 0 {
-        return Err(format!("open_tree(/proc): {} (Linux 5.2)", nix::errno::Errno::last()));
-    }
-    // SAFETY: open_tree returned a new fd that nothing else owns.
-    let _ = PROC.set(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+    let proc = crate::sys::open_tree(
+        libc::AT_FDCWD,
+        c"/proc",
+        crate::sys::OPEN_TREE_CLONE | crate::sys::AT_RECURSIVE,
+    )
+    .map_err(|e| format!("open_tree(/proc): {e} (Linux 5.2)"))?;
+    let _ = PROC.set(proc);
     sandbox::make_readonly().map_err(|e| format!("making the machine's mounts read-only: {e}"))?;
     // But proc and sysfs: the kernel lets a user namespace mount them only
     // where a mount of theirs is fully visible without a locked read-only
