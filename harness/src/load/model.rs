@@ -163,6 +163,19 @@ pub struct ProcSpec {
     pub hygiene: Option<Spanned<Hygiene>>,
 }
 
+impl ProcSpec {
+    /// The namespace types the process is created in, without those a
+    /// control leaves out.
+    pub fn effective(&self, dropped: &[Ns]) -> Vec<Ns> {
+        self.namespaces
+            .get_ref()
+            .iter()
+            .copied()
+            .filter(|n| !dropped.contains(n))
+            .collect()
+    }
+}
+
 /// How a process must end: `0`..`255`, `"SIGKILL"`, or the table forms
 /// `{ signal = "SIGKILL" }` / `{ status = 3 }`. A signal is stored by its
 /// full name, as the creator's report words a status.

@@ -224,13 +224,7 @@ fn inferred_root(case: &Case, dropped: &[Ns]) -> Option<String> {
         None
     }
     fn walk(p: &ProcSpec, in_userns: bool, dropped: &[Ns]) -> Option<String> {
-        let eff: Vec<Ns> = p
-            .namespaces
-            .get_ref()
-            .iter()
-            .copied()
-            .filter(|n| !dropped.contains(n))
-            .collect();
+        let eff = p.effective(dropped);
         let own = in_userns || (eff.contains(&Ns::User) && p.how != How::Setns);
         if p.how != How::Setns && !own {
             if let Some(n) = eff.iter().find(|n| **n != Ns::User) {

@@ -30,13 +30,6 @@ impl External {
         }
     }
 
-    fn effective(child: &ProcSpec, dropped: &[Ns]) -> Vec<Ns> {
-        Ns::ALL
-            .into_iter()
-            .filter(|n| child.namespaces.get_ref().contains(n) && !dropped.contains(n))
-            .collect()
-    }
-
     /// Whether the runtime can leave the id maps as the case wants them.
     fn maps_unsupported(&self, child: &ProcSpec, eff: &[Ns]) -> Option<String> {
         let d = &self.def;
@@ -117,13 +110,8 @@ impl Runner for External {
         }
         // A runner execs the probe, and execve moves a process that unshared
         // its time namespace into it: "the caller stays out" cannot be shown.
-        if child.how == How::Unshare
-            && child
-                .namespaces
-                .get_ref()
-                .iter()
-                .any(|n| *n == Ns::Time && !dropped.contains(n))
-        {
+        let eff = child.effective(dropped);
+        if child.how == How::Unshare && eff.contains(&Ns::Time) {
             return Some(format!(
                 "runner {name} starts the probe with execve, which enters time_for_children: a caller that unshared CLONE_NEWTIME cannot stay outside"
             ));
@@ -134,7 +122,6 @@ impl Runner for External {
                 Self::how_key(child.how)
             ));
         }
-        let eff = Self::effective(child, dropped);
         if let Some(n) = eff.iter().find(|n| !d.namespaces.contains_key(n)) {
             return Some(format!("runner {name} cannot create a {n} namespace"));
         }
@@ -195,7 +182,7 @@ impl Runner for External {
 
     fn launch(&self, child: &ProcSpec, dropped: &[Ns]) -> Launch {
         let d = &self.def;
-        let eff = Self::effective(child, dropped);
+        let eff = child.effective(dropped);
         let mut argv;
         if child.how == How::Setns {
             let j = d.join.as_ref().expect("checked by unsupported()");

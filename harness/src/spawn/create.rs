@@ -51,20 +51,11 @@ pub enum Ended {
     Gone,
 }
 
-fn ns_effective(spec: &ProcSpec, dropped: &[Ns]) -> Vec<Ns> {
-    spec.namespaces
-        .get_ref()
-        .iter()
-        .copied()
-        .filter(|n| !dropped.contains(n))
-        .collect()
-}
-
 /// Create a process as `creator`'s child and complete the handshake.
 pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Launch) -> Result<Running, String> {
     let trial = creator.trial;
     let ns_now = crate::observe::all_ns();
-    let flags = ns_effective(spec, trial.dropped).iter().fold(0, |m, n| m | n.flag());
+    let flags = spec.effective(trial.dropped).iter().fold(0, |m, n| m | n.flag());
     creator.emit(Msg::Creator {
         proc_label: label.to_string(),
         ns: ns_now,
@@ -72,7 +63,7 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
     });
     let (down, up) = Channel::pair().map_err(|e| format!("socketpair: {e}"))?;
     down.pass_credentials();
-    let eff = ns_effective(spec, trial.dropped);
+    let eff = spec.effective(trial.dropped);
     let named: Vec<(String, RawFd)> = creator.fds.iter().map(|(n, f)| (n.clone(), f.as_raw_fd())).collect();
     let mut runtime_maps = false;
     let (pid, reap, runtime) = match launch {
