@@ -31,3 +31,35 @@ end_cgroups() {
     done
     return 0
 }
+
+# The run's own cgroups (enter_run_cgroup), none until it is entered.
+moved=
+
+# enter_run_cgroup NAME: this shell, and so everything it starts from now
+# on, moves into a cgroup NAME below its own in the hierarchies that track
+# processes (name=systemd, cgroup2), so that nothing the run starts can
+# outlive it unseen; their paths are in $moved (named before each is made,
+# so an interrupt in between still finds it).
+enter_run_cgroup() {
+    moved=
+    for h in /sys/fs/cgroup/systemd:name=systemd /sys/fs/cgroup/unified: /sys/fs/cgroup:; do
+        dir=${h%:*}
+        case $(stat -f -c %T "$dir" 2>/dev/null):${h#*:} in
+        cgroupfs:name=systemd | cgroup2fs:) ;;
+        *) continue ;;
+        esac
+        m=$dir$(awk -F: -v c="${h#*:}" '$2 == c { print $3 }' /proc/self/cgroup)
+        m=${m%/}/$1
+        moved="$moved $m"
+        mkdir "$m" && echo $$ >"$m/cgroup.procs"
+    done
+}
+
+# leave_run_cgroup: this shell back where it came from, so that the run's
+# cgroups can be ended and removed.
+leave_run_cgroup() {
+    for m in $moved; do
+        echo $$ >"${m%/*}/cgroup.procs" 2>/dev/null || true
+    done
+}
+

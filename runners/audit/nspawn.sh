@@ -41,7 +41,6 @@ done
 # of the reach of the audit's kill), ended and removed at the end.
 . "$(dirname "$0")/lib.sh"
 cg=nsconform-audit-$$
-moved=
 cleanup() {
     # Once, to the end, whatever fails on the way: a second interrupt (or
     # the first, arriving after the audit) is ignored here and by the
@@ -49,9 +48,7 @@ cleanup() {
     trap - EXIT
     trap '' INT TERM HUP
     set +e
-    for m in $moved; do
-        echo $$ >"${m%/"$cg"}/cgroup.procs" 2>/dev/null || true
-    done
+    leave_run_cgroup
     # shellcheck disable=SC2086 # one directory a word
     end_cgroups 0 $moved
     for d in $made; do
@@ -68,19 +65,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-# This process's cgroup path in the hierarchy whose controllers field is $1.
-own() { awk -F: -v c="$1" '$2 == c { print $3 }' /proc/self/cgroup; }
-for h in /sys/fs/cgroup/systemd:name=systemd /sys/fs/cgroup/unified: /sys/fs/cgroup:; do
-    dir=${h%:*}
-    case $(stat -f -c %T "$dir" 2>/dev/null):${h#*:} in
-    cgroupfs:name=systemd | cgroup2fs:) ;;
-    *) continue ;;
-    esac
-    m=$dir$(own "${h#*:}")
-    m=${m%/}/$cg
-    moved="$moved $m"
-    mkdir "$m" && echo $$ >"$m/cgroup.procs"
-done
+enter_run_cgroup "$cg"
 
 set +e
 # shellcheck disable=SC2086 # $opts is split on purpose

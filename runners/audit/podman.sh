@@ -50,15 +50,21 @@ cleanup() {
     trap - EXIT
     trap '' INT TERM HUP
     set +e
-    # Everything of the run is under its cgroup parent: the container and
-    # conmon, which outlives podman run to clean up after the container (and
-    # is given half a second for it), then is ended.
-    end_cgroups 10 $(cgroup_dirs "$cg")
+    leave_run_cgroup
+    # Everything of the run is in its own cgroup (podman itself, and what it
+    # starts while it is being ended) or under podman's cgroup parent (the
+    # container and conmon, which outlives podman run to clean up after the
+    # container and is given half a second for it); then it is ended.
+    # shellcheck disable=SC2086 # one directory a word
+    end_cgroups 10 $moved $(cgroup_dirs "$cg")
+    # Named again: podman may have made more while it was being ended.
+    end_cgroups 0 $(cgroup_dirs "$cg")
     [ -z "$tmp" ] || rm -rf "$tmp"
 }
 # Before anything is made, so that an interrupt at any point cleans up.
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+enter_run_cgroup "$cg.run"
 # Named before it is made: an interrupt in between still finds it.
 tmp=/tmp/nsconform-audit-$$
 mkdir -m 700 "$tmp"
