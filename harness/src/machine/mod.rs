@@ -2,11 +2,14 @@
 //! README's "When things go wrong"): writes to the machine's file systems
 //! and cgroup trees, watched per trial from the sandbox, and global sysctls,
 //! compared around the trials that may write one and over the whole run;
-//! and the global settings a case declares in `restore`, saved and put back.
+//! the global settings a case declares in `restore`, saved and put back;
+//! and whether the machine is throwaway (gVisor), where the sandboxes may
+//! do without what that kernel lacks.
 
 pub mod fswatch;
 pub mod global_state;
 pub mod sysctl;
+pub mod throwaway;
 
 /// The failure of a trial that changed the machine, naming each change.
 pub fn failure(changes: &[String]) -> Option<String> {

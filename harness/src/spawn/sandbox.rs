@@ -110,9 +110,9 @@ pub fn main(
     // need not wait for it. Unless the machine is watched: then the case's
     // last process must be gone before its changes are counted.
     let mut report = std::mem::take(&mut out.report);
-    if let Some(w) = &watch {
+    if watch.is_some() || cgroup.is_some() {
         end_everything();
-        report.errors.extend(w.finish());
+        report.errors.extend(watch.iter().flat_map(|w| w.finish()));
         if let Some(Err(e)) = cgroup.map(Delegated::release) {
             report.errors.push(format!("the runtime's cgroup: {e}"));
         }
@@ -125,6 +125,11 @@ pub fn main(
         ran,
         judged: sys::mono_us(),
     };
+    if MOUNTS_AT_START.get().is_some() {
+        // Before the report: the harness ends the sandbox once it has it.
+        end_everything();
+        restore_machine_mounts();
+    }
     out.write(&Msg::Finished(report));
     end_everything();
     drop(watch);
@@ -163,10 +168,16 @@ fn prepare(
         c.enter()?;
     }
     let watch = if env.privileged {
-        let mut w =
-            crate::machine::fswatch::Watch::start().map_err(|e| format!("watching the machine's file systems: {e}"))?;
-        w.exempt(cgroup.map(Delegated::paths).unwrap_or_default());
-        Some(w)
+        match crate::machine::fswatch::Watch::start() {
+            Ok(mut w) => {
+                w.exempt(cgroup.map(Delegated::paths).unwrap_or_default());
+                Some(w)
+            }
+            // gVisor has no fanotify; what a case writes there stays in
+            // its memory, and the run is checked as a whole instead.
+            Err(_) if crate::machine::throwaway::reason().is_some() => None,
+            Err(e) => return Err(format!("watching the machine's file systems: {e}")),
+        }
     } else {
         None
     };
@@ -252,8 +263,7 @@ fn end_everything() {
 fn setup(env: &RunEnv, external: bool) -> Result<(), String> {
     use nix::mount::mount;
     let none: Option<&str> = None;
-    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
-        .map_err(|e| format!("making / private: {e}"))?;
+    make_private().map_err(|e| format!("making / private: {e}"))?;
     make_readonly().map_err(|e| format!("making the root read-only: {e}"))?;
     mount(
         Some("proc"),
@@ -280,34 +290,122 @@ fn setup(env: &RunEnv, external: bool) -> Result<(), String> {
         std::fs::write("/proc/sys/kernel/pid_max", max.to_string()).map_err(|e| format!("capping pid_max: {e}"))?;
     }
     nix::unistd::sethostname(HOSTNAME).map_err(|e| format!("sethostname: {e}"))?;
-    // nix has no setdomainname.
-    // SAFETY: the kernel reads len bytes of a static string.
-    if unsafe { libc::setdomainname(DOMAINNAME.as_ptr().cast(), DOMAINNAME.len()) } < 0 {
-        return Err(format!("setdomainname: {}", nix::errno::Errno::last()));
+    set_domainname()
+}
+
+fn set_domainname() -> Result<(), String> {
+    let name = std::ffi::CString::new(DOMAINNAME).map_err(|e| e.to_string())?;
+    let set = |len: usize| {
+        // nix has no setdomainname.
+        // SAFETY: the kernel reads at most len bytes of `name`, which holds
+        // DOMAINNAME and its terminating NUL (len is at most that).
+        unsafe { libc::setdomainname(name.as_ptr(), len) == 0 }
+    };
+    // gVisor wants the NUL within len (ENAMETOOLONG without it); Linux takes
+    // len bytes, so counting the NUL sets the same name there too.
+    if set(DOMAINNAME.len())
+        || (nix::errno::Errno::last() == nix::errno::Errno::ENAMETOOLONG && set(DOMAINNAME.len() + 1))
+    {
+        return Ok(());
     }
-    Ok(())
+    Err(format!("setdomainname: {}", nix::errno::Errno::last()))
+}
+
+/// The machine's mounts when the zygote started (privileged runs), for a
+/// sandbox that cannot read its own: see `mounts`.
+static MOUNTS_AT_START: std::sync::OnceLock<Vec<crate::observe::mounts::MountInfo>> = std::sync::OnceLock::new();
+
+/// In the zygote, before any sandbox: keep the machine's mounts, where the
+/// machine is throwaway (only there may a sandbox fall back on them).
+pub fn keep_mounts_at_start() {
+    if crate::machine::throwaway::reason().is_some()
+        && let Ok(m) = crate::observe::mounts::read("/proc/self/mountinfo")
+    {
+        let _ = MOUNTS_AT_START.set(m);
+    }
+}
+
+/// The sandbox's mounts before it mounts any. gVisor gives every proc mount
+/// the pid namespace of the process that mounted proc last: once another
+/// sandbox has mounted its own, /proc/self is gone from the machine's. Its
+/// mounts are then those the zygote saw (the copy it made them from), as
+/// gVisor has no mount propagation that could have added one since.
+fn mounts() -> Result<Vec<crate::observe::mounts::MountInfo>, String> {
+    crate::observe::mounts::read("/proc/self/mountinfo").or_else(|e| MOUNTS_AT_START.get().cloned().ok_or(e))
+}
+
+/// A throwaway machine's mounts as the zygote found them. gVisor (2022) has
+/// one mount table for every mount namespace: what a sandbox and its case
+/// mounted would stay, for the next trial to see, after they are gone.
+/// Everything the zygote did not see at its start is unmounted, newest
+/// first (so each path's top mount is the one named), through a fresh proc
+/// (the one on /proc may show another pid namespace).
+fn restore_machine_mounts() {
+    let Some(start) = MOUNTS_AT_START.get() else { return };
+    let none: Option<&str> = None;
+    let _ = nix::mount::mount(Some("proc"), "/proc", Some("proc"), MsFlags::empty(), none);
+    let Ok(now) = crate::observe::mounts::read("/proc/self/mountinfo") else {
+        return;
+    };
+    let kept: std::collections::HashSet<i64> = start.iter().map(|m| m.id).collect();
+    let mut added: Vec<_> = now.iter().filter(|m| !kept.contains(&m.id)).collect();
+    added.sort_by_key(|m| std::cmp::Reverse(m.id));
+    for m in added {
+        let _ = nix::mount::umount2(m.mount_point.as_str(), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Every mount private, so nothing the sandbox mounts reaches the machine.
+fn make_private() -> Result<(), String> {
+    let none: Option<&str> = None;
+    match nix::mount::mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none) {
+        Ok(()) => Ok(()),
+        // gVisor refuses MS_REC here; the same change, one mount at a time.
+        Err(nix::errno::Errno::EINVAL) => {
+            let mounts = mounts()?;
+            for m in mounts.iter().filter(|m| m.propagation() != "private") {
+                nix::mount::mount(none, m.mount_point.as_str(), none, MsFlags::MS_PRIVATE, none)
+                    .map_err(|e| format!("{} ({}): {e}", m.mount_point, m.propagation()))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A /dev of a few harmless nodes, a private /dev/shm and a mount point for
-/// mqueue, built aside in the scratch tmpfs and moved over /dev.
+/// mqueue, on a tmpfs of its own over the machine's /dev. (Built in place:
+/// gVisor cannot move a mount. The machine's nodes are opened first, for
+/// a bind where a node cannot be made.)
 fn minimal_dev(external: bool) -> Result<(), String> {
     use nix::mount::mount;
     let none: Option<&str> = None;
-    let stage = "/tmp/.nsconform-dev";
-    std::fs::create_dir(stage).map_err(|e| format!("{stage}: {e}"))?;
+    let extra = if external { RUNTIME_DEVICES } else { &[] };
+    let nodes: Vec<(&str, std::fs::Metadata, OwnedFd)> = DEVICES
+        .iter()
+        .chain(extra)
+        .filter_map(|d| {
+            let host = format!("/dev/{d}");
+            let meta = std::fs::metadata(&host).ok()?;
+            let fd = nix::fcntl::open(
+                host.as_str(),
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .ok()?;
+            Some((*d, meta, fd))
+        })
+        .collect();
     mount(
         Some("tmpfs"),
-        stage,
+        "/dev",
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("mode=755,size=1m"),
     )
-    .map_err(|e| format!("tmpfs on {stage}: {e}"))?;
-    let extra = if external { RUNTIME_DEVICES } else { &[] };
-    for d in DEVICES.iter().chain(extra) {
-        let host = format!("/dev/{d}");
-        let Ok(meta) = std::fs::metadata(&host) else { continue };
-        let node = format!("{stage}/{d}");
+    .map_err(|e| format!("tmpfs on /dev: {e}"))?;
+    for (d, meta, fd) in &nodes {
+        let node = format!("/dev/{d}");
         // A node of the same device where we may make one (cheaper than a
         // mount); a bind of the machine's node in a user namespace.
         let made = {
@@ -324,34 +422,32 @@ fn minimal_dev(external: bool) -> Result<(), String> {
                 && std::fs::set_permissions(&node, std::fs::Permissions::from_mode(meta.mode() & 0o777)).is_ok()
         };
         if !made {
+            let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
             std::fs::File::create(&node).map_err(|e| format!("{node}: {e}"))?;
-            mount(Some(host.as_str()), node.as_str(), none, MsFlags::MS_BIND, none)
-                .map_err(|e| format!("binding {host}: {e}"))?;
+            mount(Some(source.as_str()), node.as_str(), none, MsFlags::MS_BIND, none)
+                .map_err(|e| format!("binding the machine's /dev/{d}: {e}"))?;
         }
     }
-    let shm = format!("{stage}/shm");
-    std::fs::create_dir(&shm).map_err(|e| format!("{shm}: {e}"))?;
+    std::fs::create_dir("/dev/shm").map_err(|e| format!("/dev/shm: {e}"))?;
     mount(
         Some("tmpfs"),
-        shm.as_str(),
+        "/dev/shm",
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=1777,size=64m"),
     )
     .map_err(|e| format!("tmpfs on /dev/shm: {e}"))?;
     // A mount point for cases that mount an mqueue file system; queues need none.
-    let mq = format!("{stage}/mqueue");
-    std::fs::create_dir(&mq).map_err(|e| format!("{mq}: {e}"))?;
+    std::fs::create_dir("/dev/mqueue").map_err(|e| format!("/dev/mqueue: {e}"))?;
     for (link, to) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        std::os::unix::fs::symlink(to, format!("{stage}/{link}")).map_err(|e| format!("/dev/{link}: {e}"))?;
+        std::os::unix::fs::symlink(to, format!("/dev/{link}")).map_err(|e| format!("/dev/{link}: {e}"))?;
     }
-    mount(Some(stage), "/dev", none, MsFlags::MS_MOVE, none).map_err(|e| format!("moving it onto /dev: {e}"))?;
-    std::fs::remove_dir(stage).map_err(|e| format!("{stage}: {e}"))
+    Ok(())
 }
 
 /// Every mount read-only, in one call where the kernel has mount_setattr
@@ -370,11 +466,31 @@ pub(super) fn make_readonly() -> Result<(), String> {
         return Ok(());
     }
     // Older kernels: remount each mount read-only, keeping its other flags.
-    let mounts = crate::observe::mounts::read("/proc/self/mountinfo")?;
-    remount_each_readonly(&mounts, |path, flags| {
+    let mounts = mounts()?;
+    let refused = Refused::of_machine();
+    remount_each_readonly(&mounts, refused, |path, flags| {
         let none: Option<&str> = None;
         nix::mount::mount(none, path, none, flags, none)
     })
+}
+
+/// What a mount the kernel will not remount at all (EINVAL: gVisor has no
+/// remount) means: an error, or, on a throwaway machine, that it stays
+/// as the machine has it (its writable file systems are in gVisor's
+/// memory, and `nsconform vm runsc` gives the sandbox a read-only root).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Refused {
+    Fail,
+    Leave,
+}
+
+impl Refused {
+    fn of_machine() -> Refused {
+        match crate::machine::throwaway::reason() {
+            Some(_) => Refused::Leave,
+            None => Refused::Fail,
+        }
+    }
 }
 
 /// Whether NSCONFORM_PRETEND_MISSING names `feature` (so the sandbox takes
@@ -393,6 +509,7 @@ fn pretended_missing(feature: &str) -> bool {
 /// either, and the sandbox holds no fd into it.
 fn remount_each_readonly(
     mounts: &[crate::observe::mounts::MountInfo],
+    refused: Refused,
     remount: impl Fn(&str, MsFlags) -> Result<(), nix::errno::Errno>,
 ) -> Result<(), String> {
     use nix::errno::Errno;
@@ -409,6 +526,7 @@ fn remount_each_readonly(
         }
         match remount(&m.mount_point, f) {
             Ok(()) | Err(Errno::ENOENT | Errno::EACCES) => {}
+            Err(Errno::EINVAL) if refused == Refused::Leave => {}
             Err(e) => {
                 return Err(format!(
                     "cannot make {} ({}, mount {}) read-only: {e}",
@@ -457,7 +575,7 @@ mod tests {
     fn a_mount_that_stays_writable_is_an_error_naming_it() {
         let mounts = [at("/a", "rw"), at("/b", "rw,nosuid,noexec"), at("/c", "rw")];
         let tried = std::cell::RefCell::new(Vec::new());
-        let r = remount_each_readonly(&mounts, |p, f| {
+        let r = remount_each_readonly(&mounts, Refused::Fail, |p, f| {
             tried.borrow_mut().push(p.to_string());
             assert!(f.contains(MsFlags::MS_RDONLY | MsFlags::MS_REMOUNT | MsFlags::MS_BIND));
             if p == "/b" {
@@ -475,12 +593,27 @@ mod tests {
     #[test]
     fn mounts_no_path_reaches_are_left() {
         let mounts = [at("/gone", "rw"), at("/hidden", "rw"), at("/x", "rw")];
-        let r = remount_each_readonly(&mounts, |p, _| match p {
+        let r = remount_each_readonly(&mounts, Refused::Fail, |p, _| match p {
             "/gone" => Err(Errno::ENOENT),
             "/hidden" => Err(Errno::EACCES),
             _ => Ok(()),
         });
         assert_eq!(r, Ok(()));
+    }
+
+    #[test]
+    fn a_refused_remount_is_left_only_on_a_throwaway_machine() {
+        let mounts = [at("/sys", "rw"), at("/busy", "rw")];
+        let remount = |p: &str, _| match p {
+            "/sys" => Err(Errno::EINVAL),
+            _ => Err(Errno::EBUSY),
+        };
+        let e = remount_each_readonly(&mounts[..1], Refused::Fail, remount).unwrap_err();
+        assert!(e.contains("/sys") && e.contains("EINVAL"), "{e}");
+        assert_eq!(remount_each_readonly(&mounts[..1], Refused::Leave, remount), Ok(()));
+        // Only EINVAL (no remount at all) is left; any other refusal fails.
+        let e = remount_each_readonly(&mounts, Refused::Leave, remount).unwrap_err();
+        assert!(e.contains("/busy") && e.contains("EBUSY"), "{e}");
     }
 
     /// The fallback for real, in a mount namespace of a child: every mount
@@ -507,12 +640,12 @@ mod tests {
                     let writer = std::fs::File::create(format!("{point}/f")).map_err(|_| 13)?;
                     let mounts = crate::observe::mounts::read("/proc/self/mountinfo").map_err(|_| 14)?;
                     let remount = |p: &str, f: MsFlags| nix::mount::mount(none, p, none, f, none);
-                    match remount_each_readonly(&mounts, remount) {
+                    match remount_each_readonly(&mounts, Refused::Fail, remount) {
                         Err(e) if e.contains(&point) && e.contains("EBUSY") => {}
                         _ => return Err(15),
                     }
                     drop(writer);
-                    remount_each_readonly(&mounts, remount).map_err(|_| 16)?;
+                    remount_each_readonly(&mounts, Refused::Fail, remount).map_err(|_| 16)?;
                     let ro = |p: &str| {
                         nix::sys::statvfs::statvfs(p)
                             .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))

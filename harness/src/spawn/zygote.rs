@@ -326,6 +326,13 @@ fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
     // Found once here; every sandbox inherits the list.
     if env.privileged {
         crate::machine::fswatch::targets();
+        sandbox::keep_mounts_at_start();
+        if let Some(why) = crate::machine::throwaway::reason() {
+            eprintln!(
+                "nsconform: a throwaway machine ({why}): sandboxes do without what it lacks \
+                 (the machine watch, read-only remounts); check the machine around the run"
+            );
+        }
         if runner.delegates_cgroup() {
             super::runtime_cgroup::sweep_stale();
         }
