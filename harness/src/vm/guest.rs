@@ -6,7 +6,6 @@
 
 use super::initramfs::{GUEST_BIN, GUEST_DIR};
 use super::qemu::{MARK_EXIT, MARK_KERNEL, MARK_MACHINE, MARK_START};
-use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -63,59 +62,6 @@ fn load_module(path: &std::path::Path) {
             std::io::Error::last_os_error()
         ));
     }
-}
-
-/// What the run may not change, as text lines (global sysctls, pid_max among
-/// them, are compared by their snapshot): mounts, System V IPC objects, links, names, leftover processes and
-/// files in the scratch places.
-fn machine_state() -> BTreeSet<String> {
-    let mut s = BTreeSet::new();
-    for l in std::fs::read_to_string("/proc/1/mountinfo").unwrap_or_default().lines() {
-        // Mount ids and peer groups are renumbered by nothing the suite does; keep what it could change.
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() > 5 {
-            s.insert(format!(
-                "mount {} {} {}",
-                f[4],
-                f[5],
-                f[f.len().saturating_sub(3)..].join(" ")
-            ));
-        }
-    }
-    for kind in ["shm", "msg", "sem"] {
-        for l in std::fs::read_to_string(format!("/proc/sysvipc/{kind}"))
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-        {
-            s.insert(format!(
-                "ipc {kind} {}",
-                l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
-            ));
-        }
-    }
-    for e in std::fs::read_dir("/sys/class/net").into_iter().flatten().flatten() {
-        s.insert(format!("link {}", e.file_name().to_string_lossy()));
-    }
-    for dir in ["/tmp", "/run", "/dev/shm", "/dev/mqueue", "/var/tmp"] {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            s.insert(format!("file {dir}/{}", e.file_name().to_string_lossy()));
-        }
-    }
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.parse::<u32>().is_ok_and(|p| p != 1) {
-            // Kernel threads have an empty command line.
-            let cmd = std::fs::read(format!("/proc/{name}/cmdline")).unwrap_or_default();
-            if !cmd.is_empty() {
-                s.insert(format!(
-                    "process {name} {}",
-                    String::from_utf8_lossy(&cmd).replace('\0', " ")
-                ));
-            }
-        }
-    }
-    s
 }
 
 /// Raw mode: the tty would otherwise turn each \n into \r\n.
@@ -198,7 +144,7 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
     };
     raw(&out);
     let sysctls = crate::machine::sysctl::Snapshot::take();
-    let before = machine_state();
+    let before = crate::machine::whole::state();
     say(MARK_START);
     let started = std::time::Instant::now();
     // SAFETY: the VM's init runs no other thread (calibrate and the mounts
@@ -253,7 +199,7 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
             Err(_) => break,
         }
     }
-    let after = machine_state();
+    let after = crate::machine::whole::state();
     let gone: Vec<&String> = before.difference(&after).collect();
     let new: Vec<&String> = after.difference(&before).collect();
     let changed = sysctls.changed();
