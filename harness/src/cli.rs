@@ -31,6 +31,7 @@ pub fn main() -> ExitCode {
         Some("vm") => return crate::vm::main(&args[2..]),
         Some("matrix") => return crate::vm::matrix::main(&args[2..]),
         Some(crate::vm::guest::GUEST_ARG) => return crate::vm::guest::main(&args[2..]),
+        Some(crate::vm::runsc::init::INIT_ARG) => return crate::vm::runsc::init::main(&args[2..]),
         _ if crate::vm::results::requested(&args) => return crate::vm::results::suite_main(&args),
         _ => {}
     }

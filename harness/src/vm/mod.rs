@@ -5,6 +5,7 @@
 //! [`kernel`] fetches and caches kernels, [`initramfs`] builds the guest's
 //! file system, [`qemu`] boots it, [`guest`] is the init inside, [`results`]
 //! reads the suite's output and writes KTAP and JUnit, [`matrix`] the table.
+//! `nsconform vm runsc` runs the suite on gVisor instead ([`runsc`]).
 
 pub mod cpio;
 pub mod guest;
@@ -13,6 +14,7 @@ pub mod kernel;
 pub mod matrix;
 pub mod qemu;
 pub mod results;
+pub mod runsc;
 
 use clap::Parser;
 use std::path::{Path, PathBuf};
@@ -113,7 +115,7 @@ pub struct Run {
 }
 
 /// `NSCONFORM_*` settings that mean the same in the guest (the runner, pretended features).
-fn passed_env() -> Vec<String> {
+pub fn passed_env() -> Vec<String> {
     std::env::vars()
         .filter(|(k, _)| {
             k.starts_with("NSCONFORM_")
@@ -207,6 +209,9 @@ pub fn run_kernel(spec: &str, opts: &VmOpts, suite_args: &[String], stream: bool
 
 /// `nsconform vm [options] <kernel> [suite arguments]`.
 pub fn main(args: &[String]) -> ExitCode {
+    if args.first().map(String::as_str) == Some(runsc::TARGET) {
+        return runsc::main(&args[1..]);
+    }
     let a = match VmArgs::try_parse_from(std::iter::once("nsconform vm".to_string()).chain(args.iter().cloned())) {
         Ok(a) => a,
         Err(e) => {
