@@ -16,6 +16,7 @@ const READERS: &[(&str, Reader)] = &[
     ("host and domain names", names),
     ("files in the scratch places", scratch_files),
     ("processes", processes),
+    ("cgroups", cgroups),
 ];
 
 /// Where the scratch files of a run would stay behind.
@@ -145,6 +146,28 @@ fn processes(s: &mut BTreeSet<String>) {
                     String::from_utf8_lossy(&cmd).replace('\0', " ")
                 ));
             }
+        }
+    }
+}
+
+/// Every cgroup of every hierarchy mounted, as its path.
+fn cgroups(s: &mut BTreeSet<String>) {
+    fn walk(dir: &std::path::Path, s: &mut BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                s.insert(format!("cgroup {}", e.path().display()));
+                walk(&e.path(), s);
+            }
+        }
+    }
+    for l in std::fs::read_to_string("/proc/1/mountinfo").unwrap_or_default().lines() {
+        let Some((pre, post)) = l.split_once(" - ") else {
+            continue;
+        };
+        if post.starts_with("cgroup")
+            && let Some(point) = pre.split(' ').nth(4)
+        {
+            walk(std::path::Path::new(point), s);
         }
     }
 }
