@@ -59,6 +59,12 @@ pub struct Run {
     pub left: Vec<String>,
 }
 
+/// runsc's own settings for the container: no network; no cgroup of the
+/// host's; raw sockets (root's CAP_NET_RAW, which runsc drops otherwise);
+/// gVisor's own cgroup hierarchies mounted on /sys/fs/cgroup, for the
+/// cgroup cases.
+const RUNSC_FLAGS: &[&str] = &["--network=none", "--ignore-cgroups", "--net-raw", "--cgroupfs"];
+
 /// The signal that interrupted the run, once one has (0: none).
 static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
 
@@ -107,7 +113,12 @@ fn process(opts: &RunscOpts, suite: &[String]) -> Result<bundle::Process, String
         format!("{}={}", crate::plan::env::RUNNERS_ENV, runners.display()),
     ];
     env.extend(super::passed_env());
-    Ok(bundle::Process { args, env })
+    // Here when the container reaches it: case files are then named as on the host.
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| bundle::reachable("the current directory", &d).ok())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    Ok(bundle::Process { args, env, cwd })
 }
 
 /// Start `runsc run`: in a process group of its own (an interrupt reaches
@@ -117,7 +128,8 @@ fn start(runsc: &Path, dir: &leftovers::RunDir, id: &str) -> Result<std::process
     let mut c = Command::new(runsc);
     c.arg("--root")
         .arg(dir.state())
-        .args(["--network=none", "--ignore-cgroups", "run", "--bundle"])
+        .args(RUNSC_FLAGS)
+        .args(["run", "--bundle"])
         .arg(dir.bundle())
         .arg(id)
         .stdin(Stdio::null())

@@ -63,6 +63,8 @@ const CAPS: &[&str] = &[
 pub struct Process {
     pub args: Vec<String>,
     pub env: Vec<String>,
+    /// Its working directory (a path the container reaches as on the host).
+    pub cwd: PathBuf,
 }
 
 /// A path the container must reach at the same place, or why it cannot.
@@ -112,7 +114,7 @@ pub fn config(p: &Process) -> Value {
             "user": {"uid": 0, "gid": 0},
             "args": p.args,
             "env": p.env,
-            "cwd": "/",
+            "cwd": p.cwd,
             "capabilities": {"bounding": CAPS, "effective": CAPS, "permitted": CAPS},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 65536, "soft": 65536}],
         },
@@ -132,6 +134,7 @@ mod tests {
         let c = config(&Process {
             args: vec!["/x/nsconform".into()],
             env: vec!["PATH=/bin".into()],
+            cwd: PathBuf::from("/"),
         });
         assert_eq!(c["root"], json!({"path": "/", "readonly": true}));
         assert!(c["linux"].get("cgroupsPath").is_none(), "no cgroup on the host");

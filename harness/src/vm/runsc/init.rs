@@ -2,7 +2,8 @@
 //! runs on, reads the machine's state, runs the suite with the host's
 //! arguments (stdout and stderr are the container's), reads the state again,
 //! and reports on stderr with the markers `nsconform vm`'s guest prints.
-//! runsc gave it /proc, /sys, /dev and scratch tmpfs already.
+//! runsc gave it /proc, /sys, /dev, scratch tmpfs and gVisor's cgroup
+//! hierarchies already; it moves itself below their roots.
 
 use crate::vm::qemu::{MARK_EXIT, MARK_KERNEL, MARK_MACHINE, MARK_START};
 use std::ffi::CString;
@@ -45,6 +46,22 @@ fn fresh_proc(stacked: &mut bool) {
     match nix::mount::mount(Some("proc"), "/proc", Some("proc"), nix::mount::MsFlags::empty(), none) {
         Ok(()) => *stacked = true,
         Err(e) => say(&format!("nsconform-runsc: mounting a fresh proc: {e}")),
+    }
+}
+
+/// Into a cgroup below the root of each hierarchy runsc mounted (gVisor's
+/// own, `--cgroupfs`), as a process under systemd is: the cgroup cases
+/// show nothing from the root.
+fn own_cgroups() {
+    let Ok(mounts) = crate::observe::mounts::read("/proc/self/mountinfo") else {
+        return;
+    };
+    for m in mounts.iter().filter(|m| m.fstype.starts_with("cgroup")) {
+        let dir = format!("{}/init.scope", m.mount_point);
+        let moved = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(format!("{dir}/cgroup.procs"), "1"));
+        if let Err(e) = moved {
+            say(&format!("nsconform-runsc: into {dir}: {e}"));
+        }
     }
 }
 
@@ -123,6 +140,8 @@ pub fn main(args: &[String]) -> std::process::ExitCode {
         return std::process::ExitCode::from(2);
     }
     let mut stacked = false;
+    fresh_proc(&mut stacked);
+    own_cgroups();
     let (before, sysctls) = snapshot(&mut stacked);
     let version = std::fs::read_to_string("/proc/version").unwrap_or_default();
     say(&format!("{MARK_KERNEL}{}", version.trim()));
