@@ -7,6 +7,14 @@
 //! rest down). Root in the sandbox can undo its read-only mounts, so in
 //! privileged runs the init also watches the machine's file systems while its
 //! case runs (`machine::fswatch`) and fails the case for what it changed there.
+//!
+//! On a throwaway machine (`machine::throwaway`: gVisor, whose files live in
+//! its own memory) the sandbox does without what that kernel lacks: the
+//! watch (no fanotify) and the read-only remounts (no remount); gVisor
+//! stands between the cases and the host, and the run is checked as a
+//! whole (`vm::runsc`). It also undoes there what gVisor's missing mount
+//! and network namespace features would carry from one trial to the next
+//! (`prepare_for_throwaway_machine`).
 
 use super::runtime_cgroup::Delegated;
 use super::script::{SandboxOut, Trial};
@@ -31,11 +39,48 @@ const RUNTIME_DEVICES: &[&str] = &["tty"];
 
 /// Namespace flags of the sandbox itself.
 pub fn flags(env: &RunEnv) -> i32 {
-    let mut f = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET;
+    let mut f = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if !SHARED_NETWORK.get().copied().unwrap_or(false) {
+        f |= libc::CLONE_NEWNET;
+    }
     if !env.privileged {
         f |= libc::CLONE_NEWUSER;
     }
     f
+}
+
+/// Whether the sandboxes stay in the machine's network namespace: only on
+/// a throwaway machine (gVisor, run with no network) whose network
+/// namespaces other than the first refuse to bind an abstract unix socket
+/// (EINVAL), which a case that asks for no network namespace may do. There
+/// the machine's has only a loopback, and trials run one at a time.
+static SHARED_NETWORK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Does a network namespace of a child refuse an abstract unix socket?
+fn abstract_unix_refused_in_new_netns() -> bool {
+    // SAFETY: the zygote is single-threaded; the child only unshares, binds
+    // and leaves through _exit.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, bind, socket};
+            let refused = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_ok()
+                && socket(AddressFamily::Unix, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
+                    .and_then(|s| {
+                        let addr = UnixAddr::new_abstract(b"nsconform-netns-probe")?;
+                        bind(std::os::fd::AsRawFd::as_raw_fd(&s), &addr)
+                    })
+                    .is_err_and(|e| e == nix::errno::Errno::EINVAL);
+            // SAFETY: leaves the probe child at once.
+            unsafe { libc::_exit(if refused { 1 } else { 0 }) }
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => {
+            matches!(
+                nix::sys::wait::waitpid(child, None),
+                Ok(nix::sys::wait::WaitStatus::Exited(_, 1))
+            )
+        }
+        Err(_) => false,
+    }
 }
 
 extern "C" fn on_alarm(_: libc::c_int) {
@@ -315,14 +360,17 @@ fn set_domainname() -> Result<(), String> {
 /// sandbox that cannot read its own: see `mounts`.
 static MOUNTS_AT_START: std::sync::OnceLock<Vec<crate::observe::mounts::MountInfo>> = std::sync::OnceLock::new();
 
-/// In the zygote, before any sandbox: keep the machine's mounts, where the
-/// machine is throwaway (only there may a sandbox fall back on them).
-pub fn keep_mounts_at_start() {
-    if crate::machine::throwaway::reason().is_some()
-        && let Ok(m) = crate::observe::mounts::read("/proc/self/mountinfo")
-    {
+/// In the zygote, before any sandbox, on a throwaway machine only: keep the
+/// machine's mounts (a sandbox falls back on them) and find out whether the
+/// sandboxes must share the machine's network namespace.
+pub fn prepare_for_throwaway_machine() {
+    if crate::machine::throwaway::reason().is_none() {
+        return;
+    }
+    if let Ok(m) = crate::observe::mounts::read("/proc/self/mountinfo") {
         let _ = MOUNTS_AT_START.set(m);
     }
+    let _ = SHARED_NETWORK.set(abstract_unix_refused_in_new_netns());
 }
 
 /// The sandbox's mounts before it mounts any. gVisor gives every proc mount

@@ -326,7 +326,7 @@ fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
     // Found once here; every sandbox inherits the list.
     if env.privileged {
         crate::machine::fswatch::targets();
-        sandbox::keep_mounts_at_start();
+        sandbox::prepare_for_throwaway_machine();
         if let Some(why) = crate::machine::throwaway::reason() {
             eprintln!(
                 "nsconform: a throwaway machine ({why}): sandboxes do without what it lacks \
