@@ -184,7 +184,18 @@ pub fn cap_last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
+        .or_else(last_cap_from_bounding_set)
         .unwrap_or(40)
+}
+
+/// The last capability the kernel knows, where /proc does not say (gVisor):
+/// reading the bounding set is EINVAL past it.
+fn last_cap_from_bounding_set() -> Option<u32> {
+    // nix's prctl module has no PR_CAPBSET_READ.
+    // SAFETY: integer arguments only; the call reads a flag.
+    (0..64u32)
+        .take_while(|n| unsafe { libc::prctl(libc::PR_CAPBSET_READ, *n as libc::c_ulong, 0, 0, 0) } >= 0)
+        .last()
 }
 
 /// The mask of every capability this kernel knows.
@@ -392,4 +403,15 @@ pub fn listns(req: &NsIdReq, ids: &mut [u64], flags: u32) -> SysResult<usize> {
     // `ids`; the libc crate has no wrapper.
     let r = unsafe { libc::syscall(SYS_LISTNS, req as *const NsIdReq, ids.as_mut_ptr(), ids.len(), flags) };
     if r < 0 { Err(Errno::last()) } else { Ok(r as usize) }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bounding_set_knows_the_last_capability_as_proc_does() {
+        let proc = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").ok();
+        if let Some(p) = proc.and_then(|s| s.trim().parse::<u32>().ok()) {
+            assert_eq!(super::last_cap_from_bounding_set(), Some(p));
+        }
+    }
 }
