@@ -356,8 +356,9 @@ fn set_domainname() -> Result<(), String> {
     Err(format!("setdomainname: {}", nix::errno::Errno::last()))
 }
 
-/// The machine's mounts when the zygote started (privileged runs), for a
-/// sandbox that cannot read its own: see `mounts`.
+/// The machine's mounts when the zygote started, kept on a throwaway
+/// machine only: for a sandbox that cannot read its own (`mounts`), and to
+/// put the mount table back after each (`restore_machine_mounts`).
 static MOUNTS_AT_START: std::sync::OnceLock<Vec<crate::observe::mounts::MountInfo>> = std::sync::OnceLock::new();
 
 /// In the zygote, before any sandbox, on a throwaway machine only: keep the
@@ -382,8 +383,8 @@ fn mounts() -> Result<Vec<crate::observe::mounts::MountInfo>, String> {
     crate::observe::mounts::read("/proc/self/mountinfo").or_else(|e| MOUNTS_AT_START.get().cloned().ok_or(e))
 }
 
-/// A throwaway machine's mounts as the zygote found them. gVisor (2022) has
-/// one mount table for every mount namespace: what a sandbox and its case
+/// Put a throwaway machine's mounts back as the zygote found them. gVisor
+/// (2022) has one mount table for every mount namespace: what a sandbox and its case
 /// mounted would stay, for the next trial to see, after they are gone.
 /// Everything the zygote did not see at its start is unmounted, newest
 /// first (so each path's top mount is the one named), through a fresh proc
