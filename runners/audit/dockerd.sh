@@ -11,8 +11,9 @@
 # The image holds the probe ($NSCONFORM or `nsconform` on PATH) at /nsconform,
 # with the loader and libraries it names if it is not static: no registry is
 # needed. --userns-remap: the daemon remaps containers to `dockremap`'s
-# subordinate range (added, with the user, when missing, and removed at the
-# end; `.ci/run` adds them for good).
+# subordinate range (the user and a range are made where there is no
+# dockremap, and removed by the last run that uses them; `.ci/run` makes
+# them for good).
 #
 # Nothing of the daemon's may stay on the machine: its data root, exec root,
 # pid file, socket, client configuration and trust key are in a temp
@@ -44,10 +45,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 cg=nsconform-audit-$$
 tmp=
 dpid=
-# What the run added for --userns-remap, to be taken away again.
-made_user=
-made_uids=
-made_gids=
+# The comment of a dockremap this script made: the last run that uses it
+# removes it.
+mark="made by nsconform runners/audit/dockerd.sh"
 cleanup() {
     # Once, to the end, whatever fails on the way: a second interrupt (or
     # the first, arriving after COMMAND) is ignored here and by the
@@ -65,9 +65,7 @@ cleanup() {
     # shellcheck disable=SC2046 # one directory a word
     end_cgroups 0 $(cgroup_dirs "$cg")
     [ -z "$tmp" ] || rm -rf "$tmp"
-    [ -z "$made_uids" ] || usermod --del-subuids "$made_uids" dockremap 2>/dev/null
-    [ -z "$made_gids" ] || usermod --del-subgids "$made_gids" dockremap 2>/dev/null
-    [ -z "$made_user" ] || userdel dockremap 2>/dev/null
+    [ -z "$remap" ] || unmake_remap_user
 }
 # Before anything is made, so that an interrupt at any point cleans up.
 trap cleanup EXIT
@@ -80,25 +78,33 @@ free_range() {
     echo "$start-$((start + 65535))"
 }
 
-# dockremap with a subordinate range, made only where missing. A run that
-# makes them holds this script's lock alone until it has taken them away;
-# one that finds them shares the lock, so no maker removes them under it.
+# dockremap with a subordinate range: made, marked, where there is no
+# dockremap. Every run that uses it holds a lock on dockerd's binary shared
+# (the same file for every checkout of this script; only making it takes
+# the lock alone, and only while it makes it), so no run removes it under
+# another: the last one, alone with the lock at its end, removes a marked
+# one (userdel takes its ranges too).
 remap_user() {
-    exec 9<"$here/dockerd.sh"
-    flock 9
-    if ! id dockremap >/dev/null 2>&1; then
-        made_user=1
-        useradd --system --no-create-home --shell /usr/sbin/nologin dockremap
-    fi
-    if ! grep -q '^dockremap:' /etc/subuid 2>/dev/null; then
-        made_uids=$(free_range)
-        usermod --add-subuids "$made_uids" dockremap
-    fi
-    if ! grep -q '^dockremap:' /etc/subgid 2>/dev/null; then
-        made_gids=$(free_range)
-        usermod --add-subgids "$made_gids" dockremap
-    fi
-    [ -n "$made_user$made_uids$made_gids" ] || flock -s 9
+    exec 9<"$(command -v dockerd)"
+    flock -s 9
+    id dockremap >/dev/null 2>&1 || {
+        flock -x 9
+        id dockremap >/dev/null 2>&1 || {
+            range=$(free_range)
+            useradd --system --no-create-home --shell /usr/sbin/nologin --comment "$mark" dockremap
+            usermod --add-subuids "$range" --add-subgids "$range" dockremap
+        }
+        flock -s 9
+    }
+    grep -q '^dockremap:' /etc/subuid && grep -q '^dockremap:' /etc/subgid || {
+        echo "$0: dockremap has no subordinate range in /etc/subuid and /etc/subgid" >&2
+        exit 2
+    }
+}
+
+unmake_remap_user() {
+    flock -n -x 9 2>/dev/null || return 0
+    [ "$(getent passwd dockremap | cut -d: -f5)" != "$mark" ] || userdel dockremap 2>/dev/null
 }
 
 enter_run_cgroup "$cg.run"
