@@ -220,6 +220,7 @@ pub const DOCKER: Runtime = Runtime {
         "/usr/bin/docker",
         "useradd",
         "usermod",
+        "userdel",
         "flock",
         "mountpoint",
     ],
