@@ -74,7 +74,10 @@ fn start(remap: bool, script_env: &dyn Fn(&mut Command)) -> Result<Daemon, Strin
     for line in out.lines() {
         let Ok(line) = line else { break };
         if line == "ready" {
-            return Ok(Daemon { holder, stdin, env });
+            if env.iter().any(|(k, _)| k == "NSCONFORM_DOCKERD_PID") {
+                return Ok(Daemon { holder, stdin, env });
+            }
+            break;
         }
         if let Some((k, v)) = line.split_once('=') {
             env.push((k.to_string(), v.to_string()));
