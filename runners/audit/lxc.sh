@@ -56,11 +56,19 @@ mkdir -p "$r/usr" "$r/proc" "$r/sys" "$r/dev" "$r/tmp"
 for l in bin lib lib64 sbin; do ln -s "usr/$l" "$r/$l"; done
 : >"$r/nsconform"
 claims=cgroup,ipc,mnt,net,pid,uts
+src=$probe
+if [ "$cfg" = userns ]; then
+    # LXC mounts as the container's root, which may not reach the probe
+    # where it was built (under /root, say): a copy it can reach.
+    src=$tmp/nsconform
+    cp "$probe" "$src"
+    chmod 755 "$src"
+fi
 cat >"$tmp/config" <<EOF
 lxc.uts.name = $id
 lxc.rootfs.path = dir:$r
 lxc.mount.entry = /usr usr none bind,ro 0 0
-lxc.mount.entry = $probe nsconform none bind,ro 0 0
+lxc.mount.entry = $src nsconform none bind,ro 0 0
 lxc.mount.auto = proc:mixed sys:ro
 lxc.net.0.type = empty
 lxc.apparmor.profile = unconfined
