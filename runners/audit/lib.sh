@@ -63,3 +63,13 @@ leave_run_cgroup() {
     done
 }
 
+
+# runtime_options NSCONFORM NAME [DAEMON_PID]: the audit options that name
+# the runtime (--runtime) and the daemon that starts its containers
+# (--daemon-pid), each only if that nsconform's audit has it (an older one
+# refuses both).
+runtime_options() {
+    help=$("$1" audit --help 2>/dev/null || true)
+    case $help in *--runtime*) echo "--runtime $2" ;; esac
+    [ -z "${3:-}" ] || case $help in *--daemon-pid*) echo "--daemon-pid $3" ;; esac
+}

@@ -28,9 +28,11 @@ cleanup() {
     # The container's processes first (its init may have a session of its
     # own, out of the reach of the audit's kill), then its state, bundle and
     # cgroups (every hierarchy: v1 controllers, unified).
+    # shellcheck disable=SC2046 # one directory a word
     end_cgroups 0 $(cgroup_dirs "$id")
     [ -z "$tmp" ] || "$rt" --root "$tmp/state" delete --force "$id" >/dev/null 2>&1 || true
     [ -z "$tmp" ] || rm -rf "$tmp"
+    # shellcheck disable=SC2046 # one directory a word
     end_cgroups 0 $(cgroup_dirs "$id")
 }
 # Before anything is made, so that an interrupt at any point cleans up.

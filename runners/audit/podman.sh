@@ -14,7 +14,8 @@
 # run's own, removed at the end; and podman runs in a mount namespace of its
 # own (a slave of the auditor's) with fresh tmpfs on /run and /var/lib, where
 # runc's state, the netns files and CNI's leases and cache would go, so they
-# go with it; the copy of CNI's configuration is also bound on
+# go with it, and on /dev/shm, where podman keeps its lock memory
+# (libpod_lock); the copy of CNI's configuration is also bound on
 # /etc/cni/net.d there, for the cleanup conmon runs after the container (it
 # is not given --network-config-dir, and would leave its lock file in the
 # machine's). No CONTAINERS_CONF: it would replace the packaged
@@ -55,9 +56,10 @@ cleanup() {
     # starts while it is being ended) or under podman's cgroup parent (the
     # container and conmon, which outlives podman run to clean up after the
     # container and is given half a second for it); then it is ended.
-    # shellcheck disable=SC2086 # one directory a word
+    # shellcheck disable=SC2046,SC2086 # one directory a word
     end_cgroups 10 $moved $(cgroup_dirs "$cg")
     # Named again: podman may have made more while it was being ended.
+    # shellcheck disable=SC2046 # one directory a word
     end_cgroups 0 $(cgroup_dirs "$cg")
     [ -z "$tmp" ] || rm -rf "$tmp"
 }
@@ -79,7 +81,7 @@ for l in bin lib lib64 sbin; do ln -s "usr/$l" "$r/$l"; done
 [ "$cfg" != userns ] || chown -R -h 100000:100000 "$r"
 [ ! -d /etc/cni/net.d ] || cp /etc/cni/net.d/*.conflist "$tmp/cni/" 2>/dev/null || true
 
-in_ns="mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib"
+in_ns="mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /dev/shm"
 in_ns="$in_ns && { [ ! -d /etc/cni/net.d ] || mount --bind $tmp/cni /etc/cni/net.d; }"
 in_ns="$in_ns && exec \"\$@\""
 set +e
