@@ -24,6 +24,7 @@ pub mod observe;
 pub mod ops;
 pub mod outcome;
 pub mod plan;
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod spawn;
