@@ -217,6 +217,23 @@ mod tests {
         assert!(run.passed());
     }
 
+    /// The examples docs/results.md shows are lines as the code reads them.
+    #[test]
+    fn the_documented_examples_are_lines() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/results.md")).unwrap();
+        let examples: Vec<&str> = doc
+            .split("```json\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        assert!(examples.len() >= 3, "{examples:?}");
+        for e in examples {
+            if let Err(err) = serde_json::from_str::<Line>(e.trim()) {
+                panic!("docs/results.md: {err}:\n{e}");
+            }
+        }
+    }
+
     #[test]
     fn a_cut_stream_owes_errors_not_passes() {
         let s = text(&[

@@ -455,7 +455,7 @@ fn vm_column(label: &str, opts: &VmOpts, guest_args: &[String]) -> Column {
     });
     Column {
         label: label.to_string(),
-        run: channel.finish(cut(&o)),
+        run: channel.finish(cut(&o), o.total),
         boot_s: o.boot.map(|b| b.as_secs_f64()),
         total_s: o.total.as_secs_f64(),
         error,

@@ -254,7 +254,8 @@ pub fn boot(
 
 /// How the host ended a run, if it did: at the timeout, or a boot that hung.
 pub fn cut(o: &qemu::Outcome) -> Option<crate::record::Status> {
-    let why = o.error.as_deref()?.lines().next().unwrap_or("").to_string();
+    // The first clause: the console's tail is in the log, not in every trial's reason.
+    let why = o.error.as_deref()?.split("; ").next().unwrap_or("").to_string();
     Some(if o.timed_out {
         crate::record::Status::TimedOut { why }
     } else {
@@ -313,7 +314,7 @@ pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
         Err(e) => return usage(&e),
     };
     let guest = channel.guest();
-    let record = channel.finish(cut(&run.outcome));
+    let record = channel.finish(cut(&run.outcome), run.outcome.total);
     if let Some(path) = &junit
         && let Err(e) = std::fs::write(path, crate::report::render::junit::render(&record))
     {
@@ -324,6 +325,9 @@ pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
 
 /// A command in the guest (`nsconform vm 6.1 features`): its stdout here as it comes.
 fn command(a: &VmArgs, argv: &[String]) -> ExitCode {
+    if a.junit.is_some() {
+        return usage("--junit reports the suite's run, not a command's");
+    }
     let prepared = match prepare(&a.kernel, &a.opts) {
         Ok(p) => p,
         Err(e) => return usage(&e),

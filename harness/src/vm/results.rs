@@ -97,13 +97,14 @@ impl Channel {
     /// The run, once qemu has ended; `cut` says how, if the host ended it.
     /// A run that never started is a crashed run with no trials, so that
     /// its reports still say it failed. What was shown as it went is
-    /// completed: the summary, or the list or KTAP.
-    pub fn finish(self, cut: Option<Status>) -> RunRecord {
+    /// completed: the summary, or the list or KTAP. `took` is the whole
+    /// run's time, for a run cut before the suite said its own.
+    pub fn finish(self, cut: Option<Status>, took: std::time::Duration) -> RunRecord {
         let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
         let show = inner.show;
         let plan = inner.lines.plan().to_vec();
         let why = cut.clone();
-        let run = inner.lines.finish(cut).unwrap_or_else(|| {
+        let mut run = inner.lines.finish(cut).unwrap_or_else(|| {
             let mut about = About {
                 nsconform: Build::this(),
                 date: crate::record::run::utc_date(std::time::SystemTime::now()),
@@ -130,6 +131,9 @@ impl Channel {
                 trials: vec![],
             }
         });
+        if run.duration_s == 0.0 {
+            run.duration_s = took.as_secs_f64();
+        }
         if let Some(mut live) = inner.live {
             print_now(&live.end(&run));
         }
