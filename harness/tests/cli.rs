@@ -103,6 +103,9 @@ fn a_misspelt_command_is_an_error_naming_the_command() {
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let o = nsconform(&["--bogus"], Some(empty.path()));
     assert_eq!(o.status.code(), Some(2));
+    let o = nsconform(&["help", "covrage"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("nsconform help coverage"), "{}", stderr(&o));
 }
 
 #[test]

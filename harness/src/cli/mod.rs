@@ -55,6 +55,9 @@ pub fn main() -> ExitCode {
     if let Some(sub) = args.get(1).and_then(|a| commands::find(a)) {
         return (sub.main)(&args[2..]);
     }
+    if let Some(code) = misspelt_help(&args) {
+        return code;
+    }
     let mut m = match commands::command().try_get_matches_from(&args) {
         Ok(m) => m,
         Err(e) => return clap_exit(e),
@@ -73,6 +76,20 @@ pub fn main() -> ExitCode {
         .filter(|w| suite_args.libtest.filter.as_deref() == Some(*w))
         .and_then(|w| crate::suggest::nearest(w, commands::names()).map(|c| (w, c)));
     suite::run(suite_args, typo)
+}
+
+/// `help NAME` with a NAME that is no command but near one: clap says only
+/// that it is unknown.
+fn misspelt_help(args: &[String]) -> Option<ExitCode> {
+    let [_, help, word, ..] = args else {
+        return None;
+    };
+    if help != "help" || commands::find(word).is_some() {
+        return None;
+    }
+    let meant = crate::suggest::nearest(word, commands::names())?;
+    eprintln!("nsconform: no command `{word}`; did you mean `nsconform help {meant}`?");
+    Some(Exit::Usage.into())
 }
 
 /// `main` of the suite test target (`cargo test`): the internal modes, then
