@@ -267,10 +267,29 @@ fn kernels_md(columns: &[Column]) -> String {
     s
 }
 
+/// Which build made the table, when, and with which qemu.
+fn provenance(columns: &[Column]) -> String {
+    let Some(first) = columns.first() else {
+        return String::new();
+    };
+    let a = &first.run.about;
+    let qemu = columns
+        .iter()
+        .find_map(|c| c.run.about.qemu.as_deref())
+        .map(|q| format!(", {q}"))
+        .unwrap_or_default();
+    format!("nsconform {}, {}{qemu}", a.nsconform.describe(), a.date)
+}
+
 /// The kernels, then the behaviours whose outcome is not `pass` everywhere
 /// (the rest counted), then, in `full`, every row.
 pub fn to_markdown(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, full: bool) -> String {
-    let mut s = kernels_md(columns);
+    let mut s = if full {
+        format!("Made by {}.\n\n", provenance(columns))
+    } else {
+        String::new()
+    };
+    s.push_str(&kernels_md(columns));
     for c in columns
         .iter()
         .filter(|c| c.run.status != Status::Complete || c.error.is_some())
@@ -345,6 +364,7 @@ fn kernels_html(columns: &[Column]) -> String {
 
 pub fn to_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> String {
     let mut s = String::from(HTML_HEAD);
+    s.push_str(&format!("<p>Made by {}.</p>\n", xml_escape(&provenance(columns))));
     s.push_str(&kernels_html(columns));
     s.push_str("<h2>Behaviours</h2>\n<table><tr><th>IDs</th><th>case</th>");
     for c in columns {
@@ -637,6 +657,7 @@ mod tests {
         let columns = [a, b];
         let md = to_markdown(&columns, &BTreeMap::new(), true);
         assert!(md.contains("| 6.1 |") && md.contains("errors"), "{md}");
+        assert!(md.starts_with("Made by nsconform "), "{md}");
         assert!(md.contains("**7.2: the run did not complete**: after 9 s"), "{md}");
         assert!(md.contains("| `uts::b` | pass | **ERROR** |"), "{md}");
         let json: serde_json::Value = serde_json::from_str(&to_json(&columns, &BTreeMap::new())).unwrap();
