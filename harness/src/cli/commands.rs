@@ -130,6 +130,15 @@ mod tests {
     }
 
     #[test]
+    fn every_command_has_its_statuses_in_the_table() {
+        let table: Vec<&str> = crate::exit::BY_COMMAND.iter().map(|(c, _)| *c).collect();
+        for s in SUBCOMMANDS {
+            assert!(table.contains(&s.name), "{} is not in exit::BY_COMMAND", s.name);
+        }
+        assert_eq!(table.len(), SUBCOMMANDS.len() + 1, "the suite and each command, once");
+    }
+
+    #[test]
     fn a_word_that_is_no_command_is_the_filter() {
         let m = command().try_get_matches_from(["nsconform", "uts::"]).expect("parses");
         assert!(m.subcommand().is_none());
