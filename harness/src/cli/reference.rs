@@ -38,7 +38,8 @@ pub fn markdown() -> String {
     let _ = writeln!(
         out,
         "Made from the command line's definition; do not edit it by hand, run `{REGENERATE}`.\n\
-         `cargo test` fails while it is out of date.\n"
+         `cargo test` fails while it is out of date. What each output holds (the formats, the verdicts, \
+         the records) is in [results.md](results.md).\n"
     );
     out.push_str("## Contents\n\n- [nsconform](#nsconform) (the suite)\n");
     for s in super::commands::SUBCOMMANDS {
