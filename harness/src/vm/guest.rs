@@ -284,7 +284,7 @@ fn open_tty(tty: &str) -> std::io::Result<std::fs::File> {
 pub fn main(_args: &[String]) -> std::process::ExitCode {
     if std::process::id() != 1 {
         eprintln!("nsconform: {GUEST_ARG} is the VM's init, not a command");
-        return std::process::ExitCode::from(2);
+        return crate::exit::Exit::Usage.into();
     }
     set_up();
     let asked = asked();
