@@ -412,7 +412,7 @@ fn describe_run(out: &mut String, label: &str, run: &Run, k: &mut Kernel, serial
 /// never asserted.
 #[derive(clap::Parser, Debug)]
 #[command(name = "nsconform bench")]
-struct Args {
+pub struct Args {
     /// Cases in the larger generated run (a tenth of it is run too).
     #[arg(long, value_name = "N", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(10..))]
     synthetic: u32,
@@ -433,7 +433,7 @@ pub fn main(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             eprintln!("nsconform bench: {e}");
-            ExitCode::FAILURE
+            crate::exit::Exit::Usage.into()
         }
     }
 }

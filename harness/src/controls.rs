@@ -132,7 +132,7 @@ impl Tally {
 /// and which step outcomes differed from its case's.
 #[derive(clap::Parser, Debug)]
 #[command(name = "nsconform controls")]
-struct Args {
+pub struct Args {
     /// Only the controls whose trial name contains FILTER.
     filter: Option<String>,
 }

@@ -200,7 +200,7 @@ pub fn report(catalogue: &Catalogue, specs: &[TrialSpec], verbose: bool) -> (Str
 /// which no case covers, with the reasons.
 #[derive(clap::Parser, Debug)]
 #[command(name = "nsconform coverage")]
-struct Args {
+pub struct Args {
     /// Each behaviour's summary and every case that cannot run here, with its reason.
     #[arg(short, long)]
     verbose: bool,

@@ -1,5 +1,6 @@
 //! `nsconform`: the suite outside cargo, with the test target's arguments
-//! (`--list`, filters, `--format json`, ...), plus `coverage` and `features`.
+//! (`--list`, filters, `--format json|ktap`, `--junit`, ...), and the
+//! commands (`nsconform --help` lists them).
 
 /// malloc, except in sandboxes and their processes: see `spawn::fork_heap`.
 #[global_allocator]

@@ -416,7 +416,7 @@ fn run_suite(dir: &Path, threads: Option<&str>) -> std::io::Result<(String, std:
 /// was killed, 1 when one survived.
 #[derive(clap::Parser, Debug)]
 #[command(name = "nsconform mutate")]
-struct Args {
+pub struct Args {
     /// Threads of each suite run (as the suite's own option).
     #[arg(long, value_name = "N")]
     test_threads: Option<std::num::NonZeroUsize>,

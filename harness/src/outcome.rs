@@ -36,8 +36,12 @@ pub struct StepFailure {
     pub got: String,
 }
 
+/// The `command` of the log a runtime's stderr is kept in: the runtime
+/// that started the process, not a command a step ran.
+pub const RUNTIME_COMMAND: &str = "(the runtime that started it)";
+
 /// A command a step ran, with what it printed on stderr.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CommandLog {
     pub proc_label: String,
     pub command: String,
@@ -94,7 +98,7 @@ pub struct Marks {
 }
 
 /// One assertion's outcome, for the side-by-side report.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub proc_label: String,
     pub at: String,

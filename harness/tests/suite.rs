@@ -4,6 +4,8 @@
 #[global_allocator]
 static HEAP: nsconform::spawn::fork_heap::ForkHeap = nsconform::spawn::fork_heap::ForkHeap;
 
+/// Every argument is libtest's: `cargo test features` runs the trials whose
+/// names hold "features", never the command.
 fn main() -> std::process::ExitCode {
-    nsconform::cli::main()
+    nsconform::cli::test_main()
 }

@@ -34,7 +34,7 @@ pub const PLACEHOLDER: &str = "{probe}";
                   becomes the probe's command, else the probe is appended. Exit status: 0 no leak, 1 a LEAK, 2 \
                   the audit could not run."
 )]
-struct Args {
+pub struct Args {
     /// Namespace types the runtime claims to isolate: comma-separated, or all / none.
     #[arg(long)]
     claims: Option<String>,

@@ -8,8 +8,8 @@ use crate::load::step::AbsSleepArgs;
 use crate::value::Value;
 use std::collections::BTreeMap;
 
-/// argv[1] of the helper modes `exec_probe` runs.
-pub const HELPER_ARG: &str = "__nsconform_helper";
+/// argv[1] of the helper modes `exec_probe` runs (a flag no filter can be).
+pub const HELPER_ARG: &str = "--nsconform-helper";
 
 fn ts(ns: i128) -> libc::timespec {
     libc::timespec {

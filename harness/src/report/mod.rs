@@ -1,9 +1,12 @@
-//! Report: run each trial through the zygote and turn what came back into a
-//! libtest-mimic outcome (passed, failed with a readable diff, or ignored
-//! with its reason).
+//! Report: run each trial through the zygote and turn what came back into
+//! its record (passed, failed with a readable diff, or ignored with its
+//! reason: `trial`), and render records (`render`).
 
+pub mod args;
 pub mod format;
+pub mod render;
 pub mod timings;
+pub mod trial;
 
 use crate::compare;
 use crate::outcome::Report;

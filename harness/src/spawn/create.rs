@@ -7,7 +7,7 @@ use super::script::{Out, Proc, Trial};
 use super::wire::Msg;
 use crate::load::model::{ExitSpec, How, ProcSpec};
 use crate::load::ns::Ns;
-use crate::outcome::{StepFailure, describe_status};
+use crate::outcome::{CommandLog, RUNTIME_COMMAND, StepFailure, describe_status};
 use crate::runner::Launch;
 use crate::sys;
 use nix::sys::signal::{Signal, kill};
@@ -484,8 +484,19 @@ pub fn relay(p: &mut Proc<'_>, r: &Running, on_sync: &mut dyn FnMut(&mut Proc<'_
 pub fn finish(p: &mut Proc<'_>, r: Running, expect_exit: Option<&ExitSpec>) -> String {
     let _ = r.chan.send(&Msg::Exit);
     let stderr = r.runtime_stderr();
+    let stderr_text = r.runtime.as_ref().and_then(|s| s.stderr_text());
     drop(r.chan);
     let status = reap_now(r.reap);
+    // In the trial's record whatever the verdict: a runtime's warnings can
+    // explain a pass as much as a failure.
+    if let Some(text) = stderr_text {
+        p.emit(Msg::Command(CommandLog {
+            proc_label: r.label.clone(),
+            command: RUNTIME_COMMAND.into(),
+            status: status.clone(),
+            stderr: text,
+        }));
+    }
     let want = expect_exit.map(|e| e.describe()).unwrap_or_else(|| "exited 0".into());
     if status != want {
         let got = match stderr {

@@ -159,7 +159,12 @@ fn renumber(sources: &[RawFd], first: RawFd) -> Vec<RawFd> {
 impl Started {
     /// What the runtime wrote to stderr, if anything, as a report line.
     pub fn stderr_note(&self) -> Option<String> {
-        stderr_tail(&self.stderr).map(|t| format!("the runtime's stderr:\n{t}"))
+        self.stderr_text().map(|t| format!("the runtime's stderr:\n{t}"))
+    }
+
+    /// The end of what the runtime wrote to stderr, if anything.
+    pub fn stderr_text(&self) -> Option<String> {
+        stderr_tail(&self.stderr)
     }
 }
 

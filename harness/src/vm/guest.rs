@@ -1,17 +1,22 @@
 //! The guest's init (pid 1 in the VM): mounts what a Debian machine has
 //! (proc, sys, devtmpfs, tmpfs on /tmp and /run, cgroup2 with the suite in
 //! a cgroup below the root, as under systemd), loads the modules, runs the
-//! suite with the host's arguments (stdout on ttyS1, stderr on the console),
-//! checks the machine is as before the run, reports, and powers off.
+//! suite with the host's arguments (which send its records to the results
+//! channel, ttyS1; stdout on ttyS2, stderr on the console), checks the
+//! machine is as before the run, puts the exit status and what changed on
+//! the results channel, and powers off.
 
 use super::initramfs::{GUEST_BIN, GUEST_DIR};
-use super::qemu::{MARK_EXIT, MARK_KERNEL, MARK_MACHINE, MARK_START};
+use super::qemu::{MARK_KERNEL, MARK_START, RESULTS_TTY, STDOUT_TTY};
+use crate::record::stream::{Line, Writer};
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 
-/// argv[1] of the guest's init (after `--` on the kernel command line).
-pub const GUEST_ARG: &str = "__nsconform_guest";
+/// argv[1] of the guest's init (after `--` on the kernel command line, which
+/// the kernel passes to init as it is): a flag no filter can be.
+pub const GUEST_ARG: &str = "--nsconform-guest";
 
 fn say(line: &str) {
     // The console: the kernel gave init /dev/console as fds 0-2.
@@ -64,6 +69,20 @@ fn load_module(path: &std::path::Path) {
     }
 }
 
+/// What the run changed on the machine, one line each; none when it is as before.
+fn changes(sysctls: &crate::machine::sysctl::Snapshot, before: &BTreeSet<String>) -> Vec<String> {
+    let after = crate::machine::whole::state();
+    let v = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    let mut out: Vec<String> = sysctls
+        .changed()
+        .iter()
+        .map(|(path, then, now)| format!("sysctl {path} was {} and is {}", v(then), v(now)))
+        .collect();
+    out.extend(before.difference(&after).map(|g| format!("before the run: {g}")));
+    out.extend(after.difference(before).map(|n| format!("after the run: {n}")));
+    out
+}
+
 /// Raw mode: the tty would otherwise turn each \n into \r\n.
 fn raw(fd: &std::fs::File) {
     if let Ok(mut t) = nix::sys::termios::tcgetattr(fd) {
@@ -94,11 +113,8 @@ fn power_off() -> ! {
     }
 }
 
-pub fn main(_args: &[String]) -> std::process::ExitCode {
-    if std::process::id() != 1 {
-        eprintln!("nsconform: {GUEST_ARG} is the VM's init, not a command");
-        return std::process::ExitCode::from(2);
-    }
+/// The machine as a Debian one has it: file systems, the init's cgroup, a name, modules.
+fn set_up() {
     mount("proc", "/proc", "proc", None);
     mount("sysfs", "/sys", "sysfs", None);
     mount("devtmpfs", "/dev", "devtmpfs", None);
@@ -121,9 +137,18 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
     {
         load_module(&e.path());
     }
+}
+
+/// What the host asked for on the kernel command line.
+struct Asked {
+    args: Vec<String>,
+    envs: Vec<String>,
+    /// The guest's slowdown against the host, which scales the cases' timeouts.
+    scale: f64,
+}
+
+fn asked() -> Asked {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let args = hex_decode(&param(&cmdline, "nsconform.args").unwrap_or_default());
-    let envs = hex_decode(&param(&cmdline, "nsconform.env").unwrap_or_default());
     let host_ns: f64 = param(&cmdline, "nsconform.calib")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
@@ -136,23 +161,22 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
     say(&format!(
         "nsconform-guest: slowdown x{scale:.1} (case timeouts scaled by it)"
     ));
-    let out = std::fs::OpenOptions::new().write(true).open("/dev/ttyS1");
-    let Ok(out) = out else {
-        say("nsconform-guest: no /dev/ttyS1 for the suite's output");
-        say(&format!("{MARK_EXIT}2"));
-        power_off();
-    };
-    raw(&out);
-    let sysctls = crate::machine::sysctl::Snapshot::take();
-    let before = crate::machine::whole::state();
-    say(MARK_START);
-    let started = std::time::Instant::now();
+    Asked {
+        args: hex_decode(&param(&cmdline, "nsconform.args").unwrap_or_default()),
+        envs: hex_decode(&param(&cmdline, "nsconform.env").unwrap_or_default()),
+        scale,
+    }
+}
+
+/// Fork and exec the command (the suite, or a subcommand) with stdout on `out`.
+fn start(asked: &Asked, out: &std::fs::File) -> nix::Result<nix::unistd::Pid> {
     // SAFETY: the VM's init runs no other thread (calibrate and the mounts
     // run on this one), so fork is sound; the child only sets itself up,
     // execs the suite and, if that fails, leaves through _exit.
-    let child = match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => {
-            let _ = nix::unistd::dup2_stdout(&out);
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(child),
+        nix::unistd::ForkResult::Child => {
+            let _ = nix::unistd::dup2_stdout(out);
             let _ = nix::unistd::setsid();
             let _ = std::env::set_current_dir(GUEST_DIR);
             let mut env: Vec<CString> = vec![
@@ -162,67 +186,90 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
             ];
             env.push(CString::new(format!("{}={GUEST_DIR}/cases", crate::plan::env::CASES_ENV)).unwrap());
             env.push(CString::new(format!("{}={GUEST_DIR}/runners", crate::plan::env::RUNNERS_ENV)).unwrap());
-            env.push(CString::new(format!("{}={scale:.2}", super::TIMEOUT_SCALE_ENV)).unwrap());
-            env.extend(envs.iter().filter_map(|e| CString::new(e.as_str()).ok()));
+            env.push(CString::new(format!("{}={:.2}", super::TIMEOUT_SCALE_ENV, asked.scale)).unwrap());
+            env.extend(asked.envs.iter().filter_map(|e| CString::new(e.as_str()).ok()));
             let mut argv = vec![CString::new(GUEST_BIN).unwrap()];
-            argv.extend(args.iter().filter_map(|a| CString::new(a.as_str()).ok()));
+            argv.extend(asked.args.iter().filter_map(|a| CString::new(a.as_str()).ok()));
             let _ = nix::unistd::execve(&argv[0], &argv, &env);
             // SAFETY: _exit ends the failed child without running the init's
             // destructors or atexit handlers, which belong to the init.
             unsafe { libc::_exit(127) }
         }
-        Ok(nix::unistd::ForkResult::Parent { child }) => child,
-        Err(e) => {
-            say(&format!("nsconform-guest: fork: {e}"));
-            say(&format!("{MARK_EXIT}2"));
-            power_off();
-        }
-    };
-    // As init, reap every orphan until the suite itself ends.
+    }
+}
+
+/// As init, reap every orphan until `child` ends; its exit status. Then a
+/// moment more, so orphans it left are not counted as processes it left.
+fn reap(child: nix::unistd::Pid) -> i32 {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let code = loop {
-        match nix::sys::wait::waitpid(None, None) {
-            Ok(nix::sys::wait::WaitStatus::Exited(p, c)) if p == child => break c,
-            Ok(nix::sys::wait::WaitStatus::Signaled(p, s, _)) if p == child => break 128 + s as i32,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => {}
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(p, c)) if p == child => break c,
+            Ok(WaitStatus::Signaled(p, s, _)) if p == child => break 128 + s as i32,
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => break 2,
         }
     };
-    let suite = started.elapsed();
-    let _ = nix::sys::termios::tcdrain(&out);
-    // Orphans the suite left would show as processes; give them a moment to be reaped.
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
     while std::time::Instant::now() < deadline {
-        match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-            Ok(nix::sys::wait::WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(10)),
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(10)),
             Err(nix::errno::Errno::EINTR) | Ok(_) => {}
             Err(_) => break,
         }
     }
-    let after = crate::machine::whole::state();
-    let gone: Vec<&String> = before.difference(&after).collect();
-    let new: Vec<&String> = after.difference(&before).collect();
-    let changed = sysctls.changed();
-    for (path, then, now) in &changed {
-        let v = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    code
+}
+
+/// A serial port of the results or the command's stdout, raw.
+fn open_tty(tty: &str) -> std::io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new().write(true).open(tty)?;
+    raw(&f);
+    Ok(f)
+}
+
+pub fn main(_args: &[String]) -> std::process::ExitCode {
+    if std::process::id() != 1 {
+        eprintln!("nsconform: {GUEST_ARG} is the VM's init, not a command");
+        return crate::exit::Exit::Usage.into();
+    }
+    set_up();
+    let asked = asked();
+    let (Ok(results), Ok(out)) = (open_tty(RESULTS_TTY), open_tty(STDOUT_TTY)) else {
         say(&format!(
-            "{MARK_MACHINE}sysctl {path} was {} and is {}",
-            v(then),
-            v(now)
+            "nsconform-guest: no {RESULTS_TTY} or {STDOUT_TTY}: nothing to report on"
         ));
-    }
-    if gone.is_empty() && new.is_empty() && changed.is_empty() {
-        say(&format!("{MARK_MACHINE}unchanged"));
-    } else {
-        for g in gone {
-            say(&format!("{MARK_MACHINE}before the run: {g}"));
+        power_off();
+    };
+    let drain = results.try_clone();
+    let results = Writer::new(results);
+    let sysctls = crate::machine::sysctl::Snapshot::take();
+    let before = crate::machine::whole::state();
+    say(MARK_START);
+    let started = std::time::Instant::now();
+    let code = match start(&asked, &out) {
+        Ok(child) => reap(child),
+        Err(e) => {
+            say(&format!("nsconform-guest: fork: {e}"));
+            2
         }
-        for n in new {
-            say(&format!("{MARK_MACHINE}after the run: {n}"));
-        }
+    };
+    let took = started.elapsed().as_secs_f64();
+    let _ = nix::sys::termios::tcdrain(&out);
+    let machine = changes(&sysctls, &before);
+    for m in &machine {
+        say(&format!("nsconform-guest: machine {m}"));
     }
-    say(&format!("nsconform-guest: suite took {:.2} s", suite.as_secs_f64()));
-    say(&format!("{MARK_EXIT}{code}"));
+    say(&format!("nsconform-guest: suite took {took:.2} s, exit {code}"));
+    results.send(&Line::Guest {
+        exit: code,
+        machine,
+        duration_s: took,
+    });
+    // Every byte out of the port before the machine goes.
+    if let Ok(d) = drain {
+        let _ = nix::sys::termios::tcdrain(&d);
+    }
     power_off();
 }
 

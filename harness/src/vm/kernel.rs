@@ -34,6 +34,8 @@ pub struct Kernel {
     pub modules: Vec<PathBuf>,
     /// `Linux version ...` as found in the image.
     pub version: String,
+    /// The Debian package it was unpacked from; none for an image given as a file.
+    pub package: Option<String>,
 }
 
 fn apt(args: &[&str]) -> Command {
@@ -165,6 +167,7 @@ pub fn get(spec: &str, flavour: &str) -> Result<Kernel, String> {
         bzimage: Some(dir.join("vmlinuz")),
         modules,
         version: version.trim().to_string(),
+        package: Some(package),
     })
 }
 
@@ -193,6 +196,7 @@ fn from_image(label: &str, path: &Path, modules: Vec<PathBuf>) -> Result<Kernel,
         bzimage,
         modules,
         version: linux_version(&vmlinux).unwrap_or_else(|| "(version not found in the image)".into()),
+        package: None,
     })
 }
 

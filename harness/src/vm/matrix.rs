@@ -1,13 +1,17 @@
 //! `nsconform matrix`: the suite on a list of kernels (several VMs at once
 //! where the CPUs allow) and on this machine's kernel, and the compatibility
-//! table: each behaviour (catalogue ID and case) by kernel, pass, fail, or
-//! ignored with its reason. Written as JSON (the data), Markdown (for the
-//! README) and one static HTML page.
+//! table: each behaviour (catalogue ID and case) by kernel, pass, fail,
+//! error, or ignored with its reason. Each column is a run's records (the
+//! VMs' results channels; the host's run writes its own with `--records`);
+//! the table is written as JSON (the data), Markdown (for the docs) and one
+//! static HTML page, with a JUnit file per kernel.
 
-use super::results::{self, Outcome, TrialResult};
-use super::{VmOpts, run_kernel};
-use crate::vm::results::xml_escape;
+use super::{VmOpts, boot, cut, prepare, results};
+use crate::exit::Exit;
+use crate::record::{About, RunRecord, Status, TrialRecord, Verdict, count};
+use crate::report::render::junit::{self, xml_escape};
 use clap::Parser;
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +22,7 @@ use std::time::Instant;
     name = "nsconform matrix",
     about = "Run the suite on several kernels and write the compatibility table"
 )]
-struct MatrixArgs {
+pub struct MatrixArgs {
     #[command(flatten)]
     opts: VmOpts,
     /// Kernels, comma-separated, as for `nsconform vm`
@@ -38,27 +42,59 @@ struct MatrixArgs {
     suite: Vec<String>,
 }
 
-/// One column of the table.
-#[derive(Clone, Debug, Default)]
+/// One column of the table: a kernel's run.
+#[derive(Clone, Debug)]
 pub struct Column {
     pub label: String,
-    pub version: String,
-    pub accel: String,
+    pub run: RunRecord,
     pub boot_s: Option<f64>,
     pub total_s: f64,
-    pub exit: Option<i32>,
-    pub machine: String,
+    /// Why the run did not give its own status (a hung boot, a timeout, a crash).
     pub error: Option<String>,
-    pub results: Vec<TrialResult>,
 }
 
-/// A cell: a case with its control folded in.
+impl Column {
+    fn count(&self, v: Verdict) -> usize {
+        count(&self.run.trials, v)
+    }
+
+    /// The kernel's version, `6.1.0-50-amd64`, out of /proc/version.
+    fn version(&self) -> &str {
+        let v = &self.run.about.kernel.version;
+        v.strip_prefix("Linux version ")
+            .unwrap_or(v)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+    }
+
+    fn machine(&self) -> String {
+        match (&self.run.status, self.run.machine.is_empty()) {
+            (Status::Complete, true) => "unchanged".into(),
+            (Status::Complete, false) => format!("CHANGED: {}", self.run.machine.join("; ")),
+            (_, _) => "-".into(),
+        }
+    }
+
+    fn failed(&self) -> usize {
+        self.count(Verdict::Fail) + self.count(Verdict::Xpass)
+    }
+
+    /// Errors: trials that never reported, and the run itself if it did not complete.
+    fn errors(&self) -> usize {
+        self.count(Verdict::Error) + usize::from(self.run.status != Status::Complete || self.error.is_some())
+    }
+
+    fn passed_whole(&self) -> bool {
+        self.error.is_none() && self.run.passed() && self.run.exit == Some(0)
+    }
+}
+
+/// A cell: a case with its control folded in. `None` where the column did not have the case.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Cell {
-    Pass,
-    Fail(String),
-    Ignored(String),
-    Absent,
+pub struct Cell {
+    pub verdict: Verdict,
+    pub reason: String,
 }
 
 /// "needs `feature` (Linux X)" out of an ignore reason, else the reason's first clause.
@@ -79,29 +115,27 @@ pub fn short_reason(r: &str) -> String {
     }
 }
 
-pub fn cell_of(results: &[TrialResult], case: &str) -> Cell {
-    let find = |n: &str| results.iter().find(|t| t.name == n).map(|t| t.outcome.clone());
-    let control = find(&format!("control::{case}"));
-    match (find(case), control) {
-        (None, _) => Cell::Absent,
-        (Some(Outcome::Fail(m)), _) => Cell::Fail(m),
-        (_, Some(Outcome::Fail(m))) => Cell::Fail(format!("control: {m}")),
-        (Some(Outcome::Ignored(r)), _) => Cell::Ignored(r),
-        (Some(Outcome::Pass), _) => Cell::Pass,
-    }
-}
-
-/// A JSON string literal.
-fn json_str(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+/// The case's cell in a run: a failing (or unreported) control makes the
+/// cell fail (or err) even where the case passed.
+pub fn cell_of(trials: &[TrialRecord], case: &str) -> Option<Cell> {
+    let find = |n: &str| trials.iter().find(|t| t.name == n);
+    let own = find(case)?;
+    let cell = |t: &TrialRecord, prefix: &str| Cell {
+        verdict: t.verdict,
+        reason: format!("{prefix}{}", t.reason),
+    };
+    Some(match find(&format!("control::{case}")) {
+        Some(c) if !own.verdict.fails_the_run() && c.verdict.fails_the_run() => cell(c, "control: "),
+        _ => cell(own, ""),
+    })
 }
 
 /// Rows: every case (not control, not load error) any column ran, with its catalogue IDs.
 fn rows(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> Vec<(String, String)> {
     let mut names: Vec<String> = columns
         .iter()
-        .flat_map(|c| c.results.iter())
-        .filter(|t| !t.name.starts_with("control::") && !t.name.starts_with("load::"))
+        .flat_map(|c| c.run.trials.iter())
+        .filter(|t| t.kind == crate::record::Kind::Case)
         .map(|t| t.name.clone())
         .collect();
     names.sort();
@@ -112,94 +146,159 @@ fn rows(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> Vec<(Stri
         .collect()
 }
 
+#[derive(Serialize)]
+struct KernelJson<'a> {
+    label: &'a str,
+    version: &'a str,
+    about: &'a About,
+    status: &'a Status,
+    accel: &'a str,
+    boot_s: Option<f64>,
+    total_s: f64,
+    exit: Option<i32>,
+    machine: String,
+    error: Option<&'a str>,
+    passed: usize,
+    failed: usize,
+    ignored: usize,
+    errors: usize,
+}
+
+#[derive(Serialize)]
+struct CellJson {
+    outcome: &'static str,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct BehaviourJson {
+    ids: String,
+    case: String,
+    cells: BTreeMap<String, CellJson>,
+}
+
+#[derive(Serialize)]
+struct CompatJson<'a> {
+    kernels: Vec<KernelJson<'a>>,
+    behaviours: Vec<BehaviourJson>,
+}
+
 pub fn to_json(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> String {
-    let mut s = String::from("{\n  \"kernels\": [\n");
-    for (i, c) in columns.iter().enumerate() {
-        let n = |f: fn(&Outcome) -> bool| c.results.iter().filter(|t| f(&t.outcome)).count();
+    let kernels = columns
+        .iter()
+        .map(|c| KernelJson {
+            label: &c.label,
+            version: &c.run.about.kernel.version,
+            about: &c.run.about,
+            status: &c.run.status,
+            accel: c.run.about.accel.as_deref().unwrap_or("native"),
+            boot_s: c.boot_s,
+            total_s: c.total_s,
+            exit: c.run.exit,
+            machine: c.machine(),
+            error: c.error.as_deref(),
+            passed: c.count(Verdict::Pass) + c.count(Verdict::Xfail),
+            failed: c.failed(),
+            ignored: c.count(Verdict::Ignored),
+            errors: c.errors(),
+        })
+        .collect();
+    let behaviours = rows(columns, covers)
+        .into_iter()
+        .map(|(ids, case)| {
+            let cells = columns
+                .iter()
+                .map(|c| {
+                    let cell = match cell_of(&c.run.trials, &case) {
+                        Some(x) => CellJson {
+                            outcome: x.verdict.name(),
+                            reason: x.reason,
+                        },
+                        None => CellJson {
+                            outcome: "absent",
+                            reason: String::new(),
+                        },
+                    };
+                    (c.label.clone(), cell)
+                })
+                .collect();
+            BehaviourJson { ids, case, cells }
+        })
+        .collect();
+    let doc = CompatJson { kernels, behaviours };
+    serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+}
+
+fn cell_md(c: &Option<Cell>) -> String {
+    match c {
+        None => "-".into(),
+        Some(c) => match c.verdict {
+            Verdict::Pass => "pass".into(),
+            Verdict::Ignored => format!("ignored: {}", short_reason(&c.reason).replace('|', "\\|")),
+            Verdict::Fail => "**FAIL**".into(),
+            Verdict::Error => "**ERROR**".into(),
+            Verdict::Xfail => "xfail".into(),
+            Verdict::Xpass => "**XPASS**".into(),
+        },
+    }
+}
+
+fn kernels_md(columns: &[Column]) -> String {
+    let mut s = String::from(
+        "| kernel | version | run | boot + suite | passed | failed | ignored | errors | machine after |\n|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for c in columns {
         s.push_str(&format!(
-            "    {{\"label\": {}, \"version\": {}, \"accel\": {}, \"boot_s\": {}, \"total_s\": {:.2}, \"exit\": {}, \"machine\": {}, \"error\": {}, \"passed\": {}, \"failed\": {}, \"ignored\": {}}}{}\n",
-            json_str(&c.label),
-            json_str(&c.version),
-            json_str(&c.accel),
-            c.boot_s.map(|b| format!("{b:.2}")).unwrap_or("null".into()),
-            c.total_s,
-            c.exit.map(|e| e.to_string()).unwrap_or("null".into()),
-            json_str(&c.machine),
-            c.error.as_deref().map(json_str).unwrap_or("null".into()),
-            n(|o| matches!(o, Outcome::Pass)),
-            n(|o| matches!(o, Outcome::Fail(_))),
-            n(|o| matches!(o, Outcome::Ignored(_))),
-            if i + 1 < columns.len() { "," } else { "" }
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            c.label,
+            c.version(),
+            c.run.about.accel.as_deref().unwrap_or("native"),
+            match c.boot_s {
+                Some(b) => format!("{b:.1} s + {:.1} s", c.total_s - b),
+                None => format!("{:.1} s", c.total_s),
+            },
+            c.count(Verdict::Pass) + c.count(Verdict::Xfail),
+            c.failed(),
+            c.count(Verdict::Ignored),
+            c.errors(),
+            c.machine()
         ));
     }
-    s.push_str("  ],\n  \"behaviours\": [\n");
-    let rows = rows(columns, covers);
-    for (i, (ids, case)) in rows.iter().enumerate() {
-        let cells: Vec<String> = columns
-            .iter()
-            .map(|c| {
-                let (o, why) = match cell_of(&c.results, case) {
-                    Cell::Pass => ("pass", String::new()),
-                    Cell::Fail(m) => ("fail", m),
-                    Cell::Ignored(r) => ("ignored", r),
-                    Cell::Absent => ("absent", String::new()),
-                };
-                format!(
-                    "{}: {{\"outcome\": \"{o}\", \"reason\": {}}}",
-                    json_str(&c.label),
-                    json_str(&why)
-                )
-            })
-            .collect();
-        s.push_str(&format!(
-            "    {{\"ids\": {}, \"case\": {}, \"cells\": {{{}}}}}{}\n",
-            json_str(ids),
-            json_str(case),
-            cells.join(", "),
-            if i + 1 < rows.len() { "," } else { "" }
-        ));
-    }
-    s.push_str("  ]\n}\n");
     s
 }
 
-fn cell_md(c: &Cell) -> String {
-    match c {
-        Cell::Pass => "pass".into(),
-        Cell::Fail(_) => "**FAIL**".into(),
-        Cell::Ignored(r) => format!("ignored: {}", short_reason(r).replace('|', "\\|")),
-        Cell::Absent => "-".into(),
-    }
+/// Which build made the table, when, and with which qemu.
+fn provenance(columns: &[Column]) -> String {
+    let Some(first) = columns.first() else {
+        return String::new();
+    };
+    let a = &first.run.about;
+    let qemu = columns
+        .iter()
+        .find_map(|c| c.run.about.qemu.as_deref())
+        .map(|q| format!(", {q}"))
+        .unwrap_or_default();
+    format!("nsconform {}, {}{qemu}", a.nsconform.describe(), a.date)
 }
 
 /// The kernels, then the behaviours whose outcome is not `pass` everywhere
 /// (the rest counted), then, in `full`, every row.
 pub fn to_markdown(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, full: bool) -> String {
-    let mut s = String::from(
-        "| kernel | version | run | boot + suite | passed | failed | ignored | machine after |\n|---|---|---|---|---|---|---|---|\n",
-    );
-    for c in columns {
-        let n = |f: fn(&Outcome) -> bool| c.results.iter().filter(|t| f(&t.outcome)).count();
-        let version = c
-            .version
-            .strip_prefix("Linux version ")
-            .unwrap_or(&c.version)
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
+    let mut s = if full {
+        format!("Made by {}.\n\n", provenance(columns))
+    } else {
+        String::new()
+    };
+    s.push_str(&kernels_md(columns));
+    for c in columns
+        .iter()
+        .filter(|c| c.run.status != Status::Complete || c.error.is_some())
+    {
+        let why = c.error.as_deref().or(c.run.status.why()).unwrap_or_default();
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "\n**{}: the run did not complete**: {}\n",
             c.label,
-            version,
-            c.accel,
-            match c.boot_s {
-                Some(b) => format!("{b:.1} s + {:.1} s", c.total_s - b),
-                None => format!("{:.1} s", c.total_s),
-            },
-            n(|o| matches!(o, Outcome::Pass)),
-            n(|o| matches!(o, Outcome::Fail(_))),
-            n(|o| matches!(o, Outcome::Ignored(_))),
-            c.machine
+            why.lines().next().unwrap_or("")
         ));
     }
     let rows = rows(columns, covers);
@@ -209,13 +308,15 @@ pub fn to_markdown(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, f
         "---|".repeat(columns.len())
     );
     let line = |ids: &str, case: &str| {
-        let cells: Vec<String> = columns.iter().map(|c| cell_md(&cell_of(&c.results, case))).collect();
+        let cells: Vec<String> = columns.iter().map(|c| cell_md(&cell_of(&c.run.trials, case))).collect();
         format!("| {ids} | `{case}` | {} |\n", cells.join(" | "))
     };
-    let differ: Vec<&(String, String)> = rows
-        .iter()
-        .filter(|(_, case)| columns.iter().any(|c| cell_of(&c.results, case) != Cell::Pass))
-        .collect();
+    let passes = |case: &str| {
+        columns
+            .iter()
+            .all(|c| cell_of(&c.run.trials, case).is_some_and(|x| x.verdict == Verdict::Pass))
+    };
+    let differ: Vec<&(String, String)> = rows.iter().filter(|(_, case)| !passes(case)).collect();
     s.push_str(&format!(
         "\nBehaviours not passing on every kernel ({} of {}; the other {} pass on all):\n\n",
         differ.len(),
@@ -236,22 +337,36 @@ pub fn to_markdown(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, f
     s
 }
 
-pub fn to_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> String {
+const HTML_HEAD: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>nsconform: kernel compatibility</title>\n<style>\nbody{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}\n.pass{background:#d8f5d8}.fail,.error,.xpass{background:#f8c8c8;font-weight:bold}.ignored{background:#f3efc8}.xfail{background:#e8e0f5}.absent{color:#999}code{font-size:12px}\n</style></head><body>\n<h1>nsconform: kernel compatibility</h1>\n<p>Each behaviour (catalogue ID and case, with its control) by kernel. Hover a cell for the reason or the failure.</p>\n";
+
+fn kernels_html(columns: &[Column]) -> String {
     let mut s = String::from(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>nsconform: kernel compatibility</title>\n<style>\nbody{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}\n.pass{background:#d8f5d8}.fail{background:#f8c8c8;font-weight:bold}.ignored{background:#f3efc8}.absent{color:#999}code{font-size:12px}\n</style></head><body>\n<h1>nsconform: kernel compatibility</h1>\n<p>Each behaviour (catalogue ID and case, with its control) by kernel. Hover a cell for the reason or the failure.</p>\n<table><tr><th>kernel</th><th>version</th><th>run</th><th>boot</th><th>boot + suite</th><th>machine after</th></tr>\n",
+        "<table><tr><th>kernel</th><th>version</th><th>run</th><th>boot</th><th>boot + suite</th><th>passed</th><th>failed</th><th>ignored</th><th>errors</th><th>machine after</th></tr>\n",
     );
     for c in columns {
         s.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             xml_escape(&c.label),
-            xml_escape(&c.version),
-            xml_escape(&c.accel),
+            xml_escape(&c.run.about.kernel.version),
+            xml_escape(c.run.about.accel.as_deref().unwrap_or("native")),
             c.boot_s.map(|b| format!("{b:.1} s")).unwrap_or("-".into()),
             c.total_s,
-            xml_escape(&c.machine)
+            c.count(Verdict::Pass) + c.count(Verdict::Xfail),
+            c.failed(),
+            c.count(Verdict::Ignored),
+            c.errors(),
+            xml_escape(&c.machine())
         ));
     }
-    s.push_str("</table>\n<h2>Behaviours</h2>\n<table><tr><th>IDs</th><th>case</th>");
+    s.push_str("</table>\n");
+    s
+}
+
+pub fn to_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> String {
+    let mut s = String::from(HTML_HEAD);
+    s.push_str(&format!("<p>Made by {}.</p>\n", xml_escape(&provenance(columns))));
+    s.push_str(&kernels_html(columns));
+    s.push_str("<h2>Behaviours</h2>\n<table><tr><th>IDs</th><th>case</th>");
     for c in columns {
         s.push_str(&format!("<th>{}</th>", xml_escape(&c.label)));
     }
@@ -263,11 +378,16 @@ pub fn to_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> St
             xml_escape(&case)
         ));
         for c in columns {
-            let (class, text, title) = match cell_of(&c.results, &case) {
-                Cell::Pass => ("pass", "pass".to_string(), String::new()),
-                Cell::Fail(m) => ("fail", "FAIL".into(), m),
-                Cell::Ignored(r) => ("ignored", format!("ignored: {}", short_reason(&r)), r),
-                Cell::Absent => ("absent", "-".into(), String::new()),
+            let (class, text, title) = match cell_of(&c.run.trials, &case) {
+                None => ("absent", "-".to_string(), String::new()),
+                Some(x) => {
+                    let text = match x.verdict {
+                        Verdict::Ignored => format!("ignored: {}", short_reason(&x.reason)),
+                        Verdict::Pass => "pass".into(),
+                        v => v.name().to_uppercase(),
+                    };
+                    (x.verdict.name(), text, x.reason)
+                }
             };
             s.push_str(&format!(
                 "<td class=\"{class}\" title=\"{}\">{}</td>",
@@ -281,95 +401,100 @@ pub fn to_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> St
     s
 }
 
-/// The suite natively, as a column (same arguments, pretty output).
-fn host_column(suite: &[String]) -> Column {
+/// The suite natively, as a column: a run of this binary with the same
+/// selection (and `--cases`), its records on a pipe.
+fn host_column(suite: &[String], cases: Option<&std::path::Path>) -> Column {
     let me = std::env::current_exe().unwrap_or_else(|_| "nsconform".into());
     let started = Instant::now();
-    let out = std::process::Command::new(me)
+    let mut c = std::process::Command::new(me);
+    c.args(["--records", "/dev/stdout", "--logfile", "/dev/null", "--color", "never"])
         .args(suite)
-        .stderr(std::process::Stdio::inherit())
-        .output();
+        .stderr(std::process::Stdio::inherit());
+    if let Some(dir) = cases {
+        c.env(crate::plan::env::CASES_ENV, dir);
+    }
+    let out = c.output();
     let total_s = started.elapsed().as_secs_f64();
-    let version = std::fs::read_to_string("/proc/version").unwrap_or_default();
-    let release = nix::sys::utsname::uname()
-        .map(|u| u.release().to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match out {
-        Ok(o) => Column {
-            label: format!("host {}", release.split('-').next().unwrap_or(&release)),
-            version: version.trim().to_string(),
-            accel: "native".into(),
-            boot_s: None,
-            total_s,
-            exit: o.status.code(),
-            machine: "(checked by the suite)".into(),
-            error: None,
-            results: results::parse_pretty(&String::from_utf8_lossy(&o.stdout)),
+    let release = crate::record::Kernel::here().release;
+    let label = format!("host {}", release.split('-').next().unwrap_or(&release));
+    let (run, error) = match &out {
+        Ok(o) => match crate::record::stream::read(&String::from_utf8_lossy(&o.stdout), None) {
+            Some(r) => (r, None),
+            None => (missing_run(), Some(format!("the suite sent no records ({})", o.status))),
         },
-        Err(e) => Column {
-            label: "host".into(),
-            error: Some(e.to_string()),
-            ..Default::default()
-        },
+        Err(e) => (missing_run(), Some(e.to_string())),
+    };
+    Column {
+        label,
+        run,
+        boot_s: None,
+        total_s,
+        error,
     }
 }
 
-pub fn main(args: &[String]) -> ExitCode {
-    let a =
-        match MatrixArgs::try_parse_from(std::iter::once("nsconform matrix".to_string()).chain(args.iter().cloned())) {
-            Ok(a) => a,
-            Err(e) => {
-                let _ = e.print();
-                return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-            }
-        };
-    let mut suite: Vec<String> = a.suite.iter().filter(|s| *s != "--").cloned().collect();
-    if results::format_of(&suite).is_some() {
-        eprintln!("nsconform matrix: the table is made from the pretty output; leave --format out");
-        return ExitCode::from(2);
+/// The run of a column that has none.
+fn missing_run() -> RunRecord {
+    RunRecord {
+        about: About::here(nix::unistd::geteuid().is_root(), ""),
+        status: Status::Crashed {
+            why: "no results".into(),
+        },
+        exit: None,
+        machine: vec![],
+        filtered_out: 0,
+        duration_s: 0.0,
+        trials: vec![],
     }
-    suite.extend(["--color".into(), "never".into()]);
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let jobs = a.jobs.unwrap_or((cpus / a.opts.smp.max(1) as usize).max(1));
-    let queue = std::sync::Mutex::new(a.kernels.iter().enumerate().collect::<Vec<_>>());
+}
+
+/// One kernel in a VM, as a column.
+fn vm_column(label: &str, opts: &VmOpts, guest_args: &[String]) -> Column {
+    let failed = |e: String| Column {
+        label: label.to_string(),
+        run: missing_run(),
+        boot_s: None,
+        total_s: 0.0,
+        error: Some(e),
+    };
+    let prepared = match prepare(label, opts) {
+        Ok(p) => p,
+        Err(e) => return failed(e),
+    };
+    let channel = results::Channel::new(None, None, prepared.host_side());
+    let run = match boot(prepared, opts, guest_args, &|l| channel.line(l), false) {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    let o = run.outcome;
+    let error = o.error.clone().or_else(|| {
+        channel
+            .guest()
+            .is_none()
+            .then(|| super::qemu::no_status(&run.console, &o))
+    });
+    Column {
+        label: label.to_string(),
+        run: channel.finish(cut(&o), o.total),
+        boot_s: o.boot.map(|b| b.as_secs_f64()),
+        total_s: o.total.as_secs_f64(),
+        error,
+    }
+}
+
+/// The VMs, `jobs` at a time, in the order of `kernels`.
+fn vm_columns(kernels: &[String], opts: &VmOpts, guest_args: &[String], jobs: usize) -> Vec<Column> {
+    let queue = std::sync::Mutex::new(kernels.iter().enumerate().collect::<Vec<_>>());
     let done = std::sync::Mutex::new(Vec::new());
-    let started = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..jobs.min(a.kernels.len()) {
+        for _ in 0..jobs.min(kernels.len()) {
             s.spawn(|| {
-                loop {
-                    let Some((i, k)) = queue.lock().unwrap().pop() else {
-                        break;
-                    };
+                while let Some((i, k)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() {
                     eprintln!("nsconform matrix: {k}: starting");
-                    let col = match run_kernel(k, &a.opts, &suite, false) {
-                        Ok(r) => {
-                            let o = r.outcome;
-                            Column {
-                                label: k.clone(),
-                                version: o.kernel.clone().unwrap_or(r.kernel.version.clone()),
-                                accel: r.accel.name().into(),
-                                boot_s: o.boot.map(|b| b.as_secs_f64()),
-                                total_s: o.total.as_secs_f64(),
-                                exit: o.exit,
-                                machine: match (&o.machine, o.exit) {
-                                    (_, None) => "-".into(),
-                                    (None, _) => "unchanged".into(),
-                                    (Some(m), _) => format!("CHANGED: {m}"),
-                                },
-                                error: o.error.clone(),
-                                results: results::parse_pretty(&String::from_utf8_lossy(&o.stdout)),
-                            }
-                        }
-                        Err(e) => Column {
-                            label: k.clone(),
-                            error: Some(e),
-                            ..Default::default()
-                        },
-                    };
+                    let col = vm_column(k, opts, guest_args);
                     eprintln!(
                         "nsconform matrix: {k}: {} in {:.1} s{}",
-                        match col.exit {
+                        match col.run.exit {
                             Some(0) => "passed".to_string(),
                             Some(c) => format!("exit {c}"),
                             None => "no result".into(),
@@ -377,25 +502,20 @@ pub fn main(args: &[String]) -> ExitCode {
                         col.total_s,
                         col.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
                     );
-                    done.lock().unwrap().push((i, col));
+                    done.lock().unwrap_or_else(|e| e.into_inner()).push((i, col));
                 }
             });
         }
     });
-    let vms = started.elapsed();
-    let mut columns: Vec<Column> = {
-        let mut d = done.into_inner().unwrap();
-        d.sort_by_key(|(i, _)| *i);
-        d.into_iter().map(|(_, c)| c).collect()
-    };
-    if !a.no_host {
-        eprintln!("nsconform matrix: the suite on this machine");
-        columns.push(host_column(&suite));
-    }
-    let covers: BTreeMap<String, Vec<String>> = match crate::load::load_dir(
-        &a.opts.cases.clone().unwrap_or_else(crate::plan::env::cases_dir),
-        crate::load::Catalogue::builtin(),
-    ) {
+    let mut d = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    d.sort_by_key(|(i, _)| *i);
+    d.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Each case's catalogue IDs.
+fn covers(cases: Option<&std::path::Path>) -> BTreeMap<String, Vec<String>> {
+    let dir = cases.map(PathBuf::from).unwrap_or_else(crate::plan::env::cases_dir);
+    match crate::load::load_dir(&dir, crate::load::Catalogue::builtin()) {
         Ok(l) => l
             .cases
             .iter()
@@ -407,32 +527,71 @@ pub fn main(args: &[String]) -> ExitCode {
             })
             .collect(),
         Err(_) => BTreeMap::new(),
-    };
-    if let Err(e) = std::fs::create_dir_all(&a.out) {
-        eprintln!("nsconform matrix: {}: {e}", a.out.display());
-        return ExitCode::from(2);
     }
-    let files = [
-        ("compat.json", to_json(&columns, &covers)),
-        ("compat.md", to_markdown(&columns, &covers, true)),
-        ("compat.html", to_html(&columns, &covers)),
+}
+
+/// compat.json, compat.md, compat.html and a JUnit file per column, in `out`.
+fn write_tables(
+    out: &std::path::Path,
+    columns: &[Column],
+    covers: &BTreeMap<String, Vec<String>>,
+) -> Result<(), String> {
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut files = vec![
+        ("compat.json".to_string(), to_json(columns, covers)),
+        ("compat.md".to_string(), to_markdown(columns, covers, true)),
+        ("compat.html".to_string(), to_html(columns, covers)),
     ];
-    let junits: Vec<(String, String)> = columns
-        .iter()
-        .map(|c| {
-            let safe: String = c
-                .label
-                .chars()
-                .map(|x| if x.is_ascii_alphanumeric() || x == '.' { x } else { '_' })
-                .collect();
-            (format!("junit-{safe}.xml"), results::junit(&c.results, &c.version))
-        })
-        .collect();
-    for (name, text) in files.into_iter().map(|(n, t)| (n.to_string(), t)).chain(junits) {
-        if let Err(e) = std::fs::write(a.out.join(&name), text) {
-            eprintln!("nsconform matrix: {}: {e}", a.out.join(&name).display());
-            return ExitCode::from(2);
+    for c in columns {
+        let safe: String = c
+            .label
+            .chars()
+            .map(|x| if x.is_ascii_alphanumeric() || x == '.' { x } else { '_' })
+            .collect();
+        files.push((format!("junit-{safe}.xml"), junit::render(&c.run)));
+    }
+    for (name, text) in files {
+        std::fs::write(out.join(&name), text).map_err(|e| format!("{}: {e}", out.join(&name).display()))?;
+    }
+    Ok(())
+}
+
+pub fn main(args: &[String]) -> ExitCode {
+    let a: MatrixArgs = match crate::plan::env::parse_args("matrix", args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let rest: Vec<String> = a.suite.iter().filter(|s| *s != "--").cloned().collect();
+    let argv: Vec<String> = std::iter::once("nsconform matrix".to_string()).chain(rest).collect();
+    let suite = match crate::report::args::parse("nsconform matrix", &argv) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
+    };
+    if suite.format != crate::report::args::Format::Pretty || suite.junit.is_some() || suite.records.is_some() {
+        eprintln!("nsconform matrix: the tables are the output; leave --format, --junit and --records out");
+        return Exit::Usage.into();
+    }
+    let selection = suite.selection_argv();
+    let mut guest_args: Vec<String> = ["--records", super::qemu::RESULTS_TTY, "--color", "never"]
+        .map(String::from)
+        .to_vec();
+    guest_args.extend(selection.iter().cloned());
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let jobs = a.jobs.unwrap_or((cpus / a.opts.smp.max(1) as usize).max(1));
+    let started = Instant::now();
+    let mut columns = vm_columns(&a.kernels, &a.opts, &guest_args, jobs);
+    let vms = started.elapsed();
+    if !a.no_host {
+        eprintln!("nsconform matrix: the suite on this machine");
+        columns.push(host_column(&selection, a.opts.cases.as_deref()));
+    }
+    let covers = covers(a.opts.cases.as_deref());
+    if let Err(e) = write_tables(&a.out, &columns, &covers) {
+        eprintln!("nsconform matrix: {e}");
+        return Exit::Usage.into();
     }
     print!("{}", to_markdown(&columns, &covers, false));
     eprintln!(
@@ -441,15 +600,13 @@ pub fn main(args: &[String]) -> ExitCode {
         vms.as_secs_f64(),
         a.out.display()
     );
-    let bad = columns
-        .iter()
-        .any(|c| c.error.is_some() || c.exit != Some(0) || c.machine.starts_with("CHANGED"));
-    ExitCode::from(if bad { 1 } else { 0 })
+    Exit::found(!columns.iter().all(Column::passed_whole)).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Kind;
 
     #[test]
     fn reasons_shorten_to_feature_and_kernel() {
@@ -458,5 +615,58 @@ mod tests {
             "needs `idmapped_tmpfs` (Linux 6.3)"
         );
         assert_eq!(short_reason("needs root: the case says so"), "needs root");
+    }
+
+    fn column(label: &str, trials: Vec<TrialRecord>, status: Status) -> Column {
+        let mut run = missing_run();
+        run.status = status;
+        run.exit = Some(0);
+        run.trials = trials;
+        Column {
+            label: label.into(),
+            run,
+            boot_s: Some(1.0),
+            total_s: 3.0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn cells_fold_the_control_in_and_a_cut_run_shows_errors() {
+        let t = |n: &str, k, v| TrialRecord::new(n, k, v, "why");
+        let a = column(
+            "6.1",
+            vec![
+                t("uts::a", Kind::Case, Verdict::Pass),
+                t("control::uts::a", Kind::Control, Verdict::Fail),
+                t("uts::b", Kind::Case, Verdict::Pass),
+            ],
+            Status::Complete,
+        );
+        let b = column(
+            "7.2",
+            vec![
+                t("uts::a", Kind::Case, Verdict::Pass),
+                t("uts::b", Kind::Case, Verdict::Error),
+            ],
+            Status::TimedOut {
+                why: "after 9 s".into(),
+            },
+        );
+        assert_eq!(cell_of(&a.run.trials, "uts::a").unwrap().reason, "control: why");
+        let columns = [a, b];
+        let md = to_markdown(&columns, &BTreeMap::new(), true);
+        assert!(md.contains("| 6.1 |") && md.contains("errors"), "{md}");
+        assert!(md.starts_with("Made by nsconform "), "{md}");
+        assert!(md.contains("**7.2: the run did not complete**: after 9 s"), "{md}");
+        assert!(md.contains("| `uts::b` | pass | **ERROR** |"), "{md}");
+        let json: serde_json::Value = serde_json::from_str(&to_json(&columns, &BTreeMap::new())).unwrap();
+        assert_eq!(json["kernels"][1]["errors"], 2);
+        assert_eq!(json["behaviours"][0]["cells"]["6.1"]["outcome"], "fail");
+        let html = to_html(&columns, &BTreeMap::new());
+        assert!(
+            html.contains("<th>errors</th>") && html.contains("class=\"error\""),
+            "{html}"
+        );
     }
 }

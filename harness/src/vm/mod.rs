@@ -4,7 +4,7 @@
 //!
 //! [`kernel`] fetches and caches kernels, [`initramfs`] builds the guest's
 //! file system, [`qemu`] boots it, [`guest`] is the init inside, [`results`]
-//! reads the suite's output and writes KTAP and JUnit, [`matrix`] the table.
+//! reads the guest's records and shows them, [`matrix`] the table.
 //! `nsconform vm runsc` runs the suite on gVisor instead ([`runsc`]).
 
 pub mod cpio;
@@ -16,6 +16,8 @@ pub mod qemu;
 pub mod results;
 pub mod runsc;
 
+use crate::exit::Exit;
+use crate::record::stream::Writer;
 use clap::Parser;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -93,7 +95,7 @@ pub struct VmOpts {
     name = "nsconform vm",
     about = "Run the suite on another kernel, booted under qemu with the suite as its init"
 )]
-struct VmArgs {
+pub struct VmArgs {
     #[command(flatten)]
     opts: VmOpts,
     /// Write a JUnit XML report of the guest's run here
@@ -101,17 +103,38 @@ struct VmArgs {
     junit: Option<PathBuf>,
     /// A version series (6.1), a Debian package (linux-image-6.1.0-50-amd64), or a kernel image
     kernel: String,
-    /// The suite's arguments, as for the suite on this machine (filters, --format json, ...)
+    /// The suite's arguments, as for the suite on this machine (filters, --format ktap, --junit FILE,
+    /// --records FILE: files are written here), or a command and its arguments (`features`)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     suite: Vec<String>,
 }
 
-/// A prepared VM run of one kernel.
+/// A kernel ready to boot: fetched, its initramfs built, its accelerator chosen.
+pub struct Prepared {
+    pub kernel: kernel::Kernel,
+    pub initrd: PathBuf,
+    pub accel: qemu::Accel,
+    pub console: PathBuf,
+}
+
+/// A VM run of one kernel.
 pub struct Run {
     pub kernel: kernel::Kernel,
     pub outcome: qemu::Outcome,
     pub accel: qemu::Accel,
     pub console: PathBuf,
+}
+
+impl Prepared {
+    /// What the host knows of the run, for its records.
+    pub fn host_side(&self) -> results::HostSide {
+        results::HostSide {
+            package: self.kernel.package.clone(),
+            image_version: self.kernel.version.clone(),
+            qemu: qemu::version(),
+            accel: self.accel.name().to_string(),
+        }
+    }
 }
 
 /// `NSCONFORM_*` settings that mean the same in the guest (the runner, pretended features).
@@ -134,8 +157,8 @@ pub fn passed_env() -> Vec<String> {
         .collect()
 }
 
-/// Fetch, build and boot: the suite with `suite_args` on `spec`.
-pub fn run_kernel(spec: &str, opts: &VmOpts, suite_args: &[String], stream: bool) -> Result<Run, String> {
+/// Fetch the kernel, build the guest's file system, choose the accelerator.
+pub fn prepare(spec: &str, opts: &VmOpts) -> Result<Prepared, String> {
     let k = kernel::get(spec, &opts.flavour)?;
     let binary = initramfs::static_binary()?;
     let cases = opts.cases.clone().unwrap_or_else(crate::plan::env::cases_dir);
@@ -170,73 +193,167 @@ pub fn run_kernel(spec: &str, opts: &VmOpts, suite_args: &[String], stream: bool
         })
         .collect();
     let console = logs.join(format!("{safe}.console.log"));
-    let cmdline = format!(
-        "console=ttyS0 quiet panic=-1 random.trust_cpu=on rdinit={} nsconform.args={} nsconform.env={} nsconform.calib={} -- {}",
-        initramfs::GUEST_BIN,
-        guest::hex_encode(suite_args),
-        guest::hex_encode(&passed_env()),
-        guest::calibrate().as_nanos(),
-        guest::GUEST_ARG
-    );
-    let mut boot = qemu::Boot {
-        image: &k.image,
-        initrd: &initrd,
-        cmdline,
-        accel,
-        smp: opts.smp,
-        mem_mib: opts.mem,
-        console: console.clone(),
-        boot_timeout: Duration::from_secs(if accel == qemu::Accel::Kvm { 30 } else { 120 }),
-        timeout: Duration::from_secs(opts.timeout),
-        stream,
-    };
-    let mut outcome = qemu::run(&boot)?;
-    // A kernel whose ELF image qemu cannot boot directly (no PVH entry) still boots as a bzImage.
-    if outcome.boot.is_none()
-        && let Some(bz) = &k.bzimage
-        && bz.as_path() != k.image
-    {
-        boot.image = bz;
-        outcome = qemu::run(&boot)?;
-    }
-    Ok(Run {
+    Ok(Prepared {
         kernel: k,
-        outcome,
+        initrd,
         accel,
         console,
     })
 }
 
-/// `nsconform vm [options] <kernel> [suite arguments]`.
-pub fn main(args: &[String]) -> ExitCode {
+/// Boot a prepared kernel with `guest_args` as the guest's command line,
+/// each line of its results channel to `on_line`; with `stream`, the
+/// command's stdout copied to ours as it comes.
+pub fn boot(
+    p: Prepared,
+    opts: &VmOpts,
+    guest_args: &[String],
+    on_line: &(dyn Fn(&str) + Sync),
+    stream: bool,
+) -> Result<Run, String> {
+    let cmdline = format!(
+        "console=ttyS0 quiet panic=-1 random.trust_cpu=on rdinit={} nsconform.args={} nsconform.env={} nsconform.calib={} -- {}",
+        initramfs::GUEST_BIN,
+        guest::hex_encode(guest_args),
+        guest::hex_encode(&passed_env()),
+        guest::calibrate().as_nanos(),
+        guest::GUEST_ARG
+    );
+    // The command's stdout in a file of this run's own, gone with the run.
+    let scratch = tempfile::Builder::new()
+        .prefix("nsconform-vm-")
+        .tempdir()
+        .map_err(|e| format!("a temporary directory: {e}"))?;
+    let mut b = qemu::Boot {
+        image: &p.kernel.image,
+        initrd: &p.initrd,
+        cmdline,
+        accel: p.accel,
+        smp: opts.smp,
+        mem_mib: opts.mem,
+        console: p.console.clone(),
+        stdout: scratch.path().join("stdout"),
+        boot_timeout: Duration::from_secs(if p.accel == qemu::Accel::Kvm { 30 } else { 120 }),
+        timeout: Duration::from_secs(opts.timeout),
+        stream,
+    };
+    let mut outcome = qemu::run(&b, on_line)?;
+    // A kernel whose ELF image qemu cannot boot directly (no PVH entry) still boots as a bzImage.
+    if outcome.boot.is_none()
+        && let Some(bz) = &p.kernel.bzimage
+        && bz.as_path() != p.kernel.image
+    {
+        b.image = bz;
+        outcome = qemu::run(&b, on_line)?;
+    }
+    Ok(Run {
+        kernel: p.kernel,
+        outcome,
+        accel: p.accel,
+        console: p.console,
+    })
+}
+
+/// How the host ended a run, if it did: at the timeout, or a boot that hung.
+pub fn cut(o: &qemu::Outcome) -> Option<crate::record::Status> {
+    // The first clause: the console's tail is in the log, not in every trial's reason.
+    let why = o.error.as_deref()?.split("; ").next().unwrap_or("").to_string();
+    Some(if o.timed_out {
+        crate::record::Status::TimedOut { why }
+    } else {
+        crate::record::Status::Crashed { why }
+    })
+}
+
+/// `nsconform vm [options] <kernel> [suite arguments | command]`. A command
+/// (`is_command` says which words are) runs in the guest as it is, its
+/// stdout copied here; the suite's records are rendered here.
+pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
     if args.first().map(String::as_str) == Some(runsc::TARGET) {
         return runsc::main(&args[1..]);
     }
-    let a = match VmArgs::try_parse_from(std::iter::once("nsconform vm".to_string()).chain(args.iter().cloned())) {
+    let a: VmArgs = match crate::plan::env::parse_args("vm", args) {
         Ok(a) => a,
+        Err(code) => return code,
+    };
+    let mut rest = a.suite.clone();
+    if rest.first().map(String::as_str) == Some("--") {
+        rest.remove(0);
+    }
+    if rest.first().is_some_and(|w| is_command(w)) {
+        return command(&a, &rest);
+    }
+    let argv: Vec<String> = std::iter::once("nsconform vm KERNEL".to_string()).chain(rest).collect();
+    let mut suite = match crate::report::args::parse("nsconform vm KERNEL", &argv) {
+        Ok(s) => s,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    let mut suite = a.suite.clone();
-    if suite.first().map(String::as_str) == Some("--") {
-        suite.remove(0);
-    }
-    if a.junit.is_some() {
-        if results::format_of(&suite).is_some_and(|f| f != "pretty") {
-            eprintln!("nsconform vm: --junit reads the suite's pretty output; leave --format out");
-            return ExitCode::from(2);
-        }
-        suite.extend(["--color".into(), "never".into()]);
-    }
-    let run = match run_kernel(&a.kernel, &a.opts, &suite, true) {
+    let junit = a.junit.clone().or(suite.junit.take());
+    let records = match suite
+        .records
+        .take()
+        .map(|p| Writer::create(&p).map_err(|e| format!("{}: {e}", p.display())))
+    {
+        Some(Err(e)) => return usage(&e),
+        Some(Ok(w)) => Some(w),
+        None => None,
+    };
+    let prepared = match prepare(&a.kernel, &a.opts) {
+        Ok(p) => p,
+        Err(e) => return usage(&e),
+    };
+    let show = results::Show {
+        format: suite.format,
+        list: suite.libtest.list,
+    };
+    let channel = results::Channel::new(Some(show), records, prepared.host_side());
+    let mut guest_args: Vec<String> = ["--records", qemu::RESULTS_TTY, "--color", "never"]
+        .map(String::from)
+        .to_vec();
+    guest_args.extend(suite.selection_argv());
+    let run = match boot(prepared, &a.opts, &guest_args, &|l| channel.line(l), false) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("nsconform vm: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage(&e),
     };
+    let guest = channel.guest();
+    let record = channel.finish(cut(&run.outcome), run.outcome.total);
+    if let Some(path) = &junit
+        && let Err(e) = std::fs::write(path, crate::report::render::junit::render(&record))
+    {
+        return usage(&format!("{}: {e}", path.display()));
+    }
+    conclude(&a, &run, guest)
+}
+
+/// A command in the guest (`nsconform vm 6.1 features`): its stdout here as it comes.
+fn command(a: &VmArgs, argv: &[String]) -> ExitCode {
+    if a.junit.is_some() {
+        return usage("--junit reports the suite's run, not a command's");
+    }
+    let prepared = match prepare(&a.kernel, &a.opts) {
+        Ok(p) => p,
+        Err(e) => return usage(&e),
+    };
+    let channel = results::Channel::new(None, None, prepared.host_side());
+    let run = match boot(prepared, &a.opts, argv, &|l| channel.line(l), true) {
+        Ok(r) => r,
+        Err(e) => return usage(&e),
+    };
+    conclude(a, &run, channel.guest())
+}
+
+fn usage(e: &str) -> ExitCode {
+    eprintln!("nsconform vm: {e}");
+    Exit::Usage.into()
+}
+
+/// Say how the run went, and exit with its status: the guest's, unless
+/// the run was cut (124 at the timeout, 2 otherwise), ended without a
+/// status (2), or changed the guest machine (3).
+fn conclude(a: &VmArgs, run: &Run, guest: Option<(i32, Vec<String>)>) -> ExitCode {
     let o = &run.outcome;
     eprintln!(
         "nsconform vm: {} ({}, {} CPUs): {}",
@@ -253,22 +370,20 @@ pub fn main(args: &[String]) -> ExitCode {
         o.total.as_secs_f64(),
         run.console.display()
     );
-    if let Some(path) = &a.junit {
-        let r = results::parse_pretty(&String::from_utf8_lossy(&o.stdout));
-        let xml = results::junit(&r, o.kernel.as_deref().unwrap_or(&run.kernel.version));
-        if let Err(e) = std::fs::write(path, xml) {
-            eprintln!("nsconform vm: {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    }
     if let Some(e) = &o.error {
         eprintln!("nsconform vm: {e}");
-        return ExitCode::from(2);
+        return if o.timed_out { Exit::TimedOut } else { Exit::Usage }.into();
     }
-    if let Some(m) = &o.machine {
-        eprintln!("nsconform vm: the run changed the guest machine:\n{m}");
-        return ExitCode::from(3);
+    let Some((code, machine)) = guest else {
+        return usage(&qemu::no_status(&run.console, o));
+    };
+    if !machine.is_empty() {
+        eprintln!(
+            "nsconform vm: the run changed the guest machine:\n{}",
+            machine.join("\n")
+        );
+        return Exit::MachineChanged.into();
     }
     eprintln!("nsconform vm: the guest machine is as before the run");
-    ExitCode::from(o.exit.unwrap_or(2).clamp(0, 255) as u8)
+    ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -1,8 +1,10 @@
 //! Booting a kernel under qemu: KVM when a probe boot shows it works, TCG
-//! otherwise. The guest's console (ttyS0) goes to a log file; the suite's
-//! stdout comes back on a serial port of its own (ttyS1), so `--format json`
-//! arrives clean. Markers the guest init prints on the console tell the
-//! host when it booted, its real version, and how the suite ended.
+//! otherwise. The guest's console (ttyS0) goes to a log file; the results
+//! channel (ttyS1: the suite's records and the guest init's status, as JSON
+//! lines) comes back on qemu's stdout, a pipe of this run's own; the guest
+//! command's stdout (ttyS2) goes to a file of the run. Markers the guest
+//! init prints on the console tell the host when it booted and its real
+//! version.
 
 use super::cache_dir;
 use std::io::{Read, Write};
@@ -26,8 +28,9 @@ pub const QEMU: &str = "qemu-system-x86_64";
 /// Lines the guest init prints on its console, each followed by a value.
 pub const MARK_START: &str = "nsconform-guest: suite starting";
 pub const MARK_KERNEL: &str = "nsconform-guest: kernel ";
-pub const MARK_EXIT: &str = "nsconform-guest: exit ";
-pub const MARK_MACHINE: &str = "nsconform-guest: machine ";
+/// The guest's devices of the results channel and the command's stdout.
+pub const RESULTS_TTY: &str = "/dev/ttyS1";
+pub const STDOUT_TTY: &str = "/dev/ttyS2";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -102,37 +105,49 @@ pub struct Boot<'a> {
     pub smp: u32,
     pub mem_mib: u32,
     pub console: PathBuf,
+    /// Where the guest command's stdout (its third serial port) goes.
+    pub stdout: PathBuf,
     /// Time to reach the suite before the boot counts as hung.
     pub boot_timeout: Duration,
     /// Time for the whole run.
     pub timeout: Duration,
-    /// Copy the suite's output to our stdout as it arrives.
+    /// Copy the guest command's stdout to ours as it arrives.
     pub stream: bool,
 }
 
 #[derive(Debug, Default)]
 pub struct Outcome {
-    pub stdout: Vec<u8>,
-    /// The suite's exit status as the guest reported it.
-    pub exit: Option<i32>,
     /// `/proc/version` in the guest.
     pub kernel: Option<String>,
-    /// The machine-state check around the run: `None` unchanged, else what changed.
-    pub machine: Option<String>,
     pub boot: Option<Duration>,
     pub total: Duration,
-    /// Why the run did not end on its own (hung boot, timeout, qemu error).
+    /// Why qemu was killed, if it was (a hung boot, the run's timeout).
     pub error: Option<String>,
+    /// Killed at the run's timeout (not a hung boot).
+    pub timed_out: bool,
+    /// How qemu ended, and what it said on stderr.
+    pub status: Option<String>,
+    pub qemu_stderr: String,
 }
 
-fn tail(path: &Path, n: usize) -> String {
+pub fn tail(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-pub fn run(b: &Boot) -> Result<Outcome, String> {
-    let _ = std::fs::remove_file(&b.console);
+/// `qemu-system-x86_64 --version`'s first line, once per process.
+pub fn version() -> Option<String> {
+    static V: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let out = Command::new(QEMU).arg("--version").output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines().next().map(|l| l.trim().to_string())
+    })
+    .clone()
+}
+
+fn command(b: &Boot) -> Command {
     let mut cmd = Command::new(QEMU);
     cmd.args(BASE_ARGS)
         .args(["-accel", b.accel.name()])
@@ -143,44 +158,106 @@ pub fn run(b: &Boot) -> Result<Outcome, String> {
         .arg("-initrd")
         .arg(b.initrd)
         .args(["-append", &b.cmdline])
+        // ttyS0 the console, ttyS1 the results channel (this run's own
+        // pipe), ttyS2 the guest command's stdout.
         .arg("-serial")
         .arg(format!("file:{}", b.console.display()))
         .args(["-serial", "stdio"])
+        .arg("-serial")
+        .arg(format!("file:{}", b.stdout.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    cmd
+}
+
+/// The results channel, line by line to `on_line`, until qemu closes it.
+fn read_lines(mut from: impl Read, on_line: &(dyn Fn(&str) + Sync)) {
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = from.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        pending.extend_from_slice(&buf[..n]);
+        while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=i).collect();
+            on_line(String::from_utf8_lossy(&line).trim_end());
+        }
+    }
+    if !pending.is_empty() {
+        on_line(String::from_utf8_lossy(&pending).trim_end());
+    }
+}
+
+/// New bytes of a growing file, from `*offset` on, copied to our stdout.
+fn forward(path: &Path, offset: &mut u64) {
+    use std::io::Seek;
+    let Ok(mut f) = std::fs::File::open(path) else { return };
+    if f.seek(std::io::SeekFrom::Start(*offset)).is_err() {
+        return;
+    }
+    let mut new = Vec::new();
+    if f.read_to_end(&mut new).is_ok() && !new.is_empty() {
+        *offset += new.len() as u64;
+        let mut o = std::io::stdout().lock();
+        let _ = o.write_all(&new);
+        let _ = o.flush();
+    }
+}
+
+/// Boot, hand each line of the results channel to `on_line` as it comes,
+/// and wait for the guest to power off (or kill it at a timeout).
+pub fn run(b: &Boot, on_line: &(dyn Fn(&str) + Sync)) -> Result<Outcome, String> {
+    let _ = std::fs::remove_file(&b.console);
     let started = Instant::now();
-    let mut child = cmd
+    let mut child = command(b)
         .spawn()
         .map_err(|e| format!("{QEMU}: {e} (install qemu-system-x86)"))?;
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let stream = b.stream;
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = out.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            all.extend_from_slice(&buf[..n]);
-            if stream {
-                let mut o = std::io::stdout().lock();
-                let _ = o.write_all(&buf[..n]);
-                let _ = o.flush();
-            }
-        }
-        all
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
+    let out = child.stdout.take().expect("piped");
+    let mut err = child.stderr.take().expect("piped");
     let mut o = Outcome::default();
-    let status = loop {
+    let mut shown = 0u64;
+    std::thread::scope(|scope| -> Result<(), String> {
+        scope.spawn(move || read_lines(out, on_line));
+        let err_reader = scope.spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let status = wait(b, &mut child, &mut o, started, &mut shown)?;
+        o.status = status;
+        o.qemu_stderr = err_reader.join().unwrap_or_default();
+        Ok(())
+    })?;
+    if b.stream {
+        forward(&b.stdout, &mut shown);
+    }
+    o.total = started.elapsed();
+    let console = std::fs::read_to_string(&b.console).unwrap_or_default();
+    for line in console.lines() {
+        if let Some(v) = line.trim_end_matches('\r').strip_prefix(MARK_KERNEL) {
+            o.kernel = Some(v.to_string());
+        }
+    }
+    Ok(o)
+}
+
+/// Wait for qemu to end, noting the boot; kill it on a hung boot or at the
+/// run's timeout. Returns how it ended, if it ended by itself.
+fn wait(
+    b: &Boot,
+    child: &mut std::process::Child,
+    o: &mut Outcome,
+    started: Instant,
+    shown: &mut u64,
+) -> Result<Option<String>, String> {
+    loop {
         if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
-            break Some(s);
+            return Ok(Some(s.to_string()));
+        }
+        if b.stream {
+            forward(&b.stdout, shown);
         }
         let console = std::fs::read_to_string(&b.console).unwrap_or_default();
         if o.boot.is_none() && console.contains(MARK_START) {
@@ -190,6 +267,7 @@ pub fn run(b: &Boot) -> Result<Outcome, String> {
         if hung || started.elapsed() > b.timeout {
             let _ = child.kill();
             let _ = child.wait();
+            o.timed_out = !hung;
             o.error = Some(format!(
                 "{} after {:.0} s and was killed; the console's last lines ({}):\n{}",
                 if hung {
@@ -201,47 +279,30 @@ pub fn run(b: &Boot) -> Result<Outcome, String> {
                 b.console.display(),
                 tail(&b.console, 25)
             ));
-            break None;
+            return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
-    o.total = started.elapsed();
-    o.stdout = reader.join().unwrap_or_default();
-    let qemu_err = err_reader.join().unwrap_or_default();
-    let console = std::fs::read_to_string(&b.console).unwrap_or_default();
-    for line in console.lines() {
-        let line = line.trim_end_matches('\r');
-        if let Some(v) = line.strip_prefix(MARK_KERNEL) {
-            o.kernel = Some(v.to_string());
-        } else if let Some(v) = line.strip_prefix(MARK_EXIT) {
-            o.exit = v.trim().parse().ok();
-        } else if let Some(v) = line.strip_prefix(MARK_MACHINE) {
-            if v != "unchanged" {
-                let m = o.machine.get_or_insert_with(String::new);
-                if !m.is_empty() {
-                    m.push('\n');
-                }
-                m.push_str(v);
-            }
-        }
     }
-    if o.error.is_none() && o.exit.is_none() {
-        let qemu_err: String = qemu_err
-            .lines()
-            .filter(|l| !l.contains("host doesn't support requested feature"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        o.error = Some(format!(
-            "the guest ended without the suite's status ({}){}; the console's last lines ({}):\n{}",
-            status.map(|s| s.to_string()).unwrap_or_default(),
-            if qemu_err.is_empty() {
-                String::new()
-            } else {
-                format!("; qemu said: {qemu_err}")
-            },
-            b.console.display(),
-            tail(&b.console, 25)
-        ));
-    }
-    Ok(o)
+}
+
+/// Why a run that ended by itself gave no status: how qemu ended, what it
+/// said, and the console's last lines.
+pub fn no_status(console: &Path, o: &Outcome) -> String {
+    let qemu_err: String = o
+        .qemu_stderr
+        .lines()
+        .filter(|l| !l.contains("host doesn't support requested feature"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "the guest ended without the suite's status ({}){}; the console's last lines ({}):\n{}",
+        o.status.as_deref().unwrap_or_default(),
+        if qemu_err.is_empty() {
+            String::new()
+        } else {
+            format!("; qemu said: {qemu_err}")
+        },
+        console.display(),
+        tail(console, 25)
+    )
 }

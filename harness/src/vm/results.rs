@@ -1,285 +1,174 @@
-//! The suite's results as kernel CI reads them: KTAP (the kernel selftests'
-//! format, read by KernelCI and LKFT) and JUnit XML (GitHub, GitLab,
-//! Jenkins). Both are made from the suite's pretty output, the one format
-//! that carries ignore reasons and failure messages; `--format ktap` and
-//! `--junit FILE` on the suite run it again as a child for that.
+//! The host's end of a VM run's results channel: the guest's JSON lines
+//! (the suite's records, then the guest init's status) read into a run
+//! record as they arrive, shown as they come in the format the user asked
+//! for, and kept for KTAP, JUnit, `--records` and the matrix. Nothing is
+//! parsed out of the guest's human output.
 
-use std::io::{BufRead, Write};
-use std::process::{Command, ExitCode, Stdio};
+use crate::record::stream::{Assembler, Line, Writer};
+use crate::record::{About, Build, Kernel, RunRecord, Status};
+use crate::report::args::Format;
+use crate::report::render::libtest::{Live, list};
+use std::io::Write;
+use std::sync::Mutex;
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Pass,
-    Fail(String),
-    Ignored(String),
+/// What the host knows of a run that the guest does not: the kernel's
+/// package and the virtual machine.
+#[derive(Clone, Debug, Default)]
+pub struct HostSide {
+    pub package: Option<String>,
+    /// The kernel's version as found in its image, for a run that never started.
+    pub image_version: String,
+    pub qemu: Option<String>,
+    pub accel: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrialResult {
-    pub name: String,
-    pub kind: String,
-    pub outcome: Outcome,
+impl HostSide {
+    fn complete(&self, about: &mut About) {
+        about.kernel.package = self.package.clone();
+        about.qemu = self.qemu.clone();
+        about.accel = Some(self.accel.clone());
+    }
 }
 
-/// One `test [kind] name ... outcome` line.
-fn parse_line(line: &str) -> Option<TrialResult> {
-    let rest = line.strip_prefix("test ")?;
-    let (kind, rest) = match rest.strip_prefix('[') {
-        Some(r) => {
-            let (k, r) = r.split_once(']')?;
-            (k.to_string(), r)
-        }
-        None => (String::new(), rest),
-    };
-    let (name, outcome) = rest.split_once(" ... ")?;
-    let outcome = outcome.trim_end();
-    let outcome = if outcome == "ok" {
-        Outcome::Pass
-    } else if outcome == "FAILED" {
-        Outcome::Fail(String::new())
-    } else if let Some(r) = outcome.strip_prefix("ignored") {
-        let r = r.trim();
-        Outcome::Ignored(
-            r.strip_prefix('(')
-                .and_then(|r| r.strip_suffix(')'))
-                .unwrap_or(r)
-                .to_string(),
-        )
-    } else {
-        return None;
-    };
-    Some(TrialResult {
-        name: name.trim().to_string(),
-        kind,
-        outcome,
-    })
+/// How the run is shown as it goes: a format, or a `--list`.
+#[derive(Clone, Copy, Debug)]
+pub struct Show {
+    pub format: Format,
+    pub list: bool,
 }
 
-/// Every trial of a pretty (`--color never`) run, failures with their messages.
-pub fn parse_pretty(text: &str) -> Vec<TrialResult> {
-    let mut out: Vec<TrialResult> = text.lines().filter_map(parse_line).collect();
-    // After the run: `---- name ----` then the message, up to the next header or the summary list.
-    let mut current: Option<(String, Vec<&str>)> = None;
-    let mut messages = Vec::new();
-    for line in text.lines() {
-        if let Some(name) = line.strip_prefix("---- ").and_then(|l| l.strip_suffix(" ----")) {
-            messages.extend(current.take());
-            current = Some((name.to_string(), Vec::new()));
-        } else if line == "failures:" || line.starts_with("test result: ") {
-            messages.extend(current.take());
-        } else if let Some((_, lines)) = current.as_mut() {
-            lines.push(line);
+struct Inner {
+    lines: Assembler,
+    live: Option<Live>,
+    show: Option<Show>,
+    records: Option<Writer>,
+}
+
+pub struct Channel {
+    inner: Mutex<Inner>,
+    host: HostSide,
+}
+
+impl Channel {
+    /// A channel that shows the run as `show` says (or not at all) and
+    /// writes its lines to `records`.
+    pub fn new(show: Option<Show>, records: Option<Writer>, host: HostSide) -> Channel {
+        let live = show
+            .filter(|s| !s.list && s.format != Format::Ktap)
+            .map(|s| Live::new(s.format));
+        Channel {
+            inner: Mutex::new(Inner {
+                lines: Assembler::default(),
+                live,
+                show,
+                records,
+            }),
+            host,
         }
     }
-    messages.extend(current);
-    for (name, lines) in messages {
-        if let Some(t) = out.iter_mut().find(|t| t.name == name) {
-            t.outcome = Outcome::Fail(lines.join("\n").trim().to_string());
-        }
-    }
-    out
-}
 
-/// KTAP version 1: a plan, one line per trial, diagnostics as `# ` lines.
-pub fn ktap(results: &[TrialResult], header: &str) -> String {
-    let mut s = format!("KTAP version 1\n# {header}\n1..{}\n", results.len());
-    for (i, r) in results.iter().enumerate() {
-        // A test name may not hold `#`, and spaces would end it.
-        let name = r.name.replace(['#', ' '], "_");
-        match &r.outcome {
-            Outcome::Pass => s.push_str(&format!("ok {} {name}\n", i + 1)),
-            Outcome::Ignored(why) => s.push_str(&format!("ok {} {name} # SKIP {}\n", i + 1, one_line(why))),
-            Outcome::Fail(msg) => {
-                for l in msg.lines() {
-                    s.push_str(&format!("# {l}\n"));
-                }
-                s.push_str(&format!("not ok {} {name}\n", i + 1));
-            }
-        }
-    }
-    let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-    s.push_str(&format!(
-        "# Totals: pass:{} fail:{} xfail:0 xpass:0 skip:{} error:0\n",
-        count(|o| matches!(o, Outcome::Pass)),
-        count(|o| matches!(o, Outcome::Fail(_))),
-        count(|o| matches!(o, Outcome::Ignored(_)))
-    ));
-    s
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-pub fn xml_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            // XML 1.0 forbids most control characters, even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => o.push('?'),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
-/// JUnit XML: one testsuite, a testcase per trial, classname the area.
-pub fn junit(results: &[TrialResult], kernel: &str) -> String {
-    let fails = results.iter().filter(|r| matches!(r.outcome, Outcome::Fail(_))).count();
-    let skips = results
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Ignored(_)))
-        .count();
-    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    s.push_str(&format!(
-        "<testsuites name=\"nsconform\" tests=\"{}\" failures=\"{fails}\" skipped=\"{skips}\">\n",
-        results.len()
-    ));
-    s.push_str(&format!(
-        "  <testsuite name=\"nsconform\" tests=\"{}\" failures=\"{fails}\" errors=\"0\" skipped=\"{skips}\">\n",
-        results.len()
-    ));
-    s.push_str(&format!(
-        "    <properties><property name=\"kernel\" value=\"{}\"/></properties>\n",
-        xml_escape(kernel)
-    ));
-    for r in results {
-        let parts: Vec<&str> = r.name.split("::").collect();
-        let class = match parts.as_slice() {
-            ["control", area, ..] => format!("nsconform.control.{area}"),
-            [area, _, ..] => format!("nsconform.{area}"),
-            _ => "nsconform".into(),
+    /// One line of the channel, as it arrives.
+    pub fn line(&self, text: &str) {
+        let Ok(mut line) = serde_json::from_str::<Line>(text.trim()) else {
+            return;
         };
-        let open = format!(
-            "    <testcase classname=\"{}\" name=\"{}\"",
-            xml_escape(&class),
-            xml_escape(&r.name)
-        );
-        match &r.outcome {
-            Outcome::Pass => s.push_str(&format!("{open}/>\n")),
-            Outcome::Ignored(why) => s.push_str(&format!(
-                "{open}>\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                xml_escape(&one_line(why))
-            )),
-            Outcome::Fail(msg) => s.push_str(&format!(
-                "{open}>\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                xml_escape(&one_line(msg.lines().next().unwrap_or("failed"))),
-                xml_escape(msg)
-            )),
+        if let Line::Start { about, .. } = &mut line {
+            self.host.complete(about);
         }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let shown = match (&mut inner.live, &line) {
+            (Some(live), Line::Start { plan, .. }) => live.start(plan),
+            (Some(live), Line::Trial(t)) => live.trial(t),
+            _ => String::new(),
+        };
+        print_now(&shown);
+        if let Some(w) = &inner.records {
+            w.send(&line);
+        }
+        inner.lines.add(line);
     }
-    s.push_str("  </testsuite>\n</testsuites>\n");
-    s
+
+    /// The guest init's word: the command's exit status and what the run changed.
+    pub fn guest(&self) -> Option<(i32, Vec<String>)> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.lines.guest().map(|(e, m)| (e, m.to_vec()))
+    }
+
+    /// The run, once qemu has ended; `cut` says how, if the host ended it.
+    /// A run that never started is a crashed run with no trials, so that
+    /// its reports still say it failed. What was shown as it went is
+    /// completed: the summary, or the list or KTAP. `took` is the whole
+    /// run's time, for a run cut before the suite said its own.
+    pub fn finish(self, cut: Option<Status>, took: std::time::Duration) -> RunRecord {
+        let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
+        let show = inner.show;
+        let plan = inner.lines.plan().to_vec();
+        let why = cut.clone();
+        let mut run = inner.lines.finish(cut).unwrap_or_else(|| {
+            let mut about = About {
+                nsconform: Build::this(),
+                date: crate::record::run::utc_date(std::time::SystemTime::now()),
+                kernel: Kernel {
+                    release: String::new(),
+                    version: self.host.image_version.clone(),
+                    package: None,
+                },
+                privileged: true,
+                runner: String::new(),
+                qemu: None,
+                accel: None,
+            };
+            self.host.complete(&mut about);
+            RunRecord {
+                about,
+                status: why.unwrap_or(Status::Crashed {
+                    why: "the suite sent no results".into(),
+                }),
+                exit: None,
+                machine: vec![],
+                filtered_out: 0,
+                duration_s: 0.0,
+                trials: vec![],
+            }
+        });
+        if run.duration_s == 0.0 {
+            run.duration_s = took.as_secs_f64();
+        }
+        if let Some(mut live) = inner.live {
+            print_now(&live.end(&run));
+        }
+        if let Some(show) = show {
+            show_at_end(&run, show, &plan);
+        }
+        run
+    }
 }
 
-/// The value of `--format` among the suite's arguments.
-pub fn format_of(args: &[String]) -> Option<&str> {
-    args.iter().enumerate().find_map(|(i, a)| {
-        a.strip_prefix("--format=")
-            .or_else(|| (a == "--format").then(|| args.get(i + 1).map(String::as_str)).flatten())
-    })
+fn print_now(text: &str) {
+    if text.is_empty() {
+        return;
+    }
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
 }
 
-/// Whether the suite's arguments ask for KTAP or a JUnit file.
-pub fn requested(args: &[String]) -> bool {
-    format_of(args) == Some("ktap") || args.iter().any(|a| a == "--junit" || a.starts_with("--junit="))
-}
-
-/// The suite with `--format ktap` and/or `--junit FILE`: run again as a child
-/// with the pretty format, its output shown as it comes unless KTAP replaces it.
-pub fn suite_main(args: &[String]) -> ExitCode {
-    let ktap_out = format_of(args) == Some("ktap");
-    let mut junit_file = None;
-    let mut pass: Vec<String> = Vec::new();
-    let mut it = args.iter().skip(1).peekable();
-    while let Some(a) = it.next() {
-        if a == "--junit" {
-            junit_file = it.next().cloned();
-        } else if let Some(f) = a.strip_prefix("--junit=") {
-            junit_file = Some(f.to_string());
-        } else if a == "--format" {
-            it.next();
-        } else if !a.starts_with("--format=") {
-            pass.push(a.clone());
-        }
-    }
-    if junit_file.is_none() && args.iter().any(|a| a == "--junit") {
-        eprintln!("nsconform: --junit needs a file name");
-        return ExitCode::from(2);
-    }
-    if let Some(f) = format_of(args).filter(|f| !["ktap", "pretty"].contains(f)) {
-        eprintln!("nsconform: --junit reads the pretty output; --format {f} cannot go with it");
-        return ExitCode::from(2);
-    }
-    pass.extend(["--format".into(), "pretty".into(), "--color".into(), "never".into()]);
-    let me = match std::env::current_exe() {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("nsconform: cannot find this binary: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut child = match Command::new(me).args(&pass).stdout(Stdio::piped()).spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("nsconform: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut text = String::new();
-    let stdout = child.stdout.take().unwrap();
-    for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-        if !ktap_out {
-            println!("{line}");
-        }
-        text.push_str(&line);
-        text.push('\n');
-    }
-    let status = child.wait().map(|s| s.code().unwrap_or(101)).unwrap_or(101);
-    let results = parse_pretty(&text);
-    let kernel = std::fs::read_to_string("/proc/version").unwrap_or_default();
-    if ktap_out {
-        let mut o = std::io::stdout().lock();
-        let _ = o.write_all(ktap(&results, &format!("nsconform on {}", kernel.trim())).as_bytes());
-    }
-    if let Some(f) = junit_file
-        && let Err(e) = std::fs::write(&f, junit(&results, kernel.trim()))
-    {
-        eprintln!("nsconform: {f}: {e}");
-        return ExitCode::from(2);
-    }
-    ExitCode::from(status.clamp(0, 255) as u8)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const PRETTY: &str = "\nrunning 4 tests\n\
-test [case]    uts::a        ... ok\n\
-test [control] control::uts::a ... FAILED\n\
-test [case]    pid::b        ... ignored (needs `ns.time` (Linux 5.6): absent)\n\
-test load::x::y ... FAILED\n\
-\nfailures:\n\n---- control::uts::a ----\nexpected 1\n  observed 2\n\n---- load::x::y ----\nbad <file> & line\n\n\nfailures:\n    control::uts::a\n    load::x::y\n\n\
-test result: FAILED. 1 passed; 2 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.10s\n";
-
-    #[test]
-    fn pretty_output_parses_with_reasons_and_messages() {
-        let r = parse_pretty(PRETTY);
-        assert_eq!(r.len(), 4);
-        assert_eq!(r[0].outcome, Outcome::Pass);
-        assert_eq!(r[0].kind, "case");
-        assert_eq!(r[1].outcome, Outcome::Fail("expected 1\n  observed 2".into()));
-        assert_eq!(
-            r[2].outcome,
-            Outcome::Ignored("needs `ns.time` (Linux 5.6): absent".into())
-        );
-        assert_eq!(r[3].name, "load::x::y");
-        assert_eq!(r[3].outcome, Outcome::Fail("bad <file> & line".into()));
+/// What is shown once the run is over: a `--list` of its plan, or KTAP.
+fn show_at_end(run: &RunRecord, show: Show, plan: &[crate::record::Planned]) {
+    if show.list {
+        let text = match show.format {
+            Format::Ktap => crate::report::render::ktap::plan(
+                &format!(
+                    "nsconform {} on {}",
+                    run.about.nsconform.describe(),
+                    run.about.kernel.release
+                ),
+                plan,
+            ),
+            f => list(f, plan),
+        };
+        print_now(&text);
+    } else if show.format == Format::Ktap {
+        print_now(&crate::report::render::ktap::render(run));
     }
 }

@@ -12,7 +12,28 @@ pub mod bundle;
 pub mod init;
 pub mod leftovers;
 
-use super::qemu::{MARK_EXIT, MARK_KERNEL, MARK_MACHINE, MARK_START, Outcome};
+use super::qemu::{MARK_KERNEL, MARK_START};
+
+/// Lines the container's init prints on its stdout after the suite's: how
+/// the suite ended and what the run changed in the container.
+pub const MARK_EXIT: &str = "nsconform-guest: exit ";
+pub const MARK_MACHINE: &str = "nsconform-guest: machine ";
+
+/// How a runsc run ended, as its init reported it.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub stdout: Vec<u8>,
+    /// The suite's exit status as the init reported it.
+    pub exit: Option<i32>,
+    /// `/proc/version` in the container.
+    pub kernel: Option<String>,
+    /// The machine-state check around the run: `None` unchanged, else what changed.
+    pub machine: Option<String>,
+    pub boot: Option<Duration>,
+    pub total: Duration,
+    /// Why the run did not end on its own (timeout, runsc error).
+    pub error: Option<String>,
+}
 use clap::Parser;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};

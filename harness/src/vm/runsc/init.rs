@@ -5,12 +5,13 @@
 //! runsc gave it /proc, /sys, /dev, scratch tmpfs and gVisor's cgroup
 //! hierarchies already; it moves itself below their roots.
 
-use crate::vm::qemu::{MARK_EXIT, MARK_KERNEL, MARK_MACHINE, MARK_START};
+use super::{MARK_EXIT, MARK_MACHINE};
+use crate::vm::qemu::{MARK_KERNEL, MARK_START};
 use std::ffi::CString;
 use std::io::Write;
 
 /// argv[1] of the container's process.
-pub const INIT_ARG: &str = "__nsconform_runsc_init";
+pub const INIT_ARG: &str = "--nsconform-runsc-init";
 
 /// The suite's subcommands that run no trials of their own through
 /// libtest's threads (they take the arguments as they are).

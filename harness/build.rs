@@ -1,0 +1,33 @@
+//! The git commit the binary is built from, for `nsconform --version` and
+//! the run records: `NSCONFORM_COMMIT` at compile time, left unset outside a
+//! git checkout (a source tarball) or without git.
+
+use std::path::Path;
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    let s = String::from_utf8(out.stdout).ok()?;
+    (out.status.success() && !s.trim().is_empty()).then(|| s.trim().to_string())
+}
+
+fn main() {
+    println!("cargo:rerun-if-changed=harness/build.rs");
+    let Some(commit) = git(&["rev-parse", "--short=12", "HEAD"]) else {
+        return;
+    };
+    println!("cargo:rustc-env=NSCONFORM_COMMIT={commit}");
+    // Built again when HEAD moves: HEAD itself, the branch it names, and the
+    // packed refs. Only files that exist: cargo reruns the script on every
+    // build for a path that is missing.
+    let mut watch = vec![git(&["rev-parse", "--git-path", "HEAD"])];
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watch.push(git(&["rev-parse", "--git-path", &branch]));
+    }
+    watch.push(git(&["rev-parse", "--git-path", "packed-refs"]));
+    for p in watch.into_iter().flatten() {
+        if Path::new(&p).exists() {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
+}
