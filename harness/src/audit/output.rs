@@ -122,7 +122,7 @@ pub fn shown(raw: &[u8], limit: usize) -> String {
     };
     let mut lines: Vec<String> = tail
         .split(|&b| b == b'\n')
-        .map(|l| format!("  | {}", l.escape_ascii()))
+        .map(|l| format!("  | {}", escaped(l)))
         .collect();
     if tail.ends_with(b"\n") {
         lines.pop();
@@ -133,6 +133,22 @@ pub fn shown(raw: &[u8], limit: usize) -> String {
         lines.insert(0, format!("  ({cut} bytes before these)"));
     }
     lines.join("\n")
+}
+
+/// Printable ASCII as it is; a backslash, a tab, a return and every other
+/// byte escaped.
+fn escaped(line: &[u8]) -> String {
+    let mut s = String::with_capacity(line.len());
+    for &b in line {
+        match b {
+            b'\\' => s.push_str("\\\\"),
+            b'\t' => s.push_str("\\t"),
+            b'\r' => s.push_str("\\r"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -149,8 +165,8 @@ mod tests {
 
     #[test]
     fn binary_and_unterminated_output_is_shown_escaped() {
-        let s = shown(b"ok\n\xff\x00bin\rx", 100);
-        assert_eq!(s, "  | ok\n  | \\xff\\x00bin\\rx\n  (no newline at the end)");
+        let s = shown(b"ok 'q'\n\xff\x00bin\rx", 100);
+        assert_eq!(s, "  | ok 'q'\n  | \\xff\\x00bin\\rx\n  (no newline at the end)");
         let s = shown(b"0123456789\n", 4);
         assert!(s.starts_with("  (7 bytes before these)"), "{s}");
     }

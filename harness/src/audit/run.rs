@@ -337,6 +337,11 @@ fn parse(body: &[u8], raw: &[u8], token: &str) -> Result<Report, String> {
 
 /// Why there is no report, in the runtime's terms.
 fn diagnose(got: &Got, timeout: u64, child: &mut std::process::Child, raw: &[u8]) -> String {
+    // A runtime whose output ended is usually about to exit: give it a moment.
+    let end = Instant::now() + Duration::from_millis(500);
+    while matches!(got, Got::Ended { .. }) && matches!(child.try_wait(), Ok(None)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let status = match child.try_wait() {
         Ok(Some(s)) => format!("the runtime exited: {s}"),
         _ => "the runtime is still running".into(),
@@ -387,9 +392,13 @@ fn runtime_processes(planted: &Planted, pgid: i32, host: &Host) -> Vec<Json> {
     pids.into_iter()
         .filter_map(|p| {
             let v = Proc::take(p, &[], host)?;
-            Some(json!({"pid": v.pid, "comm": v.comm, "uid": v.uid, "gid": v.gid,
+            let argv0 = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+            let argv0 = String::from_utf8_lossy(argv0.split(|&b| b == 0).next()?).into_owned();
+            Some(
+                json!({"pid": v.pid, "comm": v.comm, "argv0": argv0, "uid": v.uid, "gid": v.gid,
                 "in_host_user_ns": v.ns.get("user") == host.start.ns.get("user"),
-                "CapEff": format!("{:016x}", v.cap_eff), "effective": crate::runner::oci::cap_names(v.cap_eff)}))
+                "CapEff": format!("{:016x}", v.cap_eff), "effective": crate::runner::oci::cap_names(v.cap_eff)}),
+            )
         })
         .collect()
 }

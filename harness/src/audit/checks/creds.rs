@@ -206,6 +206,7 @@ pub const SETGROUPS: Check = Check {
 fn setgroups(i: &Input) -> Finding {
     let v = match (i.outside, i.inside) {
         (Some(o), _) => o.probe().setgroups.clone(),
+        (None, Some(r)) if r.setgroups.is_empty() => "not shown (no /proc/self/setgroups inside)".into(),
         (None, Some(r)) => format!("{} (as the user-space kernel shows it)", r.setgroups),
         _ => return Finding::skip("nothing read"),
     };

@@ -164,9 +164,9 @@ impl Input<'_> {
     /// Why an outside-only check could not look.
     pub fn no_outside(&self) -> String {
         match self.inside {
-            Some(_) => "the container's processes are not host processes (a user-space kernel): \
-                        the host's view of them does not exist"
-                .into(),
+            Some(_) => {
+                "no host process is the container's (a user-space kernel runs it): nothing to see from outside".into()
+            }
             None => "no outside view".into(),
         }
     }

@@ -15,8 +15,11 @@ fn nnp_seccomp(i: &Input) -> Finding {
     let (nnp, seccomp, view) = match (i.outside, i.inside) {
         (Some(o), _) => (o.probe().no_new_privs.clone(), o.probe().seccomp.clone(), "outside"),
         (None, Some(r)) => (
-            r.status.get("NoNewPrivs").cloned().unwrap_or_default(),
-            r.status.get("Seccomp").cloned().unwrap_or_default(),
+            r.status
+                .get("NoNewPrivs")
+                .cloned()
+                .unwrap_or_else(|| "not shown".into()),
+            r.status.get("Seccomp").cloned().unwrap_or_else(|| "not shown".into()),
             "inside (the user-space kernel's own)",
         ),
         _ => return Finding::skip("nothing read"),

@@ -86,7 +86,12 @@ fn by_behaviour(i: &Input, ty: &str) -> Seen {
             evidence,
         );
     }
-    let all_seen = !marks.is_empty() && marks.iter().all(|(_, v)| v.is_some());
+    // Not the auditor's and not the host's: for each, some marker was looked
+    // for and none was seen.
+    let all_seen = !marks.is_empty()
+        && ["fresh.", "host."]
+            .iter()
+            .all(|p| marks.iter().any(|(k, v)| k.starts_with(p) && v.is_some()));
     match ty {
         "uts" => uts_by_behaviour(i, r),
         "pid" => pid_by_behaviour(i, r),
