@@ -354,6 +354,7 @@ fn main() -> std::process::ExitCode {
         root,
         config_runs_the_probe,
     ));
+    trials.push(gated("a_running_container_is_audited_from_outside", root, by_pid));
     trials.push(gated(
         "a_runtime_that_never_reports_is_ended_with_its_processes",
         root,
@@ -593,6 +594,35 @@ fn never_reports() {
         "took {:?}",
         start.elapsed()
     );
+}
+
+/// `--pid`: a container started before the audit, by unshare(1), which
+/// moves into the namespaces it makes before it forks: its parent shares
+/// them and is no daemon lending it its own.
+fn by_pid() {
+    let tag = format!("302.{}{}", std::process::id(), nix::unistd::gettid());
+    let mut c = Command::new("unshare")
+        .args(["-m", "-u", "-i", "-n", "-p", "--fork", "--mount-proc", "sleep", &tag])
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let pid = loop {
+        if let Some(p) = tagged(&tag, true).into_iter().find(|&p| p != c.id() as i32) {
+            break p;
+        }
+        assert!(t.elapsed().as_secs() < 10, "the container never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    let (code, v, text) = audit(&["--claims", "ipc,mnt,net,pid,uts", "--json", "--pid", &pid.to_string()]);
+    let _ = c.kill();
+    let _ = c.wait();
+    kill_all(&tagged(&tag, false));
+    assert_ne!(code, 2, "{text}");
+    for ty in ["ipc", "mnt", "net", "pid", "uts"] {
+        assert_eq!(verdict(&v, &format!("ns.{ty}")), "OK", "{ty}: {text}");
+    }
+    assert_eq!(verdict(&v, "ns.user"), "SHARED", "{text}");
+    assert_eq!(verdict(&v, "ipc.sysv_marker"), "SKIP", "{text}");
 }
 
 /// On a host whose mounts are shared (systemd's), a mount the runtime makes

@@ -127,16 +127,21 @@ fn descendants(pid: i32, out: &mut BTreeSet<i32>) {
 /// The daemons that started the container: its ancestors outside it, when
 /// the auditor is not among them (a runtime the audit started is the
 /// audit's, daemonized helpers included: the auditor is their subreaper).
-/// Init (pid 1) is left out.
+/// Left out: init (pid 1), and an ancestor in the container's mount
+/// namespace, which is the runtime's own process that moved into the
+/// namespaces it made before it forked the container (unshare(1) does),
+/// not a daemon that lends it its own.
 pub fn daemons(probe: i32, container: &[i32]) -> Vec<i32> {
     let me = std::process::id() as i32;
+    let mnt = |p: i32| std::fs::metadata(format!("/proc/{p}/ns/mnt")).ok().map(|m| m.ino());
+    let theirs = mnt(probe);
     let mut out = Vec::new();
     let mut p = ppid(probe);
     while let Some(pid) = p.filter(|&p| p > 1) {
         if pid == me {
             return Vec::new();
         }
-        if !container.contains(&pid) {
+        if !container.contains(&pid) && (theirs.is_none() || mnt(pid) != theirs) {
             out.push(pid);
         }
         p = ppid(pid);

@@ -22,6 +22,9 @@ pub struct Fd {
     pub mount_in_ns: Option<bool>,
     /// A directory: `..` from it reaches the process's root.
     pub under_root: Option<bool>,
+    /// A socket: a copy of it could be taken (pidfd_getfd), so its
+    /// namespace and peer were read.
+    pub copied: Option<bool>,
     /// A socket: its network namespace's inode.
     pub netns: Option<u64>,
     /// A socket: the pid of its peer (SO_PEERCRED), and whether that
@@ -92,7 +95,9 @@ fn one(pid: i32, n: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[
             }
         }
         "socket" => {
-            if let Some(copy) = pidfd.and_then(|p| getfd(p, n)) {
+            let copy = pidfd.and_then(|p| getfd(p, n));
+            f.copied = Some(copy.is_some());
+            if let Some(copy) = copy {
                 f.netns = socket_netns(&copy);
                 f.peer = peer_pid(&copy);
                 f.peer_inside = f.peer.map(|p| container.contains(&p));

@@ -81,7 +81,33 @@ fn outside(i: &Input) -> Finding {
             .map(|p| json!({"pid": p.pid, "comm": p.comm, "fds": p.fds}))
             .collect::<Vec<_>>()
     );
+    let unjudged: Vec<String> = o
+        .procs
+        .iter()
+        .flat_map(|p| {
+            p.fds
+                .iter()
+                .filter(|f| unread(f))
+                .map(move |f| format!("pid {} fd {} ({})", p.pid, f.n, f.link))
+        })
+        .collect();
+    if bad.is_empty() && !unjudged.is_empty() {
+        return Finding::unobservable(
+            format!("where these lead could not be read: {}", unjudged.join(", ")),
+            evidence,
+        );
+    }
     Finding::judged(i.any_claim(), !bad.is_empty(), bad.join("; "), evidence)
+}
+
+/// An fd whose way out could not be read: a socket (3 and up) no copy of
+/// could be taken, a pidfd whose process is not named.
+fn unread(f: &Fd) -> bool {
+    match f.kind.as_str() {
+        "socket" => f.n > 2 && f.copied == Some(false),
+        "pidfd" => f.target.is_none(),
+        _ => false,
+    }
 }
 
 /// A user-space kernel's probe: its own fds at start. A directory outside
