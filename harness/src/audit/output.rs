@@ -44,9 +44,12 @@ pub enum Got {
 /// Where the report's body lies in `raw`: Some(Ok(body)) once both marker
 /// lines came, Some(Err(())) when only BEGIN did.
 pub fn find(raw: &[u8]) -> Option<Result<&[u8], ()>> {
-    let begin = format!("{BEGIN}\n");
-    let at = position(raw, begin.as_bytes())? + begin.len();
-    let rest = &raw[at..];
+    let at = position(raw, BEGIN.as_bytes())? + BEGIN.len();
+    // The line's end: \n, or \r\n through a terminal.
+    let Some(eol) = raw[at..].iter().position(|&b| b == b'\n') else {
+        return Some(Err(()));
+    };
+    let rest = &raw[at + eol + 1..];
     match position(rest, END.as_bytes()) {
         Some(end) => Some(Ok(trim(&rest[..end]))),
         None => Some(Err(())),
@@ -157,7 +160,7 @@ mod tests {
 
     #[test]
     fn the_report_is_found_after_other_output_and_a_terminal_return() {
-        let raw = format!("starting\r\n\x1b[0m{BEGIN}\n{{\"a\":1}}\r\n{END}\r\n");
+        let raw = format!("starting\r\n\x1b[0m{BEGIN}\r\n{{\"a\":1}}\r\n{END}\r\n");
         assert_eq!(find(raw.as_bytes()), Some(Ok(&b"{\"a\":1}"[..])));
         assert_eq!(find(format!("x{BEGIN}\n{{").as_bytes()), Some(Err(())));
         assert_eq!(find(b"nothing"), None);

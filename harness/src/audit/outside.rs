@@ -20,7 +20,8 @@ pub struct Outside {
     /// The probe's mountinfo, parsed.
     #[serde(skip)]
     pub mounts: Vec<MountInfo>,
-    #[serde(skip)]
+    /// The probe's mountinfo as the host reads it (mount ids are the
+    /// host's), for the evidence.
     pub mountinfo: String,
     pub fs: Fs,
     /// The probe's cgroup paths, read inside its cgroup namespace.

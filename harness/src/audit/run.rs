@@ -85,6 +85,9 @@ fn look(pid: i32, host: &Host, mut refs: Vec<Reference>, audit_cgroup: &str) -> 
 
 fn from_outside(a: &Args, pid: i32, mut audit: Audit, cannot: &[(&'static str, String)]) -> Result<Audit, String> {
     let t = Instant::now();
+    if !Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(format!("--pid {pid}: no such process"));
+    }
     let host = Host::take();
     let mut refs = vec![host.start.clone()];
     refs.extend(daemon_ref(a)?);
