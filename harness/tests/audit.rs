@@ -388,8 +388,10 @@ fn nothing_left() {
     let key = m["sysv_key"].as_i64().expect("a host System V queue was planted") as i32;
     // SAFETY: a plain syscall on integers.
     assert!(unsafe { libc::msgget(key, 0) } < 0, "the host's System V queue is left");
-    let shm = m["shm_file"].as_str().expect("a /dev/shm marker was planted");
-    assert!(!std::path::Path::new(shm).exists(), "{shm} is left");
+    for key in ["shm_file", "root_file"] {
+        let f = m[key].as_str().unwrap_or_else(|| panic!("no {key} was planted: {m}"));
+        assert!(!std::path::Path::new(f).exists(), "{f} is left");
+    }
     let mq = m["mqueue"].as_str().expect("a host POSIX queue was planted");
     assert!(
         nix::mqueue::mq_open(mq, nix::mqueue::MQ_OFlag::O_RDONLY, nix::sys::stat::Mode::empty(), None).is_err(),

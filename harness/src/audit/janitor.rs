@@ -21,6 +21,8 @@ pub struct Planted {
     pub abstract_socket: Option<String>,
     /// The file in /dev/shm.
     pub shm_file: Option<String>,
+    /// The file on the host's root file system.
+    pub root_file: Option<String>,
     /// The audit's cgroups: everything the runtime starts is put there.
     pub cgroups: Vec<PathBuf>,
     /// What could not be made, and why.
@@ -139,6 +141,18 @@ fn plant(n: &HostNames, token: &str, p: &mut Planted) -> Option<std::os::unix::n
         Ok(_) => p.shm_file = Some(shm),
         Err(e) => p.errors.push(format!("{shm}: {e}")),
     }
+    match root_dir() {
+        Some(d) => {
+            let f = format!("{}/{}", d.trim_end_matches('/'), n.root_file);
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&f) {
+                Ok(_) => p.root_file = Some(f),
+                Err(e) => p.errors.push(format!("{f}: {e}")),
+            }
+        }
+        None => p
+            .errors
+            .push("no directory of the root file system for its marker".into()),
+    }
     let (made, errors) = super::cgroups::make(&format!("nsconform-audit-{token}"));
     p.cgroups = made;
     p.errors.extend(errors);
@@ -154,6 +168,16 @@ fn plant(n: &HostNames, token: &str, p: &mut Planted) -> Option<std::os::unix::n
     }
 }
 
+/// The first of the marker's directories on the file system that holds /.
+fn root_dir() -> Option<&'static str> {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/").ok()?.dev();
+    markers::ROOT_DIRS
+        .iter()
+        .copied()
+        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.dev() == root))
+}
+
 fn clean(n: &HostNames, p: &Planted) {
     super::cgroups::end(&p.cgroups, GRACE);
     if let Some(k) = p.sysv_key {
@@ -166,7 +190,7 @@ fn clean(n: &HostNames, p: &Planted) {
     if p.mqueue.is_some() {
         markers::mq_remove(&n.mqueue);
     }
-    if let Some(f) = &p.shm_file {
+    for f in [&p.shm_file, &p.root_file].into_iter().flatten() {
         let _ = std::fs::remove_file(f);
     }
 }

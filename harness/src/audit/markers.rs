@@ -10,7 +10,8 @@
 //!   names: every audit has namespaces of its own.
 //! - host markers (`HostNames`), planted by the janitor in the namespaces
 //!   the audit started in, the host's: a System V queue, a POSIX queue, an
-//!   abstract socket and a file in /dev/shm, each named after the audit's
+//!   abstract socket, a file in /dev/shm and one on the file system that
+//!   holds / (in /var/tmp where it is there), each named after the audit's
 //!   token, removed when the audit ends however it ends. A daemon creates
 //!   containers from the host's namespaces, not from the auditor's.
 //!   Markers that would change the host for everyone (its hostname, its
@@ -45,7 +46,13 @@ pub struct HostNames {
     pub abstract_name: String,
     /// A file name in /dev/shm.
     pub shm: String,
+    /// A file name in the first of `ROOT_DIRS` on the host's root file system.
+    pub root_file: String,
 }
+
+/// Where the host's root file system marker may go, in order: a directory
+/// on the file system that holds / (the first that is).
+pub const ROOT_DIRS: &[&str] = &["/var/tmp", "/tmp", "/root", "/"];
 
 impl HostNames {
     pub fn of(token: &str) -> HostNames {
@@ -60,6 +67,7 @@ impl HostNames {
             mqueue: format!("/{HOST_PREFIX}{token}"),
             abstract_name: format!("{HOST_PREFIX}{token}"),
             shm: format!("{HOST_PREFIX}{token}"),
+            root_file: format!("{HOST_PREFIX}{token}"),
         }
     }
 }
@@ -247,6 +255,32 @@ pub fn look(token: Option<&str>) -> BTreeMap<String, Option<bool>> {
         }
     }
     out
+}
+
+/// The mount points under which the host's root file system marker shows
+/// (None: no mountinfo to read). Without the token, any file with the
+/// markers' prefix in those directories counts.
+pub fn root_marker_at(token: Option<&str>, mount_points: &[String]) -> Option<Vec<String>> {
+    if mount_points.is_empty() {
+        return None;
+    }
+    let name = token.map(|t| HostNames::of(t).root_file);
+    let mut out: Vec<String> = mount_points
+        .iter()
+        .filter(|m| {
+            ROOT_DIRS.iter().any(|d| {
+                let dir = format!("{}{}", m.trim_end_matches('/'), d);
+                match &name {
+                    Some(n) => nix::sys::stat::stat(format!("{}/{n}", dir.trim_end_matches('/')).as_str()).is_ok(),
+                    None => list(&dir).is_some_and(|l| l.iter().any(|f| f.starts_with(HOST_PREFIX))),
+                }
+            })
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    Some(out)
 }
 
 fn list(dir: &str) -> Option<Vec<String>> {

@@ -57,6 +57,8 @@ pub struct Report {
     /// Control sockets (known paths, or mount points that are sockets)
     /// that accept a connection.
     pub sockets: Vec<String>,
+    /// Mount points under which the host's root file system marker shows.
+    pub host_root_at: Option<Vec<String>>,
 }
 
 /// Status fields the checks read.
@@ -204,6 +206,13 @@ pub fn collect(token: Option<&str>, fds: Vec<InheritedFd>) -> Report {
             .map(|m| super_options(&mountinfo, m.id)),
         cgroup: read("/proc/self/cgroup"),
         sockets: sockets(&mountinfo),
+        host_root_at: super::markers::root_marker_at(
+            token,
+            &crate::observe::mounts::parse(&mountinfo)
+                .into_iter()
+                .map(|m| m.mount_point)
+                .collect::<Vec<_>>(),
+        ),
         mountinfo,
     }
 }
@@ -264,7 +273,8 @@ fn sockets(mountinfo: &str) -> Vec<String> {
     let points = crate::observe::mounts::parse(mountinfo)
         .into_iter()
         .map(|m| m.mount_point)
-        .filter(|p| std::fs::metadata(p).is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type())));
+        // stat, not statx: a user-space kernel may refuse statx's flags.
+        .filter(|p| nix::sys::stat::stat(p.as_str()).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFSOCK));
     let known = super::host::CONTROL_SOCKETS.iter().map(|s| s.to_string());
     let mut out: Vec<String> = points
         .chain(known)

@@ -98,17 +98,23 @@ fn receives(i: &Input) -> Finding {
 pub const HOST_ROOT_BOUND: Check = Check {
     id: "mnt.host_root_bound",
     title: "the host's root file system is not mounted inside",
-    looks_at: "mounts of the file system holding the host's /, at or above the host's root directory (-v /:/host)",
+    looks_at: "mounts of the file system holding the host's /, at or above the host's root directory (-v /:/host); \
+               the janitor's marker file on that file system, under a mount point inside",
     severity: Severity::Critical,
     run: host_root_bound,
 };
 
 fn host_root_bound(i: &Input) -> Finding {
+    let marked = i.inside.and_then(|r| r.host_root_at.clone());
     let Some(o) = i.outside else {
-        return Finding::unobservable(i.no_outside(), json!(null));
+        return host_root_by_behaviour(i, marked);
     };
-    let at = &o.fs.host_root_mounts;
-    let evidence = json!({"mount_points": at, "host_root_fs": i.host.root_fs});
+    let mut at = o.fs.host_root_mounts.clone();
+    at.extend(marked.iter().flatten().cloned());
+    at.sort();
+    at.dedup();
+    let evidence =
+        json!({"mount_points": o.fs.host_root_mounts, "marker_under": marked, "host_root_fs": i.host.root_fs});
     if at.is_empty() {
         return Finding::ok(evidence);
     }
@@ -128,6 +134,51 @@ fn host_root_bound(i: &Input) -> Finding {
         true,
         format!(
             "the host's root file system is mounted at {}, and the container is root on the host",
+            list(&shown)
+        ),
+        evidence,
+    )
+}
+
+/// A user-space kernel's container: the marker the janitor put on the
+/// host's root file system, under a mount point inside; a LEAK when the
+/// probe is root there (root of the user-space kernel reads the host's files
+/// as its file server serves them).
+fn host_root_by_behaviour(i: &Input, marked: Option<Vec<String>>) -> Finding {
+    let Some(at) = marked else {
+        return Finding::unobservable(
+            format!("{}; no mount points inside to look under", i.no_outside()),
+            json!(null),
+        );
+    };
+    let root = i
+        .inside
+        .and_then(|r| r.status.get("Uid"))
+        .is_some_and(|u| u.split_whitespace().any(|x| x == "0"));
+    let evidence = json!({"marker_under": at, "uid_inside": i.inside.and_then(|r| r.status.get("Uid"))});
+    if at.is_empty() {
+        return Finding::new(
+            Verdict::Ok,
+            "by behaviour: the host's root file system marker shows under no mount point",
+            evidence,
+        );
+    }
+    let shown: Vec<&str> = at.iter().map(String::as_str).collect();
+    if !root {
+        return Finding::new(
+            Verdict::Note,
+            format!(
+                "by behaviour: the host's root file system shows at {}, to a probe that is not root",
+                list(&shown)
+            ),
+            evidence,
+        );
+    }
+    Finding::judged(
+        i.claims("mnt"),
+        true,
+        format!(
+            "by behaviour: the host's root file system shows at {}, and the probe is root",
             list(&shown)
         ),
         evidence,
