@@ -142,8 +142,8 @@ fn plant(n: &HostNames, token: &str, p: &mut Planted) -> Option<std::os::unix::n
         Err(e) => p.errors.push(format!("{shm}: {e}")),
     }
     match root_dir() {
-        Some(d) => {
-            let f = format!("{}/{}", d.trim_end_matches('/'), n.root_file);
+        Some((d, tag)) => {
+            let f = format!("{}/{}", d.trim_end_matches('/'), markers::root_file(tag, Some(token)));
             match std::fs::OpenOptions::new().write(true).create_new(true).open(&f) {
                 Ok(_) => p.root_file = Some(f),
                 Err(e) => p.errors.push(format!("{f}: {e}")),
@@ -169,13 +169,13 @@ fn plant(n: &HostNames, token: &str, p: &mut Planted) -> Option<std::os::unix::n
 }
 
 /// The first of the marker's directories on the file system that holds /.
-fn root_dir() -> Option<&'static str> {
+fn root_dir() -> Option<(&'static str, &'static str)> {
     use std::os::unix::fs::MetadataExt;
     let root = std::fs::metadata("/").ok()?.dev();
     markers::ROOT_DIRS
         .iter()
         .copied()
-        .find(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.dev() == root))
+        .find(|(d, _)| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.dev() == root))
 }
 
 fn clean(n: &HostNames, p: &Planted) {

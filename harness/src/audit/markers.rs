@@ -34,6 +34,10 @@ pub const ABSTRACT: &[u8] = b"nsconform-audit";
 /// given the token (an OCI config's fixed command) can still find them.
 pub const HOST_PREFIX: &str = "nsconform-audit-host-";
 pub const HOST_KEY_PREFIX: i32 = 0x6e74;
+/// The root file system marker's own prefix: a file of the host's
+/// /dev/shm or a queue in its /dev/mqueue bound inside must not read as the
+/// host's root file system.
+pub const ROOT_PREFIX: &str = "nsconform-audit-rootfs-";
 /// System V keys tried for the host queue, in order, should one be taken.
 const KEYS: i32 = 4;
 
@@ -46,13 +50,24 @@ pub struct HostNames {
     pub abstract_name: String,
     /// A file name in /dev/shm.
     pub shm: String,
-    /// A file name in the first of `ROOT_DIRS` on the host's root file system.
-    pub root_file: String,
 }
 
 /// Where the host's root file system marker may go, in order: a directory
-/// on the file system that holds / (the first that is).
-pub const ROOT_DIRS: &[&str] = &["/var/tmp", "/tmp", "/root", "/"];
+/// on the file system that holds / (the first that is), and the word its
+/// name carries, so that the probe knows where under a mount point to look
+/// (the host's /tmp bound somewhere is not its root file system).
+pub const ROOT_DIRS: &[(&str, &str)] = &[
+    ("/var/tmp", "vartmp"),
+    ("/tmp", "tmp"),
+    ("/root", "root"),
+    ("/", "slash"),
+];
+
+/// The root file system marker's name in directory `tag` of `ROOT_DIRS`
+/// (without a token: its prefix).
+pub fn root_file(tag: &str, token: Option<&str>) -> String {
+    format!("{ROOT_PREFIX}{tag}-{}", token.unwrap_or(""))
+}
 
 impl HostNames {
     pub fn of(token: &str) -> HostNames {
@@ -67,7 +82,6 @@ impl HostNames {
             mqueue: format!("/{HOST_PREFIX}{token}"),
             abstract_name: format!("{HOST_PREFIX}{token}"),
             shm: format!("{HOST_PREFIX}{token}"),
-            root_file: format!("{HOST_PREFIX}{token}"),
         }
     }
 }
@@ -257,22 +271,32 @@ pub fn look(token: Option<&str>) -> BTreeMap<String, Option<bool>> {
     out
 }
 
-/// The mount points under which the host's root file system marker shows
-/// (None: no mountinfo to read). Without the token, any file with the
-/// markers' prefix in those directories counts.
+/// The mount points under which the host's root file system marker shows,
+/// where it was put (None: no mountinfo to read). A path that crosses
+/// another mount point on its way from the mount point to the marker does
+/// not count: that mount, not the root file system, holds what it leads to.
 pub fn root_marker_at(token: Option<&str>, mount_points: &[String]) -> Option<Vec<String>> {
     if mount_points.is_empty() {
         return None;
     }
-    let name = token.map(|t| HostNames::of(t).root_file);
+    let crosses = |m: &str, dir: &str| {
+        mount_points
+            .iter()
+            .any(|p| p.len() > m.len() && p.starts_with(m) && (dir == p || dir.starts_with(&format!("{p}/"))))
+    };
     let mut out: Vec<String> = mount_points
         .iter()
         .filter(|m| {
-            ROOT_DIRS.iter().any(|d| {
-                let dir = format!("{}{}", m.trim_end_matches('/'), d);
-                match &name {
-                    Some(n) => nix::sys::stat::stat(format!("{}/{n}", dir.trim_end_matches('/')).as_str()).is_ok(),
-                    None => list(&dir).is_some_and(|l| l.iter().any(|f| f.starts_with(HOST_PREFIX))),
+            ROOT_DIRS.iter().any(|(d, tag)| {
+                let dir = format!("{}{}", m.trim_end_matches('/'), d.trim_end_matches('/'));
+                let dir = if dir.is_empty() { "/".to_string() } else { dir };
+                if crosses(m, &dir) {
+                    return false;
+                }
+                let name = root_file(tag, token);
+                match token {
+                    Some(_) => nix::sys::stat::stat(format!("{}/{name}", dir.trim_end_matches('/')).as_str()).is_ok(),
+                    None => list(&dir).is_some_and(|l| l.iter().any(|f| f.starts_with(&name))),
                 }
             })
         })
@@ -344,4 +368,29 @@ fn abstract_prefix_seen() -> Option<bool> {
         p.strip_prefix('@')
             .is_some_and(|n| p.starts_with(&at) && connects(n.as_bytes()))
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_marker_counts_only_where_no_other_mount_holds_its_path() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().to_str().unwrap().to_string();
+        std::fs::create_dir_all(d.path().join("var/tmp")).unwrap();
+        std::fs::write(d.path().join("var/tmp").join(root_file("vartmp", Some("t1"))), "").unwrap();
+        assert_eq!(
+            root_marker_at(Some("t1"), std::slice::from_ref(&m)),
+            Some(vec![m.clone()])
+        );
+        assert_eq!(root_marker_at(None, std::slice::from_ref(&m)), Some(vec![m.clone()]));
+        assert_eq!(root_marker_at(Some("t2"), std::slice::from_ref(&m)), Some(vec![]));
+        // The host's /var/tmp bound there, not its root file system.
+        let bound = format!("{m}/var/tmp");
+        assert_eq!(root_marker_at(Some("t1"), &[m.clone(), bound]), Some(vec![]));
+        // A file of the same kind in the wrong directory is no root marker.
+        std::fs::write(d.path().join(root_file("vartmp", Some("t3"))), "").unwrap();
+        assert_eq!(root_marker_at(Some("t3"), &[m]), Some(vec![]));
+    }
 }
