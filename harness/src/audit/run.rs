@@ -29,6 +29,12 @@ pub fn audit(a: &Args) -> Result<Audit, String> {
         None => None,
     };
     let cannot = runtime.as_ref().map(|r| r.cannot.clone()).unwrap_or_default();
+    // Bad input is said before anything is made.
+    if let Some(c) = &a.config
+        && !a.command.iter().any(|w| w.contains(PLACEHOLDER))
+    {
+        claims::runs_probe(c)?;
+    }
     let base = Audit {
         command: Vec::new(),
         runtime: a.runtime.clone(),
