@@ -10,17 +10,33 @@ pub const TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "use
 
 pub type Claims = BTreeSet<&'static str>;
 
-/// `--claims uts,ipc,...` (`all` is every type, `none` no type).
+/// `--claims uts,ipc,...` (`all` is every type, `none` no type). An empty
+/// list, or `none` beside a type, is an error: the claims must be said.
 pub fn parse_list(s: &str) -> Result<Claims, String> {
+    let words: Vec<&str> = s.split(',').map(str::trim).filter(|w| !w.is_empty()).collect();
+    if words.is_empty() {
+        return Err(format!(
+            "--claims: empty; name the types the runtime isolates ({}), or all, or none",
+            TYPES.join(", ")
+        ));
+    }
+    if words.contains(&"none") && words.len() > 1 {
+        return Err(format!("--claims: `none` with other words ({s})"));
+    }
     let mut out = Claims::new();
-    for w in s.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+    for w in words {
         match w {
             "all" => out.extend(TYPES),
             "none" => {}
             _ => {
                 out.insert(canonical(w).ok_or_else(|| {
+                    let mut known: Vec<&str> = TYPES.to_vec();
+                    known.extend(["network", "mount", "all", "none"]);
+                    let hint = did_you_mean(w, &known)
+                        .map(|k| format!("; did you mean `{k}`?"))
+                        .unwrap_or_default();
                     format!(
-                        "--claims: `{w}` is no namespace type (one of {}, all, none)",
+                        "--claims: `{w}` is no namespace type (one of {}, all, none){hint}",
                         TYPES.join(", ")
                     )
                 })?);
@@ -28,6 +44,51 @@ pub fn parse_list(s: &str) -> Result<Claims, String> {
         }
     }
     Ok(out)
+}
+
+/// The claims from the command line: `--claims`, an OCI config, or both.
+/// Neither is an error: an audit without claims would pass anything.
+pub fn from_args(list: Option<&str>, config: Option<&Path>) -> Result<Claims, String> {
+    if list.is_none() && config.is_none() {
+        return Err(format!(
+            "no claims: say what the runtime isolates with --claims ({}, all), or --claims none, or --config",
+            TYPES.join(",")
+        ));
+    }
+    let mut claims = match list {
+        Some(c) => parse_list(c)?,
+        None => Claims::new(),
+    };
+    if let Some(c) = config {
+        claims.extend(from_oci(c)?);
+    }
+    Ok(claims)
+}
+
+/// The known word closest to `w`, if one is close (two edits at most).
+pub fn did_you_mean<'a>(w: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (distance(w, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// The /proc name of a type, from it or its OCI name.
@@ -93,32 +154,16 @@ pub fn runs_probe(path: &Path) -> Result<(), String> {
         .and_then(Json::as_array)
         .map(|a| a.iter().filter_map(Json::as_str).collect())
         .unwrap_or_default();
-    if args.windows(2).any(|w| w == super::inside::ARGS) {
+    if args.windows(2).any(|w| w == super::protocol::ARGS) {
         return Ok(());
     }
     Err(format!(
         "{}: field process.args: {args:?} does not run the probe (`<this binary> {}`), \
          and the command line has no `{}`",
         file.display(),
-        super::inside::ARGS.join(" "),
+        super::protocol::ARGS.join(" "),
         super::PLACEHOLDER
     ))
-}
-
-/// Types the runtime named in the command line has no way to create, with
-/// why: such a claim is reported as impossible, not as a leak.
-pub fn cannot(argv: &[String]) -> Vec<(&'static str, &'static str)> {
-    let base = |w: &String| w.rsplit('/').next().unwrap_or(w).to_string();
-    for w in argv.iter().map(base) {
-        match w.as_str() {
-            "bwrap" => return vec![("time", "bubblewrap has no time namespace option")],
-            "runc" => return vec![("time", "runc 1.1 has no time namespace")],
-            "systemd-nspawn" => return vec![("time", "systemd-nspawn has no time namespace option")],
-            "firejail" => return vec![("time", "firejail has no time namespace option")],
-            _ => {}
-        }
-    }
-    Vec::new()
 }
 
 #[cfg(test)]
@@ -133,6 +178,12 @@ mod tests {
         );
         assert_eq!(parse_list("all").unwrap().len(), 8);
         assert!(parse_list("uts,bogus").unwrap_err().contains("`bogus`"));
+        assert!(parse_list("uts,netw").unwrap_err().contains("did you mean `net`?"));
+        assert!(parse_list("").unwrap_err().contains("empty"));
+        assert!(parse_list(" , ").unwrap_err().contains("empty"));
+        assert!(parse_list("none,uts").is_err());
+        assert!(parse_list("none").unwrap().is_empty());
+        assert!(from_args(None, None).unwrap_err().contains("no claims"));
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("config.json");
         std::fs::write(

@@ -1,57 +1,54 @@
-//! The probe: the container's command. It prints what it sees of the
-//! auditor's markers between two marker lines on stdout, then waits for the
-//! auditor (a line on stdin, or SIGKILL) so that its /proc/PID stays
-//! readable from outside while the auditor looks.
+//! The probe: the container's command. It prints its report (JSON, one
+//! line) between two marker lines on stdout, then waits for the auditor (a
+//! line on stdin, or SIGKILL) so that its /proc/PID stays readable from
+//! outside while the auditor looks. Where nothing outside can look (a
+//! user-space kernel), the auditor asks it for its hostname again after
+//! changing its own.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
-pub const BEGIN: &str = "NSCONFORM-AUDIT-BEGIN";
-pub const END: &str = "NSCONFORM-AUDIT-END";
-/// The probe's first arguments after the binary.
-pub const ARGS: [&str; 2] = ["audit", "--inside"];
+use super::protocol::{BEGIN, END, HOSTNAME};
 
 pub fn main(token: Option<&str>) -> i32 {
-    let mut out = format!("{BEGIN}\ntoken {}\npid {}\n", token.unwrap_or("-"), std::process::id());
-    for (name, seen) in super::markers::look() {
-        out.push_str(&format!("marker.{name} {}\n", u8::from(seen)));
-    }
-    out.push_str(END);
-    out.push('\n');
+    // First, before anything here opens an fd of its own.
+    let fds = super::report::inherited_fds();
+    let report = super::report::collect(token, fds);
+    let Ok(json) = serde_json::to_string(&report) else {
+        return 1;
+    };
     let mut so = std::io::stdout().lock();
-    if so.write_all(out.as_bytes()).and_then(|()| so.flush()).is_err() {
+    if so
+        .write_all(format!("{BEGIN}\n{json}\n{END}\n").as_bytes())
+        .and_then(|()| so.flush())
+        .is_err()
+    {
         return 1;
     }
     drop(so);
-    let mut b = [0u8; 1];
-    if !matches!(std::io::stdin().read(&mut b), Ok(1)) {
-        // No stdin from the runtime: the auditor ends this with SIGKILL.
-        std::thread::sleep(std::time::Duration::from_secs(60));
-    }
-    0
-}
-
-/// The probe's report, as the auditor reads it.
-#[derive(Debug, Default, Clone)]
-pub struct Seen {
-    pub token: String,
-    pub pid: i32,
-    pub markers: Vec<(String, bool)>,
-}
-
-pub fn parse(lines: &[String]) -> Result<Seen, String> {
-    let mut s = Seen::default();
-    for l in lines {
-        let (k, v) = l
-            .split_once(' ')
-            .ok_or_else(|| format!("probe line without a value: {l:?}"))?;
-        match k {
-            "token" => s.token = v.to_string(),
-            "pid" => s.pid = v.parse().map_err(|_| format!("probe pid: {v:?}"))?,
-            _ => match k.strip_prefix("marker.") {
-                Some(m) => s.markers.push((m.to_string(), v == "1")),
-                None => return Err(format!("probe line with an unknown key: {l:?}")),
-            },
+    // Then the auditor's requests, a line each: `hostname` (the auditor
+    // changed its own and asks for this one's again), anything else to end.
+    let mut lines = std::io::stdin().lock();
+    let mut asked = false;
+    loop {
+        let mut l = String::new();
+        match std::io::BufRead::read_line(&mut lines, &mut l) {
+            Ok(n) if n > 0 && l.trim() == "hostname" => {
+                asked = true;
+                let h = nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let mut so = std::io::stdout().lock();
+                let _ = so
+                    .write_all(format!("{HOSTNAME} {h}\n").as_bytes())
+                    .and_then(|()| so.flush());
+            }
+            Ok(n) if n > 0 => return 0,
+            _ if asked => return 0,
+            // No stdin from the runtime: the auditor ends this with SIGKILL.
+            _ => {
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                return 0;
+            }
         }
     }
-    Ok(s)
 }

@@ -1,20 +1,31 @@
-//! The audit's table for people and JSON for machines.
+//! The audit's table for people and its JSON for machines (through serde:
+//! stable ids, a severity per check, the raw evidence, the version).
 
 use super::Audit;
-use super::checks::Verdict;
-use super::json::quote;
+use super::checks::Judged;
+use super::checks::rows::Row;
+use serde::Serialize;
 use std::fmt::Write;
 
-fn ms(d: std::time::Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1000.0)
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
 }
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn table(a: &Audit) -> String {
     let mut o = String::new();
-    if a.command.is_empty() {
-        let _ = writeln!(o, "nsconform audit of pid {}", a.pid);
-    } else {
-        let _ = writeln!(o, "nsconform audit of: {}", a.command.join(" "));
+    match a.pid {
+        _ if !a.command.is_empty() => {
+            let _ = writeln!(o, "nsconform audit of: {}", a.command.join(" "));
+        }
+        Some(p) => {
+            let _ = writeln!(o, "nsconform audit of pid {p}");
+        }
+        None => {}
+    }
+    if let Some(r) = &a.runtime {
+        let _ = writeln!(o, "runtime: {r}");
     }
     let claims = if a.claims.is_empty() {
         "none".to_string()
@@ -22,6 +33,7 @@ pub fn table(a: &Audit) -> String {
         a.claims.iter().copied().collect::<Vec<_>>().join(",")
     };
     let _ = writeln!(o, "claims: {claims}");
+    let _ = writeln!(o, "seen: {}", a.view);
     match a.runtime_start {
         Some(s) => {
             let _ = writeln!(o, "runtime start {} ms, audit {} ms", ms(s), ms(a.audit_time));
@@ -32,90 +44,87 @@ pub fn table(a: &Audit) -> String {
     }
     let _ = writeln!(
         o,
-        "\n{:<8} {:<8} {:<9} {:<7} detail",
+        "\n{:<8} {:<8} {:<12} {:<12} detail",
         "type", "claimed", "observed", "verdict"
     );
     for r in &a.rows {
+        let observed = match r.isolated {
+            Some(true) => "isolated",
+            Some(false) => "shared",
+            None => "unobservable",
+        };
+        let claimed = if r.claimed { "yes" } else { "no" };
         let _ = writeln!(
             o,
-            "{:<8} {:<8} {:<9} {:<7} {}",
+            "{:<8} {claimed:<8} {observed:<12} {:<12} {}",
             r.ty,
-            if r.claimed { "yes" } else { "no" },
-            if r.isolated { "isolated" } else { "shared" },
             r.verdict.word(),
             r.detail
         );
     }
-    let w = a.checks.iter().map(|c| c.name.len()).max().unwrap_or(10);
-    let _ = writeln!(o, "\n{:<w$} {:<7} detail", "check", "verdict");
+    let w = a.checks.iter().map(|c| c.id.len()).max().unwrap_or(10);
+    let _ = writeln!(o, "\n{:<w$} {:<12} detail", "check", "verdict");
     for c in &a.checks {
-        let _ = writeln!(o, "{:<w$} {:<7} {}", c.name, c.verdict.word(), c.detail);
+        let _ = writeln!(o, "{:<w$} {:<12} {}", c.id, c.verdict.word(), c.detail);
     }
-    let leaks = leaks(a);
+    let n = a.leaks();
     let _ = writeln!(
         o,
         "\n{}",
-        if leaks == 0 {
+        if n == 0 {
             "no leak".to_string()
         } else {
-            format!("{leaks} LEAK(s)")
+            format!("{n} LEAK(s)")
         }
     );
     o
 }
 
-fn leaks(a: &Audit) -> usize {
-    a.rows.iter().filter(|r| r.verdict == Verdict::Leak).count()
-        + a.checks.iter().filter(|c| c.verdict == Verdict::Leak).count()
+#[derive(Serialize)]
+struct JsonAudit<'a> {
+    version: &'static str,
+    command: &'a [String],
+    runtime: Option<&'a str>,
+    claims: Vec<&'static str>,
+    pid: Option<i32>,
+    view: &'a str,
+    runtime_start_ms: Option<f64>,
+    audit_ms: f64,
+    namespaces: &'a [Row],
+    checks: &'a [Judged],
+    leaks: usize,
+    evidence: &'a serde_json::Value,
 }
 
 pub fn json(a: &Audit) -> String {
-    let mut o = String::from("{");
-    let cmd: Vec<String> = a.command.iter().map(|s| quote(s)).collect();
-    let claims: Vec<String> = a.claims.iter().map(|s| quote(s)).collect();
-    let _ = write!(
-        o,
-        "\"command\":[{}],\"pid\":{},\"claims\":[{}],",
-        cmd.join(","),
-        a.pid,
-        claims.join(",")
-    );
-    if let Some(s) = a.runtime_start {
-        let _ = write!(o, "\"runtime_start_ms\":{},", ms(s));
-    }
-    let _ = write!(o, "\"audit_ms\":{},\"namespaces\":[", ms(a.audit_time));
-    let rows: Vec<String> = a
-        .rows
-        .iter()
-        .map(|r| {
-            format!(
-                "{{\"type\":{},\"claimed\":{},\"isolated\":{},\"verdict\":{},\"detail\":{}}}",
-                quote(r.ty),
-                r.claimed,
-                r.isolated,
-                quote(r.verdict.word()),
-                quote(&r.detail)
-            )
-        })
-        .collect();
-    let checks: Vec<String> = a
-        .checks
-        .iter()
-        .map(|c| {
-            format!(
-                "{{\"check\":{},\"verdict\":{},\"detail\":{}}}",
-                quote(c.name),
-                quote(c.verdict.word()),
-                quote(&c.detail)
-            )
-        })
-        .collect();
-    let _ = write!(
-        o,
-        "{}],\"checks\":[{}],\"leaks\":{}}}",
-        rows.join(","),
-        checks.join(","),
-        leaks(a)
-    );
-    o
+    let j = JsonAudit {
+        version: VERSION,
+        command: &a.command,
+        runtime: a.runtime.as_deref(),
+        claims: a.claims.iter().copied().collect(),
+        pid: a.pid,
+        view: a.view,
+        runtime_start_ms: a.runtime_start.map(ms),
+        audit_ms: ms(a.audit_time),
+        namespaces: &a.rows,
+        checks: &a.checks,
+        leaks: a.leaks(),
+        evidence: &a.evidence,
+    };
+    serde_json::to_string(&j).unwrap_or_else(|e| error_json(&format!("rendering the audit: {e}")))
+}
+
+#[derive(Serialize)]
+struct JsonError<'a> {
+    version: &'static str,
+    error: &'a str,
+}
+
+/// The JSON object of an audit that could not run.
+pub fn error_json(e: &str) -> String {
+    serde_json::to_string(&JsonError {
+        version: VERSION,
+        error: e,
+    })
+    .unwrap_or_else(|_| "{}".into())
 }

@@ -1,0 +1,206 @@
+//! fds judged by where they lead. A directory, a file on another mount
+//! namespace's mount, another namespace's nsfs file, a pidfd of a process
+//! outside, a socket of another network namespace or connected to a
+//! process outside: a way out. Stdio on /dev/null, a pipe, a terminal, a
+//! file or a socket is the user's choice: a NOTE.
+
+use super::{Check, Finding, Input, Severity, Verdict};
+use crate::audit::members::comm;
+use crate::audit::openfds::Fd;
+use crate::audit::outside::Outside;
+use crate::audit::view::Proc;
+use serde_json::json;
+
+/// Why fd `f` of `p` leads outside, if it does.
+fn leads_out(f: &Fd, p: &Proc, o: &Outside) -> Option<String> {
+    let n = f.n;
+    match f.kind.as_str() {
+        "dir" if f.mount_in_ns == Some(false) => Some(format!(
+            "fd {n} is a directory on a mount of another mount namespace ({})",
+            f.link
+        )),
+        "dir" if f.under_root == Some(false) => Some(format!("fd {n} is a directory outside its root ({})", f.link)),
+        "file" if n > 2 && f.mount_in_ns == Some(false) => Some(format!(
+            "fd {n} is a file on a mount of another mount namespace ({})",
+            f.link
+        )),
+        "nsfs" => {
+            let (ty, ino) = f.link.split_once(":[")?;
+            let ino: u64 = ino.trim_end_matches(']').parse().ok()?;
+            (p.ns.get(ty).map(|x| x.ino) != Some(ino))
+                .then(|| format!("fd {n} is a {ty} namespace not its own ({})", f.link))
+        }
+        "pidfd" if f.target_inside == Some(false) => {
+            let t = f.target.unwrap_or(0);
+            Some(format!(
+                "fd {n} is a pidfd of pid {t} ({}), outside the container",
+                comm(t)
+            ))
+        }
+        "socket" if n > 2 => {
+            let own_net = p.ns.get("net").map(|x| x.ino);
+            if f.netns.is_some() && f.netns != own_net {
+                return Some(format!("fd {n} is a socket in another network namespace"));
+            }
+            let peer = f.peer.filter(|_| f.peer_inside == Some(false))?;
+            (!o.is_member(peer)).then(|| {
+                format!(
+                    "fd {n} is a socket connected to pid {peer} ({}), outside the container",
+                    comm(peer)
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
+pub const OUTSIDE: Check = Check {
+    id: "fd.outside",
+    title: "no inherited fd leads outside",
+    looks_at: "every fd of every process of the container: its kind, mount, `..` from a directory, nsfs inode, \
+               pidfd's process, socket's network namespace and peer (SO_PEERCRED)",
+    severity: Severity::Critical,
+    run: outside,
+};
+
+fn outside(i: &Input) -> Finding {
+    let Some(o) = i.outside else {
+        return from_inside(i);
+    };
+    let mut bad = Vec::new();
+    for p in &o.procs {
+        for f in &p.fds {
+            if let Some(why) = leads_out(f, p, o) {
+                bad.push(format!("pid {} ({}): {why}", p.pid, p.comm));
+            }
+        }
+    }
+    let evidence = json!(
+        o.procs
+            .iter()
+            .map(|p| json!({"pid": p.pid, "comm": p.comm, "fds": p.fds}))
+            .collect::<Vec<_>>()
+    );
+    let unjudged: Vec<String> = o
+        .procs
+        .iter()
+        .flat_map(|p| {
+            p.fds
+                .iter()
+                .filter(|f| unread(f))
+                .map(move |f| format!("pid {} fd {} ({})", p.pid, f.n, f.link))
+        })
+        .collect();
+    if bad.is_empty() && !unjudged.is_empty() {
+        return Finding::unobservable(
+            format!("where these lead could not be read: {}", unjudged.join(", ")),
+            evidence,
+        );
+    }
+    Finding::judged(i.any_claim(), !bad.is_empty(), bad.join("; "), evidence)
+}
+
+/// An fd whose way out could not be read: a socket (3 and up) no copy of
+/// could be taken, a pidfd whose process is not named.
+fn unread(f: &Fd) -> bool {
+    match f.kind.as_str() {
+        "socket" => f.n > 2 && f.copied == Some(false),
+        "pidfd" => f.target.is_none(),
+        _ => false,
+    }
+}
+
+/// A user-space kernel's probe: its own fds at start. A directory outside
+/// its root is a way out; where anything else beyond stdio leads cannot be
+/// seen; with nothing beyond stdio, nothing was inherited.
+fn from_inside(i: &Input) -> Finding {
+    let Some(r) = i.inside else {
+        return Finding::skip("nothing read");
+    };
+    let evidence = json!(r.fds);
+    let out: Vec<String> = r
+        .fds
+        .iter()
+        .filter(|f| f.kind == "dir" && f.under_root == Some(false))
+        .map(|f| format!("fd {} is a directory outside its root ({})", f.n, f.link))
+        .collect();
+    if !out.is_empty() {
+        return Finding::judged(i.any_claim(), true, out.join("; "), evidence);
+    }
+    let beyond: Vec<String> = r
+        .fds
+        .iter()
+        .filter(|f| f.n > 2 || matches!(f.kind.as_str(), "dir" | "nsfs" | "pidfd"))
+        .map(|f| format!("fd {} ({})", f.n, f.link))
+        .collect();
+    if beyond.is_empty() {
+        return Finding::new(Verdict::Ok, "nothing beyond stdio was inherited", evidence);
+    }
+    Finding::unobservable(
+        format!("{}; where these lead: {}", i.no_outside(), beyond.join(", ")),
+        evidence,
+    )
+}
+
+/// What a stdio fd is, in a word.
+fn stdio_kind(kind: &str, link: &str, rdev: Option<&str>) -> String {
+    match (kind, rdev) {
+        ("chr", Some("1:3")) => "/dev/null".into(),
+        ("chr", Some(d))
+            if [
+                "4:", "5:", "136:", "137:", "138:", "139:", "140:", "141:", "142:", "143:",
+            ]
+            .iter()
+            .any(|m| d.starts_with(m)) =>
+        {
+            format!("a terminal ({link})")
+        }
+        ("fifo", _) => "a pipe".into(),
+        ("file", _) => format!("the file {link}"),
+        ("socket", _) => "a socket".into(),
+        _ => format!("{kind} {link}"),
+    }
+}
+
+pub const STDIO: Check = Check {
+    id: "fd.stdio",
+    title: "stdio",
+    looks_at: "fds 0-2 of every process of the container",
+    severity: Severity::Info,
+    run: stdio,
+};
+
+fn stdio(i: &Input) -> Finding {
+    let shown: Vec<(i32, i32, String)> = match (i.outside, i.inside) {
+        (Some(o), _) => o
+            .procs
+            .iter()
+            .flat_map(|p| {
+                p.fds
+                    .iter()
+                    .filter(|f| f.n <= 2)
+                    .map(move |f| (p.pid, f.n, stdio_kind(&f.kind, &f.link, f.rdev.as_deref())))
+            })
+            .collect(),
+        (None, Some(r)) => r
+            .fds
+            .iter()
+            .filter(|f| f.n <= 2)
+            .map(|f| (r.pid, f.n, stdio_kind(&f.kind, &f.link, None)))
+            .collect(),
+        _ => return Finding::skip("nothing read"),
+    };
+    let evidence = json!(
+        shown
+            .iter()
+            .map(|(p, n, k)| json!({"pid": p, "fd": n, "is": k}))
+            .collect::<Vec<_>>()
+    );
+    if shown.is_empty() {
+        return Finding::ok(evidence);
+    }
+    let mut words: Vec<String> = shown.iter().map(|(_, n, k)| format!("{n}: {k}")).collect();
+    words.sort();
+    words.dedup();
+    Finding::new(Verdict::Note, words.join(", "), evidence)
+}

@@ -1,0 +1,210 @@
+//! The host as the audit's reference, read once at start, before the
+//! auditor moves into namespaces of its own: the namespaces it was started
+//! in (held open as fds, so their inodes stay theirs), its hostname, and
+//! what its file systems hold (the root, /dev/shm, the disks, the peer
+//! groups of its mounts, the runtimes' control sockets). Never /proc/1: it
+//! may be unreadable, or another container's.
+
+use super::claims::TYPES;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+/// A namespace's identity: its nsfs inode, and its 64-bit id where the
+/// kernel has NS_GET_ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct NsId {
+    pub ino: u64,
+    pub id: Option<u64>,
+}
+
+/// A file's identity on the machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    pub fn of(m: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+        }
+    }
+}
+
+/// The namespace of type `ty` of process `pid` ("self" too), opened.
+pub fn ns_of(pid: &str, ty: &str) -> Option<(NsId, OwnedFd)> {
+    let f = std::fs::File::open(format!("/proc/{pid}/ns/{ty}")).ok()?;
+    let ino = f.metadata().ok()?.ino();
+    let id = crate::sys::ioctl_u64(f.as_raw_fd(), crate::sys::NS_GET_ID).ok();
+    Some((NsId { ino, id }, f.into()))
+}
+
+/// Namespaces the container must not share, and whose they are.
+#[derive(Debug, Clone, Serialize)]
+pub struct Reference {
+    pub who: String,
+    pub pid: Option<i32>,
+    pub ns: BTreeMap<String, NsId>,
+    /// Peer groups of its shared mounts.
+    #[serde(skip)]
+    pub groups: BTreeSet<u32>,
+}
+
+impl Reference {
+    /// The namespaces of `pid` ("self" too) of every type, with the
+    /// fds that hold them (dropped by callers that need only the ids).
+    pub fn of(who: impl Into<String>, pid: &str) -> (Reference, Vec<OwnedFd>) {
+        let mut ns = BTreeMap::new();
+        let mut held = Vec::new();
+        for ty in TYPES {
+            if let Some((id, fd)) = ns_of(pid, ty) {
+                ns.insert(ty.to_string(), id);
+                held.push(fd);
+            }
+        }
+        let groups = crate::observe::mounts::parse(
+            &std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default(),
+        )
+        .iter()
+        .filter_map(|m| m.group("shared:"))
+        .collect();
+        let pid = pid
+            .parse()
+            .ok()
+            .or_else(|| (pid == "self").then(|| std::process::id() as i32));
+        (
+            Reference {
+                who: who.into(),
+                pid,
+                ns,
+                groups,
+            },
+            held,
+        )
+    }
+}
+
+/// Paths where runtimes keep their control sockets: a container that can
+/// reach one can start a privileged container of its own.
+pub const CONTROL_SOCKETS: &[&str] = &[
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/podman/podman.sock",
+    "/run/crio/crio.sock",
+    "/run/buildkit/buildkitd.sock",
+    "/var/snap/lxd/common/lxd/unix.socket",
+    "/run/lxd/unix.socket",
+    "/run/systemd/private",
+    "/run/dbus/system_bus_socket",
+];
+
+#[derive(Serialize)]
+pub struct Host {
+    /// The auditor's pid (the host's view).
+    pub pid: i32,
+    /// The namespaces the audit started in.
+    pub start: Reference,
+    #[serde(skip)]
+    _held: Vec<OwnedFd>,
+    pub hostname: String,
+    /// The auditor's command line, NUL-separated, as /proc shows it.
+    #[serde(skip)]
+    pub cmdline: Vec<u8>,
+    /// /dev/shm's file system (st_dev).
+    pub shm_dev: Option<u64>,
+    /// The root directory, and the file system holding it: its
+    /// major:minor and the path within it that is mounted on / (its
+    /// mountinfo root).
+    pub root: Option<FileId>,
+    pub root_fs: Option<(String, String)>,
+    /// major:minor of the host's disks: partitions and the block devices of
+    /// its mounts, loop and other virtual devices aside.
+    pub disks: BTreeSet<String>,
+    /// The control sockets present on the host: (path, identity).
+    pub sockets: Vec<(String, FileId)>,
+    /// The auditor's cgroup paths: (hierarchy as /proc/PID/cgroup names it, path).
+    pub cgroups: Vec<(String, String)>,
+}
+
+impl Host {
+    /// Read the host. Call before the auditor unshares anything.
+    pub fn take() -> Host {
+        let (start, held) = Reference::of("the host (the namespaces the audit started in)", "self");
+        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mounts = crate::observe::mounts::parse(&text);
+        // The last mount on / is the one on top.
+        let root_fs = mounts
+            .iter()
+            .rev()
+            .find(|m| m.mount_point == "/")
+            .and_then(|m| Some((majmin(&text, m.id)?, m.root.clone())));
+        Host {
+            pid: std::process::id() as i32,
+            start,
+            _held: held,
+            hostname: nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            cmdline: std::fs::read("/proc/self/cmdline").unwrap_or_default(),
+            shm_dev: std::fs::metadata("/dev/shm").ok().map(|m| m.dev()),
+            root: std::fs::metadata("/").ok().map(|m| FileId::of(&m)),
+            root_fs,
+            disks: disks(),
+            sockets: CONTROL_SOCKETS
+                .iter()
+                .filter_map(|p| {
+                    let m = std::fs::metadata(p).ok()?;
+                    m.file_type().is_socket().then(|| (p.to_string(), FileId::of(&m)))
+                })
+                .collect(),
+            cgroups: std::fs::read_to_string("/proc/self/cgroup")
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.splitn(3, ':');
+                    let (_, h, p) = (f.next()?, f.next()?, f.next()?);
+                    Some((h.to_string(), p.to_string()))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The major:minor field of mount `id` in a mountinfo text.
+pub fn majmin(mountinfo: &str, id: i64) -> Option<String> {
+    mountinfo.lines().find_map(|l| {
+        let mut f = l.split(' ');
+        (f.next()?.parse::<i64>().ok()? == id).then_some(())?;
+        f.nth(1).map(str::to_string)
+    })
+}
+
+/// The host's disks: every block device in /sys/dev/block that is not
+/// virtual (loop, zram, device-mapper's are), and the block device of each
+/// mount that has one.
+fn disks() -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    if let Ok(d) = std::fs::read_dir("/sys/dev/block") {
+        for e in d.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let target = std::fs::read_link(e.path()).unwrap_or_default();
+            if !target.to_string_lossy().contains("/devices/virtual/") {
+                out.insert(name);
+            }
+        }
+    }
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for l in text.lines() {
+        if let Some(mm) = l.split(' ').nth(2)
+            && std::path::Path::new(&format!("/sys/dev/block/{mm}")).exists()
+        {
+            out.insert(mm.to_string());
+        }
+    }
+    out
+}

@@ -1,0 +1,144 @@
+//! A process's open fds read from outside, each with where it leads: the
+//! mount a file is on, where `..` from a directory goes, the network
+//! namespace and the peer process of a socket (a copy of the fd through
+//! pidfd_getfd, then SIOCGSKNS and SO_PEERCRED), the process a pidfd names.
+
+use super::report::{link_kind, mode_kind};
+use super::within::{self, Place};
+use nix::fcntl::OFlag;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Fd {
+    pub n: i32,
+    pub link: String,
+    /// dir, file, chr, blk, fifo, socket, nsfs, pidfd, anon_inode.
+    pub kind: String,
+    pub mnt_id: Option<u64>,
+    /// The file's mount is one of the process's mount namespace's.
+    pub mount_in_ns: Option<bool>,
+    /// A directory: `..` from it reaches the process's root.
+    pub under_root: Option<bool>,
+    /// A socket: a copy of it could be taken (pidfd_getfd), so its
+    /// namespace and peer were read.
+    pub copied: Option<bool>,
+    /// A socket: its network namespace's inode.
+    pub netns: Option<u64>,
+    /// A socket: the pid of its peer (SO_PEERCRED), and whether that
+    /// process is the container's.
+    pub peer: Option<i32>,
+    pub peer_inside: Option<bool>,
+    /// A pidfd: the process it names (-1: gone), and whether it is the
+    /// container's.
+    pub target: Option<i32>,
+    pub target_inside: Option<bool>,
+    /// A device: major:minor.
+    pub rdev: Option<String>,
+}
+
+fn fdinfo(pid: i32, n: i32, key: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{n}"))
+        .ok()?
+        .lines()
+        .find_map(|l| Some(l.strip_prefix(key)?.trim().to_string()))
+}
+
+/// Every fd of `pid`, judged against its root and mounts.
+pub fn of(pid: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[i32]) -> Vec<Fd> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let pidfd = crate::sys::pidfd_open(pid).ok();
+    let mut out: Vec<Fd> = dir
+        .flatten()
+        .filter_map(|e| {
+            let n: i32 = e.file_name().to_str()?.parse().ok()?;
+            Some(one(pid, n, root, own, container, pidfd.as_ref()))
+        })
+        .collect();
+    out.sort_by_key(|f| f.n);
+    out
+}
+
+fn one(pid: i32, n: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[i32], pidfd: Option<&OwnedFd>) -> Fd {
+    let path = format!("/proc/{pid}/fd/{n}");
+    let link = std::fs::read_link(&path)
+        .map(|l| l.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let meta = std::fs::metadata(&path).ok();
+    let kind = link_kind(&link)
+        .or_else(|| meta.as_ref().map(|m| mode_kind(m.mode())))
+        .unwrap_or("other")
+        .to_string();
+    let mut f = Fd {
+        n,
+        mnt_id: fdinfo(pid, n, "mnt_id:").and_then(|v| v.parse().ok()),
+        ..Fd::default()
+    };
+    if matches!(kind.as_str(), "dir" | "file") {
+        f.mount_in_ns = f.mnt_id.map(|m| own.contains(&m));
+    }
+    match kind.as_str() {
+        "dir" => {
+            if let (Ok(d), Some(root)) = (
+                nix::fcntl::open(
+                    path.as_str(),
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                ),
+                root,
+            ) {
+                f.under_root = Some(within::walk_up(&d, root, None).under_root);
+            }
+        }
+        "socket" => {
+            let copy = pidfd.and_then(|p| getfd(p, n));
+            f.copied = Some(copy.is_some());
+            if let Some(copy) = copy {
+                f.netns = socket_netns(&copy);
+                f.peer = peer_pid(&copy);
+                f.peer_inside = f.peer.map(|p| container.contains(&p));
+            }
+        }
+        "pidfd" => {
+            f.target = fdinfo(pid, n, "Pid:").and_then(|v| v.parse().ok());
+            f.target_inside = f.target.filter(|&t| t > 0).map(|t| container.contains(&t));
+        }
+        "chr" | "blk" => {
+            f.rdev = meta.map(|m| format!("{}:{}", libc::major(m.rdev()), libc::minor(m.rdev())));
+        }
+        _ => {}
+    }
+    f.link = link;
+    f.kind = kind;
+    f
+}
+
+/// A copy of fd `n` of the process behind `pidfd`.
+fn getfd(pidfd: &OwnedFd, n: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_getfd returns a new fd or -1.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), n, 0) } as i32;
+    // SAFETY: a fresh fd, owned from here.
+    (copy >= 0).then(|| unsafe { OwnedFd::from_raw_fd(copy) })
+}
+
+/// The inode of a socket's network namespace (SIOCGSKNS gives an fd to it).
+fn socket_netns(sock: &OwnedFd) -> Option<u64> {
+    let ns = crate::sys::ioctl_none(sock.as_raw_fd(), crate::sys::SIOCGSKNS).ok()? as i32;
+    // SAFETY: a fresh fd from the ioctl, owned from here.
+    let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+    nix::sys::stat::fstat(&ns).ok().map(|s| s.st_ino)
+}
+
+/// The peer's pid of a connected unix socket (0, errors and listening
+/// sockets, whose credentials are their own: none).
+fn peer_pid(sock: &OwnedFd) -> Option<i32> {
+    if nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false) {
+        return None;
+    }
+    let c = nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::PeerCredentials).ok()?;
+    (c.pid() > 0).then_some(c.pid())
+}
