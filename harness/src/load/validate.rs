@@ -689,6 +689,16 @@ fn check_step(ctx: &Ctx<'_>, s: &Step, span: Range<usize>, may_sync: bool) -> Re
             ));
         }
         Op::Threads(n) => bound(ctx, span, "threads", *n as u64, 1, MAX_THREADS as u64)?,
+        Op::Nest(a) if !super::args::NestArgs::TYPES.contains(&a.namespace) => {
+            return Err(ctx.err_key(
+                span,
+                "nest",
+                format!(
+                    "`nest.namespace` is pid or user, the types that nest, not {}",
+                    a.namespace
+                ),
+            ));
+        }
         Op::Nest(a) => bound(ctx, span, "nest", a.depth as u64, 1, MAX_NEST as u64)?,
         Op::SetnsRace(n) => bound(ctx, span, "setns_race", *n as u64, 1, MAX_SETNS_RACE as u64)?,
         Op::AbsSleep(a) => bound(ctx, span, "abs_sleep", a.ms, 0, MAX_ABS_SLEEP_MS)?,
