@@ -81,7 +81,8 @@ impl LoadError {
 
     pub fn from_toml(file: &Path, text: &str, doc: Option<&Spanned<DeTable<'_>>>, err: &toml::de::Error) -> LoadError {
         let span = err.span().unwrap_or(0..0);
-        LoadError::at(file, text, doc, span, err.message().trim())
+        let message = super::suggest::rewrite_unknown(err.message().trim());
+        LoadError::at(file, text, doc, span, message)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod model;
 pub mod names;
 pub mod ns;
 pub mod step;
+pub mod suggest;
 pub mod template;
 mod validate;
 pub mod vars;
