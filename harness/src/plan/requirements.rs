@@ -2,7 +2,7 @@
 //! The first missing requirement is the reason the trial is ignored.
 
 use super::RunEnv;
-use super::features::{self, Features};
+use super::features::Features;
 use crate::load::Case;
 use crate::load::model::{How, ProcSpec};
 use crate::load::ns::{Ns, NsLink};
@@ -79,7 +79,7 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
     let spec = &case.spec;
     let mut out: BTreeSet<String> = spec.needs.features.iter().map(|f| f.get_ref().clone()).collect();
     for ns in crate::load::namespaces_used(spec) {
-        out.insert(features::for_ns(ns).to_string());
+        out.insert(ns.feature().to_string());
     }
     let mut steps_seen = |op: &Op| match op {
         Op::Clone3(a) => {
