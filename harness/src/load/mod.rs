@@ -16,6 +16,7 @@ pub mod suggest;
 pub mod template;
 mod validate;
 pub mod vars;
+pub mod walk;
 
 pub use catalogue::Catalogue;
 pub use error::LoadError;

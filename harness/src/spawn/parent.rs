@@ -27,7 +27,7 @@ pub fn run_case(trial: &Trial<'_>, out: SandboxOut) -> SandboxOut {
             break;
         }
         let ps = peer.get_ref();
-        let label = format!("peer:{}", ps.name.as_deref().unwrap_or("?"));
+        let label = crate::load::walk::peer_label(ps);
         match start(&mut p, ps, &label, Launch::Native) {
             Ok(r) => {
                 p.vars.insert(label.clone(), r.pid.to_string());
