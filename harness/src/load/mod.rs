@@ -14,6 +14,7 @@ pub mod ns;
 pub mod step;
 pub mod suggest;
 pub mod template;
+pub mod uses;
 mod validate;
 pub mod vars;
 pub mod walk;
@@ -21,7 +22,7 @@ pub mod walk;
 pub use catalogue::Catalogue;
 pub use error::LoadError;
 pub use model::{Case, CaseSpec, How, ProcSpec};
-pub use validate::{has_isolation, namespaces_used};
+pub use uses::{has_isolation, namespaces_used};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -283,18 +284,19 @@ fn load_selected(
             let de = toml::de::Deserializer::from(case_table.clone());
             let spec: CaseSpec =
                 serde::Deserialize::deserialize(de).map_err(|e| LoadError::from_toml(path, text, Some(&doc), &e))?;
-            let case = validate::finish(
+            let written = validate::Written {
                 path,
                 text,
-                &doc,
+                doc: &doc,
+                table: &case_table,
+            };
+            let naming = validate::Naming {
                 area,
                 index,
                 single,
-                &case_table,
-                combo.as_deref(),
-                spec,
-                catalogue,
-            )?;
+                label: combo.as_deref(),
+            };
+            let case = validate::finish(written, naming, spec, catalogue)?;
             if let Some(first) = out.iter().find(|c: &&Case| c.id == case.id) {
                 let at = format!("case[{index}]");
                 let span = error::key_span(doc.get_ref(), &at, "name").unwrap_or(table.span());
