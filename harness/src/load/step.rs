@@ -307,7 +307,10 @@ impl<'de> Deserialize<'de> for Step {
                     }
                 }
                 let op = op.ok_or_else(|| {
-                    de::Error::custom(format!("a step needs an operation, one of: {}", OP_NAMES.join(", ")))
+                    de::Error::custom(format!(
+                        "a step needs an operation (one of the {} in cases/REFERENCE.md), not only modifiers",
+                        OP_NAMES.len()
+                    ))
                 })?;
                 if errno.is_some() && may_fail {
                     return Err(de::Error::custom(

@@ -26,9 +26,9 @@ pub fn distance(a: &str, b: &str) -> usize {
 /// At most this many suggestions.
 const MAX: usize = 3;
 
-/// The known words close to `word`, nearest first: within a third of its
-/// length (at least one edit), or holding it whole (`hostname` for
-/// `sethostname`). At most three.
+/// The known words nearest `word`: of those within a third of its length
+/// (at least one edit) or holding it whole (`sethostname` for `hostname`),
+/// the ones at the smallest distance. At most three.
 pub fn nearest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
     let limit = (word.chars().count() / 3).max(1);
     let lower = word.to_ascii_lowercase();
@@ -43,7 +43,13 @@ pub fn nearest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Vec<
         .collect();
     close.sort();
     close.dedup_by(|a, b| a.1 == b.1);
-    close.into_iter().take(MAX).map(|(_, k)| k).collect()
+    let best = close.first().map_or(0, |(d, _)| *d);
+    close
+        .into_iter()
+        .take_while(|(d, _)| *d == best)
+        .take(MAX)
+        .map(|(_, k)| k)
+        .collect()
 }
 
 /// " (did you mean `a`?)", " (did you mean `a` or `b`?)", or "" when no
@@ -111,7 +117,12 @@ mod tests {
         assert_eq!(nearest("hostname", known), ["sethostname"]);
         assert_eq!(nearest("mout", known), ["mount"]);
         assert!(nearest("completely_else", known).is_empty());
-        assert_eq!(did_you_mean("mountt", known), " (did you mean `mount` or `umount`?)");
+        // Only the nearest: `umount` is two edits from `mountt`, `mount` one.
+        assert_eq!(did_you_mean("mountt", known), " (did you mean `mount`?)");
+        assert_eq!(
+            did_you_mean("setnss", ["setns", "setnsx"]),
+            " (did you mean `setns` or `setnsx`?)"
+        );
         assert_eq!(did_you_mean("xyz", known), "");
     }
 
