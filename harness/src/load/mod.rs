@@ -228,13 +228,9 @@ pub fn load_one_bytes(
     })
 }
 
-fn load_selected(
-    path: &Path,
-    area: &str,
-    bytes: &[u8],
-    catalogue: &Catalogue,
-    only: Option<(usize, Option<&str>)>,
-) -> Result<Vec<Case>, LoadError> {
+/// The bytes of a case file as text, refused unparsed when they are too
+/// many, not UTF-8, or hold a NUL.
+fn text_of<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str, LoadError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(LoadError::whole_file(
             path,
@@ -245,33 +241,40 @@ fn load_selected(
             ),
         ));
     }
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let good = &bytes[..e.valid_up_to()];
-            let (line, column) = error::line_col(std::str::from_utf8(good).unwrap_or(""), good.len());
-            return Err(LoadError {
-                file: path.to_path_buf(),
-                line,
-                column,
-                field: error::WHOLE_FILE.into(),
-                message: format!(
-                    "not UTF-8 text (byte {} is invalid): case files are TOML",
-                    e.valid_up_to()
-                ),
-            });
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let (line, column) = error::line_col(std::str::from_utf8(good).unwrap_or(""), good.len());
+        LoadError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            field: error::WHOLE_FILE.into(),
+            message: format!(
+                "not UTF-8 text (byte {} is invalid): case files are TOML",
+                e.valid_up_to()
+            ),
         }
-    };
-    if text.contains('\0') {
-        let at = text.find('\0').unwrap_or(0);
-        return Err(LoadError::at(
+    })?;
+    match text.find('\0') {
+        Some(at) => Err(LoadError::at(
             path,
             text,
             None,
             at..at,
             "a NUL byte: case files are TOML text",
-        ));
+        )),
+        None => Ok(text),
     }
+}
+
+fn load_selected(
+    path: &Path,
+    area: &str,
+    bytes: &[u8],
+    catalogue: &Catalogue,
+    only: Option<(usize, Option<&str>)>,
+) -> Result<Vec<Case>, LoadError> {
+    let text = text_of(path, bytes)?;
     let doc = DeTable::parse(text).map_err(|e| LoadError::from_toml(path, text, None, &e))?;
     let tables = case_tables(path, text, &doc, only.map(|(i, _)| i))?;
     let single = !doc.get_ref().contains_key("case");
