@@ -2,7 +2,7 @@
 //! `{peer:a}`. Only lowercase `{name}` and `{name:arg}` forms are
 //! placeholders, so shell text such as `${HOME}` or `awk '{print $1}'` is left alone.
 
-/// Placeholder names and what they stand for (shown in cases/README.md).
+/// Placeholder names and what they stand for (shown in cases/REFERENCE.md).
 pub const NAMES: &[(&str, &str)] = &[
     (
         "uid",
