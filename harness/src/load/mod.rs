@@ -43,8 +43,15 @@ pub struct Loaded {
 /// A case file: its area and path.
 pub type CaseFile = (String, PathBuf);
 
-/// The areas a case file may sit in, one directory each.
-pub const AREAS: &[&str] = &["uts", "ipc", "pid", "mnt", "net", "user", "cgroup", "time", "api"];
+/// The area of the cases about the calls and files every type shares
+/// (creation, setns, /proc/PID/ns, nsfs); the others are the namespace types.
+pub const API_AREA: &str = "api";
+
+/// The areas a case file may sit in, one directory each: a namespace type's
+/// name, or `api`.
+pub fn areas() -> Vec<&'static str> {
+    ns::Ns::names().chain([API_AREA]).collect()
+}
 
 /// The case files under `root`, as `(area, path)`, sorted; a directory that
 /// cannot be read or is no area is an error of its own, not of the others.
@@ -80,13 +87,15 @@ pub fn case_files(root: &Path) -> std::io::Result<(Vec<CaseFile>, Vec<LoadError>
                 Some(why) => bad.push(LoadError::whole_file(&p, why)),
             }
         }
-        if !AREAS.contains(&area_name.as_str()) {
+        let known = self::areas();
+        if !known.contains(&area_name.as_str()) {
             if let Some(first) = files.iter().chain(bad.iter().map(|e| &e.file)).min() {
                 errors.push(LoadError::whole_file(
                     first,
                     format!(
-                        "`{area_name}` is no area; case files go under one of {}",
-                        AREAS.join(", ")
+                        "`{area_name}` is no area{}; case files go under one of {}",
+                        suggest::did_you_mean(&area_name, known.iter().copied()),
+                        known.join(", ")
                     ),
                 ));
             }

@@ -55,6 +55,11 @@ impl Ns {
         Ns::Time,
     ];
 
+    /// Every type's name, as case files write them, in the order of `Ns`'s variants.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        TYPES.iter().map(|t| t.proc_name)
+    }
+
     fn info(self) -> &'static TypeInfo {
         &TYPES[self as usize]
     }
