@@ -26,6 +26,19 @@ pub fn unknown_pretended() -> Vec<String> {
         .collect()
 }
 
+/// One feature as `nsconform features` shows it, for a listing or JSON.
+#[derive(Debug, serde::Serialize)]
+pub struct Row<'a> {
+    pub name: &'static str,
+    /// What its probe checks.
+    pub what: &'static str,
+    /// The first Linux with it ("6.19"), when the kernel's age is what decides.
+    pub since: Option<String>,
+    pub found: &'a Found,
+    /// Why a case that needs it is ignored here, if it is.
+    pub reason: Option<String>,
+}
+
 /// What the probes found, by feature name.
 #[derive(Clone, Debug, Default)]
 pub struct Features {
@@ -44,6 +57,28 @@ impl Features {
     /// What the probe of one feature found (None: no such feature).
     pub fn get(&self, name: &str) -> Option<&Found> {
         self.found.get(name)
+    }
+
+    /// Every feature, in the order of `FEATURES`, with what its probe found.
+    pub fn rows(&self) -> Vec<Row<'_>> {
+        static UNPROBED: Found = Found::Off(String::new());
+        FEATURES
+            .iter()
+            .map(|(name, what)| {
+                let since = probes::since(name);
+                let found = self.found.get(*name);
+                Row {
+                    name,
+                    what,
+                    since: since.map(|Linux(a, b)| format!("{a}.{b}")),
+                    found: found.unwrap_or(&UNPROBED),
+                    reason: match found {
+                        Some(f) => f.reason(since),
+                        None => Some(format!("feature `{name}` was not probed")),
+                    },
+                }
+            })
+            .collect()
     }
 
     /// Probe in a short-lived child, so a probe that creates namespaces or
@@ -94,5 +129,34 @@ fn run_in_child(privileged: bool) -> Result<BTreeMap<String, Found>, String> {
             }
             Ok(found)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_say_what_each_feature_found_and_why() {
+        let mut f = Features::default();
+        f.found
+            .insert("listns".into(), Found::Missing("listns is ENOSYS".into()));
+        f.found.insert("veth".into(), Found::Present);
+        let rows = f.rows();
+        assert_eq!(rows.len(), FEATURES.len());
+        let row = |n: &str| rows.iter().find(|r| r.name == n).expect("a row");
+        let listns = row("listns");
+        assert_eq!(listns.since.as_deref(), Some("6.19"));
+        assert_eq!(listns.reason.as_deref(), Some("listns is ENOSYS (needs Linux 6.19)"));
+        assert_eq!(row("veth").reason, None);
+        assert!(
+            row("clone3")
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("not probed"))
+        );
+        let json = serde_json::to_value(listns).expect("json");
+        assert_eq!(json["found"]["state"], "missing");
+        assert_eq!(json["found"]["detail"], "listns is ENOSYS");
     }
 }

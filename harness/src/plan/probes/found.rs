@@ -13,8 +13,9 @@ impl fmt::Display for Linux {
     }
 }
 
-/// What one probe found.
+/// What one probe found. As JSON: `{"state": "missing", "detail": "..."}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
 pub enum Found {
     /// The feature works here.
     Present,
