@@ -48,11 +48,6 @@ impl Found {
         }
     }
 
-    /// `Present` when `r` is Ok, else `Missing` with the error.
-    pub fn missing_unless(r: Result<(), String>) -> Found {
-        r.map_or_else(Found::Missing, |()| Found::Present)
-    }
-
     /// `Present` when `r` is Ok, else `Off` with the error.
     pub fn off_unless(r: Result<(), String>) -> Found {
         r.map_or_else(Found::Off, |()| Found::Present)
