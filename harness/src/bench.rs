@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-/// Iterations per round and rounds of the clone-and-wait loop (as ../shared/perf.md).
+/// Iterations per round and rounds of the clone-and-wait loop (docs/performance.md tells the method).
 const ITERS: usize = 200;
 const ROUNDS: usize = 3;
 
@@ -443,26 +443,51 @@ fn bench(synthetic_n: usize) -> Result<String, String> {
     let env = RunEnv::detect();
     let dir = scratch()?;
     let mut k = Kernel::new(&env);
-    let mut out = String::new();
+    let mut out = header(&env);
+    let cases = crate::plan::env::cases_dir();
+    let full = run_suite(&exe, &cases, None, &dir.0, "full")?;
+    let serial = run_suite(&exe, &cases, Some(1), &dir.0, "full-serial")?;
+    kernel_costs(&mut out, &mut k, &serial)?;
+    let _ = writeln!(out, "\nthe full suite ({}), default threads:", cases.display());
+    describe_run(&mut out, "all trials, controls included", &full, &mut k, Some(&serial))?;
+    let _ = writeln!(
+        out,
+        "    [target: whole run < {} s: {}]",
+        TARGET_WALL.as_secs(),
+        verdict(full.wall < TARGET_WALL)
+    );
+    let mut slowest: Vec<&Trial> = serial.trials.iter().collect();
+    slowest.sort_by_key(|t| std::cmp::Reverse(t.micros));
+    let names: Vec<String> = slowest
+        .iter()
+        .take(3)
+        .map(|t| format!("{} {:.0} ms", t.name, t.micros as f64 / 1000.0))
+        .collect();
+    let _ = writeln!(out, "    slowest trials (they wait on purpose): {}", names.join(", "));
+    generated(&mut out, &exe, &dir.0, &mut k, synthetic_n)?;
+    vdso(&mut out)?;
+    Ok(out)
+}
+
+/// What the figures were measured on.
+fn header(env: &RunEnv) -> String {
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let _ = writeln!(
-        out,
-        "nsconform bench: kernel {release}, {cpus} CPUs, {}, {} build",
+    format!(
+        "nsconform bench: kernel {release}, {cpus} CPUs, {}, {} build\n",
         if env.privileged { "root" } else { "unprivileged" },
         if cfg!(debug_assertions) {
             "debug (slower than release)"
         } else {
             "release"
         }
-    );
+    )
+}
 
-    let cases = crate::plan::env::cases_dir();
-    let full = run_suite(&exe, &cases, None, &dir.0, "full")?;
-    let serial = run_suite(&exe, &cases, Some(1), &dir.0, "full-serial")?;
-
+/// The kernel's cost of each set of namespaces the serial run created.
+fn kernel_costs(out: &mut String, k: &mut Kernel, serial: &Run) -> Result<(), String> {
     let _ = writeln!(
         out,
         "\nthe kernel's own cost: clone3 + waitpid of a child that exits at once, median of {ROUNDS}x{ITERS}"
@@ -480,35 +505,23 @@ fn bench(synthetic_n: usize) -> Result<String, String> {
         };
         let _ = writeln!(out, "  {c:>8.0} us  {what}");
     }
+    Ok(())
+}
 
-    let _ = writeln!(out, "\nthe full suite ({}), default threads:", cases.display());
-    describe_run(&mut out, "all trials, controls included", &full, &mut k, Some(&serial))?;
-    let _ = writeln!(
-        out,
-        "    [target: whole run < {} s: {}]",
-        TARGET_WALL.as_secs(),
-        verdict(full.wall < TARGET_WALL)
-    );
-    let mut slowest: Vec<&Trial> = serial.trials.iter().collect();
-    slowest.sort_by_key(|t| std::cmp::Reverse(t.micros));
-    let names: Vec<String> = slowest
-        .iter()
-        .take(3)
-        .map(|t| format!("{} {:.0} ms", t.name, t.micros as f64 / 1000.0))
-        .collect();
-    let _ = writeln!(out, "    slowest trials (they wait on purpose): {}", names.join(", "));
-
+/// Generated runs of a tenth of `synthetic_n` cases and of all of them,
+/// and how time and memory grow between the two.
+fn generated(out: &mut String, exe: &Path, dir: &Path, k: &mut Kernel, synthetic_n: usize) -> Result<(), String> {
     let _ = writeln!(
         out,
         "\ngenerated cases, one namespace each (every type in turn), each with its control:"
     );
     let mut per_trial = Vec::new();
     for n in [synthetic_n / 10, synthetic_n] {
-        let d = dir.0.join(format!("gen{n}"));
+        let d = dir.join(format!("gen{n}"));
         synthetic(&d, n)?;
-        let par = run_suite(&exe, &d, None, &dir.0, &format!("gen{n}"))?;
-        let ser = run_suite(&exe, &d, Some(1), &dir.0, &format!("gen{n}-serial"))?;
-        describe_run(&mut out, &format!("{n} cases"), &par, &mut k, Some(&ser))?;
+        let par = run_suite(exe, &d, None, dir, &format!("gen{n}"))?;
+        let ser = run_suite(exe, &d, Some(1), dir, &format!("gen{n}-serial"))?;
+        describe_run(out, &format!("{n} cases"), &par, k, Some(&ser))?;
         per_trial.push((
             n,
             par.wall.as_secs_f64() / par.trials.len().max(1) as f64,
@@ -531,7 +544,11 @@ fn bench(synthetic_n: usize) -> Result<String, String> {
             m2 as f64 / m1.max(1) as f64
         );
     }
+    Ok(())
+}
 
+/// clock_gettime through the vDSO, in and out of a time namespace.
+fn vdso(out: &mut String) -> Result<(), String> {
     let _ = writeln!(out, "\nclock_gettime(CLOCK_MONOTONIC) through the vDSO (T10):");
     let outside = vdso_ns(false)?;
     match vdso_ns(true) {
@@ -549,7 +566,7 @@ fn bench(synthetic_n: usize) -> Result<String, String> {
             );
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

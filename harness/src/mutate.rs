@@ -8,7 +8,8 @@
 //! `hygiene` are not dropped.
 
 use crate::load::ns::Ns;
-use crate::load::{self, Catalogue, LoadError};
+use crate::load::walk::{self, Role, Seg};
+use crate::load::{self, Case, Catalogue, LoadError};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::{BTreeMap, HashMap};
@@ -61,13 +62,6 @@ pub enum Fate {
     NotRun(String),
 }
 
-/// A step along the TOML tree to a process table.
-#[derive(Clone, Debug)]
-enum Seg {
-    Key(String),
-    Idx(usize),
-}
-
 fn at_mut<'a>(t: &'a mut Table, path: &[Seg]) -> Option<&'a mut Table> {
     let (Seg::Key(first), rest) = path.split_first()? else {
         return None;
@@ -82,64 +76,71 @@ fn at_mut<'a>(t: &'a mut Table, path: &[Seg]) -> Option<&'a mut Table> {
     v.as_table_mut()
 }
 
-/// Every process table of a case: its path and how reports name it.
-fn processes(case: &Table) -> Vec<(Vec<Seg>, String)> {
-    fn steps(list: Option<&Value>, path: Vec<Seg>, owner: &str, out: &mut Vec<(Vec<Seg>, String)>) {
-        let Some(list) = list.and_then(Value::as_array) else {
-            return;
-        };
-        for (k, step) in list.iter().enumerate() {
-            let Some(p) = step.get("spawn").and_then(Value::as_table) else {
-                continue;
-            };
-            let name = match p.get("name").and_then(Value::as_str) {
-                Some(n) => format!("spawn:{n}"),
-                None => format!("{owner} step {} spawn", k + 1),
-            };
-            let mut at = path.clone();
-            at.extend([Seg::Idx(k), Seg::Key("spawn".into())]);
-            proc_(p, at, name, out);
-        }
-    }
-    fn proc_(p: &Table, path: Vec<Seg>, name: String, out: &mut Vec<(Vec<Seg>, String)>) {
-        let mut run = path.clone();
-        run.push(Seg::Key("run".into()));
-        out.push((path, name.clone()));
-        steps(p.get("run"), run, &name, out);
-    }
-    let mut out = Vec::new();
-    if let Some(c) = case.get("child").and_then(Value::as_table) {
-        proc_(c, vec![Seg::Key("child".into())], "child".into(), &mut out);
-    }
-    if let Some(peers) = case.get("peer").and_then(Value::as_array) {
-        for (i, p) in peers.iter().enumerate() {
-            let Some(t) = p.as_table() else { continue };
-            let name = format!("peer:{}", t.get("name").and_then(Value::as_str).unwrap_or("?"));
-            proc_(t, vec![Seg::Key("peer".into()), Seg::Idx(i)], name, &mut out);
-        }
-    }
-    if let Some(parent) = case.get("parent").and_then(Value::as_table) {
-        let key = |k: &str| Seg::Key(k.into());
-        for list in ["setup", "start", "run", "after"] {
-            let path = vec![key("parent"), key(list)];
-            steps(parent.get(list), path, &format!("parent.{list}"), &mut out);
-        }
-        if let Some(on) = parent.get("on").and_then(Value::as_table) {
-            for (n, list) in on {
-                let path = vec![key("parent"), key("on"), key(n)];
-                steps(Some(list), path, &format!("parent.on.{n}"), &mut out);
+/// A process the mutants drop namespaces of: where its table is, how the
+/// report names it, the types it lists, and the reason for each the case
+/// keeps as hygiene.
+struct Target {
+    path: Vec<Seg>,
+    name: String,
+    namespaces: Vec<Ns>,
+    hygiene: BTreeMap<Ns, String>,
+}
+
+/// Every process with a table of its own (the parent has none), as the
+/// report names it: `child`, `peer:NAME`, `spawn:NAME`, or where an unnamed
+/// spawn sits. The child's tree first, then each peer's, then the parent's.
+fn targets(case: &Case) -> Vec<Target> {
+    let procs = walk::processes(&case.spec);
+    let mut names: Vec<String> = Vec::with_capacity(procs.len());
+    for p in &procs {
+        let name = match (&p.role, p.spec().and_then(|s| s.name.as_deref()), &p.spawned_by) {
+            (Role::Parent, ..) => "parent".to_string(),
+            (Role::Child | Role::Peer, ..) => p.label.clone(),
+            (Role::Spawn, Some(n), _) => format!("spawn:{n}"),
+            (Role::Spawn, None, Some(by)) => {
+                let owner = match procs[by.creator].role {
+                    Role::Parent => format!("parent.{}", by.phase),
+                    _ => names[by.creator].clone(),
+                };
+                format!("{owner} step {} spawn", by.index + 1)
             }
-        }
+            (Role::Spawn, None, None) => p.label.clone(),
+        };
+        names.push(name);
     }
-    out
-}
-
-fn ns_named(s: &str) -> Option<Ns> {
-    Ns::ALL.into_iter().find(|n| n.proc_name() == s)
-}
-
-fn hygiene_reason(t: &Table, ns: Ns) -> Option<String> {
-    t.get("hygiene")?.get(ns.proc_name())?.as_str().map(String::from)
+    let root = |mut i: usize| {
+        while let Some(by) = &procs[i].spawned_by {
+            i = by.creator;
+        }
+        match procs[i].role {
+            Role::Child => 0,
+            Role::Peer => 1,
+            _ => 2,
+        }
+    };
+    let mut out: Vec<(usize, Target)> = procs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let spec = p.spec()?;
+            let mut hygiene = case
+                .spec
+                .hygiene
+                .as_ref()
+                .map(|h| h.get_ref().clone())
+                .unwrap_or_default();
+            hygiene.extend(spec.hygiene.iter().flat_map(|h| h.get_ref().clone()));
+            let target = Target {
+                path: p.path.clone(),
+                name: names[i].clone(),
+                namespaces: spec.namespaces.get_ref().clone(),
+                hygiene,
+            };
+            Some((root(i), target))
+        })
+        .collect();
+    out.sort_by_key(|(r, _)| *r);
+    out.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Drop `ns` from the process at `path`, with what only makes sense with it,
@@ -202,121 +203,124 @@ fn file_text(cases: &[Table]) -> String {
 /// The mutants of every case under `root` whose trial name contains one of
 /// `filters` (all cases when there is none).
 pub fn plan(root: &Path, filters: &[String]) -> Result<Plan, LoadError> {
-    let catalogue = Catalogue::builtin();
     let (files, dir_errors) = load::case_files(root)
         .map_err(|e| LoadError::whole_file(root, format!("cannot read the cases directory: {e}")))?;
     let mut out = Plan {
         load_errors: dir_errors,
         ..Default::default()
     };
-    let mut n = 0usize;
+    let mut numbering = 0usize;
     for (area, path) in files {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                out.load_errors
-                    .push(LoadError::whole_file(&path, format!("cannot read: {e}")));
-                continue;
-            }
-        };
-        // Only files the suite would run: the loader's own checks first.
-        if let Err(e) = load::load_bytes(&path, &area, text.as_bytes(), catalogue) {
-            out.load_errors.push(e);
-            continue;
-        }
-        let expanded = match load::expanded_tables(&path, &text) {
-            Ok(e) => e,
-            Err(e) => {
-                out.load_errors.push(e);
-                continue;
-            }
-        };
-        let single = expanded.first().is_some_and(|e| !e.table.contains_key("name"));
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let rel = PathBuf::from(&area).join(path.file_name().unwrap_or_default());
-        let gen_path = root.join(&rel);
-        let mut made = Vec::new();
-        for e in expanded {
-            let name = match e.table.get("name").and_then(Value::as_str) {
-                Some(n) => n.to_string(),
-                None if single => stem.clone(),
-                None => continue,
-            };
-            let case = match &e.label {
-                Some(l) => format!("{area}::{name}::{l}"),
-                None => format!("{area}::{name}"),
-            };
-            if !filters.is_empty() && !filters.iter().any(|f| case.contains(f.as_str())) {
-                continue;
-            }
-            let base = format!("{}-{}", trial_word(&name), trial_word(e.label.as_deref().unwrap_or("")));
-            let mut renamed = |mut t: Table, prefix: &str| {
-                n += 1;
-                let new = format!("{prefix}{n}-{base}");
-                t.insert("name".into(), Value::String(new.clone()));
-                t.remove("label");
-                (format!("{area}::{new}"), t)
-            };
-            let first = made.len();
-            for (path, process) in processes(&e.table) {
-                let Some(p) = at_mut(&mut e.table.clone(), &path).cloned() else {
-                    continue;
-                };
-                let listed: Vec<Ns> = p
-                    .get("namespaces")
-                    .and_then(Value::as_array)
-                    .map(|l| l.iter().filter_map(|v| v.as_str().and_then(ns_named)).collect())
-                    .unwrap_or_default();
-                for ns in listed {
-                    if let Some(why) = hygiene_reason(&p, ns).or_else(|| hygiene_reason(&e.table, ns)) {
-                        out.declared.push(Declared {
-                            case: case.clone(),
-                            process: process.clone(),
-                            ns,
-                            why,
-                        });
-                        continue;
-                    }
-                    let Some(m) = drop_ns(&e.table, &path, ns) else {
-                        continue;
-                    };
-                    let (trial, m) = renamed(m, "m");
-                    let mutant = Mutant {
-                        trial,
-                        case: case.clone(),
-                        process: process.clone(),
-                        ns,
-                    };
-                    // A mutant the loader refuses would take its file's other mutants with it.
-                    match load::load_bytes(
-                        &gen_path,
-                        &area,
-                        file_text(std::slice::from_ref(&m)).as_bytes(),
-                        catalogue,
-                    ) {
-                        Ok(_) => {
-                            out.mutants.push(mutant);
-                            made.push(m);
-                        }
-                        Err(err) => out.invalid.push((mutant, err.message)),
-                    }
-                }
-            }
-            // The case unchanged, to tell a mutant's failure from the case's own.
-            if made.len() > first {
-                let (trial, t) = renamed(e.table.clone(), "base");
-                out.baselines.insert(trial, case.clone());
-                made.push(t);
-            }
+        let mut file = FileMutants {
+            plan: &mut out,
+            numbering: &mut numbering,
+            area: &area,
+            gen_path: root.join(&rel),
+            made: Vec::new(),
+        };
+        if let Err(e) = file.add(&path, filters) {
+            file.plan.load_errors.push(e);
         }
+        let made = file.made;
         if !made.is_empty() {
             out.files.insert(rel, made);
         }
     }
     Ok(out)
+}
+
+/// The mutants of one file, as they are made.
+struct FileMutants<'a> {
+    plan: &'a mut Plan,
+    /// Numbers the generated cases across the whole plan.
+    numbering: &'a mut usize,
+    area: &'a str,
+    /// Where the generated file will be, for the loader's errors.
+    gen_path: PathBuf,
+    /// The generated case tables.
+    made: Vec<Table>,
+}
+
+impl FileMutants<'_> {
+    /// Every mutant of the file's cases that the filters select. Only files
+    /// the suite would run: the loader's own checks first.
+    fn add(&mut self, path: &Path, filters: &[String]) -> Result<(), LoadError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| LoadError::whole_file(path, format!("cannot read: {e}")))?;
+        let cases = load::load_bytes(path, self.area, text.as_bytes(), Catalogue::builtin())?;
+        for e in load::expanded_tables(path, &text)? {
+            let Some(case) = cases.iter().find(|c| c.index == e.index && c.label == e.label) else {
+                continue;
+            };
+            if filters.is_empty() || filters.iter().any(|f| case.id.contains(f.as_str())) {
+                self.add_case(case, &e.table);
+            }
+        }
+        Ok(())
+    }
+
+    /// The mutants of one case (its matrix-expanded `table`), and the case
+    /// unchanged as their baseline.
+    fn add_case(&mut self, case: &Case, table: &Table) {
+        let first = self.made.len();
+        for target in targets(case) {
+            for &ns in &target.namespaces {
+                self.add_mutant(case, table, &target, ns);
+            }
+        }
+        // The case unchanged, to tell a mutant's failure from the case's own.
+        if self.made.len() > first {
+            let (trial, t) = self.renamed(case, table.clone(), "base");
+            self.plan.baselines.insert(trial, case.id.clone());
+            self.made.push(t);
+        }
+    }
+
+    fn add_mutant(&mut self, case: &Case, table: &Table, target: &Target, ns: Ns) {
+        if let Some(why) = target.hygiene.get(&ns) {
+            self.plan.declared.push(Declared {
+                case: case.id.clone(),
+                process: target.name.clone(),
+                ns,
+                why: why.clone(),
+            });
+            return;
+        }
+        let Some(m) = drop_ns(table, &target.path, ns) else {
+            return;
+        };
+        let (trial, m) = self.renamed(case, m, "m");
+        let mutant = Mutant {
+            trial,
+            case: case.id.clone(),
+            process: target.name.clone(),
+            ns,
+        };
+        // A mutant the loader refuses would take its file's other mutants with it.
+        let text = file_text(std::slice::from_ref(&m));
+        match load::load_bytes(&self.gen_path, self.area, text.as_bytes(), Catalogue::builtin()) {
+            Ok(_) => {
+                self.plan.mutants.push(mutant);
+                self.made.push(m);
+            }
+            Err(err) => self.plan.invalid.push((mutant, err.message)),
+        }
+    }
+
+    /// `t` as a generated case of its own: a numbered name, no label; and its trial name.
+    fn renamed(&mut self, case: &Case, mut t: Table, prefix: &str) -> (String, Table) {
+        *self.numbering += 1;
+        let base = format!(
+            "{}-{}",
+            trial_word(&case.name),
+            trial_word(case.label.as_deref().unwrap_or(""))
+        );
+        let new = format!("{prefix}{}-{base}", self.numbering);
+        t.insert("name".into(), Value::String(new.clone()));
+        t.remove("label");
+        (format!("{}::{new}", self.area), t)
+    }
 }
 
 impl Plan {

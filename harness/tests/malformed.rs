@@ -353,14 +353,21 @@ fn blocks_that_do_not_load(name: &str, doc: &str) -> (usize, Vec<String>) {
     (blocks, wrong)
 }
 
-/// Every ```toml block of cases/README.md loads, so the document cannot
-/// drift from the loader.
+/// The case writer's documents, and how many ```toml blocks each has at least.
+const CASE_DOCS: &[(&str, usize)] = &[("cases/README.md", 2), ("cases/STYLE.md", 2), ("cases/REFERENCE.md", 8)];
+
+/// Every ```toml block of the case writer's documents (the tutorial, the
+/// style guide, the reference) loads, so they cannot drift from the loader.
 #[test]
-fn every_toml_block_of_the_case_format_loads() {
-    let doc = std::fs::read_to_string(project().join("cases/README.md")).unwrap();
-    let (blocks, wrong) = blocks_that_do_not_load("cases/README.md", &doc);
+fn every_toml_block_of_the_case_docs_loads() {
+    let mut wrong = Vec::new();
+    for (name, least) in CASE_DOCS {
+        let doc = std::fs::read_to_string(project().join(name)).unwrap();
+        let (blocks, bad) = blocks_that_do_not_load(name, &doc);
+        wrong.extend(bad);
+        assert!(blocks >= *least, "only {blocks} toml blocks found in {name}");
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    assert!(blocks >= 8, "only {blocks} toml blocks found in cases/README.md");
 }
 
 /// A block that does not load is reported at its own line of the document.

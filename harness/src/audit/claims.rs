@@ -5,8 +5,13 @@ use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// The namespace types, by their /proc/PID/ns names.
-pub const TYPES: [&str; 8] = ["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+/// The namespace types by their /proc/PID/ns names (`load::ns`'s one list),
+/// in the order the audit prints them.
+pub static TYPES: std::sync::LazyLock<[&'static str; 8]> = std::sync::LazyLock::new(|| {
+    let mut t = crate::load::ns::Ns::ALL.map(crate::load::ns::Ns::proc_name);
+    t.sort_unstable();
+    t
+});
 
 pub type Claims = BTreeSet<&'static str>;
 
@@ -26,7 +31,7 @@ pub fn parse_list(s: &str) -> Result<Claims, String> {
     let mut out = Claims::new();
     for w in words {
         match w {
-            "all" => out.extend(TYPES),
+            "all" => out.extend(TYPES.iter().copied()),
             "none" => {}
             _ => {
                 out.insert(canonical(w).ok_or_else(|| {
@@ -65,40 +70,14 @@ pub fn from_args(list: Option<&str>, config: Option<&Path>) -> Result<Claims, St
     Ok(claims)
 }
 
-/// The known word closest to `w`, if one is close (two edits at most).
+/// The known word closest to `w`, if one is close.
 pub fn did_you_mean<'a>(w: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (distance(w, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, k)| k)
-}
-
-/// Levenshtein distance.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
+    crate::suggest::nearest(w, known.iter().copied()).first().copied()
 }
 
 /// The /proc name of a type, from it or its OCI name.
 fn canonical(w: &str) -> Option<&'static str> {
-    let w = match w {
-        "network" => "net",
-        "mount" => "mnt",
-        w => w,
-    };
-    TYPES.iter().copied().find(|t| *t == w)
+    crate::load::ns::Ns::from_name(w).map(crate::load::ns::Ns::proc_name)
 }
 
 /// The namespaces a config.json (or a bundle directory holding one) asks

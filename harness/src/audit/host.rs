@@ -60,7 +60,7 @@ impl Reference {
     pub fn of(who: impl Into<String>, pid: &str) -> (Reference, Vec<OwnedFd>) {
         let mut ns = BTreeMap::new();
         let mut held = Vec::new();
-        for ty in TYPES {
+        for ty in TYPES.iter().copied() {
             if let Some((id, fd)) = ns_of(pid, ty) {
                 ns.insert(ty.to_string(), id);
                 held.push(fd);

@@ -60,7 +60,7 @@ pub fn named(name: &str, dir: &Path) -> Result<Runtime, String> {
     let def = dir.join(format!("{canonical}.toml"));
     if def.is_file() {
         let (d, _) = crate::runner::RunnerDef::load(&def)?;
-        for ty in TYPES {
+        for ty in TYPES.iter().copied() {
             let has = d.namespaces.keys().chain(d.always.keys()).any(|n| n.proc_name() == ty);
             if !has && !cannot.iter().any(|(t, _)| *t == ty) {
                 cannot.push((

@@ -78,7 +78,7 @@ pub fn main() -> ExitCode {
     let first = args.get(1).map(String::as_str);
     let typo = first
         .filter(|w| suite_args.libtest.filter.as_deref() == Some(*w))
-        .and_then(|w| crate::suggest::nearest(w, commands::names()).map(|c| (w, c)));
+        .and_then(|w| crate::suggest::nearest(w, commands::names()).first().map(|c| (w, *c)));
     suite::run(suite_args, typo)
 }
 
@@ -91,7 +91,7 @@ fn misspelt_help(args: &[String]) -> Option<ExitCode> {
     if help != "help" || commands::find(word).is_some() {
         return None;
     }
-    let meant = crate::suggest::nearest(word, commands::names())?;
+    let meant = *crate::suggest::nearest(word, commands::names()).first()?;
     eprintln!("nsconform: no command `{word}`; did you mean `nsconform help {meant}`?");
     Some(Exit::Usage.into())
 }

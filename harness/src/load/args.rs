@@ -457,10 +457,15 @@ pub struct AbsSleepArgs {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NestArgs {
-    /// "pid" or "user".
-    pub namespace: String,
+    /// pid or user (`NestArgs::TYPES`).
+    pub namespace: super::ns::Ns,
     /// Stop trying after this many levels.
     pub depth: u32,
+}
+
+impl NestArgs {
+    /// The types `nest` makes levels of: those that nest.
+    pub const TYPES: [super::ns::Ns; 2] = [super::ns::Ns::Pid, super::ns::Ns::User];
 }
 
 /// The kernel's limit of lines in one id map (UID_GID_MAP_MAX_EXTENTS).

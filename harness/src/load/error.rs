@@ -80,9 +80,24 @@ impl LoadError {
     }
 
     pub fn from_toml(file: &Path, text: &str, doc: Option<&Spanned<DeTable<'_>>>, err: &toml::de::Error) -> LoadError {
-        let span = err.span().unwrap_or(0..0);
-        LoadError::at(file, text, doc, span, err.message().trim())
+        let mut span = err.span().unwrap_or(0..0);
+        let message = crate::suggest::rewrite_unknown(err.message().trim());
+        // An unknown key of a table read by hand (a step) is reported at the
+        // table: point at the key itself, so the field names it.
+        if let (Some(d), Some(key)) = (doc, unknown_key(&message)) {
+            let path = field_at(d.get_ref(), span.start).unwrap_or_default();
+            if let Some(k) = key_span(d.get_ref(), &path, key) {
+                span = k;
+            }
+        }
+        LoadError::at(file, text, doc, span, message)
     }
+}
+
+/// The key an "unknown field `KEY`" message names.
+fn unknown_key(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
 }
 
 /// 1-based line and column of a byte offset (columns count characters).

@@ -381,6 +381,20 @@ macro_rules! push_ids {
     };
 }
 
+/// A check of each single matcher the table has: `field => key`.
+macro_rules! single {
+    ($out:ident, $src:ident, $($field:ident => $key:expr),* $(,)?) => {
+        $( if let Some(m) = &$src.$field { $out.push(Check::Value($key, m)); } )*
+    };
+}
+
+/// A check of each entry of a map of matchers: `field => key of the entry's name`.
+macro_rules! each {
+    ($out:ident, $src:ident, $($field:ident => $key:expr),* $(,)?) => {
+        $( for (k, m) in &$src.$field { $out.push(Check::Value($key(k.clone()), m)); } )*
+    };
+}
+
 impl Expect {
     pub fn is_empty(&self) -> bool {
         self.checks().is_empty()
@@ -392,93 +406,31 @@ impl Expect {
         push_ids!(
             out, self, pid, ppid, tid, sid, pgid, uid, gid, euid, egid, suid, sgid, groups, nspid, nspgid, nssid
         );
-        if let Some(m) = &self.hostname {
-            out.push(Check::Value(ObsKey::Hostname, m));
-        }
-        if let Some(m) = &self.domainname {
-            out.push(Check::Value(ObsKey::Domainname, m));
-        }
-        for (f, m) in &self.uname {
-            out.push(Check::Value(ObsKey::Uname(*f), m));
-        }
+        single!(out, self, hostname => ObsKey::Hostname, domainname => ObsKey::Domainname);
+        each!(out, self, uname => ObsKey::Uname);
         for (l, m) in &self.ns {
             out.push(Check::Ns(ObsKey::Ns(*l), m));
         }
-        for (l, m) in &self.ns_link {
-            out.push(Check::Value(ObsKey::NsLinkText(*l), m));
-        }
-        if let Some(m) = &self.ns_entries {
-            out.push(Check::Value(ObsKey::NsEntries, m));
-        }
-        for (c, m) in &self.caps {
-            out.push(Check::Value(ObsKey::Caps(*c), m));
-        }
-        for (k, m) in &self.ipc {
-            out.push(Check::Value(ObsKey::Ipc(*k), m));
-        }
+        each!(out, self, ns_link => ObsKey::NsLinkText);
+        single!(out, self, ns_entries => ObsKey::NsEntries);
+        each!(out, self, caps => ObsKey::Caps, ipc => ObsKey::Ipc);
         for (p, m) in &self.mounts {
             out.push(Check::Mount(p.clone(), m));
         }
-        if let Some(m) = &self.links {
-            out.push(Check::Value(ObsKey::Links, m));
-        }
-        for (n, m) in &self.link_state {
-            out.push(Check::Value(ObsKey::LinkState(n.clone()), m));
-        }
-        for (p, m) in &self.file {
-            out.push(Check::Value(ObsKey::File(p.clone()), m));
-        }
-        for (p, m) in &self.exists {
-            out.push(Check::Value(ObsKey::Exists(p.clone()), m));
-        }
-        for (p, m) in &self.sysctl {
-            out.push(Check::Value(ObsKey::Sysctl(p.clone()), m));
-        }
-        if let Some(m) = &self.proc_pids {
-            out.push(Check::Value(ObsKey::ProcPids, m));
-        }
-        if let Some(m) = &self.proc_self {
-            out.push(Check::Value(ObsKey::ProcSelf, m));
-        }
-        if let Some(m) = &self.children {
-            out.push(Check::Value(ObsKey::Children, m));
-        }
-        for (n, m) in &self.pidns_procs {
-            out.push(Check::Value(ObsKey::PidnsProcs(n.clone()), m));
-        }
-        for (p, m) in &self.dir {
-            out.push(Check::Value(ObsKey::Dir(p.clone()), m));
-        }
-        if let Some(m) = &self.cwd {
-            out.push(Check::Value(ObsKey::Cwd, m));
-        }
-        if let Some(m) = &self.root {
-            out.push(Check::Value(ObsKey::Root, m));
-        }
-        if let Some(m) = &self.mount_count {
-            out.push(Check::Value(ObsKey::MountCount, m));
-        }
-        for (l, m) in &self.ns_stat {
-            out.push(Check::Value(ObsKey::NsStat(*l), m));
-        }
-        for (c, m) in &self.clock_shift {
-            out.push(Check::Value(ObsKey::ClockShift(c.clone()), m));
-        }
-        if let Some(m) = &self.uptime_vs_boottime {
-            out.push(Check::Value(ObsKey::UptimeVsBoottime, m));
-        }
-        if let Some(m) = &self.sysinfo_vs_boottime {
-            out.push(Check::Value(ObsKey::SysinfoVsBoottime, m));
-        }
-        if let Some(m) = &self.btime_shift {
-            out.push(Check::Value(ObsKey::BtimeShift, m));
-        }
-        for (p, m) in &self.exit_status {
-            out.push(Check::Value(ObsKey::ExitStatus(p.clone()), m));
-        }
-        for (n, m) in &self.values {
-            out.push(Check::Value(ObsKey::Value(n.clone()), m));
-        }
+        single!(out, self, links => ObsKey::Links);
+        each!(
+            out, self, link_state => ObsKey::LinkState, file => ObsKey::File, exists => ObsKey::Exists,
+            sysctl => ObsKey::Sysctl,
+        );
+        single!(out, self, proc_pids => ObsKey::ProcPids, proc_self => ObsKey::ProcSelf, children => ObsKey::Children);
+        each!(out, self, pidns_procs => ObsKey::PidnsProcs, dir => ObsKey::Dir);
+        single!(out, self, cwd => ObsKey::Cwd, root => ObsKey::Root, mount_count => ObsKey::MountCount);
+        each!(out, self, ns_stat => ObsKey::NsStat, clock_shift => ObsKey::ClockShift);
+        single!(
+            out, self, uptime_vs_boottime => ObsKey::UptimeVsBoottime,
+            sysinfo_vs_boottime => ObsKey::SysinfoVsBoottime, btime_shift => ObsKey::BtimeShift,
+        );
+        each!(out, self, exit_status => ObsKey::ExitStatus, values => ObsKey::Value);
         for (proc_name, seen) in &self.seen {
             for c in seen.checks() {
                 out.push(match c {

@@ -8,18 +8,17 @@ use std::fmt;
 
 pub use super::names::{ErrnoName, errno_name, signal_name};
 
-/// One named clone/unshare/setns flag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// One named clone/unshare/setns flag: a namespace type (as `Ns` names
+/// it) or one of the other clone flags.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum CloneFlag {
-    Uts,
-    Ipc,
-    Pid,
-    Mnt,
-    Net,
-    User,
-    Cgroup,
-    Time,
+    Ns(Ns),
+    Other(OtherFlag),
+}
+
+/// The clone flags that are no namespace type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtherFlag {
     Fs,
     Files,
     Sighand,
@@ -34,58 +33,94 @@ pub enum CloneFlag {
     IntoCgroup,
 }
 
+/// The other flags: name and bits.
+const OTHER: [(OtherFlag, &str, u64); 12] = [
+    (OtherFlag::Fs, "fs", libc::CLONE_FS as u32 as u64),
+    (OtherFlag::Files, "files", libc::CLONE_FILES as u32 as u64),
+    (OtherFlag::Sighand, "sighand", libc::CLONE_SIGHAND as u32 as u64),
+    (OtherFlag::Vm, "vm", libc::CLONE_VM as u32 as u64),
+    (OtherFlag::Thread, "thread", libc::CLONE_THREAD as u32 as u64),
+    (OtherFlag::Sysvsem, "sysvsem", libc::CLONE_SYSVSEM as u32 as u64),
+    (OtherFlag::Parent, "parent", libc::CLONE_PARENT as u32 as u64),
+    (OtherFlag::Vfork, "vfork", libc::CLONE_VFORK as u32 as u64),
+    (OtherFlag::Io, "io", libc::CLONE_IO as u32 as u64),
+    (OtherFlag::Pidfd, "pidfd", libc::CLONE_PIDFD as u32 as u64),
+    (OtherFlag::ClearSighand, "clear_sighand", 0x1_0000_0000),
+    (OtherFlag::IntoCgroup, "into_cgroup", 0x2_0000_0000),
+];
+
 impl CloneFlag {
     pub fn bits(self) -> u64 {
-        let v: i64 = match self {
-            CloneFlag::Uts => Ns::Uts.flag() as i64,
-            CloneFlag::Ipc => Ns::Ipc.flag() as i64,
-            CloneFlag::Pid => Ns::Pid.flag() as i64,
-            CloneFlag::Mnt => Ns::Mnt.flag() as i64,
-            CloneFlag::Net => Ns::Net.flag() as i64,
-            CloneFlag::User => Ns::User.flag() as i64,
-            CloneFlag::Cgroup => Ns::Cgroup.flag() as i64,
-            CloneFlag::Time => Ns::Time.flag() as i64,
-            CloneFlag::Fs => libc::CLONE_FS as i64,
-            CloneFlag::Files => libc::CLONE_FILES as i64,
-            CloneFlag::Sighand => libc::CLONE_SIGHAND as i64,
-            CloneFlag::Vm => libc::CLONE_VM as i64,
-            CloneFlag::Thread => libc::CLONE_THREAD as i64,
-            CloneFlag::Sysvsem => libc::CLONE_SYSVSEM as i64,
-            CloneFlag::Parent => libc::CLONE_PARENT as i64,
-            CloneFlag::Vfork => libc::CLONE_VFORK as i64,
-            CloneFlag::Io => libc::CLONE_IO as i64,
-            CloneFlag::Pidfd => libc::CLONE_PIDFD as i64,
-            CloneFlag::ClearSighand => 0x1_0000_0000,
-            CloneFlag::IntoCgroup => 0x2_0000_0000,
-        };
-        v as u32 as u64 | (v as u64 & 0xffff_ffff_0000_0000)
+        match self {
+            CloneFlag::Ns(ns) => ns.flag(),
+            CloneFlag::Other(o) => OTHER.iter().find(|(f, _, _)| *f == o).map_or(0, |(_, _, b)| *b),
+        }
     }
 
     pub fn ns(self) -> Option<Ns> {
-        Some(match self {
-            CloneFlag::Uts => Ns::Uts,
-            CloneFlag::Ipc => Ns::Ipc,
-            CloneFlag::Pid => Ns::Pid,
-            CloneFlag::Mnt => Ns::Mnt,
-            CloneFlag::Net => Ns::Net,
-            CloneFlag::User => Ns::User,
-            CloneFlag::Cgroup => Ns::Cgroup,
-            CloneFlag::Time => Ns::Time,
-            _ => return None,
-        })
+        match self {
+            CloneFlag::Ns(ns) => Some(ns),
+            CloneFlag::Other(_) => None,
+        }
     }
 
-    pub fn from_ns(ns: Ns) -> CloneFlag {
-        match ns {
-            Ns::Uts => CloneFlag::Uts,
-            Ns::Ipc => CloneFlag::Ipc,
-            Ns::Pid => CloneFlag::Pid,
-            Ns::Mnt => CloneFlag::Mnt,
-            Ns::Net => CloneFlag::Net,
-            Ns::User => CloneFlag::User,
-            Ns::Cgroup => CloneFlag::Cgroup,
-            Ns::Time => CloneFlag::Time,
+    /// As a case writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CloneFlag::Ns(ns) => ns.proc_name(),
+            CloneFlag::Other(o) => OTHER.iter().find(|(f, _, _)| *f == o).map_or("?", |(_, n, _)| n),
         }
+    }
+
+    /// Every name a case may write, namespace types first.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        Ns::ALL
+            .into_iter()
+            .map(Ns::proc_name)
+            .chain(OTHER.iter().map(|(_, n, _)| *n))
+    }
+
+    pub fn parse(name: &str) -> Option<CloneFlag> {
+        Ns::ALL
+            .into_iter()
+            .find(|ns| ns.proc_name() == name)
+            .map(CloneFlag::Ns)
+            .or_else(|| {
+                OTHER
+                    .iter()
+                    .find(|(_, n, _)| *n == name)
+                    .map(|(f, _, _)| CloneFlag::Other(*f))
+            })
+    }
+}
+
+/// As before the namespace types had a list of their own: `Uts`, `Fs`.
+impl fmt::Debug for CloneFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloneFlag::Ns(ns) => fmt::Debug::fmt(ns, f),
+            CloneFlag::Other(o) => fmt::Debug::fmt(o, f),
+        }
+    }
+}
+
+impl Serialize for CloneFlag {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for CloneFlag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        CloneFlag::parse(&name).ok_or_else(|| {
+            let names: Vec<String> = CloneFlag::names().map(|n| format!("`{n}`")).collect();
+            // Worded as serde words an unknown variant, so the loader adds the nearest names.
+            de::Error::custom(format!(
+                "unknown variant `{name}`, expected one of {}",
+                names.join(", ")
+            ))
+        })
     }
 }
 
@@ -131,11 +166,7 @@ impl FlagSet {
     pub fn describe(&self) -> String {
         match self {
             FlagSet::Named(v) if v.is_empty() => "0".into(),
-            FlagSet::Named(v) => v
-                .iter()
-                .map(|f| format!("{f:?}").to_lowercase())
-                .collect::<Vec<_>>()
-                .join("|"),
+            FlagSet::Named(v) => v.iter().map(|f| f.name()).collect::<Vec<_>>().join("|"),
             FlagSet::Raw(r) => format!("{r:#x}"),
         }
     }

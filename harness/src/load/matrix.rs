@@ -85,102 +85,105 @@ fn label_problem(label: &str) -> Option<&'static str> {
     }
 }
 
-fn combinations<'i>(m: &Spanned<DeValue<'i>>) -> Result<Vec<Combo<'i>>, (std::ops::Range<usize>, String)> {
-    let scalar = |v: &Spanned<DeValue<'i>>| -> Result<(String, DeValue<'i>), (std::ops::Range<usize>, String)> {
-        let owned = v.get_ref().clone();
-        match v.get_ref() {
-            DeValue::String(s) => Ok((s.to_string(), owned)),
-            DeValue::Integer(i) => Ok((i.as_str().to_string(), owned)),
-            DeValue::Boolean(b) => Ok((b.to_string(), owned)),
-            _ => Err((v.span(), "matrix values are strings, integers or booleans".into())),
-        }
-    };
-    let check_name = |k: &Spanned<Cow<'i, str>>| {
-        let ok = !k.get_ref().is_empty()
-            && k.get_ref()
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if ok {
-            Ok(k.get_ref().to_string())
-        } else {
-            Err((
-                k.span(),
-                format!(
-                    "matrix variable `{}` must be lowercase letters, digits and _",
-                    k.get_ref()
-                ),
-            ))
-        }
-    };
+/// An error at a span of the matrix.
+type Bad = (std::ops::Range<usize>, String);
+
+fn combinations<'i>(m: &Spanned<DeValue<'i>>) -> Result<Vec<Combo<'i>>, Bad> {
     match m.get_ref() {
-        DeValue::Table(t) => {
-            let mut combos = vec![Combo::new()];
-            for (k, v) in t.iter() {
-                let name = check_name(k)?;
-                let DeValue::Array(items) = v.get_ref() else {
-                    return Err((v.span(), format!("matrix variable `{name}` needs a list of values")));
-                };
-                if items.is_empty() {
-                    return Err((v.span(), format!("matrix variable `{name}` has no values")));
-                }
-                let values = items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?;
-                if combos.len().saturating_mul(values.len()) > MAX_COMBINATIONS {
-                    return Err((
-                        m.span(),
-                        format!("the matrix makes more than {MAX_COMBINATIONS} combinations"),
-                    ));
-                }
-                combos = combos
-                    .into_iter()
-                    .flat_map(|c| {
-                        let name = &name;
-                        values.iter().map(move |val| {
-                            let mut c = c.clone();
-                            c.insert(name.clone(), val.clone());
-                            c
-                        })
-                    })
-                    .collect();
-            }
-            if t.is_empty() {
-                return Err((m.span(), "the matrix has no variables".into()));
-            }
-            Ok(combos)
-        }
-        DeValue::Array(rows) => {
-            if rows.is_empty() {
-                return Err((m.span(), "the matrix has no rows".into()));
-            }
-            if rows.len() > MAX_COMBINATIONS {
-                return Err((m.span(), format!("the matrix has more than {MAX_COMBINATIONS} rows")));
-            }
-            let mut out = Vec::new();
-            let mut names: Option<Vec<String>> = None;
-            for row in rows.iter() {
-                let DeValue::Table(t) = row.get_ref() else {
-                    return Err((row.span(), "each matrix row is a table of variable = value".into()));
-                };
-                let mut c = Combo::new();
-                for (k, v) in t.iter() {
-                    c.insert(check_name(k)?, scalar(v)?);
-                }
-                let these: Vec<String> = c.keys().cloned().collect();
-                match &names {
-                    None => names = Some(these),
-                    Some(n) if *n != these => {
-                        return Err((
-                            row.span(),
-                            format!("every matrix row needs the same variables ({})", n.join(", ")),
-                        ));
-                    }
-                    _ => {}
-                }
-                out.push(c);
-            }
-            Ok(out)
-        }
+        DeValue::Table(t) if t.is_empty() => Err((m.span(), "the matrix has no variables".into())),
+        DeValue::Table(t) => product(m.span(), t),
+        DeValue::Array(rows) => listed(m.span(), rows),
         _ => Err((m.span(), "`matrix` is a table of lists or a list of rows".into())),
     }
+}
+
+/// A matrix value: its text (for labels and strings) and the value itself.
+fn scalar<'i>(v: &Spanned<DeValue<'i>>) -> Result<(String, DeValue<'i>), Bad> {
+    let owned = v.get_ref().clone();
+    match v.get_ref() {
+        DeValue::String(s) => Ok((s.to_string(), owned)),
+        DeValue::Integer(i) => Ok((i.as_str().to_string(), owned)),
+        DeValue::Boolean(b) => Ok((b.to_string(), owned)),
+        _ => Err((v.span(), "matrix values are strings, integers or booleans".into())),
+    }
+}
+
+fn variable(k: &Spanned<Cow<'_, str>>) -> Result<String, Bad> {
+    let name = k.get_ref();
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err((
+            k.span(),
+            format!("matrix variable `{name}` must be lowercase letters, digits and _"),
+        ))
+    }
+}
+
+/// `{ var = [values], ... }`: every combination of the values.
+fn product<'i>(span: std::ops::Range<usize>, t: &DeTable<'i>) -> Result<Vec<Combo<'i>>, Bad> {
+    let mut combos = vec![Combo::new()];
+    for (k, v) in t.iter() {
+        let name = variable(k)?;
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err((v.span(), format!("matrix variable `{name}` needs a list of values")));
+        };
+        if items.is_empty() {
+            return Err((v.span(), format!("matrix variable `{name}` has no values")));
+        }
+        let values = items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?;
+        if combos.len().saturating_mul(values.len()) > MAX_COMBINATIONS {
+            return Err((
+                span,
+                format!("the matrix makes more than {MAX_COMBINATIONS} combinations"),
+            ));
+        }
+        combos = combos
+            .into_iter()
+            .flat_map(|c| {
+                let name = &name;
+                values.iter().map(move |val| {
+                    let mut c = c.clone();
+                    c.insert(name.clone(), val.clone());
+                    c
+                })
+            })
+            .collect();
+    }
+    Ok(combos)
+}
+
+/// `[{ var = value, ... }, ...]`: the rows as written, each with the same variables.
+fn listed<'i>(span: std::ops::Range<usize>, rows: &[Spanned<DeValue<'i>>]) -> Result<Vec<Combo<'i>>, Bad> {
+    if rows.is_empty() {
+        return Err((span, "the matrix has no rows".into()));
+    }
+    if rows.len() > MAX_COMBINATIONS {
+        return Err((span, format!("the matrix has more than {MAX_COMBINATIONS} rows")));
+    }
+    let mut out: Vec<Combo<'i>> = Vec::new();
+    for row in rows {
+        let DeValue::Table(t) = row.get_ref() else {
+            return Err((row.span(), "each matrix row is a table of variable = value".into()));
+        };
+        let mut c = Combo::new();
+        for (k, v) in t.iter() {
+            c.insert(variable(k)?, scalar(v)?);
+        }
+        if let Some(first) = out.first().filter(|f| !f.keys().eq(c.keys())) {
+            let names: Vec<&str> = first.keys().map(String::as_str).collect();
+            return Err((
+                row.span(),
+                format!("every matrix row needs the same variables ({})", names.join(", ")),
+            ));
+        }
+        out.push(c);
+    }
+    Ok(out)
 }
 
 fn substitute<'a>(s: &'a str, combo: &Combo<'_>) -> Cow<'a, str> {

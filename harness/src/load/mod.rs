@@ -13,13 +13,15 @@ pub mod names;
 pub mod ns;
 pub mod step;
 pub mod template;
+pub mod uses;
 mod validate;
 pub mod vars;
+pub mod walk;
 
 pub use catalogue::Catalogue;
 pub use error::LoadError;
 pub use model::{Case, CaseSpec, How, ProcSpec};
-pub use validate::{has_isolation, namespaces_used};
+pub use uses::{has_isolation, namespaces_used};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,8 +42,15 @@ pub struct Loaded {
 /// A case file: its area and path.
 pub type CaseFile = (String, PathBuf);
 
-/// The areas a case file may sit in, one directory each.
-pub const AREAS: &[&str] = &["uts", "ipc", "pid", "mnt", "net", "user", "cgroup", "time", "api"];
+/// The area of the cases about the calls and files every type shares
+/// (creation, setns, /proc/PID/ns, nsfs); the others are the namespace types.
+pub const API_AREA: &str = "api";
+
+/// The areas a case file may sit in, one directory each: a namespace type's
+/// name, or `api`.
+pub fn areas() -> Vec<&'static str> {
+    ns::Ns::names().chain([API_AREA]).collect()
+}
 
 /// The case files under `root`, as `(area, path)`, sorted; a directory that
 /// cannot be read or is no area is an error of its own, not of the others.
@@ -77,13 +86,15 @@ pub fn case_files(root: &Path) -> std::io::Result<(Vec<CaseFile>, Vec<LoadError>
                 Some(why) => bad.push(LoadError::whole_file(&p, why)),
             }
         }
-        if !AREAS.contains(&area_name.as_str()) {
+        let known = self::areas();
+        if !known.contains(&area_name.as_str()) {
             if let Some(first) = files.iter().chain(bad.iter().map(|e| &e.file)).min() {
                 errors.push(LoadError::whole_file(
                     first,
                     format!(
-                        "`{area_name}` is no area; case files go under one of {}",
-                        AREAS.join(", ")
+                        "`{area_name}` is no area{}; case files go under one of {}",
+                        crate::suggest::did_you_mean(&area_name, known.iter().copied()),
+                        known.join(", ")
                     ),
                 ));
             }
@@ -225,13 +236,9 @@ pub fn load_one_bytes(
     })
 }
 
-fn load_selected(
-    path: &Path,
-    area: &str,
-    bytes: &[u8],
-    catalogue: &Catalogue,
-    only: Option<(usize, Option<&str>)>,
-) -> Result<Vec<Case>, LoadError> {
+/// The bytes of a case file as text, refused unparsed when they are too
+/// many, not UTF-8, or hold a NUL.
+fn text_of<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str, LoadError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(LoadError::whole_file(
             path,
@@ -242,33 +249,40 @@ fn load_selected(
             ),
         ));
     }
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let good = &bytes[..e.valid_up_to()];
-            let (line, column) = error::line_col(std::str::from_utf8(good).unwrap_or(""), good.len());
-            return Err(LoadError {
-                file: path.to_path_buf(),
-                line,
-                column,
-                field: error::WHOLE_FILE.into(),
-                message: format!(
-                    "not UTF-8 text (byte {} is invalid): case files are TOML",
-                    e.valid_up_to()
-                ),
-            });
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let (line, column) = error::line_col(std::str::from_utf8(good).unwrap_or(""), good.len());
+        LoadError {
+            file: path.to_path_buf(),
+            line,
+            column,
+            field: error::WHOLE_FILE.into(),
+            message: format!(
+                "not UTF-8 text (byte {} is invalid): case files are TOML",
+                e.valid_up_to()
+            ),
         }
-    };
-    if text.contains('\0') {
-        let at = text.find('\0').unwrap_or(0);
-        return Err(LoadError::at(
+    })?;
+    match text.find('\0') {
+        Some(at) => Err(LoadError::at(
             path,
             text,
             None,
             at..at,
             "a NUL byte: case files are TOML text",
-        ));
+        )),
+        None => Ok(text),
     }
+}
+
+fn load_selected(
+    path: &Path,
+    area: &str,
+    bytes: &[u8],
+    catalogue: &Catalogue,
+    only: Option<(usize, Option<&str>)>,
+) -> Result<Vec<Case>, LoadError> {
+    let text = text_of(path, bytes)?;
     let doc = DeTable::parse(text).map_err(|e| LoadError::from_toml(path, text, None, &e))?;
     let tables = case_tables(path, text, &doc, only.map(|(i, _)| i))?;
     let single = !doc.get_ref().contains_key("case");
@@ -281,18 +295,19 @@ fn load_selected(
             let de = toml::de::Deserializer::from(case_table.clone());
             let spec: CaseSpec =
                 serde::Deserialize::deserialize(de).map_err(|e| LoadError::from_toml(path, text, Some(&doc), &e))?;
-            let case = validate::finish(
+            let written = validate::Written {
                 path,
                 text,
-                &doc,
+                doc: &doc,
+                table: &case_table,
+            };
+            let naming = validate::Naming {
                 area,
                 index,
                 single,
-                &case_table,
-                combo.as_deref(),
-                spec,
-                catalogue,
-            )?;
+                label: combo.as_deref(),
+            };
+            let case = validate::finish(written, naming, spec, catalogue)?;
             if let Some(first) = out.iter().find(|c: &&Case| c.id == case.id) {
                 let at = format!("case[{index}]");
                 let span = error::key_span(doc.get_ref(), &at, "name").unwrap_or(table.span());

@@ -214,7 +214,10 @@ impl ExitSpec {
             Ok(sig) if !s.is_empty() && !s.starts_with(|c: char| c.is_ascii_digit()) => {
                 Ok(ExitSpec::Signal(sig.as_str().to_string()))
             }
-            _ => Err(format!("unknown exit signal {s:?}: {}", exit_forms())),
+            _ => {
+                let hint = crate::suggest::did_you_mean(s, nix::sys::signal::Signal::iterator().map(|s| s.as_str()));
+                Err(format!("unknown exit signal {s:?}{hint}: {}", exit_forms()))
+            }
         }
     }
 }

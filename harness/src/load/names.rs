@@ -36,8 +36,13 @@ pub fn errno_name(n: i32) -> String {
 impl<'de> Deserialize<'de> for ErrnoName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        ErrnoName::parse(&s)
-            .ok_or_else(|| de::Error::custom(format!("unknown errno name `{s}` (expected a name such as EINVAL)")))
+        ErrnoName::parse(&s).ok_or_else(|| {
+            let names: Vec<String> = (1..200).map(errno_name).filter(|n| !n.starts_with("errno")).collect();
+            let hint = crate::suggest::did_you_mean(&s, names.iter().map(String::as_str));
+            de::Error::custom(format!(
+                "unknown errno name `{s}`{hint} (expected a name such as EINVAL)"
+            ))
+        })
     }
 }
 
@@ -234,7 +239,11 @@ impl Signal {
                 number,
                 text: s.to_string(),
             })
-            .ok_or_else(|| format!("unknown signal {s:?} (a name such as \"SIGKILL\" or \"USR1\", or a number 0..64)"))
+            .ok_or_else(|| {
+                let names = nix::sys::signal::Signal::iterator().map(|s| s.as_str());
+                let hint = crate::suggest::did_you_mean(s, names);
+                format!("unknown signal {s:?}{hint} (a name such as \"SIGKILL\" or \"USR1\", or a number 0..64)")
+            })
     }
     pub fn number(&self) -> i32 {
         self.number

@@ -6,6 +6,7 @@ use std::fmt;
 /// A namespace type, as written in case files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[repr(usize)]
 pub enum Ns {
     Uts,
     Ipc,
@@ -16,6 +17,31 @@ pub enum Ns {
     Cgroup,
     Time,
 }
+
+/// What the kernel, the case files and the runtime-spec call one type.
+struct TypeInfo {
+    /// The entry under /proc/PID/ns, also how case files write the type.
+    proc_name: &'static str,
+    /// CLONE_NEW*, also what NS_GET_NSTYPE returns.
+    flag: i32,
+    /// The OCI runtime-spec's `linux.namespaces[].type`.
+    oci: &'static str,
+    /// The kernel feature (`plan::features`) that says the kernel has the type.
+    feature: &'static str,
+}
+
+/// The one list of namespace types, in the order of `Ns`'s variants.
+#[rustfmt::skip]
+const TYPES: [TypeInfo; 8] = [
+    TypeInfo { proc_name: "uts", flag: libc::CLONE_NEWUTS, oci: "uts", feature: "ns.uts" },
+    TypeInfo { proc_name: "ipc", flag: libc::CLONE_NEWIPC, oci: "ipc", feature: "ns.ipc" },
+    TypeInfo { proc_name: "pid", flag: libc::CLONE_NEWPID, oci: "pid", feature: "ns.pid" },
+    TypeInfo { proc_name: "mnt", flag: libc::CLONE_NEWNS, oci: "mount", feature: "ns.mnt" },
+    TypeInfo { proc_name: "net", flag: libc::CLONE_NEWNET, oci: "network", feature: "ns.net" },
+    TypeInfo { proc_name: "user", flag: libc::CLONE_NEWUSER, oci: "user", feature: "ns.user" },
+    TypeInfo { proc_name: "cgroup", flag: libc::CLONE_NEWCGROUP, oci: "cgroup", feature: "ns.cgroup" },
+    TypeInfo { proc_name: "time", flag: CLONE_NEWTIME, oci: "time", feature: "ns.time" },
+];
 
 impl Ns {
     pub const ALL: [Ns; 8] = [
@@ -29,32 +55,41 @@ impl Ns {
         Ns::Time,
     ];
 
+    /// Every type's name, as case files write them, in the order of `Ns`'s variants.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        TYPES.iter().map(|t| t.proc_name)
+    }
+
+    fn info(self) -> &'static TypeInfo {
+        &TYPES[self as usize]
+    }
+
     /// The CLONE_NEW* value (also what NS_GET_NSTYPE returns).
     pub fn flag(self) -> u64 {
-        (match self {
-            Ns::Uts => libc::CLONE_NEWUTS,
-            Ns::Ipc => libc::CLONE_NEWIPC,
-            Ns::Pid => libc::CLONE_NEWPID,
-            Ns::Mnt => libc::CLONE_NEWNS,
-            Ns::Net => libc::CLONE_NEWNET,
-            Ns::User => libc::CLONE_NEWUSER,
-            Ns::Cgroup => libc::CLONE_NEWCGROUP,
-            Ns::Time => CLONE_NEWTIME,
-        }) as u32 as u64
+        self.info().flag as u32 as u64
     }
 
     /// The entry name under /proc/PID/ns.
     pub fn proc_name(self) -> &'static str {
-        match self {
-            Ns::Uts => "uts",
-            Ns::Ipc => "ipc",
-            Ns::Pid => "pid",
-            Ns::Mnt => "mnt",
-            Ns::Net => "net",
-            Ns::User => "user",
-            Ns::Cgroup => "cgroup",
-            Ns::Time => "time",
-        }
+        self.info().proc_name
+    }
+
+    /// The runtime-spec's name for the type (`mount`, `network`, ...).
+    pub fn oci_name(self) -> &'static str {
+        self.info().oci
+    }
+
+    /// The kernel feature that gates the type (`ns.uts`, ...).
+    pub fn feature(self) -> &'static str {
+        self.info().feature
+    }
+
+    /// The type a case file or /proc names so (`mnt`), or the runtime-spec
+    /// does (`mount`).
+    pub fn from_name(name: &str) -> Option<Ns> {
+        Ns::ALL
+            .into_iter()
+            .find(|ns| ns.proc_name() == name || ns.oci_name() == name)
     }
 
     pub fn from_flag(flag: u64) -> Option<Ns> {
@@ -136,21 +171,34 @@ impl NsLink {
 
 impl From<Ns> for NsLink {
     fn from(ns: Ns) -> NsLink {
-        match ns {
-            Ns::Uts => NsLink::Uts,
-            Ns::Ipc => NsLink::Ipc,
-            Ns::Pid => NsLink::Pid,
-            Ns::Mnt => NsLink::Mnt,
-            Ns::Net => NsLink::Net,
-            Ns::User => NsLink::User,
-            Ns::Cgroup => NsLink::Cgroup,
-            Ns::Time => NsLink::Time,
-        }
+        NsLink::ALL
+            .into_iter()
+            .find(|l| l.file_name() == ns.proc_name())
+            .expect("every namespace type has its link")
     }
 }
 
 impl fmt::Display for NsLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.file_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Case files write a type as /proc names it: serde's names are the table's.
+    #[test]
+    fn serde_names_are_the_proc_names() {
+        for ns in Ns::ALL {
+            let written = toml::Value::try_from(ns).unwrap();
+            assert_eq!(written.as_str(), Some(ns.proc_name()));
+            assert_eq!(Ns::from_name(ns.proc_name()), Some(ns));
+            assert_eq!(Ns::from_name(ns.oci_name()), Some(ns));
+            assert_eq!(NsLink::from(ns).ns(), ns);
+        }
+        assert_eq!(Ns::Mnt.flag(), libc::CLONE_NEWNS as u64);
+        assert_eq!(Ns::Time.flag(), 0x80);
     }
 }

@@ -307,7 +307,10 @@ impl<'de> Deserialize<'de> for Step {
                     }
                 }
                 let op = op.ok_or_else(|| {
-                    de::Error::custom(format!("a step needs an operation, one of: {}", OP_NAMES.join(", ")))
+                    de::Error::custom(format!(
+                        "a step needs an operation (one of the {} in cases/REFERENCE.md), not only modifiers",
+                        OP_NAMES.len()
+                    ))
                 })?;
                 if errno.is_some() && may_fail {
                     return Err(de::Error::custom(
@@ -343,7 +346,7 @@ mod tests {
     /// The case format's reference must name every operation and modifier.
     #[test]
     fn every_operation_is_documented() {
-        let doc = include_str!("../../../cases/README.md");
+        let doc = include_str!("../../../cases/REFERENCE.md");
         let missing: Vec<_> = OP_NAMES
             .iter()
             .chain(MODIFIERS)
@@ -353,6 +356,6 @@ mod tests {
                     && !doc.contains(&format!("`{n} ="))
             })
             .collect();
-        assert!(missing.is_empty(), "cases/README.md does not document {missing:?}");
+        assert!(missing.is_empty(), "cases/REFERENCE.md does not document {missing:?}");
     }
 }

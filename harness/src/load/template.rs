@@ -2,7 +2,7 @@
 //! `{peer:a}`. Only lowercase `{name}` and `{name:arg}` forms are
 //! placeholders, so shell text such as `${HOME}` or `awk '{print $1}'` is left alone.
 
-/// Placeholder names and what they stand for (shown in cases/README.md).
+/// Placeholder names and what they stand for (shown in cases/REFERENCE.md).
 pub const NAMES: &[(&str, &str)] = &[
     (
         "uid",
@@ -74,9 +74,10 @@ pub fn check(p: &Placeholder<'_>) -> Option<String> {
         ("peer", None) => Some("`{peer}` needs a name: `{peer:NAME}`".into()),
         (n, None) if NAMES.iter().any(|(k, _)| *k == n) => None,
         _ => Some(format!(
-            "unknown placeholder `{{{}{}}}` (known: {{uid}}, {{gid}}, {{euid}}, {{egid}}, {{child}}, {{parent}}, {{peer:NAME}}, {{value:NAME}}, {{scratch}}; a matrix variable?)",
+            "unknown placeholder `{{{}{}}}`{} (known: {{uid}}, {{gid}}, {{euid}}, {{egid}}, {{child}}, {{parent}}, {{peer:NAME}}, {{value:NAME}}, {{scratch}}; a matrix variable?)",
             p.name,
-            p.arg.map(|a| format!(":{a}")).unwrap_or_default()
+            p.arg.map(|a| format!(":{a}")).unwrap_or_default(),
+            crate::suggest::did_you_mean(p.name, NAMES.iter().map(|(n, _)| *n))
         )),
     }
 }

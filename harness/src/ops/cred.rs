@@ -138,6 +138,14 @@ pub fn fanotify_init(p: &mut Ctx<'_>, step: &Step) -> OpResult {
     Ok(keep(p, step, unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// The `drop_privileges` step: become the unprivileged ids (when `on`).
+pub fn drop_privileges_step(p: &Ctx<'_>, on: bool) -> OpResult {
+    if on {
+        drop_privileges_to(&p.vars).map_err(Fail::Other)?;
+    }
+    Ok(Value::Bool(on))
+}
+
 /// Become `{uid}`/`{gid}` with no capabilities at all.
 pub fn drop_privileges_to(vars: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
     let id = |k: &str| vars.get(k).and_then(|v| v.parse::<u32>().ok()).ok_or(format!("no {k}"));

@@ -108,6 +108,10 @@ pub fn id_of(p: &Ctx<'_>, s: &str) -> Result<u32, Fail> {
         .map_err(|_| Fail::Other(format!("{s:?} is not an id ({v:?})")))
 }
 
+/// Run one step's operation.
+// A dispatch table, one arm per operation of `load::step`'s `ops!` list:
+// its length is the number of operations, and each arm names the function
+// that runs one, so the table is kept whole rather than split by area.
 pub fn run(op: &Op, step: &Step, p: &mut Ctx<'_>) -> OpResult {
     match op {
         Op::Sh(c) => cmd::sh(p, c),
@@ -176,12 +180,7 @@ pub fn run(op: &Op, step: &Step, p: &mut Ctx<'_>) -> OpResult {
         Op::WriteFd(a) => sig::write_fd(p, a),
         Op::Lock(path) => sig::lock(p, step, path),
         Op::Getlk(path) => sig::getlk(p, path),
-        Op::DropPrivileges(on) => {
-            if *on {
-                cred::drop_privileges_to(&p.vars).map_err(Fail::Other)?;
-            }
-            Ok(Value::Bool(*on))
-        }
+        Op::DropPrivileges(on) => cred::drop_privileges_step(p, *on),
         Op::Setuid(u) => cred::setuid(id_of(p, u)?),
         Op::Setgid(g) => cred::setgid(id_of(p, g)?),
         Op::Setgroups(g) => cred::setgroups(g),
@@ -205,10 +204,7 @@ pub fn run(op: &Op, step: &Step, p: &mut Ctx<'_>) -> OpResult {
         // Namespace identity (issue 12).
         Op::NetnsCookie(fd) => nsid::netns_cookie(p, fd),
         Op::InitialNs(ns) => nsid::initial_ns(p, *ns),
-        Op::Sleep(d) => {
-            std::thread::sleep(d.get());
-            Ok(Value::Bool(true))
-        }
+        Op::Sleep(d) => time::sleep(d),
         Op::Expect(_) | Op::Isolation(_) | Op::Sync(_) | Op::Spawn(_) => {
             Err(Fail::Other(format!("`{}` is handled by the step loop", op.name())))
         }

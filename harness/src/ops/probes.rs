@@ -4,6 +4,7 @@
 use super::Ctx;
 use super::{Fail, OpResult};
 use crate::load::flags::FlagSet;
+use crate::load::ns::Ns;
 use crate::load::step::NestArgs;
 use crate::sys;
 use crate::value::Value;
@@ -59,11 +60,8 @@ fn userns_level() -> i64 {
 /// Each level clones the next into a new namespace of the type until the
 /// kernel refuses; the deepest reports how many it made and why it stopped.
 pub fn nest(a: &NestArgs) -> OpResult {
-    let flag = match a.namespace.as_str() {
-        "pid" => libc::CLONE_NEWPID,
-        "user" => libc::CLONE_NEWUSER,
-        other => return Err(Fail::Other(format!("nest supports pid and user, not {other:?}"))),
-    } as u64;
+    // The loader allows pid and user only (`NestArgs::TYPES`).
+    let flag = a.namespace.flag();
     let (r, w) = nix::unistd::pipe()?;
     let wfd = w.as_raw_fd();
     let depth = a.depth;
@@ -86,7 +84,7 @@ pub fn nest(a: &NestArgs) -> OpResult {
                 match unsafe { sys::clone_raw(flag | libc::SIGCHLD as u64) } {
                     Ok(0) => {
                         made += 1;
-                        if flag == libc::CLONE_NEWUSER as u64 {
+                        if a.namespace == Ns::User {
                             // Map ourselves, so the next level may be created from here.
                             let _ = std::fs::write("/proc/self/uid_map", format!("0 {uid} 1"));
                             let _ = std::fs::write("/proc/self/setgroups", "deny");

@@ -82,80 +82,94 @@ pub fn clone3(p: &mut Ctx<'_>, a: &Clone3Args) -> OpResult {
         ..Default::default()
     };
     let size = a.size.unwrap_or(sys::CLONE_ARGS_SIZE_VER2 as u64) as usize;
-    // The kernel reads `size` bytes: the known struct, then zeros (or a dirty byte).
+    let buf = args_page(&args, a.dirty_tail);
+    let (rd, wr) = nix::unistd::pipe().map_err(Fail::Errno)?;
+    let ptr: *const u8 = if a.bad_pointer { unreadable_page() } else { buf.as_ptr() };
+    // SAFETY: `ptr` is `buf` (4096 bytes, alive past the call; the kernel
+    // reads no more than a page, refusing larger sizes with E2BIG) or the
+    // PROT_NONE page meant to fail with EFAULT; the pointers inside (set_tid)
+    // are locals alive past the call; the child runs only entry::run_quiet.
+    match unsafe { sys::clone3_raw(ptr, size) } {
+        Ok(0) => crate::entry::run_quiet(|| tell_birth(&wr, cgroup.is_some())),
+        Ok(pid) => {
+            drop(wr);
+            let born = read_birth(&rd, pid, cgroup.is_some());
+            if flags & SHARES_PARENT == 0 {
+                let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL));
+            }
+            Ok(born)
+        }
+        Err(e) => Err(Fail::Errno(e)),
+    }
+}
+
+/// The page clone3 reads its arguments from: the known struct, then zeros
+/// (or, with `dirty_tail`, one byte that is not).
+fn args_page(args: &sys::CloneArgs, dirty_tail: bool) -> Vec<u8> {
     let mut buf = vec![0u8; 4096];
     // SAFETY: `args` is a live, initialised repr(C) CloneArgs of u64
     // fields (no padding); the slice covers exactly its bytes while borrowed.
     let raw = unsafe {
         std::slice::from_raw_parts(
-            (&args as *const sys::CloneArgs).cast::<u8>(),
+            (args as *const sys::CloneArgs).cast::<u8>(),
             std::mem::size_of::<sys::CloneArgs>(),
         )
     };
     buf[..raw.len()].copy_from_slice(raw);
-    if a.dirty_tail {
+    if dirty_tail {
         buf[raw.len()] = 1;
     }
-    let (rd, wr) = nix::unistd::pipe().map_err(Fail::Errno)?;
-    let ptr: *const u8 = if a.bad_pointer {
-        // SAFETY: a fresh anonymous mapping at an address the kernel picks,
-        // so nothing of ours is replaced; PROT_NONE makes clone3 fault on it.
-        unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            ) as *const u8
-        }
-    } else {
-        buf.as_ptr()
-    };
-    // SAFETY: `ptr` is `buf` (4096 bytes, alive past the call; the kernel
-    // reads no more than a page, refusing larger sizes with E2BIG) or the
-    // PROT_NONE page meant to fail with EFAULT; the pointers inside (set_tid)
-    // are locals alive past the call; the child runs only entry::run_quiet.
-    let r = unsafe { sys::clone3_raw(ptr, size) };
-    match r {
-        Ok(0) => crate::entry::run_quiet(|| {
-            // The pid as the child sees it, then (for CLONE_INTO_CGROUP) the
-            // cgroup2 path it was born in, before anything could move it.
-            let me = nix::unistd::getpid().as_raw();
-            let mut msg = me.to_ne_bytes().to_vec();
-            if cgroup.is_some() {
-                let own = crate::observe::cgroups::own();
-                if let Some(m) = own.iter().find(|m| m.is_unified()) {
-                    msg.extend_from_slice(m.path.as_bytes());
-                }
-            }
-            let _ = nix::unistd::write(&wr, &msg);
-            0
-        }),
-        Ok(pid) => {
-            drop(wr);
-            let mut b = [0u8; 4096];
-            let (inner, born_in) = match nix::unistd::read(&rd, &mut b) {
-                Ok(n) if n >= 4 => (
-                    i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as i64,
-                    String::from_utf8_lossy(&b[4..n]).into_owned(),
-                ),
-                _ => (-1, String::new()),
-            };
-            if flags & SHARES_PARENT == 0 {
-                let _ = waitpid(Pid::from_raw(pid), Some(WaitPidFlag::__WALL));
-            }
-            let mut m = BTreeMap::new();
-            m.insert("pid".into(), Value::Int(pid as i64));
-            m.insert("inner_pid".into(), Value::Int(inner));
-            if cgroup.is_some() {
-                m.insert("cgroup".into(), Value::Str(born_in));
-            }
-            Ok(Value::Map(m))
-        }
-        Err(e) => Err(Fail::Errno(e)),
+    buf
+}
+
+/// A page clone3 faults on (for a case that passes a bad pointer).
+fn unreadable_page() -> *const u8 {
+    // SAFETY: a fresh anonymous mapping at an address the kernel picks,
+    // so nothing of ours is replaced; PROT_NONE makes clone3 fault on it.
+    unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        ) as *const u8
     }
+}
+
+/// In the new child: its pid as it sees it, then (for CLONE_INTO_CGROUP)
+/// the cgroup2 path it was born in, before anything could move it.
+fn tell_birth(wr: &std::os::fd::OwnedFd, into_cgroup: bool) -> i32 {
+    let me = nix::unistd::getpid().as_raw();
+    let mut msg = me.to_ne_bytes().to_vec();
+    if into_cgroup {
+        let own = crate::observe::cgroups::own();
+        if let Some(m) = own.iter().find(|m| m.is_unified()) {
+            msg.extend_from_slice(m.path.as_bytes());
+        }
+    }
+    let _ = nix::unistd::write(wr, &msg);
+    0
+}
+
+/// The step's value: the child's pid here and inside, and where it was born.
+fn read_birth(rd: &std::os::fd::OwnedFd, pid: i32, into_cgroup: bool) -> Value {
+    let mut b = [0u8; 4096];
+    let (inner, born_in) = match nix::unistd::read(rd, &mut b) {
+        Ok(n) if n >= 4 => (
+            i32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as i64,
+            String::from_utf8_lossy(&b[4..n]).into_owned(),
+        ),
+        _ => (-1, String::new()),
+    };
+    let mut m = BTreeMap::new();
+    m.insert("pid".into(), Value::Int(pid as i64));
+    m.insert("inner_pid".into(), Value::Int(inner));
+    if into_cgroup {
+        m.insert("cgroup".into(), Value::Str(born_in));
+    }
+    Value::Map(m)
 }
 
 /// Fork `count` children (with extra clone flags, if any) that wait until

@@ -18,6 +18,13 @@ fn ts(ns: i128) -> libc::timespec {
     }
 }
 
+/// The `sleep` step.
+pub fn sleep(d: &crate::load::names::Dur) -> OpResult {
+    std::thread::sleep(d.get());
+    Ok(Value::Bool(true))
+}
+
+/// Sleep to an absolute CLOCK_MONOTONIC deadline through the API the case names.
 pub fn abs_sleep(a: &AbsSleepArgs) -> OpResult {
     let start = now(libc::CLOCK_MONOTONIC);
     let deadline = ts(start + a.ms as i128 * 1_000_000);

@@ -4,6 +4,7 @@
 
 pub mod env;
 pub mod features;
+pub mod probes;
 pub mod procs;
 pub mod requirements;
 pub mod sysctl_writes;

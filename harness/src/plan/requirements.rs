@@ -2,11 +2,12 @@
 //! The first missing requirement is the reason the trial is ignored.
 
 use super::RunEnv;
-use super::features::{self, Features};
+use super::features::Features;
 use crate::load::Case;
 use crate::load::model::{How, ProcSpec};
 use crate::load::ns::{Ns, NsLink};
-use crate::load::step::{Hierarchy, Op};
+use crate::load::step::{Hierarchy, Op, Step};
+use crate::load::walk;
 use crate::runner::Runner;
 use std::collections::BTreeSet;
 
@@ -79,7 +80,7 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
     let spec = &case.spec;
     let mut out: BTreeSet<String> = spec.needs.features.iter().map(|f| f.get_ref().clone()).collect();
     for ns in crate::load::namespaces_used(spec) {
-        out.insert(features::for_ns(ns).to_string());
+        out.insert(ns.feature().to_string());
     }
     let mut steps_seen = |op: &Op| match op {
         Op::Clone3(a) => {
@@ -114,8 +115,8 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
         }
         _ => {}
     };
-    for_each_op(spec, &mut steps_seen);
-    for p in procs(spec) {
+    walk::each_op(spec, &mut steps_seen);
+    for p in walk::proc_specs(spec) {
         if p.how == How::Clone3 {
             out.insert("clone3".into());
             if p.clone3.as_ref().is_some_and(|c| !c.set_tid.is_empty()) {
@@ -143,104 +144,66 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
     out
 }
 
-fn procs(spec: &crate::load::CaseSpec) -> Vec<&ProcSpec> {
-    super::procs::processes(spec)
-        .into_iter()
-        .filter_map(|p| match p.kind {
-            super::procs::Kind::Proc(ps) => Some(ps),
-            super::procs::Kind::Parent(_) => None,
-        })
-        .collect()
-}
-
-fn for_each_op(spec: &crate::load::CaseSpec, f: &mut dyn FnMut(&Op)) {
-    for p in super::procs::processes(spec) {
-        match p.kind {
-            super::procs::Kind::Parent(ps) => {
-                for (_, steps) in super::procs::parent_phases(ps) {
-                    steps.iter().for_each(|s| f(&s.get_ref().op));
-                }
-            }
-            super::procs::Kind::Proc(ps) => ps.run.iter().for_each(|s| f(&s.get_ref().op)),
-        }
-    }
-}
-
 /// Why the case needs root, if it does something that takes CAP_SYS_ADMIN
 /// (or CAP_NET_ADMIN) over the sandbox's namespaces without a user namespace
 /// of its own to do it in: creating namespaces, mounting, setting names,
 /// configuring links.
 fn inferred_root(case: &Case, dropped: &[Ns]) -> Option<String> {
-    fn privileged_op(op: &Op) -> Option<&'static str> {
-        Some(match op {
-            Op::Mount(_) | Op::Umount(_) | Op::MountCgroup(_) => "mounting",
-            Op::Sethostname(_) | Op::Setdomainname(_) => "setting the UTS names",
-            Op::Veth(_) | Op::Link(_) => "configuring network links",
-            _ => return None,
-        })
-    }
-    fn steps(run: &[toml::Spanned<crate::load::step::Step>], mut in_userns: bool, dropped: &[Ns]) -> Option<String> {
-        for s in run {
-            let s = s.get_ref();
-            let checked = s.errno.is_none() && !s.may_fail;
-            match &s.op {
-                Op::Unshare(fl) if checked => {
-                    let nss = fl.without(dropped).namespaces();
-                    if nss.contains(&Ns::User) {
-                        in_userns = true;
-                    } else if !in_userns {
-                        if let Some(n) = nss.first() {
-                            return Some(format!(
-                                "unsharing a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
-                            ));
-                        }
-                    }
-                }
-                Op::Fork(f) if checked && !in_userns => {
-                    let nss = f.flags.without(dropped).namespaces();
-                    if !nss.contains(&Ns::User) {
-                        if let Some(n) = nss.first() {
-                            return Some(format!(
-                                "forking into a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
-                            ));
-                        }
-                    }
-                }
-                Op::Spawn(inner) => {
-                    if let Some(w) = walk(inner, in_userns, dropped) {
-                        return Some(w);
-                    }
-                }
-                op if checked && !in_userns => {
-                    if let Some(what) = privileged_op(op) {
-                        return Some(format!(
-                            "{what} outside a user namespace of the case's own takes privilege"
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
-        None
-    }
-    fn walk(p: &ProcSpec, in_userns: bool, dropped: &[Ns]) -> Option<String> {
+    // The state carried down: whether the process is in a user namespace of
+    // the case's own.
+    let enter = |p: &ProcSpec, in_userns: bool| {
         let eff = p.effective(dropped);
         let own = in_userns || (eff.contains(&Ns::User) && p.how != How::Setns);
-        if p.how != How::Setns && !own {
-            if let Some(n) = eff.iter().find(|n| **n != Ns::User) {
+        match eff.iter().find(|n| **n != Ns::User) {
+            Some(n) if p.how != How::Setns && !own => Err(format!(
+                "creating a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
+            )),
+            _ => Ok(own),
+        }
+    };
+    walk::find_along(&case.spec, false, &enter, &mut |s, in_userns| {
+        root_for_step(s, in_userns, dropped)
+    })
+}
+
+/// Why one step needs root, given whether its process is in a user
+/// namespace of the case's own (which an unshare of one changes).
+fn root_for_step(s: &Step, in_userns: &mut bool, dropped: &[Ns]) -> Option<String> {
+    let checked = s.errno.is_none() && !s.may_fail;
+    match &s.op {
+        Op::Unshare(fl) if checked => {
+            let nss = fl.without(dropped).namespaces();
+            if nss.contains(&Ns::User) {
+                *in_userns = true;
+            } else if !*in_userns {
+                let n = nss.first()?;
                 return Some(format!(
-                    "creating a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
+                    "unsharing a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
                 ));
             }
+            None
         }
-        steps(&p.run, own, dropped)
+        Op::Fork(f) if checked && !*in_userns => {
+            let nss = f.flags.without(dropped).namespaces();
+            let n = nss.first().filter(|_| !nss.contains(&Ns::User))?;
+            Some(format!(
+                "forking into a new {n} namespace without a user namespace takes CAP_SYS_ADMIN"
+            ))
+        }
+        Op::Spawn(_) => None,
+        op if checked && !*in_userns => {
+            let what = match op {
+                Op::Mount(_) | Op::Umount(_) | Op::MountCgroup(_) => "mounting",
+                Op::Sethostname(_) | Op::Setdomainname(_) => "setting the UTS names",
+                Op::Veth(_) | Op::Link(_) => "configuring network links",
+                _ => return None,
+            };
+            Some(format!(
+                "{what} outside a user namespace of the case's own takes privilege"
+            ))
+        }
+        _ => None,
     }
-    let spec = &case.spec;
-    super::procs::parent_phases(&spec.parent)
-        .into_iter()
-        .find_map(|(_, s)| steps(s, false, dropped))
-        .or_else(|| spec.peers.iter().find_map(|p| walk(p.get_ref(), false, dropped)))
-        .or_else(|| walk(spec.child.get_ref(), false, dropped))
 }
 
 // Unprivileged runs. A case that needs root only for privilege over the
@@ -296,39 +259,23 @@ pub fn needs_init_userns(case: &Case, dropped: &[Ns]) -> Option<String> {
 /// namespace; the sandbox makes none, so a process of the case that has not
 /// made one of its own mounts from the machine's.
 fn machine_cgroup_mount(case: &Case, dropped: &[Ns]) -> Option<String> {
-    fn steps(run: &[toml::Spanned<crate::load::step::Step>], mut own: bool, dropped: &[Ns]) -> Option<String> {
-        for s in run {
-            match &s.get_ref().op {
-                Op::Unshare(fl) if fl.without(dropped).namespaces().contains(&Ns::Cgroup) => own = true,
-                Op::Spawn(inner) => {
-                    if let Some(w) = walk(inner, own, dropped) {
-                        return Some(w);
-                    }
-                }
-                Op::MountCgroup(_) if !own => {
-                    return Some(
-                        "it mounts a cgroup hierarchy outside a cgroup namespace of its own, which takes CAP_SYS_ADMIN over the machine's cgroup namespace".into(),
-                    );
-                }
-                _ => {}
-            }
+    // The state carried down: whether the process is in a cgroup namespace of its own.
+    let enter = |p: &ProcSpec, own: bool| {
+        let makes = p.how != How::Setns && p.effective(dropped).contains(&Ns::Cgroup);
+        Ok(own || makes)
+    };
+    walk::find_along(&case.spec, false, &enter, &mut |s, own| {
+        match &s.op {
+        Op::Unshare(fl) if fl.without(dropped).namespaces().contains(&Ns::Cgroup) => {
+            *own = true;
+            None
         }
-        None
+        Op::MountCgroup(_) if !*own => Some(
+            "it mounts a cgroup hierarchy outside a cgroup namespace of its own, which takes CAP_SYS_ADMIN over the machine's cgroup namespace".into(),
+        ),
+        _ => None,
     }
-    fn walk(p: &ProcSpec, own: bool, dropped: &[Ns]) -> Option<String> {
-        let makes = p.how != How::Setns
-            && p.namespaces
-                .get_ref()
-                .iter()
-                .any(|n| *n == Ns::Cgroup && !dropped.contains(n));
-        steps(&p.run, own || makes, dropped)
-    }
-    let spec = &case.spec;
-    super::procs::parent_phases(&spec.parent)
-        .into_iter()
-        .find_map(|(_, s)| steps(s, false, dropped))
-        .or_else(|| spec.peers.iter().find_map(|p| walk(p.get_ref(), false, dropped)))
-        .or_else(|| walk(spec.child.get_ref(), false, dropped))
+    })
 }
 
 /// Whether the trial's user namespace maps every id the case names: root
@@ -381,7 +328,7 @@ pub fn ids_named(case: &Case, uid: u32, gid: u32) -> Option<(u32, String)> {
             })
             .collect()
     };
-    for p in procs(&case.spec) {
+    for p in walk::proc_specs(&case.spec) {
         if p.drop_privileges {
             saw(uid.max(gid), &|| "drop_privileges".into());
         }
@@ -416,7 +363,7 @@ pub fn ids_named(case: &Case, uid: u32, gid: u32) -> Option<(u32, String)> {
         }),
         _ => {}
     };
-    for_each_op(&case.spec, &mut step);
+    walk::each_op(&case.spec, &mut step);
     best
 }
 

@@ -8,24 +8,14 @@ use crate::load::step::Op;
 /// writes, it writes through its own steps, which name their paths.)
 pub fn may_write(spec: &crate::load::CaseSpec) -> bool {
     let mut may = !spec.restore.is_empty();
-    let mut see = |op: &Op| {
+    crate::load::walk::each_op(spec, |op| {
         may |= match op {
             Op::Sh(_) | Op::Cmd(_) => true,
             Op::Write(w) => writes_outside(&w.path),
             Op::OpenWrite(p) => writes_outside(p),
             _ => false,
         }
-    };
-    for p in super::procs::processes(spec) {
-        match p.kind {
-            super::procs::Kind::Parent(ps) => {
-                for (_, steps) in super::procs::parent_phases(ps) {
-                    steps.iter().for_each(|s| see(&s.get_ref().op));
-                }
-            }
-            super::procs::Kind::Proc(ps) => ps.run.iter().for_each(|s| see(&s.get_ref().op)),
-        }
-    }
+    });
     may
 }
 

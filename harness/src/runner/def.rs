@@ -17,7 +17,9 @@ pub struct RunnerDef {
     /// Tools that must be on PATH.
     pub tools: Vec<String>,
     /// The argv start; namespace options follow, then `separator`, then the
-    /// probe. Placeholders: see `cases/README.md` ("Runners").
+    /// probe. Placeholders (filled in `spawn::runtime::start`): `{target}`,
+    /// `{runners}`, `{euid}`, `{egid}`, `{rootfs}`, `{bundle}`, `{scratch}`,
+    /// `{id}`, `{count}`, `{list}`.
     pub command: Vec<String>,
     #[serde(default)]
     pub separator: Vec<String>,

@@ -86,90 +86,17 @@ impl Runner for External {
     }
 
     fn unsupported(&self, case: &CaseSpec, child: &ProcSpec, dropped: &[Ns]) -> Option<String> {
-        let d = &self.def;
-        let name = &d.name;
-        for b in &case.needs.bare {
-            if let Some(why) = d.differs.get(b.get_ref()) {
-                let what = crate::load::names::bare_desc(b.get_ref()).unwrap_or("?");
-                return Some(format!(
-                    "the case expects the bare kernel's behaviour ({what}); runner {name} differs on purpose: {why}"
-                ));
-            }
-        }
-        if child.how == How::Setns {
-            let j = match &d.join {
-                Some(j) => j,
-                None => return Some(format!("runner {name} cannot join another process's namespaces")),
-            };
-            return child
-                .namespaces
-                .get_ref()
-                .iter()
-                .find(|n| !j.namespaces.contains_key(n))
-                .map(|n| format!("runner {name} cannot join a {n} namespace"));
-        }
-        // A runner execs the probe, and execve moves a process that unshared
-        // its time namespace into it: "the caller stays out" cannot be shown.
-        let eff = child.effective(dropped);
-        if child.how == How::Unshare && eff.contains(&Ns::Time) {
-            return Some(format!(
-                "runner {name} starts the probe with execve, which enters time_for_children: a caller that unshared CLONE_NEWTIME cannot stay outside"
-            ));
-        }
-        if !d.how.contains_key(Self::how_key(child.how)) {
-            return Some(format!(
-                "runner {name} cannot create a child with how = \"{}\"",
-                Self::how_key(child.how)
-            ));
-        }
-        if let Some(n) = eff.iter().find(|n| !d.namespaces.contains_key(n)) {
-            return Some(format!("runner {name} cannot create a {n} namespace"));
-        }
-        for c in &d.cannot_combine {
-            if c.namespaces.iter().all(|n| eff.contains(n)) {
-                let names: Vec<&str> = c.namespaces.iter().map(|n| n.proc_name()).collect();
-                return Some(format!(
-                    "runner {name} cannot make {} namespaces together: {}",
-                    names.join("+"),
-                    c.why
-                ));
-            }
-        }
-        for (ns, why) in &d.always {
-            if dropped.contains(ns) {
-                return Some(format!(
-                    "runner {name} always creates a {ns} namespace ({why}): the control cannot leave it out"
-                ));
-            }
-            if !eff.contains(ns) && any_same(case, *ns) {
-                return Some(format!(
-                    "runner {name} always creates a {ns} namespace ({why}): the case checks that the child shares its creator's"
-                ));
-            }
-        }
-        if let Some(why) = self.maps_unsupported(child, &eff) {
-            return Some(why);
-        }
-        let control_exit = child.in_control.as_ref().and_then(|c| c.exit.as_ref());
-        let exit = if dropped.is_empty() {
-            child.exit.as_ref()
-        } else {
-            control_exit.or(child.exit.as_ref())
+        let ask = Asked {
+            case,
+            child,
+            dropped,
+            eff: child.effective(dropped),
         };
-        if matches!(exit, Some(crate::load::model::ExitSpec::Signal(_))) && !d.signal_exits {
-            return Some(format!(
-                "runner {name} does not report a child killed by a signal as such"
-            ));
+        // Joining is all a runner does for a setns child: no other check applies.
+        if child.how == How::Setns {
+            return bare_differs(self, &ask).or_else(|| cannot_join(self, &ask));
         }
-        if child.time_offsets.is_some() && eff.contains(&Ns::Time) {
-            if let Some(why) = d.oci.as_ref().and_then(|o| o.no_time_offsets.as_ref()) {
-                return Some(format!("runner {name} cannot set time namespace offsets: {why}"));
-            }
-            if d.time_offsets.is_empty() && self.oci.is_none() {
-                return Some(format!("runner {name} cannot set time namespace offsets"));
-            }
-        }
-        None
+        CHECKS.iter().find_map(|check| check(self, &ask))
     }
 
     fn tools(&self) -> Vec<String> {
@@ -236,4 +163,142 @@ impl Runner for External {
             tmpfs_dirs: d.tmpfs_dirs.clone(),
         })
     }
+}
+
+/// What a case asks of a runner for its child.
+struct Asked<'a> {
+    case: &'a CaseSpec,
+    child: &'a ProcSpec,
+    dropped: &'a [Ns],
+    /// The child's namespaces, without those a control leaves out.
+    eff: Vec<Ns>,
+}
+
+/// Why a runner cannot start a child as asked, one reason each; the first
+/// that applies is the trial's.
+type Check = fn(&External, &Asked<'_>) -> Option<String>;
+
+const CHECKS: &[Check] = &[
+    bare_differs,
+    time_unshare_then_exec,
+    how_supported,
+    namespaces_supported,
+    combination_supported,
+    always_created,
+    External::maps_check,
+    signal_exit_reported,
+    time_offsets_supported,
+];
+
+impl External {
+    fn maps_check(&self, ask: &Asked<'_>) -> Option<String> {
+        self.maps_unsupported(ask.child, &ask.eff)
+    }
+}
+
+fn bare_differs(r: &External, ask: &Asked<'_>) -> Option<String> {
+    let name = &r.def.name;
+    ask.case.needs.bare.iter().find_map(|b| {
+        let why = r.def.differs.get(b.get_ref())?;
+        let what = crate::load::names::bare_desc(b.get_ref()).unwrap_or("?");
+        Some(format!(
+            "the case expects the bare kernel's behaviour ({what}); runner {name} differs on purpose: {why}"
+        ))
+    })
+}
+
+fn cannot_join(r: &External, ask: &Asked<'_>) -> Option<String> {
+    let name = &r.def.name;
+    let Some(j) = &r.def.join else {
+        return Some(format!("runner {name} cannot join another process's namespaces"));
+    };
+    ask.child
+        .namespaces
+        .get_ref()
+        .iter()
+        .find(|n| !j.namespaces.contains_key(n))
+        .map(|n| format!("runner {name} cannot join a {n} namespace"))
+}
+
+/// A runner execs the probe, and execve moves a process that unshared its
+/// time namespace into it: "the caller stays out" cannot be shown.
+fn time_unshare_then_exec(r: &External, ask: &Asked<'_>) -> Option<String> {
+    (ask.child.how == How::Unshare && ask.eff.contains(&Ns::Time)).then(|| {
+        format!(
+            "runner {} starts the probe with execve, which enters time_for_children: a caller that unshared CLONE_NEWTIME cannot stay outside",
+            r.def.name
+        )
+    })
+}
+
+fn how_supported(r: &External, ask: &Asked<'_>) -> Option<String> {
+    let how = External::how_key(ask.child.how);
+    (!r.def.how.contains_key(how)).then(|| format!("runner {} cannot create a child with how = \"{how}\"", r.def.name))
+}
+
+fn namespaces_supported(r: &External, ask: &Asked<'_>) -> Option<String> {
+    let n = ask.eff.iter().find(|n| !r.def.namespaces.contains_key(n))?;
+    Some(format!("runner {} cannot create a {n} namespace", r.def.name))
+}
+
+fn combination_supported(r: &External, ask: &Asked<'_>) -> Option<String> {
+    let c = r
+        .def
+        .cannot_combine
+        .iter()
+        .find(|c| c.namespaces.iter().all(|n| ask.eff.contains(n)))?;
+    let names: Vec<&str> = c.namespaces.iter().map(|n| n.proc_name()).collect();
+    Some(format!(
+        "runner {} cannot make {} namespaces together: {}",
+        r.def.name,
+        names.join("+"),
+        c.why
+    ))
+}
+
+/// A namespace the runner always creates: a control cannot leave it out,
+/// and a case cannot check that the child shares its creator's.
+fn always_created(r: &External, ask: &Asked<'_>) -> Option<String> {
+    let name = &r.def.name;
+    r.def.always.iter().find_map(|(ns, why)| {
+        if ask.dropped.contains(ns) {
+            Some(format!(
+                "runner {name} always creates a {ns} namespace ({why}): the control cannot leave it out"
+            ))
+        } else if !ask.eff.contains(ns) && any_same(ask.case, *ns) {
+            Some(format!(
+                "runner {name} always creates a {ns} namespace ({why}): the case checks that the child shares its creator's"
+            ))
+        } else {
+            None
+        }
+    })
+}
+
+fn signal_exit_reported(r: &External, ask: &Asked<'_>) -> Option<String> {
+    let child = ask.child;
+    let control_exit = child.in_control.as_ref().and_then(|c| c.exit.as_ref());
+    let exit = if ask.dropped.is_empty() {
+        child.exit.as_ref()
+    } else {
+        control_exit.or(child.exit.as_ref())
+    };
+    (matches!(exit, Some(crate::load::model::ExitSpec::Signal(_))) && !r.def.signal_exits).then(|| {
+        format!(
+            "runner {} does not report a child killed by a signal as such",
+            r.def.name
+        )
+    })
+}
+
+fn time_offsets_supported(r: &External, ask: &Asked<'_>) -> Option<String> {
+    if ask.child.time_offsets.is_none() || !ask.eff.contains(&Ns::Time) {
+        return None;
+    }
+    let name = &r.def.name;
+    if let Some(why) = r.def.oci.as_ref().and_then(|o| o.no_time_offsets.as_ref()) {
+        return Some(format!("runner {name} cannot set time namespace offsets: {why}"));
+    }
+    (r.def.time_offsets.is_empty() && r.oci.is_none())
+        .then(|| format!("runner {name} cannot set time namespace offsets"))
 }

@@ -7,15 +7,6 @@ use crate::load::model::TimeOffsets;
 use crate::load::ns::Ns;
 use serde_json::{Value, json};
 
-/// The runtime-spec's name for a namespace type.
-pub fn ns_type(ns: Ns) -> &'static str {
-    match ns {
-        Ns::Mnt => "mount",
-        Ns::Net => "network",
-        other => other.proc_name(),
-    }
-}
-
 /// Capability names by number (linux/capability.h), for a config that
 /// asks for the creator's own bounding set.
 const CAP_NAMES: [&str; 41] = [
@@ -82,7 +73,7 @@ fn conditional_mounts(v: &mut Value, eff: &[Ns]) {
     let new = |m: &Value, key: &str| {
         m.get(key)
             .and_then(|t| t.as_str())
-            .map(|t| eff.iter().any(|n| n.proc_name() == t || ns_type(*n) == t))
+            .map(|t| eff.iter().any(|n| n.proc_name() == t || n.oci_name() == t))
     };
     mounts.retain(|m| new(m, "if_new") != Some(false) && new(m, "unless_new") != Some(true));
     for m in mounts.iter_mut() {
@@ -103,7 +94,7 @@ pub fn complete(template: &Value, eff: &[Ns], offsets: Option<&TimeOffsets>) -> 
     if !types.contains(&Ns::Mnt) {
         types.push(Ns::Mnt);
     }
-    let namespaces: Vec<Value> = types.iter().map(|n| json!({ "type": ns_type(*n) })).collect();
+    let namespaces: Vec<Value> = types.iter().map(|n| json!({ "type": n.oci_name() })).collect();
     let linux = object(&mut v, "linux");
     linux.insert("namespaces".into(), Value::Array(namespaces));
     if let (Some(o), true) = (offsets, eff.contains(&Ns::Time)) {

@@ -77,63 +77,14 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
             (None, started.reap, Some(started))
         }
     };
-    let stderr = |r: &Option<super::runtime::Started>| {
-        r.as_ref()
-            .and_then(|s| s.stderr_note())
-            .map(|t| format!("; {t}"))
-            .unwrap_or_default()
-    };
     drop(up);
     // A child cloned here is in its namespaces from the start: its hello can
     // wait in the channel (the relay skips it), and maps, start steps and go
     // need not wait for it. One round trip fewer per process.
-    if let (Some(pid), How::Clone | How::Clone3) = (pid, spec.how) {
-        let r = Running {
-            label: label.to_string(),
-            pid,
-            reap,
-            chan: down,
-            runtime: None,
-        };
-        if eff.contains(&Ns::User) {
-            if let Err(e) = write_maps(creator, spec, pid) {
-                let _ = kill(Pid::from_raw(reap), Signal::SIGKILL);
-                reap_now(reap);
-                return Err(e);
-            }
-        }
-        return Ok(r);
-    }
-    let hello = if down.readable_within(std::time::Duration::from_secs(30)) {
-        down.recv_from()
-    } else {
-        Err("no hello within 30s".to_string())
-    };
-    let pid = match hello {
-        Ok(Some((Msg::Hello { .. }, creds))) => pid.or(creds).ok_or("the hello carried no pid")?,
-        Ok(Some((other, _))) => {
-            reap_now(reap);
-            return Err(format!("expected a hello, got {other:?}{}", stderr(&runtime)));
-        }
-        Ok(None) => {
-            let status = reap_now(reap);
-            return Err(format!(
-                "{label} ended before it said hello ({status}){}",
-                stderr(&runtime)
-            ));
-        }
-        Err(e) => {
-            let _ = kill(Pid::from_raw(reap), Signal::SIGKILL);
-            reap_now(reap);
-            return Err(format!("{label}: {e}{}", stderr(&runtime)));
-        }
-    };
-    let r = Running {
-        label: label.to_string(),
-        pid,
-        reap,
-        chan: down,
-        runtime,
+    let cloned = matches!(spec.how, How::Clone | How::Clone3);
+    let pid = match pid {
+        Some(pid) if cloned => pid,
+        _ => await_hello(&down, pid, reap, label, runtime.as_ref())?,
     };
     // A runtime that makes the user namespace writes its maps itself
     // (a second write is EPERM): they are only observed.
@@ -144,7 +95,52 @@ pub fn create(creator: &mut Proc<'_>, spec: &ProcSpec, label: &str, launch: Laun
             return Err(e);
         }
     }
-    Ok(r)
+    Ok(Running {
+        label: label.to_string(),
+        pid,
+        reap,
+        chan: down,
+        runtime,
+    })
+}
+
+/// Wait for a new process's hello: its pid (as the creator sees it, from
+/// the message's credentials unless the creator knows it already). A
+/// process that says something else, ends or stays silent is reaped.
+fn await_hello(
+    down: &Channel,
+    pid: Option<i32>,
+    reap: i32,
+    label: &str,
+    runtime: Option<&super::runtime::Started>,
+) -> Result<i32, String> {
+    let stderr = || {
+        runtime
+            .and_then(|s| s.stderr_note())
+            .map(|t| format!("; {t}"))
+            .unwrap_or_default()
+    };
+    let hello = if down.readable_within(std::time::Duration::from_secs(30)) {
+        down.recv_from()
+    } else {
+        Err("no hello within 30s".to_string())
+    };
+    match hello {
+        Ok(Some((Msg::Hello { .. }, creds))) => pid.or(creds).ok_or_else(|| "the hello carried no pid".into()),
+        Ok(Some((other, _))) => {
+            reap_now(reap);
+            Err(format!("expected a hello, got {other:?}{}", stderr()))
+        }
+        Ok(None) => {
+            let status = reap_now(reap);
+            Err(format!("{label} ended before it said hello ({status}){}", stderr()))
+        }
+        Err(e) => {
+            let _ = kill(Pid::from_raw(reap), Signal::SIGKILL);
+            reap_now(reap);
+            Err(format!("{label}: {e}{}", stderr()))
+        }
+    }
 }
 
 /// uid_map, setgroups, gid_map, in that order, as the creator.
@@ -193,6 +189,44 @@ fn reap_now(pid: i32) -> String {
     }
 }
 
+/// What a process created in-process runs once it is there: its way into
+/// its namespaces (`pre`), then `child_main`.
+struct Entry<'a, 't> {
+    trial: &'a Trial<'t>,
+    spec: &'a ProcSpec,
+    label: &'a str,
+    /// The creator's end of the channel, which the new process inherits.
+    up_fd: RawFd,
+    named: &'a [(String, RawFd)],
+}
+
+impl Entry<'_, '_> {
+    /// The body of the new process: `pre` (its way into its namespaces),
+    /// then only the fds its creator meant it to have, then its steps.
+    fn run(&self, pre: &dyn Fn() -> Result<(), String>) -> i32 {
+        Channel::close_inherited(&[self.up_fd]);
+        // SAFETY: in the new process `up_fd` is the copy of the creator's
+        // `up`, still open (close_inherited kept it). The Channel `up` that
+        // owns it in this copy of memory is never dropped here, as the new
+        // process only leaves through _exit (run_quiet), so this is its one owner.
+        let chan = unsafe { Channel::from_raw(self.up_fd) };
+        if let Err(e) = pre() {
+            let _ = chan.send(&Msg::Progress {
+                proc_label: self.label.to_string(),
+                what: format!("could not enter its namespaces: {e}"),
+            });
+            return 2;
+        }
+        // Exactly what the creator sent: stdio, the channel, the fds it
+        // keeps by name (and, until here, those its way in needed).
+        let keep: Vec<RawFd> = std::iter::once(self.up_fd)
+            .chain(self.named.iter().map(|(_, fd)| *fd))
+            .collect();
+        crate::entry::close_fds_except(&keep);
+        child_main(self.trial, self.spec, self.label, chan, self.named, false)
+    }
+}
+
 /// Create the process in-process: clone, clone3, fork + unshare, fork + setns.
 fn native(
     creator: &mut Proc<'_>,
@@ -202,125 +236,115 @@ fn native(
     up: &Channel,
     named: &[(String, RawFd)],
 ) -> Result<i32, String> {
-    let trial = creator.trial;
-    let up_fd = up.raw();
-    let body = |pre: &dyn Fn() -> Result<(), String>| -> i32 {
-        Channel::close_inherited(&[up_fd]);
-        // SAFETY: in the new process `up_fd` is the copy of the creator's
-        // `up`, still open (close_inherited kept it). The Channel `up` that
-        // owns it in this copy of memory is never dropped here, as the new
-        // process only leaves through _exit (run_quiet), so this is its one owner.
-        let chan = unsafe { Channel::from_raw(up_fd) };
-        if let Err(e) = pre() {
-            let _ = chan.send(&Msg::Progress {
-                proc_label: label.to_string(),
-                what: format!("could not enter its namespaces: {e}"),
-            });
-            return 2;
-        }
-        // Exactly what the creator sent: stdio, the channel, the fds it
-        // keeps by name (and, until here, those its way in needed).
-        let keep: Vec<RawFd> = std::iter::once(up_fd).chain(named.iter().map(|(_, fd)| *fd)).collect();
-        crate::entry::close_fds_except(&keep);
-        child_main(trial, spec, label, chan, named, false)
+    let entry = Entry {
+        trial: creator.trial,
+        spec,
+        label,
+        up_fd: up.raw(),
+        named,
     };
     match spec.how {
-        How::Clone => {
-            let time = eff.contains(&Ns::Time);
-            let flags = eff.iter().filter(|n| **n != Ns::Time).fold(0, |m, n| m | n.flag());
-            // A time namespace's offsets must be set before a task enters it:
-            // the creator unshares it for its children, writes the offsets,
-            // clones, and goes back.
-            let restore = if time {
-                Some(enter_time_for_children(spec)?)
-            } else {
-                None
-            };
-            // Fork-like, on a copy of our stack: cheaper than a fresh stack,
-            // and the child only ever leaves through _exit (exit_group), as a
-            // case may have started threads in it.
-            // SAFETY: `flags` are CLONE_NEW* only (no CLONE_VM, CLONE_THREAD or
-            // other sharing), so the child runs on its own copy of memory
-            // and of the stack, as after fork. It may have been copied from a
-            // multithreaded creator (a `threads` step), but those threads
-            // only park, holding no lock (malloc's included) the child could
-            // need. Raw, since nix's clone wants a separate stack.
-            let r = unsafe { sys::clone_raw(flags | libc::SIGCHLD as u64) };
-            if let Ok(0) = r {
-                crate::entry::run_quiet(|| body(&|| Ok(())))
-            }
-            if let Some(orig) = restore {
-                sys::setns_raw(orig.as_raw_fd(), Ns::Time.flag() as i64)
-                    .map_err(|e| format!("returning to the original time namespace: {e}"))?;
-            }
-            r.map_err(|e| format!("clone({}): {e}", flag_names(eff)))
-        }
-        How::Clone3 => {
-            let flags = eff.iter().fold(0, |m, n| m | n.flag());
-            let opts = spec.clone3.clone().unwrap_or_default();
-            let set_tid: Vec<libc::pid_t> = opts.set_tid.iter().map(|&t| t as libc::pid_t).collect();
-            let args = sys::CloneArgs {
-                flags,
-                exit_signal: libc::SIGCHLD as u64,
-                set_tid: if set_tid.is_empty() { 0 } else { set_tid.as_ptr() as u64 },
-                set_tid_size: set_tid.len() as u64,
-                ..Default::default()
-            };
-            let size = opts.size.unwrap_or(sys::CLONE_ARGS_SIZE_VER2 as u64) as usize;
-            // SAFETY: `args` and the `set_tid` array it points to are live
-            // for the call. `size` may claim more or fewer bytes than the
-            // struct on purpose (a case testing clone3's size check): the
-            // kernel reads user memory with checked copies, so a short size
-            // is an EINVAL and a long one an EFAULT or E2BIG, never a
-            // read by us. Flags as for clone above: no memory sharing.
-            match unsafe { sys::clone3_raw((&args as *const sys::CloneArgs).cast(), size) } {
-                Ok(0) => crate::entry::run_quiet(|| body(&|| Ok(()))),
-                Ok(pid) => Ok(pid),
-                Err(e) => Err(format!("clone3({}): {e}", flag_names(eff))),
-            }
-        }
-        How::Unshare => {
-            let flags = eff.iter().fold(0, |m, n| m | n.flag());
-            let offsets = spec.time_offsets.clone();
-            let time = eff.contains(&Ns::Time);
-            fork_with(|| {
-                body(&|| {
-                    sys::unshare_raw(flags as i64).map_err(|e| format!("unshare({}): {e}", flag_names(eff)))?;
-                    if time {
-                        if let Some(o) = &offsets {
-                            write_offsets("/proc/self/timens_offsets", o.monotonic, o.boottime)?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-        }
-        How::Setns => {
-            let target = spec.join.as_deref().unwrap_or("");
-            let pid = creator
-                .vars
-                .get(target)
-                .cloned()
-                .ok_or_else(|| format!("{target} has no pid here"))?;
-            // User first: joining it grants the capabilities the other joins need.
-            let mut order: Vec<Ns> = eff.to_vec();
-            order.sort_by_key(|n| if *n == Ns::User { 0 } else { 1 });
-            let mut fds = Vec::new();
-            for ns in &order {
-                let path = format!("/proc/{pid}/ns/{}", ns.proc_name());
-                let f = std::fs::File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
-                fds.push((*ns, OwnedFd::from(f)));
-            }
-            fork_with(|| {
-                body(&|| {
-                    for (ns, fd) in &fds {
-                        sys::setns_raw(fd.as_raw_fd(), ns.flag() as i64).map_err(|e| format!("setns({ns}): {e}"))?;
-                    }
-                    Ok(())
-                })
-            })
-        }
+        How::Clone => by_clone(&entry, eff),
+        How::Clone3 => by_clone3(&entry, eff),
+        How::Unshare => by_unshare(&entry, eff),
+        How::Setns => by_setns(creator, &entry, eff),
     }
+}
+
+fn by_clone(entry: &Entry<'_, '_>, eff: &[Ns]) -> Result<i32, String> {
+    let time = eff.contains(&Ns::Time);
+    let flags = eff.iter().filter(|n| **n != Ns::Time).fold(0, |m, n| m | n.flag());
+    // A time namespace's offsets must be set before a task enters it:
+    // the creator unshares it for its children, writes the offsets,
+    // clones, and goes back.
+    let restore = if time {
+        Some(enter_time_for_children(entry.spec)?)
+    } else {
+        None
+    };
+    // Fork-like, on a copy of our stack: cheaper than a fresh stack,
+    // and the child only ever leaves through _exit (exit_group), as a
+    // case may have started threads in it.
+    // SAFETY: `flags` are CLONE_NEW* only (no CLONE_VM, CLONE_THREAD or
+    // other sharing), so the child runs on its own copy of memory
+    // and of the stack, as after fork. It may have been copied from a
+    // multithreaded creator (a `threads` step), but those threads
+    // only park, holding no lock (malloc's included) the child could
+    // need. Raw, since nix's clone wants a separate stack.
+    let r = unsafe { sys::clone_raw(flags | libc::SIGCHLD as u64) };
+    if let Ok(0) = r {
+        crate::entry::run_quiet(|| entry.run(&|| Ok(())))
+    }
+    if let Some(orig) = restore {
+        sys::setns_raw(orig.as_raw_fd(), Ns::Time.flag() as i64)
+            .map_err(|e| format!("returning to the original time namespace: {e}"))?;
+    }
+    r.map_err(|e| format!("clone({}): {e}", flag_names(eff)))
+}
+
+fn by_clone3(entry: &Entry<'_, '_>, eff: &[Ns]) -> Result<i32, String> {
+    let flags = eff.iter().fold(0, |m, n| m | n.flag());
+    let opts = entry.spec.clone3.clone().unwrap_or_default();
+    let set_tid: Vec<libc::pid_t> = opts.set_tid.iter().map(|&t| t as libc::pid_t).collect();
+    let args = sys::CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        set_tid: if set_tid.is_empty() { 0 } else { set_tid.as_ptr() as u64 },
+        set_tid_size: set_tid.len() as u64,
+        ..Default::default()
+    };
+    let size = opts.size.unwrap_or(sys::CLONE_ARGS_SIZE_VER2 as u64) as usize;
+    // SAFETY: `args` and the `set_tid` array it points to are live
+    // for the call. `size` may claim more or fewer bytes than the
+    // struct on purpose (a case testing clone3's size check): the
+    // kernel reads user memory with checked copies, so a short size
+    // is an EINVAL and a long one an EFAULT or E2BIG, never a
+    // read by us. Flags as for clone: no memory sharing.
+    match unsafe { sys::clone3_raw((&args as *const sys::CloneArgs).cast(), size) } {
+        Ok(0) => crate::entry::run_quiet(|| entry.run(&|| Ok(()))),
+        Ok(pid) => Ok(pid),
+        Err(e) => Err(format!("clone3({}): {e}", flag_names(eff))),
+    }
+}
+
+fn by_unshare(entry: &Entry<'_, '_>, eff: &[Ns]) -> Result<i32, String> {
+    let flags = eff.iter().fold(0, |m, n| m | n.flag());
+    let offsets = entry.spec.time_offsets.clone().filter(|_| eff.contains(&Ns::Time));
+    fork_with(|| {
+        entry.run(&|| {
+            sys::unshare_raw(flags as i64).map_err(|e| format!("unshare({}): {e}", flag_names(eff)))?;
+            match &offsets {
+                Some(o) => write_offsets("/proc/self/timens_offsets", o.monotonic, o.boottime),
+                None => Ok(()),
+            }
+        })
+    })
+}
+
+fn by_setns(creator: &Proc<'_>, entry: &Entry<'_, '_>, eff: &[Ns]) -> Result<i32, String> {
+    let target = entry.spec.join.as_deref().unwrap_or("");
+    let pid = creator
+        .vars
+        .get(target)
+        .cloned()
+        .ok_or_else(|| format!("{target} has no pid here"))?;
+    // User first: joining it grants the capabilities the other joins need.
+    let mut order: Vec<Ns> = eff.to_vec();
+    order.sort_by_key(|n| if *n == Ns::User { 0 } else { 1 });
+    let mut fds = Vec::new();
+    for ns in &order {
+        let path = format!("/proc/{pid}/ns/{}", ns.proc_name());
+        let f = std::fs::File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        fds.push((*ns, OwnedFd::from(f)));
+    }
+    fork_with(|| {
+        entry.run(&|| {
+            for (ns, fd) in &fds {
+                sys::setns_raw(fd.as_raw_fd(), ns.flag() as i64).map_err(|e| format!("setns({ns}): {e}"))?;
+            }
+            Ok(())
+        })
+    })
 }
 
 fn flag_names(ns: &[Ns]) -> String {
@@ -398,33 +422,8 @@ pub fn child_main(
     if nix::unistd::getppid().as_raw() == 0 {
         p.vars.insert("parent".into(), "0".into());
     }
-    // Fds an external runner passed through exec, by name. Only then: a
-    // process forked or cloned here got its fds as `named`, and the numbers
-    // in the context are the creator's now, which may include fds opened
-    // after the fork whose numbers here are something else (our channel).
-    let exec_passed = if adopt_by_number {
-        p.vars.get("fds").cloned()
-    } else {
-        None
-    };
-    if let Some(list) = exec_passed {
-        for pair in list.split(',').filter(|s| !s.is_empty()) {
-            let Some((name, num)) = pair.split_once('=') else {
-                continue;
-            };
-            let Ok(num) = num.parse::<RawFd>() else { continue };
-            // SAFETY: integer arguments only; the number comes from the
-            // context and may name no fd (then EBADF, and it is skipped),
-            // so there is nothing to borrow for nix's fcntl yet.
-            if !p.fds.contains_key(name) && unsafe { libc::fcntl(num, libc::F_SETFD, libc::FD_CLOEXEC) } >= 0 {
-                // SAFETY: the fd is open (just checked), passed through exec
-                // for this name by the creator, whose OwnedFds are distinct
-                // fds, and nothing else in this exec'd process owns it.
-                p.fds.insert(name.to_string(), unsafe {
-                    <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(num)
-                });
-            }
-        }
+    if adopt_by_number {
+        adopt_exec_passed(&mut p);
     }
     if spec.drop_privileges {
         if let Err(e) = crate::ops::cred::drop_privileges_to(&p.vars) {
@@ -432,17 +431,7 @@ pub fn child_main(
             p.stopped = true;
         }
     }
-    let mut sync = |p: &mut Proc<'_>, name: &str| -> Result<(), String> {
-        p.emit(Msg::Sync { name: name.to_string() });
-        let Out::Up(c) = &p.out else {
-            return Err("no parent".into());
-        };
-        match c.recv() {
-            Ok(Some(Msg::Continue)) => Ok(()),
-            other => Err(format!("the parent answered {other:?}")),
-        }
-    };
-    p.run_steps("run", &spec.run, &mut sync);
+    p.run_steps("run", &spec.run, &mut sync_with_parent);
     if !p.stopped {
         p.end_snapshot(&spec.expect, &spec.isolation);
     }
@@ -458,6 +447,45 @@ pub fn child_main(
     }
     p.release_held();
     0
+}
+
+/// Fds an external runner passed through exec, by the names and numbers
+/// the go context lists. Only for such a process: one forked or cloned here
+/// got its fds as `named`, and the numbers in the context are the
+/// creator's, which may include fds opened after the fork whose numbers
+/// here are something else (the channel).
+fn adopt_exec_passed(p: &mut Proc<'_>) {
+    let Some(list) = p.vars.get("fds").cloned() else { return };
+    for pair in list.split(',').filter(|s| !s.is_empty()) {
+        let Some((name, num)) = pair.split_once('=') else {
+            continue;
+        };
+        let Ok(num) = num.parse::<RawFd>() else { continue };
+        // SAFETY: integer arguments only; the number comes from the
+        // context and may name no fd (then EBADF, and it is skipped),
+        // so there is nothing to borrow for nix's fcntl yet.
+        if !p.fds.contains_key(name) && unsafe { libc::fcntl(num, libc::F_SETFD, libc::FD_CLOEXEC) } >= 0 {
+            // SAFETY: the fd is open (just checked), passed through exec
+            // for this name by the creator, whose OwnedFds are distinct
+            // fds, and nothing else in this exec'd process owns it.
+            p.fds.insert(name.to_string(), unsafe {
+                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(num)
+            });
+        }
+    }
+}
+
+/// A `sync` step of the child: ask the parent to run its `on.NAME` steps
+/// and wait until it has.
+fn sync_with_parent(p: &mut Proc<'_>, name: &str) -> Result<(), String> {
+    p.emit(Msg::Sync { name: name.to_string() });
+    let Out::Up(c) = &p.out else {
+        return Err("no parent".into());
+    };
+    match c.recv() {
+        Ok(Some(Msg::Continue)) => Ok(()),
+        other => Err(format!("the parent answered {other:?}")),
+    }
 }
 
 /// Relay a process's messages to our own output until it is done.

@@ -230,68 +230,9 @@ mod tests {
                 unsafe { libc::_exit(2) };
             }
             switch_on();
-            let ok = (|| {
-                let h = ForkHeap;
-                // SAFETY: (for every call on `h` below) each layout is valid
-                // with a non-zero size, and a block is freed or grown only
-                // with the layout it has, while live; its bytes are touched
-                // only within its size. The blocks are never used as values.
-                let a = unsafe { h.alloc(Layout::from_size_align(10, 1).ok()?) };
-                // SAFETY: as above.
-                let b = unsafe { h.alloc(Layout::from_size_align(24, 64).ok()?) };
-                if !ours(a as usize) || !ours(b as usize) || b as usize % 64 != 0 || b <= a {
-                    return None;
-                }
-                // SAFETY: `b` is a live block of 24 bytes.
-                unsafe { std::ptr::write_bytes(b, 7, 24) };
-                // SAFETY: `b` is live, of that layout; 4096 is non-zero.
-                let grown = unsafe { h.realloc(b, Layout::from_size_align(24, 64).ok()?, 4096) };
-                // SAFETY: `grown` is live and at least 24 bytes long, the first
-                // 24 written above (realloc keeps them).
-                if grown != b || unsafe { *grown.add(23) } != 7 {
-                    return None;
-                }
-                // Shrinking the last block gives its tail back.
-                // SAFETY: `grown` is live, 4096 bytes at alignment 64.
-                let shrunk = unsafe { h.realloc(grown, Layout::from_size_align(4096, 64).ok()?, 32) };
-                // SAFETY: a valid non-zero layout.
-                let after = unsafe { h.alloc(Layout::from_size_align(1, 1).ok()?) };
-                (shrunk == b && after as usize == b as usize + 32).then_some(())?;
-                // SAFETY: `after` is live, of that layout, and not used again.
-                unsafe { h.dealloc(after, Layout::from_size_align(1, 1).ok()?) };
-                // SAFETY: `shrunk` is live, of the layout realloc gave it, and not used again.
-                unsafe { h.dealloc(shrunk, Layout::from_size_align(32, 64).ok()?) };
-                // SAFETY: a valid non-zero layout.
-                let c = unsafe { h.alloc(Layout::from_size_align(8, 64).ok()?) };
-                (c == b).then_some(())?;
-                // Threads allocating and freeing at once never share a block.
-                let workers: Vec<_> = (0..4u8)
-                    .map(|t| {
-                        std::thread::spawn(move || {
-                            (0..2000).all(|i| {
-                                let v = vec![t; 1 + i % 300];
-                                v.iter().all(|&x| x == t)
-                            })
-                        })
-                    })
-                    .collect();
-                workers.into_iter().all(|w| w.join().unwrap_or(false)).then_some(())?;
-                // A large block comes from malloc and leaves the region in use.
-                let big = Layout::from_size_align(REGION + 1, 8).ok()?;
-                // SAFETY: a valid non-zero layout.
-                let l = unsafe { h.alloc(big) };
-                if l.is_null() || ours(l as usize) {
-                    return None;
-                }
-                // SAFETY: `l` is a live block of layout `big`, not used again.
-                unsafe { h.dealloc(l, big) };
-                // SAFETY: a valid non-zero layout.
-                let small = unsafe { h.alloc(Layout::from_size_align(16, 8).ok()?) };
-                (ours(small as usize) && !SPENT.load(Relaxed)).then_some(())?;
-                // Ordinary collections work on it.
-                let v: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
-                (v[999] == "999").then_some(())
-            })();
+            let ok = blocks_grow_shrink_and_return()
+                .and_then(|()| threads_share_no_block())
+                .and_then(|()| large_blocks_from_malloc());
             // SAFETY: _exit ends the child at once, without the test
             // harness's code (the blocks above are leaked with it).
             unsafe { libc::_exit(if ok.is_some() { 0 } else { 1 }) };
@@ -301,5 +242,78 @@ mod tests {
             matches!(status, Ok(nix::sys::wait::WaitStatus::Exited(_, 0))),
             "status {status:?}"
         );
+    }
+
+    /// Blocks are aligned and distinct, keep their contents through growth,
+    /// give their tail back when the last one shrinks, and the last one is
+    /// reused after it is freed.
+    fn blocks_grow_shrink_and_return() -> Option<()> {
+        let h = ForkHeap;
+        // SAFETY: (for every call on `h` below) each layout is valid
+        // with a non-zero size, and a block is freed or grown only
+        // with the layout it has, while live; its bytes are touched
+        // only within its size. The blocks are never used as values.
+        let a = unsafe { h.alloc(Layout::from_size_align(10, 1).ok()?) };
+        // SAFETY: as above.
+        let b = unsafe { h.alloc(Layout::from_size_align(24, 64).ok()?) };
+        if !ours(a as usize) || !ours(b as usize) || b as usize % 64 != 0 || b <= a {
+            return None;
+        }
+        // SAFETY: `b` is a live block of 24 bytes.
+        unsafe { std::ptr::write_bytes(b, 7, 24) };
+        // SAFETY: `b` is live, of that layout; 4096 is non-zero.
+        let grown = unsafe { h.realloc(b, Layout::from_size_align(24, 64).ok()?, 4096) };
+        // SAFETY: `grown` is live and at least 24 bytes long, the first
+        // 24 written above (realloc keeps them).
+        if grown != b || unsafe { *grown.add(23) } != 7 {
+            return None;
+        }
+        // Shrinking the last block gives its tail back.
+        // SAFETY: `grown` is live, 4096 bytes at alignment 64.
+        let shrunk = unsafe { h.realloc(grown, Layout::from_size_align(4096, 64).ok()?, 32) };
+        // SAFETY: a valid non-zero layout.
+        let after = unsafe { h.alloc(Layout::from_size_align(1, 1).ok()?) };
+        (shrunk == b && after as usize == b as usize + 32).then_some(())?;
+        // SAFETY: `after` is live, of that layout, and not used again.
+        unsafe { h.dealloc(after, Layout::from_size_align(1, 1).ok()?) };
+        // SAFETY: `shrunk` is live, of the layout realloc gave it, and not used again.
+        unsafe { h.dealloc(shrunk, Layout::from_size_align(32, 64).ok()?) };
+        // SAFETY: a valid non-zero layout.
+        let c = unsafe { h.alloc(Layout::from_size_align(8, 64).ok()?) };
+        (c == b).then_some(())
+    }
+
+    /// Threads allocating and freeing at once never share a block.
+    fn threads_share_no_block() -> Option<()> {
+        let workers: Vec<_> = (0..4u8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    (0..2000).all(|i| {
+                        let v = vec![t; 1 + i % 300];
+                        v.iter().all(|&x| x == t)
+                    })
+                })
+            })
+            .collect();
+        workers.into_iter().all(|w| w.join().unwrap_or(false)).then_some(())
+    }
+
+    /// A large block comes from malloc and leaves the region in use.
+    fn large_blocks_from_malloc() -> Option<()> {
+        let h = ForkHeap;
+        let big = Layout::from_size_align(REGION + 1, 8).ok()?;
+        // SAFETY: a valid non-zero layout.
+        let l = unsafe { h.alloc(big) };
+        if l.is_null() || ours(l as usize) {
+            return None;
+        }
+        // SAFETY: `l` is a live block of layout `big`, not used again.
+        unsafe { h.dealloc(l, big) };
+        // SAFETY: a valid non-zero layout.
+        let small = unsafe { h.alloc(Layout::from_size_align(16, 8).ok()?) };
+        (ours(small as usize) && !SPENT.load(Relaxed)).then_some(())?;
+        // Ordinary collections work on it.
+        let v: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        (v[999] == "999").then_some(())
     }
 }

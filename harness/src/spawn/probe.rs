@@ -43,11 +43,7 @@ pub fn main(args: &[String]) -> i32 {
         eprintln!("nsconform probe: no case {} in {}", a.id, a.file);
         return 2;
     };
-    let dropped: Vec<Ns> = a
-        .dropped
-        .split(',')
-        .filter_map(|n| Ns::ALL.into_iter().find(|x| x.proc_name() == n))
-        .collect();
+    let dropped: Vec<Ns> = a.dropped.split(',').filter_map(Ns::from_name).collect();
     let env = RunEnv::detect();
     let runner = crate::runner::Native;
     let trial = Trial {

@@ -61,17 +61,7 @@ pub fn start(
         Some(first) => renumber(&sources, first),
         None => sources.clone(),
     };
-    let dropped: Vec<&str> = trial.dropped.iter().map(|n| n.proc_name()).collect();
-    let probe = ProbeArgs {
-        fd: numbers[0],
-        file,
-        area: trial.case.area.clone(),
-        id: trial.case.id.clone(),
-        dropped: dropped.join(","),
-        control: trial.control,
-    };
-    let mut probe_argv = vec![exe];
-    probe_argv.extend(probe.to_args());
+    let probe_argv = probe_argv(creator, exe, file, numbers[0]);
     let target = match &spec.join {
         Some(j) => creator.vars.get(j).cloned().unwrap_or_default(),
         None => String::new(),
@@ -80,12 +70,7 @@ pub fn start(
     let list: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
     let id = format!("nsconform-{}-{tag}", crate::sys::mono_us());
     let (euid, egid) = (nix::unistd::geteuid().to_string(), nix::unistd::getegid().to_string());
-    let runners = if Path::new(crate::plan::env::RUNNERS_BIND).is_dir() {
-        crate::plan::env::RUNNERS_BIND.to_string()
-    } else {
-        let d = crate::plan::env::runners_dir();
-        std::fs::canonicalize(&d).unwrap_or(d).to_string_lossy().into_owned()
-    };
+    let runners = runners_here();
     let fill = |s: &str| -> String {
         s.replace("{target}", &target)
             .replace("{runners}", &runners)
@@ -98,31 +83,17 @@ pub fn start(
             .replace("{count}", &numbers.len().to_string())
             .replace("{list}", &list.join(","))
     };
-    if let Some(mut config) = plan.oci.take() {
-        if plan.runtime_maps {
-            let (uid, gid) = if spec.map_root {
-                ("0 {euid} 1".to_string(), "0 {egid} 1".to_string())
-            } else {
-                (
-                    spec.uid_map.clone().unwrap_or_default(),
-                    spec.gid_map.clone().unwrap_or_default(),
-                )
-            };
-            crate::runner::oci::set_maps(&mut config, &creator.expand(&uid)?, &creator.expand(&gid)?)?;
-        }
-        crate::runner::oci::finish(&mut config, &probe_argv, bounding()?, &fill);
-        std::fs::create_dir_all(&bundle).map_err(|e| format!("{bundle}: {e}"))?;
-        let text = serde_json::to_string_pretty(&config).map_err(|e| format!("config.json: {e}"))?;
-        std::fs::write(format!("{bundle}/config.json"), text).map_err(|e| format!("{bundle}/config.json: {e}"))?;
+    if let Some(config) = plan.oci.take() {
+        write_bundle(creator, spec, config, plan.runtime_maps, &probe_argv, &fill, &bundle)?;
     }
-    let mut argv = Vec::new();
-    for a in &plan.argv {
-        if a == "{probe}" {
-            argv.extend(probe_argv.iter().cloned());
-        } else {
-            argv.push(fill(a));
-        }
-    }
+    let argv: Vec<String> = plan
+        .argv
+        .iter()
+        .flat_map(|a| match a.as_str() {
+            "{probe}" => probe_argv.clone(),
+            a => vec![fill(a)],
+        })
+        .collect();
     let env: Vec<(String, String)> = plan.env.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
     let stderr = PathBuf::from(format!("{SCRATCH}/runner-{tag}.stderr"));
     let reap = exec(&argv, &env, &stderr, sources, numbers.clone())?;
@@ -135,6 +106,63 @@ pub fn start(
             .join(",")
     });
     Ok(Started { reap, fds, stderr })
+}
+
+/// The probe's command line: the binary, then where its case is, which
+/// trial it is, and the fd of its channel.
+fn probe_argv(creator: &Proc<'_>, exe: String, file: String, channel_fd: RawFd) -> Vec<String> {
+    let trial = creator.trial;
+    let dropped: Vec<&str> = trial.dropped.iter().map(|n| n.proc_name()).collect();
+    let probe = ProbeArgs {
+        fd: channel_fd,
+        file,
+        area: trial.case.area.clone(),
+        id: trial.case.id.clone(),
+        dropped: dropped.join(","),
+        control: trial.control,
+    };
+    let mut argv = vec![exe];
+    argv.extend(probe.to_args());
+    argv
+}
+
+/// The runner definitions' directory as the runtime sees it (`{runners}`):
+/// where the sandbox binds them, or where they are.
+fn runners_here() -> String {
+    if Path::new(crate::plan::env::RUNNERS_BIND).is_dir() {
+        crate::plan::env::RUNNERS_BIND.to_string()
+    } else {
+        let d = crate::plan::env::runners_dir();
+        std::fs::canonicalize(&d).unwrap_or(d).to_string_lossy().into_owned()
+    }
+}
+
+/// The OCI bundle for the child: the runner's config completed with the
+/// probe as its process (and, when the runtime writes them, the id maps).
+fn write_bundle(
+    creator: &Proc<'_>,
+    spec: &ProcSpec,
+    mut config: serde_json::Value,
+    runtime_maps: bool,
+    probe_argv: &[String],
+    fill: &dyn Fn(&str) -> String,
+    bundle: &str,
+) -> Result<(), String> {
+    if runtime_maps {
+        let (uid, gid) = if spec.map_root {
+            ("0 {euid} 1".to_string(), "0 {egid} 1".to_string())
+        } else {
+            (
+                spec.uid_map.clone().unwrap_or_default(),
+                spec.gid_map.clone().unwrap_or_default(),
+            )
+        };
+        crate::runner::oci::set_maps(&mut config, &creator.expand(&uid)?, &creator.expand(&gid)?)?;
+    }
+    crate::runner::oci::finish(&mut config, probe_argv, bounding()?, fill);
+    std::fs::create_dir_all(bundle).map_err(|e| format!("{bundle}: {e}"))?;
+    let text = serde_json::to_string_pretty(&config).map_err(|e| format!("config.json: {e}"))?;
+    std::fs::write(format!("{bundle}/config.json"), text).map_err(|e| format!("{bundle}/config.json: {e}"))
 }
 
 /// The numbers `sources` (the channel first) get when the runtime passes
