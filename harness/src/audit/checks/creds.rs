@@ -67,23 +67,33 @@ pub fn maps_host_root(map: &[MapLine]) -> bool {
     map.iter().any(|l| l.outside == 0 && l.count > 0)
 }
 
-/// Near-full: more ids mapped than 2^32 - 2^16 over all lines, or every
-/// host id from 1 to 65535 mapped: the ids of the host's system accounts and
-/// users, which no subordinate range handed to an unprivileged user holds.
+/// Near-full: more ids mapped than 2^32 - 2^16 over all lines, or half or
+/// more of the host ids from 1 to 65535: the ids of the host's system
+/// accounts and users, which no subordinate range handed out holds (a
+/// rootless runtime maps one of them, its user's own).
 pub fn near_full(map: &[MapLine]) -> bool {
     let total: u64 = map.iter().map(|l| l.count).sum();
-    if total > (1u64 << 32) - (1u64 << 16) {
-        return true;
-    }
-    let mut covered = 1u64;
-    let mut lines = map.to_vec();
-    lines.sort_by_key(|l| l.outside);
-    for l in lines {
-        if l.outside <= covered && l.outside + l.count > covered {
-            covered = l.outside + l.count;
+    total > (1u64 << 32) - (1u64 << 16) || low_host_ids(map) >= 32768
+}
+
+/// How many host ids from 1 to 65535 the map covers, over all its lines
+/// (overlapping lines counted once).
+fn low_host_ids(map: &[MapLine]) -> u64 {
+    let mut spans: Vec<(u64, u64)> = map
+        .iter()
+        .map(|l| (l.outside.max(1), (l.outside + l.count).min(65536)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    spans.sort_unstable();
+    let (mut covered, mut upto) = (0u64, 0u64);
+    for (a, b) in spans {
+        let a = a.max(upto);
+        if b > a {
+            covered += b - a;
+            upto = b;
         }
     }
-    covered > 65535
+    covered
 }
 
 /// Inside ids left unmapped below the highest mapped one: (first, last).
@@ -167,7 +177,7 @@ pub const MAP_HOST_ROOT: Check = Check {
 pub const MAP_NEAR_FULL: Check = Check {
     id: "user.map_near_full",
     title: "the maps do not cover (nearly) the whole host id range",
-    looks_at: "the uid and gid maps, all lines together: more than 2^32-2^16 ids, or every host id 1-65535",
+    looks_at: "the uid and gid maps, all lines together: more than 2^32-2^16 ids, or half or more of the host ids 1-65535",
     severity: Severity::High,
     run: |i| over_maps(i, near_full, "the maps cover (nearly) every host id"),
 };
@@ -263,13 +273,19 @@ fn caps(i: &Input) -> Finding {
     })).collect::<Vec<_>>());
     let bad: Vec<String> = held
         .iter()
-        .filter(|p| !dangerous(p.cap_eff | p.cap_prm).is_empty())
+        .filter(|p| !dangerous(p.reachable_caps()).is_empty())
         .map(|p| {
+            let later = p.reachable_caps() & !(p.cap_eff | p.cap_prm);
+            let how = if later != 0 && !dangerous(later).is_empty() {
+                " (some only through an exec as root: it is uid 0 or holds CAP_SETUID, and its bounding set has them)"
+            } else {
+                ""
+            };
             format!(
-                "pid {} ({}): {}",
+                "pid {} ({}): {}{how}",
                 p.pid,
                 p.comm,
-                dangerous(p.cap_eff | p.cap_prm).join("; ")
+                dangerous(p.reachable_caps()).join("; ")
             )
         })
         .collect();
@@ -316,6 +332,10 @@ mod tests {
         assert!(near_full(&m("0 1 30000\n30000 30001 35535")));
         assert!(!near_full(&m("0 100000 65536\n65536 1000 1")));
         assert!(!near_full(&m("0 1000 1\n1 100000 65536")));
+        // Every host id but one, and every ordinary user's id.
+        assert!(near_full(&m("0 1 65534")));
+        assert!(near_full(&m("0 1000 65536")));
+        assert!(near_full(&m("0 1 20000\n20000 10000 30000")));
         assert_eq!(holes(&m("0 100000 1\n2 100002 10")), vec![(1, 1)]);
         assert!(holes(&m("0 100000 65536")).is_empty());
     }
