@@ -122,24 +122,29 @@ fn one(pid: i32, n: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[
 }
 
 /// Processes outside `container` holding the pipe `link` (`pipe:[INODE]`):
-/// the other end of a channel out, whoever wrote or reads it.
+/// the other end of a channel out, whoever wrote or reads it. A pipe the
+/// auditor holds is the audit's own channel to the probe (its stdin, kept
+/// open by a runtime beyond stdio): no way out.
 fn holders_outside(link: &str, container: &[i32]) -> Vec<i32> {
     let me = std::process::id() as i32;
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let holds = |p: i32| {
+        std::fs::read_dir(format!("/proc/{p}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == link))
+            })
+            .unwrap_or(false)
+    };
+    if holds(me) {
+        return Vec::new();
+    }
     procs
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| *p != me && !container.contains(p))
-        .filter(|p| {
-            std::fs::read_dir(format!("/proc/{p}/fd"))
-                .map(|d| {
-                    d.flatten()
-                        .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == link))
-                })
-                .unwrap_or(false)
-        })
+        .filter(|p| *p != me && !container.contains(p) && holds(*p))
         .collect()
 }
 

@@ -337,6 +337,24 @@ mod tests {
         assert!(near_full(&m("0 1000 65536")));
         assert!(near_full(&m("0 1 20000\n20000 10000 30000")));
         assert_eq!(holes(&m("0 100000 1\n2 100002 10")), vec![(1, 1)]);
+        assert!(!near_full(&m("0 100000 65536")));
         assert!(holes(&m("0 100000 65536")).is_empty());
+    }
+
+    #[test]
+    fn caps_reachable_through_an_exec_as_root() {
+        use crate::audit::view::Proc;
+        let admin = 1u64 << 21;
+        let setuid = 1u64 << 7;
+        let p = |uid: u32, prm: u64| Proc {
+            uid: vec![uid; 4],
+            cap_prm: prm,
+            cap_bnd: admin | setuid,
+            ..Proc::default()
+        };
+        // uid 1000 with CAP_SETUID becomes root, and an exec fills its set.
+        assert_ne!(p(1000, setuid).reachable_caps() & admin, 0);
+        assert_ne!(p(0, 0).reachable_caps() & admin, 0);
+        assert_eq!(p(1000, 0).reachable_caps(), 0);
     }
 }
