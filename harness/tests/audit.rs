@@ -281,14 +281,15 @@ fn runtimes() -> Vec<(&'static str, Wrapper, &'static [&'static str])> {
                 ids: "setpriv --reuid 0 --regid 0 --keep-groups",
                 ..w()
             },
-            &["cred.host_root", "dev.host_disks", "mnt.host_root_bound"],
+            // The disk's node is root's alone (0600): the group opens nothing.
+            &["cred.host_root", "mnt.host_root_bound"],
         ),
         (
             // The probe chrooted into a copy of the tree, a process of the
             // container left on the host's root beside it.
             "member_left_on_the_hosts_root",
             Wrapper {
-                last: "{ sleep 600 & } && mkdir -p \"${0%/go}/r\" && setpriv --reuid 0 --regid 0 \"${0%/go}/mount\" --rbind / \"${0%/go}/r\"",
+                last: "{ setpriv --reuid 0 --regid 0 --clear-groups sleep 600 & } && mkdir -p \"${0%/go}/r\" && setpriv --reuid 0 --regid 0 --clear-groups \"${0%/go}/mount\" --rbind / \"${0%/go}/r\"",
                 ids: "chroot \"${0%/go}/r\" setpriv --reuid 0 --regid 0 --clear-groups",
                 ..w()
             },

@@ -82,9 +82,9 @@ impl Proc {
             v
         };
         let caps = |k: &str| {
-            tasks
-                .iter()
-                .fold(hex(k), |m, t| m | u64::from_str_radix(&task_field(t, k), 16).unwrap_or(0))
+            tasks.iter().fold(hex(k), |m, t| {
+                m | u64::from_str_radix(&task_field(t, k), 16).unwrap_or(0)
+            })
         };
         let mut ns = BTreeMap::new();
         for ty in super::claims::TYPES

@@ -9,7 +9,7 @@ use serde_json::json;
 pub const HOST_ROOT: Check = Check {
     id: "cred.host_root",
     title: "no process of the container is host root",
-    looks_at: "Uid:/Gid: (real, effective, saved, fs) of every process of the container in the host's /proc",
+    looks_at: "Uid:, Gid: (real, effective, saved, fs) and Groups: of every thread of every process of the container in the host's /proc",
     severity: Severity::Critical,
     run: host_root,
 };
@@ -24,14 +24,19 @@ fn host_root(i: &Input) -> Finding {
     let evidence = json!(
         o.procs
             .iter()
-            .map(|p| json!({"pid": p.pid, "comm": p.comm, "uid": p.uid, "gid": p.gid}))
+            .map(|p| json!({"pid": p.pid, "comm": p.comm, "uid": p.uid, "gid": p.gid, "groups": p.groups}))
             .collect::<Vec<_>>()
     );
     let roots: Vec<String> = o
         .procs
         .iter()
         .filter(|p| p.host_root())
-        .map(|p| format!("pid {} ({}) uid {:?} gid {:?}", p.pid, p.comm, p.uid, p.gid))
+        .map(|p| {
+            format!(
+                "pid {} ({}) uid {:?} gid {:?} groups {:?}",
+                p.pid, p.comm, p.uid, p.gid, p.groups
+            )
+        })
         .collect();
     Finding::judged(
         i.claims("user"),

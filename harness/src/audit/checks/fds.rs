@@ -29,11 +29,14 @@ fn leads_out(f: &Fd, p: &Proc, o: &Outside) -> Option<String> {
         )),
         // Opened before the container began, by whoever could: the
         // container reads (or writes) it with the opener's rights.
-        "file" if n > 2 && !f.link.starts_with("/memfd:") => Some(format!(
-            "fd {n} is a file the container was handed open ({})",
-            f.link
+        "file" if n > 2 && !f.link.starts_with("/memfd:") => {
+            Some(format!("fd {n} is a file the container was handed open ({})", f.link))
+        }
+        "blk" => Some(format!(
+            "fd {n} is a block device ({}, {})",
+            f.link,
+            f.rdev.as_deref().unwrap_or("?")
         )),
-        "blk" => Some(format!("fd {n} is a block device ({}, {})", f.link, f.rdev.as_deref().unwrap_or("?"))),
         "chr" if !harmless_device(f.rdev.as_deref()) => Some(format!(
             "fd {n} is the device {} ({})",
             f.link,
