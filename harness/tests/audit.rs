@@ -97,6 +97,10 @@ const PIDFD: &str = r#"perl -MPOSIX -e 'my $f = syscall(434, getppid(), 0); $f >
 /// A perl that hands unshare fd 8, a socket whose other end it keeps.
 const SOCKET: &str = r#"perl -MSocket -MPOSIX -e 'socketpair(my $a, my $b, AF_UNIX, SOCK_STREAM, 0) or die "socketpair: $!"; my $p = fork // die; if ($p) { close $b; waitpid($p, 0); exit($? >> 8) } POSIX::dup2(fileno($b), 8) or die; exec @ARGV or die' --"#;
 
+/// A perl that hands unshare fd 7, the write end of a pipe whose reader
+/// (outside, in the host's namespaces) reads until the container is gone.
+const PIPE: &str = r#"perl -MPOSIX -e 'pipe(my $r, my $w) or die "pipe: $!"; my $p = fork // die; if (!$p) { close $w; 1 while <$r>; exit 0 } close $r; POSIX::dup2(fileno($w), 7) or die; exec @ARGV or die' --"#;
+
 /// (name, wrapper, the ids the audit must call LEAK). A table, one entry
 /// a runtime, hence its length.
 fn runtimes() -> Vec<(&'static str, Wrapper, &'static [&'static str])> {
@@ -245,6 +249,51 @@ fn runtimes() -> Vec<(&'static str, Wrapper, &'static [&'static str])> {
             "socket_to_a_process_outside",
             Wrapper { around: SOCKET, ..w() },
             &["fd.outside"],
+        ),
+        (
+            // A file a host-root process opened, on the container's own
+            // copy of the host's mounts: read with the opener's rights.
+            "file_fd_handed_in",
+            Wrapper {
+                pre: "exec 7</etc/shadow",
+                ..w()
+            },
+            &["fd.outside"],
+        ),
+        (
+            "device_fd_handed_in",
+            Wrapper {
+                pre: "exec 7</dev/kmsg",
+                ..w()
+            },
+            &["fd.outside"],
+        ),
+        (
+            "pipe_to_a_process_outside",
+            Wrapper { around: PIPE, ..w() },
+            &["fd.outside"],
+        ),
+        (
+            // Host gid 0 kept among the supplementary groups.
+            "host_group_0_kept",
+            Wrapper {
+                around: "setpriv --groups 0",
+                ids: "setpriv --reuid 0 --regid 0 --keep-groups",
+                ..w()
+            },
+            // The disk's node is root's alone (0600): the group opens nothing.
+            &["cred.host_root", "mnt.host_root_bound"],
+        ),
+        (
+            // The probe chrooted into a copy of the tree, a process of the
+            // container left on the host's root beside it.
+            "member_left_on_the_hosts_root",
+            Wrapper {
+                last: "{ setpriv --reuid 0 --regid 0 --clear-groups sleep 600 & } && mkdir -p \"${0%/go}/r\" && setpriv --reuid 0 --regid 0 --clear-groups \"${0%/go}/mount\" --rbind / \"${0%/go}/r\"",
+                ids: "chroot \"${0%/go}/r\" setpriv --reuid 0 --regid 0 --clear-groups",
+                ..w()
+            },
+            &["path.root_outside"],
         ),
         (
             // No stdio false alarm: a NOTE, never a LEAK.

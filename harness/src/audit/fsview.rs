@@ -43,6 +43,9 @@ pub struct DevNode {
 pub struct SocketFound {
     pub path: String,
     pub why: String,
+    /// Anyone may connect (mode o+w): a bus or a log whose own policy
+    /// decides, a way out only for a container privileged on the host.
+    pub world: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -237,6 +240,7 @@ fn sockets(root: &Root, mounts: &[MountInfo], host: &Host) -> Vec<SocketFound> {
         .map(|m| SocketFound {
             path: m.mount_point.clone(),
             why: format!("a socket bound in from {} (mount root {})", m.source, m.root),
+            world: root.stat(&m.mount_point).is_some_and(|s| s.st_mode & 0o002 != 0),
         })
         .collect();
     for p in super::host::CONTROL_SOCKETS {
@@ -253,6 +257,7 @@ fn sockets(root: &Root, mounts: &[MountInfo], host: &Host) -> Vec<SocketFound> {
             out.push(SocketFound {
                 path: p.to_string(),
                 why: format!("the host's {hp}"),
+                world: s.st_mode & 0o002 != 0,
             });
         }
     }

@@ -90,6 +90,9 @@ impl Reference {
 
 /// Paths where runtimes keep their control sockets: a container that can
 /// reach one can start a privileged container of its own.
+/// Of those, the ones anyone may connect to, whose own policy decides.
+pub const WORLD_SOCKETS: &[&str] = &["/run/dbus/system_bus_socket"];
+
 pub const CONTROL_SOCKETS: &[&str] = &[
     "/run/docker.sock",
     "/var/run/docker.sock",
@@ -117,6 +120,9 @@ pub struct Host {
     pub cmdline: Vec<u8>,
     /// /dev/shm's file system (st_dev).
     pub shm_dev: Option<u64>,
+    /// /sys/class/net's file system (st_dev): sysfs is per network
+    /// namespace, so the same device inside is the host's network's sysfs.
+    pub sysfs_net_dev: Option<u64>,
     /// The root directory, and the file system holding it: its
     /// major:minor and the path within it that is mounted on / (its
     /// mountinfo root).
@@ -152,6 +158,7 @@ impl Host {
                 .unwrap_or_default(),
             cmdline: std::fs::read("/proc/self/cmdline").unwrap_or_default(),
             shm_dev: std::fs::metadata("/dev/shm").ok().map(|m| m.dev()),
+            sysfs_net_dev: std::fs::metadata("/sys/class/net").ok().map(|m| m.dev()),
             root: std::fs::metadata("/").ok().map(|m| FileId::of(&m)),
             root_fs,
             disks: disks(),

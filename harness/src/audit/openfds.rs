@@ -37,6 +37,9 @@ pub struct Fd {
     pub target_inside: Option<bool>,
     /// A device: major:minor.
     pub rdev: Option<String>,
+    /// A pipe: the processes outside the container that hold it too.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holders_outside: Vec<i32>,
 }
 
 fn fdinfo(pid: i32, n: i32, key: &str) -> Option<String> {
@@ -107,6 +110,7 @@ fn one(pid: i32, n: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[
             f.target = fdinfo(pid, n, "Pid:").and_then(|v| v.parse().ok());
             f.target_inside = f.target.filter(|&t| t > 0).map(|t| container.contains(&t));
         }
+        "fifo" if n > 2 => f.holders_outside = holders_outside(&link, container),
         "chr" | "blk" => {
             f.rdev = meta.map(|m| format!("{}:{}", libc::major(m.rdev()), libc::minor(m.rdev())));
         }
@@ -115,6 +119,33 @@ fn one(pid: i32, n: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[
     f.link = link;
     f.kind = kind;
     f
+}
+
+/// Processes outside `container` holding the pipe `link` (`pipe:[INODE]`):
+/// the other end of a channel out, whoever wrote or reads it. A pipe the
+/// auditor holds is the audit's own channel to the probe (its stdin, kept
+/// open by a runtime beyond stdio): no way out.
+fn holders_outside(link: &str, container: &[i32]) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let holds = |p: i32| {
+        std::fs::read_dir(format!("/proc/{p}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.as_os_str() == link))
+            })
+            .unwrap_or(false)
+    };
+    if holds(me) {
+        return Vec::new();
+    }
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| *p != me && !container.contains(p) && holds(*p))
+        .collect()
 }
 
 /// A copy of fd `n` of the process behind `pidfd`.

@@ -39,6 +39,11 @@ impl Outside {
                 .filter(|&&p| p != probe)
                 .filter_map(|&p| Proc::take(p, members, host)),
         );
+        if let Some(container) = procs[0].root_place {
+            for p in procs.iter_mut().skip(1) {
+                p.judge_root_against(container, host);
+            }
+        }
         let mountinfo = read(&format!("/proc/{probe}/mountinfo"));
         let mounts = crate::observe::mounts::parse(&mountinfo);
         Ok(Outside {

@@ -59,6 +59,13 @@ pub struct Report {
     pub sockets: Vec<String>,
     /// Mount points under which the host's root file system marker shows.
     pub host_root_at: Option<Vec<String>>,
+    /// The kernel's boot id as the probe reads it: the host's own when the
+    /// probe runs on the host's kernel, whatever else the runtime hides.
+    #[serde(default)]
+    pub boot_id: String,
+    /// st_dev of /sys/class/net inside (a sysfs is per network namespace).
+    #[serde(default)]
+    pub sysfs_net_dev: Option<u64>,
 }
 
 /// Status fields the checks read.
@@ -213,9 +220,16 @@ pub fn collect(token: Option<&str>, fds: Vec<InheritedFd>) -> Report {
                 .map(|m| m.mount_point)
                 .collect::<Vec<_>>(),
         ),
+        boot_id: read(BOOT_ID).trim().to_string(),
+        sysfs_net_dev: std::fs::metadata("/sys/class/net").ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.dev()
+        }),
         mountinfo,
     }
 }
+
+pub const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 
 /// A mount's super options (after its fstype and source).
 pub fn super_options(mountinfo: &str, id: i64) -> String {

@@ -262,6 +262,14 @@ fn with_runtime(a: &Args, mut audit: Audit, cannot: &[(&'static str, String)]) -
 
     let t2 = Instant::now();
     let probe = members::find_probe(&r.report, &std::env::current_exe().unwrap_or_default());
+    if probe.is_none()
+        && let Err(why) = own_kernel_elsewhere(&r.report)
+    {
+        life::kill_group(&mut r.child);
+        life::kill_probes(&s.token);
+        life::clean_up(&s.janitor);
+        return Err(why);
+    }
     let looked = match probe {
         Some(p) => Some(look(
             p,
@@ -317,6 +325,26 @@ fn with_runtime(a: &Args, mut audit: Audit, cannot: &[(&'static str, String)]) -
 
 /// Change the auditor's hostname and ask the probe for its own again: does
 /// the change reach it? (For a probe nothing outside can look at.)
+/// The audit judges from inside only when the probe runs on a kernel of
+/// its own (a user-space kernel, a VM): its boot id is not the host's. A
+/// probe on this kernel that no host process matches (its binary copied,
+/// run through ld.so, or the auditor in a pid namespace of its own) is not
+/// a user-space kernel, and judging it from inside would miss what only
+/// the outside shows (host root, capabilities, cwd, fds): no verdict.
+fn own_kernel_elsewhere(report: &Report) -> Result<(), String> {
+    let host = std::fs::read_to_string(super::report::BOOT_ID).unwrap_or_default();
+    if report.boot_id.is_empty() || report.boot_id != host.trim() {
+        return Ok(());
+    }
+    Err(format!(
+        "the probe runs on this machine's kernel (boot id {}), but no process this auditor can see is it \
+         (its token on the command line, with the pid and namespaces it reported): was its binary copied \
+         or started through another program, or does the auditor run in a pid namespace of its own? \
+         Without the outside view there is no honest verdict",
+        report.boot_id
+    ))
+}
+
 fn ask_hostname(child: &mut std::process::Child, out: &Receiver<Vec<u8>>, raw: &mut Vec<u8>) -> Option<bool> {
     if !markers::set_after() {
         return None;

@@ -44,6 +44,8 @@ pub struct Proc {
     pub cwd: PathOut,
     pub root: PathOut,
     pub fds: Vec<Fd>,
+    #[serde(skip)]
+    pub root_place: Option<Place>,
 }
 
 fn read(p: &str) -> String {
@@ -65,6 +67,25 @@ impl Proc {
                 .unwrap_or_default()
         };
         let hex = |k: &str| u64::from_str_radix(&field(k), 16).unwrap_or(0);
+        // Each thread has credentials of its own (a raw setresuid changes
+        // one): the process holds what any of its threads holds.
+        let tasks = threads(pid);
+        let union = |k: &str, first: Vec<u32>| {
+            let mut v = first;
+            for t in &tasks {
+                for n in numbers(&task_field(t, k)) {
+                    if !v.contains(&n) {
+                        v.push(n);
+                    }
+                }
+            }
+            v
+        };
+        let caps = |k: &str| {
+            tasks.iter().fold(hex(k), |m, t| {
+                m | u64::from_str_radix(&task_field(t, k), 16).unwrap_or(0)
+            })
+        };
         let mut ns = BTreeMap::new();
         for ty in super::claims::TYPES
             .iter()
@@ -84,12 +105,12 @@ impl Proc {
             pid,
             comm: super::members::comm(pid),
             ns,
-            uid: numbers(&field("Uid")),
-            gid: numbers(&field("Gid")),
-            groups: numbers(&field("Groups")),
-            cap_eff: hex("CapEff"),
-            cap_prm: hex("CapPrm"),
-            cap_bnd: hex("CapBnd"),
+            uid: union("Uid", numbers(&field("Uid"))),
+            gid: union("Gid", numbers(&field("Gid"))),
+            groups: union("Groups", numbers(&field("Groups"))),
+            cap_eff: caps("CapEff"),
+            cap_prm: caps("CapPrm"),
+            cap_bnd: caps("CapBnd"),
             no_new_privs: field("NoNewPrivs"),
             seccomp: match field("Seccomp").as_str() {
                 "0" => "disabled".into(),
@@ -103,13 +124,68 @@ impl Proc {
             fds: openfds::of(pid, root_place, &own, container),
             cwd,
             root,
+            root_place,
         })
     }
 
-    /// Host uid or gid 0 in any of the real, effective, saved or fs ids.
-    pub fn host_root(&self) -> bool {
-        self.uid.contains(&0) || self.gid.contains(&0)
+    /// Whether this process's root lies within `container` (the probe's
+    /// root), as `..` from it walks: a member left on the host's root, or
+    /// chrooted beside the container, is outside.
+    pub fn judge_root_against(&mut self, container: Place, host: &Host) {
+        if self.root_place == Some(container) {
+            return;
+        }
+        let Ok(fd) = nix::fcntl::open(
+            format!("/proc/{}/root", self.pid).as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) else {
+            return;
+        };
+        let w = within::walk_up(&fd, container, host.root);
+        self.root.under_root = Some(w.under_root);
+        self.root.passes_host_root = w.passes_host_root;
     }
+
+    /// Host uid or gid 0 in any of the real, effective, saved or fs ids,
+    /// or gid 0 among the supplementary groups (root's group opens what
+    /// root's files allow it), in any thread.
+    pub fn host_root(&self) -> bool {
+        self.uid.contains(&0) || self.gid.contains(&0) || self.groups.contains(&0)
+    }
+
+    /// Capabilities it holds or can take in the user namespace it is in:
+    /// permitted and effective, and the bounding set too when it is, or can
+    /// make itself, uid 0 there (an exec as root fills its permitted set
+    /// from the bounding set): CAP_SETUID does that.
+    pub fn reachable_caps(&self) -> u64 {
+        let held = self.cap_eff | self.cap_prm;
+        const SETUID: u64 = 1 << 7;
+        if self.uid.contains(&0) || held & SETUID != 0 {
+            held | self.cap_bnd
+        } else {
+            held
+        }
+    }
+}
+
+/// The status files of `pid`'s threads other than the leader.
+fn threads(pid: i32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_str() != Some(&pid.to_string()))
+                .filter_map(|e| std::fs::read_to_string(e.path().join("status")).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn task_field(status: &str, k: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(k)?.strip_prefix(':').map(|v| v.trim().to_string()))
+        .unwrap_or_default()
 }
 
 /// /proc/PID/`which` (cwd or root) opened O_PATH from outside: its mount,

@@ -9,7 +9,7 @@ use serde_json::json;
 pub const HOST_ROOT: Check = Check {
     id: "cred.host_root",
     title: "no process of the container is host root",
-    looks_at: "Uid:/Gid: (real, effective, saved, fs) of every process of the container in the host's /proc",
+    looks_at: "Uid:, Gid: (real, effective, saved, fs) and Groups: of every thread of every process of the container in the host's /proc",
     severity: Severity::Critical,
     run: host_root,
 };
@@ -24,14 +24,19 @@ fn host_root(i: &Input) -> Finding {
     let evidence = json!(
         o.procs
             .iter()
-            .map(|p| json!({"pid": p.pid, "comm": p.comm, "uid": p.uid, "gid": p.gid}))
+            .map(|p| json!({"pid": p.pid, "comm": p.comm, "uid": p.uid, "gid": p.gid, "groups": p.groups}))
             .collect::<Vec<_>>()
     );
     let roots: Vec<String> = o
         .procs
         .iter()
         .filter(|p| p.host_root())
-        .map(|p| format!("pid {} ({}) uid {:?} gid {:?}", p.pid, p.comm, p.uid, p.gid))
+        .map(|p| {
+            format!(
+                "pid {} ({}) uid {:?} gid {:?} groups {:?}",
+                p.pid, p.comm, p.uid, p.gid, p.groups
+            )
+        })
         .collect();
     Finding::judged(
         i.claims("user"),
@@ -67,23 +72,33 @@ pub fn maps_host_root(map: &[MapLine]) -> bool {
     map.iter().any(|l| l.outside == 0 && l.count > 0)
 }
 
-/// Near-full: more ids mapped than 2^32 - 2^16 over all lines, or every
-/// host id from 1 to 65535 mapped: the ids of the host's system accounts and
-/// users, which no subordinate range handed to an unprivileged user holds.
+/// Near-full: more ids mapped than 2^32 - 2^16 over all lines, or half or
+/// more of the host ids from 1 to 65535: the ids of the host's system
+/// accounts and users, which no subordinate range handed out holds (a
+/// rootless runtime maps one of them, its user's own).
 pub fn near_full(map: &[MapLine]) -> bool {
     let total: u64 = map.iter().map(|l| l.count).sum();
-    if total > (1u64 << 32) - (1u64 << 16) {
-        return true;
-    }
-    let mut covered = 1u64;
-    let mut lines = map.to_vec();
-    lines.sort_by_key(|l| l.outside);
-    for l in lines {
-        if l.outside <= covered && l.outside + l.count > covered {
-            covered = l.outside + l.count;
+    total > (1u64 << 32) - (1u64 << 16) || low_host_ids(map) >= 32768
+}
+
+/// How many host ids from 1 to 65535 the map covers, over all its lines
+/// (overlapping lines counted once).
+fn low_host_ids(map: &[MapLine]) -> u64 {
+    let mut spans: Vec<(u64, u64)> = map
+        .iter()
+        .map(|l| (l.outside.max(1), (l.outside + l.count).min(65536)))
+        .filter(|(a, b)| a < b)
+        .collect();
+    spans.sort_unstable();
+    let (mut covered, mut upto) = (0u64, 0u64);
+    for (a, b) in spans {
+        let a = a.max(upto);
+        if b > a {
+            covered += b - a;
+            upto = b;
         }
     }
-    covered > 65535
+    covered
 }
 
 /// Inside ids left unmapped below the highest mapped one: (first, last).
@@ -167,7 +182,7 @@ pub const MAP_HOST_ROOT: Check = Check {
 pub const MAP_NEAR_FULL: Check = Check {
     id: "user.map_near_full",
     title: "the maps do not cover (nearly) the whole host id range",
-    looks_at: "the uid and gid maps, all lines together: more than 2^32-2^16 ids, or every host id 1-65535",
+    looks_at: "the uid and gid maps, all lines together: more than 2^32-2^16 ids, or half or more of the host ids 1-65535",
     severity: Severity::High,
     run: |i| over_maps(i, near_full, "the maps cover (nearly) every host id"),
 };
@@ -263,13 +278,19 @@ fn caps(i: &Input) -> Finding {
     })).collect::<Vec<_>>());
     let bad: Vec<String> = held
         .iter()
-        .filter(|p| !dangerous(p.cap_eff | p.cap_prm).is_empty())
+        .filter(|p| !dangerous(p.reachable_caps()).is_empty())
         .map(|p| {
+            let later = p.reachable_caps() & !(p.cap_eff | p.cap_prm);
+            let how = if later != 0 && !dangerous(later).is_empty() {
+                " (some only through an exec as root: it is uid 0 or holds CAP_SETUID, and its bounding set has them)"
+            } else {
+                ""
+            };
             format!(
-                "pid {} ({}): {}",
+                "pid {} ({}): {}{how}",
                 p.pid,
                 p.comm,
-                dangerous(p.cap_eff | p.cap_prm).join("; ")
+                dangerous(p.reachable_caps()).join("; ")
             )
         })
         .collect();
@@ -316,7 +337,29 @@ mod tests {
         assert!(near_full(&m("0 1 30000\n30000 30001 35535")));
         assert!(!near_full(&m("0 100000 65536\n65536 1000 1")));
         assert!(!near_full(&m("0 1000 1\n1 100000 65536")));
+        // Every host id but one, and every ordinary user's id.
+        assert!(near_full(&m("0 1 65534")));
+        assert!(near_full(&m("0 1000 65536")));
+        assert!(near_full(&m("0 1 20000\n20000 10000 30000")));
         assert_eq!(holes(&m("0 100000 1\n2 100002 10")), vec![(1, 1)]);
+        assert!(!near_full(&m("0 100000 65536")));
         assert!(holes(&m("0 100000 65536")).is_empty());
+    }
+
+    #[test]
+    fn caps_reachable_through_an_exec_as_root() {
+        use crate::audit::view::Proc;
+        let admin = 1u64 << 21;
+        let setuid = 1u64 << 7;
+        let p = |uid: u32, prm: u64| Proc {
+            uid: vec![uid; 4],
+            cap_prm: prm,
+            cap_bnd: admin | setuid,
+            ..Proc::default()
+        };
+        // uid 1000 with CAP_SETUID becomes root, and an exec fills its set.
+        assert_ne!(p(1000, setuid).reachable_caps() & admin, 0);
+        assert_ne!(p(0, 0).reachable_caps() & admin, 0);
+        assert_eq!(p(1000, 0).reachable_caps(), 0);
     }
 }

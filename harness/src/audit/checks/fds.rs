@@ -1,8 +1,11 @@
-//! fds judged by where they lead. A directory, a file on another mount
-//! namespace's mount, another namespace's nsfs file, a pidfd of a process
+//! fds judged by where they lead. Beyond stdio, a directory, a regular
+//! file (not a memfd), another namespace's nsfs file, a pidfd of a process
 //! outside, a socket of another network namespace or connected to a
-//! process outside: a way out. Stdio on /dev/null, a pipe, a terminal, a
-//! file or a socket is the user's choice: a NOTE.
+//! process outside, a pipe held open by a process outside, a device other
+//! than the harmless ones, and the anon inodes that act with their
+//! creator's powers (io_uring, fanotify, bpf, perf, userfaultfd, kvm): a
+//! way out. Stdio on /dev/null, a pipe, a terminal, a file or a socket is
+//! the user's choice: a NOTE; a disk or a raw device is never.
 
 use super::{Check, Finding, Input, Severity, Verdict};
 use crate::audit::members::comm;
@@ -23,6 +26,34 @@ fn leads_out(f: &Fd, p: &Proc, o: &Outside) -> Option<String> {
         "file" if n > 2 && f.mount_in_ns == Some(false) => Some(format!(
             "fd {n} is a file on a mount of another mount namespace ({})",
             f.link
+        )),
+        // Opened before the container began, by whoever could: the
+        // container reads (or writes) it with the opener's rights.
+        "file" if n > 2 && !f.link.starts_with("/memfd:") => {
+            Some(format!("fd {n} is a file the container was handed open ({})", f.link))
+        }
+        "blk" => Some(format!(
+            "fd {n} is a block device ({}, {})",
+            f.link,
+            f.rdev.as_deref().unwrap_or("?")
+        )),
+        "chr" if !harmless_device(f.rdev.as_deref()) => Some(format!(
+            "fd {n} is the device {} ({})",
+            f.link,
+            f.rdev.as_deref().unwrap_or("?")
+        )),
+        "anon_inode" if POWERFUL_ANON.iter().any(|a| f.link.contains(a)) => Some(format!(
+            "fd {n} is {}, which acts with the rights of whoever made it",
+            f.link
+        )),
+        "fifo" if n > 2 && !f.holders_outside.is_empty() => Some(format!(
+            "fd {n} is a pipe ({}) also held by {}, outside the container",
+            f.link,
+            f.holders_outside
+                .iter()
+                .map(|h| format!("pid {h} ({})", comm(*h)))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
         "nsfs" => {
             let (ty, ino) = f.link.split_once(":[")?;
@@ -53,6 +84,25 @@ fn leads_out(f: &Fd, p: &Proc, o: &Outside) -> Option<String> {
         _ => None,
     }
 }
+
+/// Character devices a container may hold: /dev/null, zero, full, random,
+/// urandom, tty, ptmx, console-less terminals (major 4, 5, 136-143).
+fn harmless_device(rdev: Option<&str>) -> bool {
+    let Some((major, minor)) = rdev.and_then(|d| d.split_once(':')) else {
+        return false;
+    };
+    match major {
+        "1" => ["3", "5", "7", "8", "9"].contains(&minor),
+        "4" | "5" | "136" | "137" | "138" | "139" | "140" | "141" | "142" | "143" => true,
+        _ => false,
+    }
+}
+
+/// Anon inodes whose operations run with their creator's credentials or
+/// reach beyond the holder: an io_uring (registered personalities), a
+/// fanotify group (event fds opened by its maker), BPF objects, perf events,
+/// userfaultfd and KVM.
+const POWERFUL_ANON: &[&str] = &["io_uring", "fanotify", "bpf", "perf_event", "userfaultfd", "kvm"];
 
 pub const OUTSIDE: Check = Check {
     id: "fd.outside",
@@ -101,11 +151,15 @@ fn outside(i: &Input) -> Finding {
 }
 
 /// An fd whose way out could not be read: a socket (3 and up) no copy of
-/// could be taken, a pidfd whose process is not named.
+/// could be taken, a pidfd whose process is not named, a directory or file
+/// whose mount is unknown, an fd whose kind is unknown.
 fn unread(f: &Fd) -> bool {
     match f.kind.as_str() {
         "socket" => f.n > 2 && f.copied == Some(false),
         "pidfd" => f.target.is_none(),
+        "dir" => f.mnt_id.is_none() || f.under_root.is_none(),
+        "file" => f.n > 2 && f.mnt_id.is_none(),
+        "other" | "" => true,
         _ => false,
     }
 }

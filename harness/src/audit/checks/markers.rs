@@ -205,7 +205,7 @@ fn mqueuefs(i: &Input) -> Finding {
 pub const SYSFS: Check = Check {
     id: "net.sysfs_of_other_ns",
     title: "/sys inside shows the container's own network",
-    looks_at: "the names in /sys/class/net inside against the links of the container's network namespace",
+    looks_at: "the device of /sys/class/net inside against the host's; the names in it against the links of the container's network namespace",
     severity: Severity::Medium,
     run: sysfs,
 };
@@ -216,6 +216,19 @@ type View<'a> = (&'a str, Option<&'a Vec<String>>, Option<&'a Vec<String>>);
 fn sysfs(i: &Input) -> Finding {
     if !own(i, "net") {
         return Finding::skip("the container shares a network namespace outside (see ns.net)");
+    }
+    // On the host's kernel a sysfs is known by its device: names can agree
+    // (an eth0 of the container's own beside the host's), devices cannot.
+    if i.outside.is_some()
+        && let Some(dev) = i.inside.and_then(|r| r.sysfs_net_dev)
+        && i.host.sysfs_net_dev == Some(dev)
+    {
+        return Finding::judged(
+            i.claims("net"),
+            true,
+            format!("/sys/class/net inside is the host's own sysfs (device {dev}): the host network's links"),
+            json!({"sysfs_dev_inside": dev, "sysfs_dev_host": i.host.sysfs_net_dev}),
+        );
     }
     let pairs: Vec<View> = [
         i.outside

@@ -13,7 +13,7 @@ pub fn privileged(i: &Input, o: &Outside) -> bool {
     let host = i.host.start.ns.get("user");
     o.procs
         .iter()
-        .any(|p| p.host_root() || (p.ns.get("user") == host && p.cap_eff | p.cap_prm != 0))
+        .any(|p| p.host_root() || (p.ns.get("user") == host && p.reachable_caps() != 0))
 }
 
 /// Mount points, each once, the first three and a count.
@@ -236,9 +236,19 @@ pub const CONTROL_SOCKET: Check = Check {
 };
 
 fn control_socket(i: &Input) -> Finding {
+    // A socket anyone may connect to (a system bus, a log) answers to its
+    // own policy, which sees the caller's host credentials: a way out only
+    // for a container privileged on the host (or when that cannot be told).
+    let privileged = i.outside.is_none_or(|o| privileged(i, o));
     let outside: Vec<String> = i
         .outside
-        .map(|o| o.fs.sockets.iter().map(|s| format!("{}: {}", s.path, s.why)).collect())
+        .map(|o| {
+            o.fs.sockets
+                .iter()
+                .filter(|s| !s.world || privileged)
+                .map(|s| format!("{}: {}", s.path, s.why))
+                .collect()
+        })
         .unwrap_or_default();
     let inside: Vec<String> = i.inside.map(|r| r.sockets.clone()).unwrap_or_default();
     let evidence = json!({"outside": i.outside.map(|o| &o.fs.sockets), "probe_connected": inside});
@@ -246,7 +256,17 @@ fn control_socket(i: &Input) -> Finding {
         return Finding::skip("nothing read");
     }
     let mut found = outside;
-    found.extend(inside.iter().map(|p| format!("{p}: accepts the probe's connection")));
+    let world_known = |p: &str| {
+        i.outside
+            .is_some_and(|o| o.fs.sockets.iter().any(|s| s.path == p && s.world))
+            || crate::audit::host::WORLD_SOCKETS.contains(&p)
+    };
+    found.extend(
+        inside
+            .iter()
+            .filter(|p| privileged || !world_known(p))
+            .map(|p| format!("{p}: accepts the probe's connection")),
+    );
     Finding::judged(
         i.any_claim(),
         !found.is_empty(),

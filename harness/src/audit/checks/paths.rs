@@ -98,7 +98,11 @@ fn path_check(i: &Input, which: &str) -> Finding {
             why.push("on a mount of another mount namespace");
         }
         if at.under_root == Some(false) {
-            why.push("outside its root");
+            why.push(if which == "cwd" {
+                "outside its root"
+            } else {
+                "outside the container's root (the probe's)"
+            });
         }
         if at.passes_host_root {
             why.push("`..` from it leads to the host's root");
@@ -138,7 +142,7 @@ pub const CWD: Check = Check {
 pub const ROOT: Check = Check {
     id: "path.root_outside",
     title: "every process's root is the container's",
-    looks_at: "/proc/PID/root opened O_PATH from outside: its mount in the process's mountinfo",
+    looks_at: "/proc/PID/root opened O_PATH from outside: its mount in the process's mountinfo; `..` from it up to the probe's root",
     severity: Severity::Critical,
     run: |i| path_check(i, "root"),
 };
