@@ -102,7 +102,9 @@ fn links_out(text: &str) -> Vec<String> {
     for (n, line) in text.lines().enumerate() {
         for scheme in ["http://", "https://"] {
             if let Some(at) = line.find(scheme) {
-                let end = line[at..].find(|c: char| c.is_whitespace() || c == ')').unwrap_or(line.len() - at);
+                let end = line[at..]
+                    .find(|c: char| c.is_whitespace() || c == ')')
+                    .unwrap_or(line.len() - at);
                 found.push(format!("{}: {}", n + 1, &line[at..at + end]));
             }
         }
@@ -160,7 +162,10 @@ fn missing_setup(readme: &str) -> Vec<&'static str> {
             lines.insert(l.split('#').next().unwrap().trim().to_string());
         }
     }
-    [RUN_SUITE, RUN_TESTS].into_iter().filter(|c| !lines.contains(*c)).collect()
+    [RUN_SUITE, RUN_TESTS]
+        .into_iter()
+        .filter(|c| !lines.contains(*c))
+        .collect()
 }
 
 #[test]
@@ -171,7 +176,11 @@ fn the_readme_is_a_front_door_with_both_setup_commands() {
         "README.md is {} bytes, more than {README_MAX}: move the detail to docs/",
         readme.len()
     );
-    assert_eq!(missing_setup(&readme), Vec::<&str>::new(), "README.md lacks these set-up commands");
+    assert_eq!(
+        missing_setup(&readme),
+        Vec::<&str>::new(),
+        "README.md lacks these set-up commands"
+    );
     // The README says `cargo test` is what CI runs: keep it so.
     let ci = read(&project().join(".ci/run"));
     assert!(
@@ -189,13 +198,21 @@ fn no_page_holds_a_machine_path_or_a_link_out() {
             bad.push(format!("{}:{f}", shown(&p)));
         }
     }
-    assert!(bad.is_empty(), "machine paths or links out of the repository:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "machine paths or links out of the repository:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
 fn every_relative_link_resolves() {
     let bad: Vec<String> = pages().iter().flat_map(|p| broken_links(p, &read(p))).collect();
-    assert!(bad.is_empty(), "links to no file of the repository:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "links to no file of the repository:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -207,7 +224,9 @@ fn every_page_under_docs_is_reached_from_the_readme() {
         if !seen.insert(page.clone()) || page.extension().is_none_or(|e| e != "md") {
             continue;
         }
-        let Ok(text) = std::fs::read_to_string(&page) else { continue };
+        let Ok(text) = std::fs::read_to_string(&page) else {
+            continue;
+        };
         for (_, t) in link_targets(&text) {
             if let Ok(next) = page.parent().unwrap().join(&t).canonicalize() {
                 queue.push_back(next);
@@ -220,7 +239,10 @@ fn every_page_under_docs_is_reached_from_the_readme() {
         .filter(|p| !seen.contains(&p.canonicalize().unwrap()))
         .map(|p| shown(&p))
         .collect();
-    assert!(unreached.is_empty(), "pages no link from README.md leads to: {unreached:?}");
+    assert!(
+        unreached.is_empty(),
+        "pages no link from README.md leads to: {unreached:?}"
+    );
 }
 
 /// Every file of the repository but target/ and .git, for the check of links beside the clone.
@@ -250,7 +272,10 @@ fn no_file_points_outside_the_clone() {
         .filter(|p| std::fs::read(p).is_ok_and(|b| b.windows(shared.len()).any(|w| w == shared.as_bytes())))
         .map(|p| shown(p))
         .collect();
-    assert!(bad.is_empty(), "files that point at {shared}, which a clone does not have: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "files that point at {shared}, which a clone does not have: {bad:?}"
+    );
 }
 
 #[test]
@@ -265,7 +290,10 @@ fn the_exit_statuses_in_ci_md_are_those_of_the_code() {
         .iter()
         .map(|(e, _)| format!("| {} | {} ", e.code(), e.name()))
         .collect();
-    assert_eq!(rows, code, "docs/ci.md's table of exit statuses differs from exit::CODES");
+    assert_eq!(
+        rows, code,
+        "docs/ci.md's table of exit statuses differs from exit::CODES"
+    );
 }
 
 #[test]
@@ -277,8 +305,14 @@ fn the_checks_catch_planted_violations() {
     assert_eq!(machine_paths(fine), Vec::<String>::new());
     assert_eq!(links_out("see [x](https://example.org) or http://a.b\n").len(), 2);
     let page = project().join("docs/ci.md");
-    assert_eq!(broken_links(&page, "[a](cli.md) [b](no-such.md) [c](../../outside.md)\n").len(), 2);
-    assert_eq!(broken_links(&page, "```\n[a](no-such.md)\n```\n[b](#anchor)\n"), Vec::<String>::new());
+    assert_eq!(
+        broken_links(&page, "[a](cli.md) [b](no-such.md) [c](../../outside.md)\n").len(),
+        2
+    );
+    assert_eq!(
+        broken_links(&page, "```\n[a](no-such.md)\n```\n[b](#anchor)\n"),
+        Vec::<String>::new()
+    );
     assert_eq!(missing_setup("```sh\ncargo test --test suite\n```\n"), ["cargo test"]);
     assert_eq!(missing_setup("run `cargo test`\n"), [RUN_SUITE, RUN_TESTS]);
 }
