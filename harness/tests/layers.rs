@@ -1,4 +1,4 @@
-//! The harness's modules import one way: the README's flow
+//! The harness's modules import one way: a case's life in ARCHITECTURE.md,
 //! `load -> plan -> spawn -> observe -> compare -> report` is also the
 //! dependency order. This reads every source file's `crate::`, `super::`
 //! and `self::` paths, builds the module-to-module import graph, and fails

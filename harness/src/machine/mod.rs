@@ -1,5 +1,5 @@
-//! Machine state a root case can change in spite of its sandbox (see the
-//! README's "When things go wrong"): writes to the machine's file systems
+//! Machine state a root case can change in spite of its sandbox (see
+//! docs/safety.md): writes to the machine's file systems
 //! and cgroup trees, watched per trial from the sandbox, and global sysctls,
 //! compared around the trials that may write one and over the whole run;
 //! the global settings a case declares in `restore`, saved and put back;
