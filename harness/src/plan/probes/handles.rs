@@ -1,8 +1,9 @@
 //! Which namespaces a file handle opens: whether a live namespace the
-//! caller has left still opens by its nsfs handle (Linux 6.18) or is refused
-//! with ESTALE (Linux 7.2: only a caller that may see every namespace opens
-//! one it is not in). One look, two features: one for each answer, so a
-//! case can be gated on either rule.
+//! caller has left still opens by its nsfs handle (Linux 6.18 as first
+//! released) or is refused with ESTALE (Linux 7.2, and stable kernels with
+//! the same fix, such as 6.18.44: only a caller that may see every
+//! namespace opens one it is not in). One look, two features: one for each
+//! answer, so a case can be gated on either rule.
 
 use super::forked::{in_grandchild, own_userns};
 use super::found::Found;
@@ -42,7 +43,7 @@ fn look(opens: bool) -> Found {
             "the handle of a live namespace the caller has left is {}{}",
             crate::load::flags::errno_name(e as i32),
             if e == Errno::ESTALE {
-                " (Linux 7.2 opens only namespaces the caller is in, or may see all of)"
+                " (the rule of 7.2: a handle opens only a namespace the caller is in, or may see all of)"
             } else {
                 ""
             }
