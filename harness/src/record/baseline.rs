@@ -184,9 +184,7 @@ impl Baseline {
             Some(run) => Ok(Baseline {
                 columns: BTreeMap::from([(ONE_RUN.to_string(), cells(&run.trials))]),
             }),
-            None => Err(
-                "neither a matrix's compat.json nor a run's records (the JSON lines of --records)".into(),
-            ),
+            None => Err("neither a matrix's compat.json nor a run's records (the JSON lines of --records)".into()),
         }
     }
 
@@ -288,7 +286,10 @@ mod tests {
         let was = BTreeMap::from([
             ("a".to_string(), cell(Verdict::Pass, "")),
             ("b".to_string(), cell(Verdict::Fail, "x")),
-            ("c".to_string(), cell(Verdict::Ignored, "needs `listns`: ENOSYS (needs Linux 6.19)")),
+            (
+                "c".to_string(),
+                cell(Verdict::Ignored, "needs `listns`: ENOSYS (needs Linux 6.19)"),
+            ),
             ("d".to_string(), cell(Verdict::Ignored, "needs `veth`: no module")),
             ("e".to_string(), cell(Verdict::Pass, "")),
             ("f".to_string(), cell(Verdict::Fail, "one message")),
@@ -322,7 +323,10 @@ mod tests {
             text.starts_with("6.1: 1 new failures, 1 fixed, 2 changed, 1 new cases, 1 cases gone\n"),
             "{text}"
         );
-        assert!(text.contains("  NEW FAILURE a: was pass, now fail: line one\n"), "{text}");
+        assert!(
+            text.contains("  NEW FAILURE a: was pass, now fail: line one\n"),
+            "{text}"
+        );
         assert!(
             text.contains("  CHANGED c: was ignored (needs `listns` (Linux 6.19)), now pass\n"),
             "{text}"

@@ -162,7 +162,10 @@ mod tests {
         assert_eq!(gone, ["base-2.cpio", "base-3.cpio", "base-4.cpio"]);
         assert!(bases[5].is_file() && bases[0].is_file() && bases[1].is_file());
         let text = describe(&removed).unwrap();
-        assert!(text.starts_with("removed 3 old images (1 MB) from the cache: "), "{text}");
+        assert!(
+            text.starts_with("removed 3 old images (1 MB) from the cache: "),
+            "{text}"
+        );
         assert_eq!(describe(&[]), None);
         assert!(prune(root.path(), &[]).is_empty(), "nothing more to remove");
     }

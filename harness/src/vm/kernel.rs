@@ -428,11 +428,19 @@ mod tests {
 
     #[test]
     fn a_file_that_is_no_kernel_is_refused() {
-        assert!(not_a_kernel(b"root:x:0:0:root:/root:/bin/sh\n").unwrap().contains("not a kernel image"));
+        assert!(
+            not_a_kernel(b"root:x:0:0:root:/root:/bin/sh\n")
+                .unwrap()
+                .contains("not a kernel image")
+        );
         let mut bz = vec![0u8; 0x300];
         bz[0x202..0x206].copy_from_slice(b"HdrS");
         assert_eq!(not_a_kernel(&bz), None);
-        assert!(not_a_kernel(b"\x7fELF\x02\x01 a program").unwrap().contains("not a vmlinux"));
+        assert!(
+            not_a_kernel(b"\x7fELF\x02\x01 a program")
+                .unwrap()
+                .contains("not a vmlinux")
+        );
         assert_eq!(not_a_kernel(b"\x7fELF\x02\x01\0Linux version 6.1.0 (x)\n"), None);
         assert!(not_a_kernel(b"").is_some());
     }

@@ -177,11 +177,7 @@ pub fn compare(columns: &[Column], base: &Baseline) -> Vec<Change> {
         .collect()
 }
 
-pub fn to_json(
-    columns: &[Column],
-    covers: &BTreeMap<String, Vec<String>>,
-    baseline: Option<&Compared>,
-) -> String {
+pub fn to_json(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, baseline: Option<&Compared>) -> String {
     let kernels = columns
         .iter()
         .map(|c| KernelJson {
@@ -454,7 +450,10 @@ pub fn to_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, basel
     s.push_str(&counts_html(columns, covers));
     s.push_str(&kernels_html(columns));
     if let Some(b) = baseline {
-        s.push_str(&format!("<h2>Against the baseline <code>{}</code></h2>\n<pre>", xml_escape(&b.file)));
+        s.push_str(&format!(
+            "<h2>Against the baseline <code>{}</code></h2>\n<pre>",
+            xml_escape(&b.file)
+        ));
         s.push_str(&xml_escape(&crate::record::baseline::describe(&b.changes)));
         s.push_str("</pre>\n");
     }

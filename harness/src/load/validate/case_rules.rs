@@ -197,7 +197,10 @@ fn xfail_names_a_range_and_why(ctx: &Ctx<'_>) -> Result<(), LoadError> {
             if parse_version(v.get_ref()).is_none() {
                 return Err(ctx.err(
                     v.span(),
-                    format!("kernel version {:?} must be `major.minor`, such as \"6.6\"", v.get_ref()),
+                    format!(
+                        "kernel version {:?} must be `major.minor`, such as \"6.6\"",
+                        v.get_ref()
+                    ),
                 ));
             }
         }
@@ -214,10 +217,7 @@ fn xfail_names_a_range_and_why(ctx: &Ctx<'_>) -> Result<(), LoadError> {
             ));
         }
         if m.why.get_ref().trim().is_empty() {
-            return Err(ctx.err(
-                m.why.span(),
-                "`why` names the kernel bug and where it was fixed",
-            ));
+            return Err(ctx.err(m.why.span(), "`why` names the kernel bug and where it was fixed"));
         }
     }
     Ok(())
