@@ -175,16 +175,15 @@ struct CompatDoc {
 pub const ONE_RUN: &str = "";
 
 impl Baseline {
-    /// A matrix's compat.json, or a run's records stream (`--records`).
-    pub fn parse(text: &str) -> Result<Baseline, String> {
-        if let Ok(doc) = serde_json::from_str::<CompatDoc>(text) {
-            return Ok(Baseline::of_compat(doc));
-        }
-        match super::stream::read(text, None) {
-            Some(run) => Ok(Baseline {
-                columns: BTreeMap::from([(ONE_RUN.to_string(), cells(&run.trials))]),
-            }),
-            None => Err("neither a matrix's compat.json nor a run's records (the JSON lines of --records)".into()),
+    /// A matrix's compat.json, if `text` is one.
+    pub fn of_compat_json(text: &str) -> Option<Baseline> {
+        serde_json::from_str::<CompatDoc>(text).ok().map(Baseline::of_compat)
+    }
+
+    /// One run's trials (a records stream read back), as the only column.
+    pub fn of_run(trials: &[TrialRecord]) -> Baseline {
+        Baseline {
+            columns: BTreeMap::from([(ONE_RUN.to_string(), cells(trials))]),
         }
     }
 
@@ -265,7 +264,13 @@ fn state(c: &Option<Cell>) -> String {
 
 /// `NEW FAILURE api::x: was pass, now fail: ...`.
 pub fn line(c: &Change) -> String {
-    let tag = c.change.title().trim_end_matches('s').to_uppercase();
+    let tag = match c.change {
+        ChangeKind::NewFailure => "NEW FAILURE",
+        ChangeKind::Fixed => "FIXED",
+        ChangeKind::Changed => "CHANGED",
+        ChangeKind::Added => "NEW CASE",
+        ChangeKind::Removed => "CASE GONE",
+    };
     format!("{tag} {}: was {}, now {}", c.case, state(&c.was), state(&c.now))
 }
 
@@ -340,13 +345,13 @@ mod tests {
                 "6.1": {"outcome": "pass", "reason": ""},
                 "7.2": {"outcome": "ignored", "reason": "needs root"},
                 "host 6.18.44": {"outcome": "absent", "reason": ""}}}]}"#;
-        let b = Baseline::parse(doc).unwrap();
+        let b = Baseline::of_compat_json(doc).unwrap();
         assert_eq!(b.column("6.1").unwrap()["uts::a"].verdict, Verdict::Pass);
         assert_eq!(b.column("7.2").unwrap()["uts::a"].verdict, Verdict::Ignored);
         // Another host's column is this host's baseline; the case was absent there.
         assert!(b.column("host 6.19.1").unwrap().is_empty());
         assert!(b.column("5.10").is_none());
-        assert!(Baseline::parse("not json").is_err());
+        assert!(Baseline::of_compat_json("not json").is_none());
     }
 
     #[test]

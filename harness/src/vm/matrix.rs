@@ -526,9 +526,16 @@ fn missing_run() -> RunRecord {
 
 /// One kernel in a VM, as a column.
 fn vm_column(label: &str, opts: &VmOpts, guest_args: &[String]) -> Column {
+    // No kernel ran: the host's (missing_run's) is not this column's.
     let failed = |e: String| Column {
         label: label.to_string(),
-        run: missing_run(),
+        run: RunRecord {
+            about: About {
+                kernel: crate::record::Kernel::default(),
+                ..missing_run().about
+            },
+            ..missing_run()
+        },
         boot_s: None,
         total_s: 0.0,
         error: Some(e),
@@ -609,7 +616,14 @@ fn covers(cases: Option<&std::path::Path>) -> BTreeMap<String, Vec<String>> {
 /// A baseline file, read before anything runs: a bad one is a usage error.
 pub fn read_baseline(path: &std::path::Path) -> Result<Baseline, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--baseline {}: {e}", path.display()))?;
-    Baseline::parse(&text).map_err(|e| format!("--baseline {}: {e}", path.display()))
+    Baseline::of_compat_json(&text)
+        .or_else(|| crate::record::stream::read(&text, None).map(|run| Baseline::of_run(&run.trials)))
+        .ok_or_else(|| {
+            format!(
+                "--baseline {}: neither a matrix's compat.json nor a run's records (the JSON lines of --records)",
+                path.display()
+            )
+        })
 }
 
 /// compat.json, compat.md, compat.html and a JUnit file per column, in `out`.
