@@ -17,6 +17,7 @@ pub mod uses;
 mod validate;
 pub mod vars;
 pub mod walk;
+pub mod xfail;
 
 pub use catalogue::Catalogue;
 pub use error::LoadError;

@@ -69,6 +69,10 @@ pub struct CaseSpec {
     /// (kept off the machine, not what the case shows), with the reason:
     /// `nsconform mutate` does not drop them.
     pub hygiene: Option<Spanned<Hygiene>>,
+    /// Kernels on which the case is known to fail, with the bug and where
+    /// it was fixed: there a failure is `xfail`, a pass `xpass`.
+    #[serde(default)]
+    pub xfail: Vec<Spanned<super::xfail::Xfail>>,
 }
 
 /// `{ net = "why" }`: namespaces that keep a case tidy rather than make it pass.

@@ -138,6 +138,14 @@ pub const FEATURES: &[(&str, &str)] = &[
         "nsfs_file_handle",
         "name_to_handle_at works on an nsfs file (Linux 6.18)",
     ),
+    (
+        "nsfs_handle_left_ns_opens",
+        "the file handle of a live namespace the caller has left opens it (6.18 before the fix of 7.2)",
+    ),
+    (
+        "nsfs_handle_left_ns_refused",
+        "the file handle of a live namespace the caller has left is ESTALE for a caller that may not see every namespace (7.2, and stable kernels with the fix: 6.18.44)",
+    ),
     ("listns", "the listns syscall exists (Linux 6.19)"),
     ("mount_api", "open_tree, move_mount and fsopen exist (Linux 5.2)"),
     ("mount_setattr", "mount_setattr exists (Linux 5.12)"),

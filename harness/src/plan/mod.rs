@@ -95,6 +95,20 @@ pub struct TrialSpec {
     /// own (the sandbox's), not as the user (`requirements::RunAs`).
     #[serde(default)]
     pub userns: bool,
+    /// The case is marked to fail on this kernel (`xfail`), with why: its
+    /// failure is expected, its pass is news. Never on a control.
+    #[serde(default)]
+    pub xfail: Option<String>,
+}
+
+/// This kernel's release (`uname -r`), read once.
+fn release() -> &'static str {
+    static RELEASE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RELEASE.get_or_init(|| {
+        nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default()
+    })
 }
 
 /// The namespaces a control leaves out.
@@ -129,6 +143,7 @@ pub fn trials_of(case: &Case, features: &Features, env: &RunEnv, runner: &dyn Ru
         dropped: vec![],
         ignore: ignore.clone(),
         userns,
+        xfail: crate::load::xfail::mark_for(&case.spec.xfail, release()),
     }];
     if let Some(dropped) = control_drops(case) {
         let control = case.spec.control.as_ref().map(|c| c.get_ref());
@@ -165,6 +180,7 @@ pub fn trials_of(case: &Case, features: &Features, env: &RunEnv, runner: &dyn Ru
             dropped,
             ignore,
             userns: run_as == RunAs::OwnUserns,
+            xfail: None,
         });
     }
     out

@@ -3,6 +3,7 @@
 //! the matrix are renderings of these records (`report::render`); the VM
 //! guest sends them to the host as JSON lines ([`stream`]).
 
+pub mod baseline;
 pub mod run;
 pub mod stream;
 

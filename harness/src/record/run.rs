@@ -43,6 +43,41 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The package version a Debian kernel names in its version line
+    /// (`... Debian 6.1.158-1 (2025-11-02)` gives `6.1.158-1`).
+    pub fn debian_version(&self) -> Option<&str> {
+        let at = self.version.find(" Debian ")? + " Debian ".len();
+        self.version[at..].split_whitespace().next()
+    }
+
+    /// The upstream version: a Debian package version without its revision
+    /// (`6.1.158`, `7.2-rc3` for `7.2~rc3-1~exp1`), else the release's
+    /// leading numbers (`6.18.44` of `6.18.44-fc-v1300`).
+    pub fn upstream(&self) -> String {
+        if let Some(v) = self.debian_version() {
+            return v.split('-').next().unwrap_or(v).replace('~', "-");
+        }
+        self.release
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('.')
+            .to_string()
+    }
+
+    /// `Linux 6.1.158 (6.1.0-50-amd64; package linux-image-6.1.0-50-amd64 6.1.158-1)`.
+    pub fn describe(&self) -> String {
+        let mut inner = vec![self.release.clone()];
+        match (&self.package, self.debian_version()) {
+            (Some(p), Some(v)) => inner.push(format!("package {p} {v}")),
+            (Some(p), None) => inner.push(format!("package {p}")),
+            (None, Some(v)) => inner.push(format!("Debian {v}")),
+            (None, None) => {}
+        }
+        inner.retain(|s| !s.is_empty());
+        format!("Linux {} ({})", self.upstream(), inner.join("; "))
+    }
+
     /// The kernel this process runs on.
     pub fn here() -> Kernel {
         let release = nix::sys::utsname::uname()
@@ -187,6 +222,34 @@ mod tests {
         assert_eq!(at(951_868_799), "2000-02-29T23:59:59Z");
         assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
         assert_eq!(at(4_102_444_800), "2100-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_kernel_names_its_upstream_version_and_package() {
+        let debian = Kernel {
+            release: "6.1.0-50-amd64".into(),
+            version: "Linux version 6.1.0-50-amd64 (debian-kernel@lists.debian.org) (gcc-12) #1 SMP PREEMPT_DYNAMIC Debian 6.1.158-1 (2025-11-02)".into(),
+            package: Some("linux-image-6.1.0-50-amd64".into()),
+        };
+        assert_eq!(debian.debian_version(), Some("6.1.158-1"));
+        assert_eq!(debian.upstream(), "6.1.158");
+        assert_eq!(
+            debian.describe(),
+            "Linux 6.1.158 (6.1.0-50-amd64; package linux-image-6.1.0-50-amd64 6.1.158-1)"
+        );
+        let exp = Kernel {
+            release: "7.2.0-rc3-amd64".into(),
+            version: "Linux version 7.2.0-rc3-amd64 #1 SMP Debian 7.2~rc3-1~exp1 (2026-11-01)".into(),
+            package: None,
+        };
+        assert_eq!(exp.upstream(), "7.2-rc3");
+        let other = Kernel {
+            release: "6.18.44-fc-v1300".into(),
+            version: "Linux version 6.18.44-fc-v1300 (builder) #1 SMP".into(),
+            package: None,
+        };
+        assert_eq!(other.upstream(), "6.18.44");
+        assert_eq!(other.describe(), "Linux 6.18.44 (6.18.44-fc-v1300)");
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub enum Line {
         machine: Vec<String>,
         duration_s: f64,
     },
+    /// On the host, after the run (`--baseline FILE`): how it differs from
+    /// a previous run.
+    Compared {
+        baseline: String,
+        changes: Vec<super::baseline::Change>,
+    },
 }
 
 /// Where lines go: a file, a pipe or a serial port.
@@ -109,6 +115,7 @@ impl Assembler {
                 machine,
                 duration_s,
             } => self.guest = Some((*exit, machine.clone(), *duration_s)),
+            Line::Compared { .. } => {}
         }
     }
 

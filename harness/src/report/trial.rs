@@ -43,7 +43,25 @@ pub fn run(zygote: &Zygote, spec: &TrialSpec, privileged: bool, timings: Option<
         }
     }
     r.duration_s = started.elapsed().as_secs_f64();
+    expected_failure(&mut r, spec.xfail.as_deref());
     r
+}
+
+/// Where the case is marked to fail on this kernel: a failure is `xfail`
+/// (its message kept after the mark's reason), a pass `xpass`.
+fn expected_failure(r: &mut TrialRecord, mark: Option<&str>) {
+    let Some(mark) = mark else { return };
+    match r.verdict {
+        Verdict::Fail => {
+            r.verdict = Verdict::Xfail;
+            r.reason = format!("{mark}\n{}", r.reason);
+        }
+        Verdict::Pass => {
+            r.verdict = Verdict::Xpass;
+            r.reason = format!("passed, but it is marked to fail here: {mark}");
+        }
+        _ => {}
+    }
 }
 
 pub fn kind(spec: &TrialSpec) -> Kind {

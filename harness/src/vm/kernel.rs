@@ -171,8 +171,26 @@ pub fn get(spec: &str, flavour: &str) -> Result<Kernel, String> {
     })
 }
 
+/// Why `bytes` are not a kernel qemu can boot, if they are not: a bzImage
+/// has the boot protocol's `HdrS` at 0x202; an ELF must be a kernel's (its
+/// `Linux version` banner).
+pub fn not_a_kernel(bytes: &[u8]) -> Option<String> {
+    if bytes.starts_with(b"\x7fELF") {
+        return linux_version(bytes)
+            .is_none()
+            .then(|| "an ELF file with no `Linux version` banner: not a vmlinux".to_string());
+    }
+    if bytes.get(0x202..0x206) == Some(b"HdrS") {
+        return None;
+    }
+    Some("not a kernel image: neither a vmlinux (ELF) nor a bzImage (no `HdrS` boot header at 0x202)".into())
+}
+
 fn from_image(label: &str, path: &Path, modules: Vec<PathBuf>) -> Result<Kernel, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Some(why) = not_a_kernel(&bytes) {
+        return Err(format!("{}: {why}", path.display()));
+    }
     let (image, bzimage, vmlinux) = if bytes.starts_with(b"\x7fELF") {
         (path.to_path_buf(), None, bytes)
     } else {
@@ -406,6 +424,25 @@ mod tests {
     fn series_are_two_numbers() {
         assert!(is_series("6.1") && is_series("5.10"));
         assert!(!is_series("6") && !is_series("6.1.2") && !is_series("6.x"));
+    }
+
+    #[test]
+    fn a_file_that_is_no_kernel_is_refused() {
+        assert!(
+            not_a_kernel(b"root:x:0:0:root:/root:/bin/sh\n")
+                .unwrap()
+                .contains("not a kernel image")
+        );
+        let mut bz = vec![0u8; 0x300];
+        bz[0x202..0x206].copy_from_slice(b"HdrS");
+        assert_eq!(not_a_kernel(&bz), None);
+        assert!(
+            not_a_kernel(b"\x7fELF\x02\x01 a program")
+                .unwrap()
+                .contains("not a vmlinux")
+        );
+        assert_eq!(not_a_kernel(b"\x7fELF\x02\x01\0Linux version 6.1.0 (x)\n"), None);
+        assert!(not_a_kernel(b"").is_some());
     }
 
     #[test]

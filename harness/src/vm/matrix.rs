@@ -8,7 +8,8 @@
 
 use super::{VmOpts, boot, cut, prepare, results};
 use crate::exit::Exit;
-use crate::record::{About, RunRecord, Status, TrialRecord, Verdict, count};
+use crate::record::baseline::{Baseline, Change, cell_of, short_reason};
+use crate::record::{About, RunRecord, Status, Verdict, count};
 use crate::report::render::junit::{self, xml_escape};
 use clap::Parser;
 use serde::Serialize;
@@ -37,6 +38,10 @@ pub struct MatrixArgs {
     /// Directory for compat.json, compat.md, compat.html and a JUnit file per kernel
     #[arg(long, default_value = "target/nsconform-matrix")]
     out: PathBuf,
+    /// A previous matrix's compat.json (or a run's --records): report the cases that
+    /// newly fail, were fixed, or changed verdict or ignore reason, per kernel
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
     /// The suite's arguments (filters)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     suite: Vec<String>,
@@ -58,14 +63,20 @@ impl Column {
         count(&self.run.trials, v)
     }
 
-    /// The kernel's version, `6.1.0-50-amd64`, out of /proc/version.
-    fn version(&self) -> &str {
-        let v = &self.run.about.kernel.version;
+    /// The kernel: upstream version, release and package (`Kernel::describe`);
+    /// for a run that never started, the release its image names.
+    fn version(&self) -> String {
+        let k = &self.run.about.kernel;
+        if !k.release.is_empty() {
+            return k.describe();
+        }
+        let v = &k.version;
         v.strip_prefix("Linux version ")
             .unwrap_or(v)
             .split_whitespace()
             .next()
             .unwrap_or("")
+            .to_string()
     }
 
     fn machine(&self) -> String {
@@ -88,46 +99,6 @@ impl Column {
     fn passed_whole(&self) -> bool {
         self.error.is_none() && self.run.passed() && self.run.exit == Some(0)
     }
-}
-
-/// A cell: a case with its control folded in. `None` where the column did not have the case.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Cell {
-    pub verdict: Verdict,
-    pub reason: String,
-}
-
-/// "needs `feature` (Linux X)" out of an ignore reason, else the reason's first clause.
-pub fn short_reason(r: &str) -> String {
-    let feature = r
-        .find("needs `")
-        .and_then(|i| r[i + 7..].find('`').map(|j| r[i..i + 7 + j + 1].to_string()));
-    let linux = r.rfind("Linux ").map(|i| {
-        r[i..]
-            .chars()
-            .take_while(|c| *c != ')' && *c != ',' && *c != ';')
-            .collect::<String>()
-    });
-    match (feature, linux) {
-        (Some(f), Some(l)) => format!("{f} ({})", l.trim()),
-        (Some(f), None) => f,
-        _ => r.split(':').next().unwrap_or(r).trim().to_string(),
-    }
-}
-
-/// The case's cell in a run: a failing (or unreported) control makes the
-/// cell fail (or err) even where the case passed.
-pub fn cell_of(trials: &[TrialRecord], case: &str) -> Option<Cell> {
-    let find = |n: &str| trials.iter().find(|t| t.name == n);
-    let own = find(case)?;
-    let cell = |t: &TrialRecord, prefix: &str| Cell {
-        verdict: t.verdict,
-        reason: format!("{prefix}{}", t.reason),
-    };
-    Some(match find(&format!("control::{case}")) {
-        Some(c) if !own.verdict.fails_the_run() && c.verdict.fails_the_run() => cell(c, "control: "),
-        _ => cell(own, ""),
-    })
 }
 
 /// Rows: every case (not control, not load error) any column ran, with its catalogue IDs.
@@ -168,6 +139,7 @@ struct KernelJson<'a> {
 struct CellJson {
     outcome: &'static str,
     reason: String,
+    duration_s: f64,
 }
 
 #[derive(Serialize)]
@@ -177,13 +149,35 @@ struct BehaviourJson {
     cells: BTreeMap<String, CellJson>,
 }
 
+/// The comparison with a baseline: its file and each case that differs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Compared {
+    pub file: String,
+    pub changes: Vec<Change>,
+}
+
 #[derive(Serialize)]
 struct CompatJson<'a> {
     kernels: Vec<KernelJson<'a>>,
     behaviours: Vec<BehaviourJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<&'a Compared>,
 }
 
-pub fn to_json(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> String {
+/// Each column against its column of the baseline (a column the baseline
+/// lacks is compared with nothing: every case new).
+pub fn compare(columns: &[Column], base: &Baseline) -> Vec<Change> {
+    let none = BTreeMap::new();
+    columns
+        .iter()
+        .flat_map(|c| {
+            let was = base.column(&c.label).unwrap_or(&none);
+            crate::record::baseline::compare(&c.label, was, &crate::record::baseline::cells(&c.run.trials))
+        })
+        .collect()
+}
+
+pub fn to_json(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, baseline: Option<&Compared>) -> String {
     let kernels = columns
         .iter()
         .map(|c| KernelJson {
@@ -213,10 +207,12 @@ pub fn to_json(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> St
                         Some(x) => CellJson {
                             outcome: x.verdict.name(),
                             reason: x.reason,
+                            duration_s: x.duration_s,
                         },
                         None => CellJson {
                             outcome: "absent",
                             reason: String::new(),
+                            duration_s: 0.0,
                         },
                     };
                     (c.label.clone(), cell)
@@ -225,12 +221,21 @@ pub fn to_json(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> St
             BehaviourJson { ids, case, cells }
         })
         .collect();
-    let doc = CompatJson { kernels, behaviours };
+    let doc = CompatJson {
+        kernels,
+        behaviours,
+        baseline,
+    };
     serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
 }
 
-fn cell_md(c: &Option<Cell>) -> String {
-    match c {
+/// A cell of the Markdown table; `time` adds the case's own time.
+fn cell_md(c: &Option<crate::record::baseline::Cell>, time: bool) -> String {
+    let t = match c {
+        Some(c) if time && c.verdict != Verdict::Ignored => format!(" {:.2} s", c.duration_s),
+        _ => String::new(),
+    };
+    let text = match c {
         None => "-".into(),
         Some(c) => match c.verdict {
             Verdict::Pass => "pass".into(),
@@ -240,7 +245,8 @@ fn cell_md(c: &Option<Cell>) -> String {
             Verdict::Xfail => "xfail".into(),
             Verdict::Xpass => "**XPASS**".into(),
         },
-    }
+    };
+    text + &t
 }
 
 fn kernels_md(columns: &[Column]) -> String {
@@ -307,8 +313,11 @@ pub fn to_markdown(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, f
         columns.iter().map(|c| c.label.as_str()).collect::<Vec<_>>().join(" | "),
         "---|".repeat(columns.len())
     );
-    let line = |ids: &str, case: &str| {
-        let cells: Vec<String> = columns.iter().map(|c| cell_md(&cell_of(&c.run.trials, case))).collect();
+    let line = |ids: &str, case: &str, time: bool| {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| cell_md(&cell_of(&c.run.trials, case), time))
+            .collect();
         format!("| {ids} | `{case}` | {} |\n", cells.join(" | "))
     };
     let passes = |case: &str| {
@@ -325,13 +334,25 @@ pub fn to_markdown(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, f
     ));
     s.push_str(&head);
     for (ids, case) in &differ {
-        s.push_str(&line(ids, case));
+        s.push_str(&line(ids, case, false));
     }
     if full {
-        s.push_str("\nEvery behaviour:\n\n");
+        s.push_str("\nEvery behaviour, with the case's own time where it ran:\n\n");
         s.push_str(&head);
         for (ids, case) in &rows {
-            s.push_str(&line(ids, case));
+            s.push_str(&line(ids, case, true));
+        }
+    }
+    s
+}
+
+/// The comparison with a baseline, as a Markdown section.
+pub fn baseline_md(b: &Compared) -> String {
+    let mut s = format!("\nAgainst the baseline `{}`:\n\n", b.file);
+    for l in crate::record::baseline::describe(&b.changes).lines() {
+        match l.strip_prefix("  ") {
+            Some(item) => s.push_str(&format!("  - {item}\n")),
+            None => s.push_str(&format!("- {l}\n")),
         }
     }
     s
@@ -347,7 +368,7 @@ fn kernels_html(columns: &[Column]) -> String {
         s.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             xml_escape(&c.label),
-            xml_escape(&c.run.about.kernel.version),
+            xml_escape(&c.version()),
             xml_escape(c.run.about.accel.as_deref().unwrap_or("native")),
             c.boot_s.map(|b| format!("{b:.1} s")).unwrap_or("-".into()),
             c.total_s,
@@ -362,10 +383,80 @@ fn kernels_html(columns: &[Column]) -> String {
     s
 }
 
-pub fn to_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> String {
+/// Markdown's inline marks as HTML: `code` and **bold**, the rest escaped.
+pub fn inline_md(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<code>{}</code>", xml_escape(part)));
+            continue;
+        }
+        for (j, plain) in part.split("**").enumerate() {
+            match j % 2 {
+                1 => out.push_str(&format!("<b>{}</b>", xml_escape(plain))),
+                _ => out.push_str(&xml_escape(plain)),
+            }
+        }
+    }
+    out
+}
+
+/// How many behaviours, and how many of them do not pass on every kernel.
+fn counts_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> String {
+    let rows = rows(columns, covers);
+    let differ = rows
+        .iter()
+        .filter(|(_, case)| {
+            !columns
+                .iter()
+                .all(|c| cell_of(&c.run.trials, case).is_some_and(|x| x.verdict == Verdict::Pass))
+        })
+        .count();
+    format!(
+        "<p>{} behaviours on {} kernels: {differ} do not pass on every kernel, {} do.</p>\n",
+        rows.len(),
+        columns.len(),
+        rows.len() - differ
+    )
+}
+
+/// One cell of the behaviours' table: its class, text and hover text.
+fn cell_html(c: &Column, case: &str) -> String {
+    let (class, text, title) = match cell_of(&c.run.trials, case) {
+        None => ("absent", "-".to_string(), String::new()),
+        Some(x) => {
+            let text = match x.verdict {
+                Verdict::Ignored => format!("ignored: {}", short_reason(&x.reason)),
+                Verdict::Pass => "pass".into(),
+                v => v.name().to_uppercase(),
+            };
+            let title = match x.verdict {
+                Verdict::Ignored => x.reason,
+                _ => format!("{:.3} s. {}", x.duration_s, x.reason),
+            };
+            (x.verdict.name(), text, title)
+        }
+    };
+    format!(
+        "<td class=\"{class}\" title=\"{}\">{}</td>",
+        xml_escape(title.trim_end_matches(". ")),
+        inline_md(&text)
+    )
+}
+
+pub fn to_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, baseline: Option<&Compared>) -> String {
     let mut s = String::from(HTML_HEAD);
     s.push_str(&format!("<p>Made by {}.</p>\n", xml_escape(&provenance(columns))));
+    s.push_str(&counts_html(columns, covers));
     s.push_str(&kernels_html(columns));
+    if let Some(b) = baseline {
+        s.push_str(&format!(
+            "<h2>Against the baseline <code>{}</code></h2>\n<pre>",
+            xml_escape(&b.file)
+        ));
+        s.push_str(&xml_escape(&crate::record::baseline::describe(&b.changes)));
+        s.push_str("</pre>\n");
+    }
     s.push_str("<h2>Behaviours</h2>\n<table><tr><th>IDs</th><th>case</th>");
     for c in columns {
         s.push_str(&format!("<th>{}</th>", xml_escape(&c.label)));
@@ -378,22 +469,7 @@ pub fn to_html(columns: &[Column], covers: &BTreeMap<String, Vec<String>>) -> St
             xml_escape(&case)
         ));
         for c in columns {
-            let (class, text, title) = match cell_of(&c.run.trials, &case) {
-                None => ("absent", "-".to_string(), String::new()),
-                Some(x) => {
-                    let text = match x.verdict {
-                        Verdict::Ignored => format!("ignored: {}", short_reason(&x.reason)),
-                        Verdict::Pass => "pass".into(),
-                        v => v.name().to_uppercase(),
-                    };
-                    (x.verdict.name(), text, x.reason)
-                }
-            };
-            s.push_str(&format!(
-                "<td class=\"{class}\" title=\"{}\">{}</td>",
-                xml_escape(&title),
-                xml_escape(&text)
-            ));
+            s.push_str(&cell_html(c, &case));
         }
         s.push_str("</tr>\n");
     }
@@ -450,9 +526,16 @@ fn missing_run() -> RunRecord {
 
 /// One kernel in a VM, as a column.
 fn vm_column(label: &str, opts: &VmOpts, guest_args: &[String]) -> Column {
+    // No kernel ran: the host's (missing_run's) is not this column's.
     let failed = |e: String| Column {
         label: label.to_string(),
-        run: missing_run(),
+        run: RunRecord {
+            about: About {
+                kernel: crate::record::Kernel::default(),
+                ..missing_run().about
+            },
+            ..missing_run()
+        },
         boot_s: None,
         total_s: 0.0,
         error: Some(e),
@@ -530,17 +613,35 @@ fn covers(cases: Option<&std::path::Path>) -> BTreeMap<String, Vec<String>> {
     }
 }
 
+/// A baseline file, read before anything runs: a bad one is a usage error.
+pub fn read_baseline(path: &std::path::Path) -> Result<Baseline, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--baseline {}: {e}", path.display()))?;
+    Baseline::of_compat_json(&text)
+        .or_else(|| crate::record::stream::read(&text, None).map(|run| Baseline::of_run(&run.trials)))
+        .ok_or_else(|| {
+            format!(
+                "--baseline {}: neither a matrix's compat.json nor a run's records (the JSON lines of --records)",
+                path.display()
+            )
+        })
+}
+
 /// compat.json, compat.md, compat.html and a JUnit file per column, in `out`.
 fn write_tables(
     out: &std::path::Path,
     columns: &[Column],
     covers: &BTreeMap<String, Vec<String>>,
+    baseline: Option<&Compared>,
 ) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut md = to_markdown(columns, covers, true);
+    if let Some(b) = baseline {
+        md.push_str(&baseline_md(b));
+    }
     let mut files = vec![
-        ("compat.json".to_string(), to_json(columns, covers)),
-        ("compat.md".to_string(), to_markdown(columns, covers, true)),
-        ("compat.html".to_string(), to_html(columns, covers)),
+        ("compat.json".to_string(), to_json(columns, covers, baseline)),
+        ("compat.md".to_string(), md),
+        ("compat.html".to_string(), to_html(columns, covers, baseline)),
     ];
     for c in columns {
         let safe: String = c
@@ -560,6 +661,13 @@ pub fn main(args: &[String]) -> ExitCode {
     let a: MatrixArgs = match crate::plan::env::parse_args("matrix", args) {
         Ok(a) => a,
         Err(code) => return code,
+    };
+    let base = match a.baseline.as_deref().map(read_baseline).transpose() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("nsconform matrix: {e}");
+            return Exit::Usage.into();
+        }
     };
     let rest: Vec<String> = a.suite.iter().filter(|s| *s != "--").cloned().collect();
     let argv: Vec<String> = std::iter::once("nsconform matrix".to_string()).chain(rest).collect();
@@ -589,11 +697,18 @@ pub fn main(args: &[String]) -> ExitCode {
         columns.push(host_column(&selection, a.opts.cases.as_deref()));
     }
     let covers = covers(a.opts.cases.as_deref());
-    if let Err(e) = write_tables(&a.out, &columns, &covers) {
+    let compared = base.as_ref().zip(a.baseline.as_ref()).map(|(b, file)| Compared {
+        file: file.display().to_string(),
+        changes: compare(&columns, b),
+    });
+    if let Err(e) = write_tables(&a.out, &columns, &covers, compared.as_ref()) {
         eprintln!("nsconform matrix: {e}");
         return Exit::Usage.into();
     }
     print!("{}", to_markdown(&columns, &covers, false));
+    if let Some(b) = &compared {
+        print!("{}", baseline_md(b));
+    }
     eprintln!(
         "nsconform matrix: {} kernels in {:.1} s ({jobs} at a time); tables in {}",
         a.kernels.len(),
@@ -606,7 +721,7 @@ pub fn main(args: &[String]) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Kind;
+    use crate::record::{Kind, TrialRecord};
 
     #[test]
     fn reasons_shorten_to_feature_and_kernel() {
@@ -660,10 +775,10 @@ mod tests {
         assert!(md.starts_with("Made by nsconform "), "{md}");
         assert!(md.contains("**7.2: the run did not complete**: after 9 s"), "{md}");
         assert!(md.contains("| `uts::b` | pass | **ERROR** |"), "{md}");
-        let json: serde_json::Value = serde_json::from_str(&to_json(&columns, &BTreeMap::new())).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&to_json(&columns, &BTreeMap::new(), None)).unwrap();
         assert_eq!(json["kernels"][1]["errors"], 2);
         assert_eq!(json["behaviours"][0]["cells"]["6.1"]["outcome"], "fail");
-        let html = to_html(&columns, &BTreeMap::new());
+        let html = to_html(&columns, &BTreeMap::new(), None);
         assert!(
             html.contains("<th>errors</th>") && html.contains("class=\"error\""),
             "{html}"

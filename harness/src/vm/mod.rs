@@ -7,6 +7,7 @@
 //! reads the guest's records and shows them, [`matrix`] the table.
 //! `nsconform vm runsc` runs the suite on gVisor instead ([`runsc`]).
 
+pub mod cache;
 pub mod cpio;
 pub mod guest;
 pub mod initramfs;
@@ -101,6 +102,10 @@ pub struct VmArgs {
     /// Write a JUnit XML report of the guest's run here
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
+    /// A previous run's records (--records) or a matrix's compat.json (this kernel's
+    /// column): report the cases that newly fail, were fixed, or changed verdict or reason
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
     /// A version series (6.1), a Debian package (linux-image-6.1.0-50-amd64), or a kernel image
     kernel: String,
     /// The suite's arguments, as for the suite on this machine (filters, --format ktap, --junit FILE,
@@ -167,6 +172,9 @@ pub fn prepare(spec: &str, opts: &VmOpts) -> Result<Prepared, String> {
     }
     let base = initramfs::base(&binary, &cases, &crate::plan::env::runners_dir())?;
     let initrd = initramfs::for_kernel(&base, &k.modules)?;
+    if let Some(text) = cache::describe(&cache::prune(&cache_dir(), &[&base, &initrd, &k.image])) {
+        eprintln!("nsconform vm: {text}");
+    }
     let accel = match opts.accel.as_str() {
         "kvm" => qemu::Accel::Kvm,
         "tcg" => qemu::Accel::Tcg,
@@ -301,6 +309,14 @@ pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
         Some(Ok(w)) => Some(w),
         None => None,
     };
+    let against = match a.baseline.as_deref().map(matrix::read_baseline).transpose() {
+        Ok(b) => b.map(|baseline| results::Against {
+            file: a.baseline.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            label: a.kernel.clone(),
+            baseline,
+        }),
+        Err(e) => return usage(&e),
+    };
     let prepared = match prepare(&a.kernel, &a.opts) {
         Ok(p) => p,
         Err(e) => return usage(&e),
@@ -309,7 +325,7 @@ pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
         format: suite.format,
         list: suite.libtest.list,
     };
-    let channel = results::Channel::new(Some(show), records, prepared.host_side());
+    let channel = results::Channel::new(Some(show), records, prepared.host_side()).against(against);
     let mut guest_args: Vec<String> = ["--records", qemu::RESULTS_TTY, "--color", "never"]
         .map(String::from)
         .to_vec();
@@ -330,8 +346,8 @@ pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
 
 /// A command in the guest (`nsconform vm 6.1 features`): its stdout here as it comes.
 fn command(a: &VmArgs, argv: &[String]) -> ExitCode {
-    if a.junit.is_some() {
-        return usage("--junit reports the suite's run, not a command's");
+    if a.junit.is_some() || a.baseline.is_some() {
+        return usage("--junit and --baseline are about the suite's run, not a command's");
     }
     let prepared = match prepare(&a.kernel, &a.opts) {
         Ok(p) => p,

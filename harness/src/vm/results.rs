@@ -47,6 +47,15 @@ struct Inner {
 pub struct Channel {
     inner: Mutex<Inner>,
     host: HostSide,
+    against: Option<Against>,
+}
+
+/// A baseline to compare the run with once it ends (`--baseline FILE`).
+pub struct Against {
+    pub file: String,
+    /// The kernel's label, to find its column in a matrix's baseline.
+    pub label: String,
+    pub baseline: crate::record::baseline::Baseline,
 }
 
 impl Channel {
@@ -64,7 +73,15 @@ impl Channel {
                 records,
             }),
             host,
+            against: None,
         }
+    }
+
+    /// Compare the run with a baseline when it ends: the changes on
+    /// stderr, and as the records' last line.
+    pub fn against(mut self, against: Option<Against>) -> Channel {
+        self.against = against;
+        self
     }
 
     /// One line of the channel, as it arrives.
@@ -134,6 +151,9 @@ impl Channel {
         if run.duration_s == 0.0 {
             run.duration_s = took.as_secs_f64();
         }
+        if let Some(a) = &self.against {
+            compare(a, &run, inner.records.as_ref());
+        }
         if let Some(mut live) = inner.live {
             print_now(&live.end(&run));
         }
@@ -141,6 +161,21 @@ impl Channel {
             show_at_end(&run, show, &plan);
         }
         run
+    }
+}
+
+/// The run against its baseline: text on stderr, a `compared` line in the records.
+fn compare(a: &Against, run: &RunRecord, records: Option<&Writer>) {
+    use crate::record::baseline::{cells, compare, describe};
+    let none = Default::default();
+    let was = a.baseline.column(&a.label).unwrap_or(&none);
+    let changes = compare(&a.label, was, &cells(&run.trials));
+    eprint!("nsconform vm: against the baseline {}:\n{}", a.file, describe(&changes));
+    if let Some(w) = records {
+        w.send(&Line::Compared {
+            baseline: a.file.clone(),
+            changes,
+        });
     }
 }
 

@@ -27,6 +27,7 @@ pub(super) const FIRST: &[CaseRule] = &[
     ("needs_known_bare_behaviours", needs_known_bare_behaviours),
     ("peers_have_plain_distinct_names", peers_have_plain_distinct_names),
     ("child_is_unnamed", child_is_unnamed),
+    ("xfail_names_a_range_and_why", xfail_names_a_range_and_why),
 ];
 
 /// After them: what holds the processes together.
@@ -184,6 +185,42 @@ fn init_userns_says_why(ctx: &Ctx<'_>) -> Result<(), LoadError> {
         }
         _ => Ok(()),
     }
+}
+
+/// An expected failure names kernels as `major.minor`, a range that is not
+/// empty, and why (the bug and where it was fixed).
+fn xfail_names_a_range_and_why(ctx: &Ctx<'_>) -> Result<(), LoadError> {
+    use crate::load::xfail::parse_version;
+    for m in &ctx.spec.xfail {
+        let m = m.get_ref();
+        for v in m.from.iter().chain(std::iter::once(&m.fixed)) {
+            if parse_version(v.get_ref()).is_none() {
+                return Err(ctx.err(
+                    v.span(),
+                    format!(
+                        "kernel version {:?} must be `major.minor`, such as \"6.6\"",
+                        v.get_ref()
+                    ),
+                ));
+            }
+        }
+        if let Some(from) = &m.from
+            && parse_version(from.get_ref()) >= parse_version(m.fixed.get_ref())
+        {
+            return Err(ctx.err(
+                from.span(),
+                format!(
+                    "`from` {} is not before `fixed` {}: the range has no kernel",
+                    from.get_ref(),
+                    m.fixed.get_ref()
+                ),
+            ));
+        }
+        if m.why.get_ref().trim().is_empty() {
+            return Err(ctx.err(m.why.span(), "`why` names the kernel bug and where it was fixed"));
+        }
+    }
+    Ok(())
 }
 
 fn needs_known_features(ctx: &Ctx<'_>) -> Result<(), LoadError> {

@@ -328,7 +328,7 @@ fn enter_private_mounts(privileged: bool) -> Result<(), String> {
 
 /// A user namespace of the caller's own, mapping root inside to its ids
 /// (a single line of its own ids needs no privilege).
-fn own_userns() -> Result<(), String> {
+pub(super) fn own_userns() -> Result<(), String> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
     std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| format!("writing uid_map: {e}"))?;
@@ -414,7 +414,7 @@ fn drop_to_nobody() -> Result<(), String> {
 
 /// Run a probe that changes credentials or namespaces in a throwaway child,
 /// which sends back what it found.
-fn in_grandchild(f: impl FnOnce() -> Found) -> Found {
+pub(super) fn in_grandchild(f: impl FnOnce() -> Found) -> Found {
     let (r, w) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => return Found::Off(e.to_string()),

@@ -10,6 +10,7 @@
 mod calls;
 mod forked;
 pub mod found;
+mod handles;
 mod machine;
 
 use crate::load::ns::Ns;
@@ -69,6 +70,10 @@ pub const PROBES: &[Probe] = &[
     probe("ns_get_id", v(6, 18), calls::ns_get_id),
     probe("ns_get_mntns_id", v(6, 8), calls::ns_get_mntns_id),
     probe("nsfs_file_handle", v(6, 18), calls::nsfs_file_handle),
+    // The rule changed in 7.2 and in stable kernels with the same fix
+    // (6.18.44 has it): a version would mislead either way.
+    probe("nsfs_handle_left_ns_opens", None, handles::left_ns_opens),
+    probe("nsfs_handle_left_ns_refused", None, handles::left_ns_refused),
     probe("listns", v(6, 19), calls::listns),
     probe("mount_api", v(5, 2), calls::mount_api),
     probe("mount_setattr", v(5, 12), calls::mount_setattr),

@@ -42,18 +42,12 @@ fn outcome(r: &TrialRecord) -> String {
             xml_escape(&r.reason)
         ),
         Verdict::Ignored => format!("      <skipped message=\"{}\"/>\n", xml_escape(&one_line(&r.reason))),
-        Verdict::Fail | Verdict::Xpass => {
-            let msg = if r.verdict == Verdict::Xpass {
-                format!("passed, but it is marked to fail here: {}", r.reason)
-            } else {
-                r.reason.clone()
-            };
-            format!(
-                "      <failure message=\"{}\">{}</failure>\n",
-                xml_escape(&first(&msg)),
-                xml_escape(&msg)
-            )
-        }
+        // An xpass's reason says it passed where it is marked to fail.
+        Verdict::Fail | Verdict::Xpass => format!(
+            "      <failure message=\"{}\">{}</failure>\n",
+            xml_escape(&first(&r.reason)),
+            xml_escape(&r.reason)
+        ),
         Verdict::Error => format!(
             "      <error message=\"{}\">{}</error>\n",
             xml_escape(&first(&r.reason)),
@@ -123,8 +117,12 @@ pub fn render(run: &RunRecord) -> String {
     out.push_str("    <properties>\n");
     property(&mut out, "kernel", &a.kernel.version);
     property(&mut out, "kernel.release", &a.kernel.release);
+    property(&mut out, "kernel.upstream", &a.kernel.upstream());
     if let Some(p) = &a.kernel.package {
         property(&mut out, "kernel.package", p);
+    }
+    if let Some(v) = a.kernel.debian_version() {
+        property(&mut out, "kernel.package.version", v);
     }
     property(&mut out, "nsconform", &a.nsconform.describe());
     property(&mut out, "date", &a.date);

@@ -27,10 +27,14 @@ fn by_area<T>(items: &[T], name_of: impl Fn(&T) -> &str) -> BTreeMap<&str, Vec<&
     m
 }
 
-/// One trial's lines, indented as a subtest's.
+/// One trial's lines, indented as a subtest's: its time (for a trial that
+/// ran) and any diagnostics before its result, as KTAP ties them to it.
 fn trial(out: &mut String, n: usize, r: &TrialRecord) {
     let id = name(&r.name);
     let why = one_line(&r.reason);
+    if r.verdict != Verdict::Ignored {
+        let _ = writeln!(out, "  # time: {:.3} s", r.duration_s);
+    }
     let diagnostics = |out: &mut String| {
         for l in r.reason.lines() {
             let _ = writeln!(out, "  # {l}");
@@ -46,7 +50,7 @@ fn trial(out: &mut String, n: usize, r: &TrialRecord) {
         }
         Verdict::Xpass => {
             diagnostics(out);
-            writeln!(out, "  not ok {n} {id} # XPASS passed, but it is marked to fail here")
+            writeln!(out, "  not ok {n} {id} # XPASS")
         }
         Verdict::Error => writeln!(out, "  not ok {n} {id} # ERROR {why}"),
     };
@@ -132,7 +136,11 @@ mod tests {
                 t("uts::b", Verdict::Fail, "line one\nline two"),
                 t("pid::x", Verdict::Ignored, "needs root"),
                 t("control::uts::a", Verdict::Pass, ""),
-                t("uts::a", Verdict::Pass, ""),
+                {
+                    let mut a = t("uts::a", Verdict::Pass, "");
+                    a.duration_s = 0.25;
+                    a
+                },
             ],
             Status::Complete,
         ));
@@ -148,7 +156,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "  ok 1 control::uts::a\n  ok 2 uts::a\n  # line one\n  # line two\n  not ok 3 uts::b\nnot ok 2 uts\n"
+                "  # time: 0.000 s\n  ok 1 control::uts::a\n  # time: 0.250 s\n  ok 2 uts::a\n  # time: 0.000 s\n  # line one\n  # line two\n  not ok 3 uts::b\nnot ok 2 uts\n"
             ),
             "{text}"
         );

@@ -31,20 +31,18 @@ pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `nsconform 0.1.0 (commit …) on 6.1.0-50-amd64, 2026-01-31T12:00:00Z, root, runner native`.
+/// `nsconform 0.1.0 (commit …) on Linux 6.1.158 (6.1.0-50-amd64; package
+/// linux-image-6.1.0-50-amd64 6.1.158-1), 2026-01-31T12:00:00Z, root, runner native`.
 pub fn headline(run: &RunRecord) -> String {
     let a = &run.about;
     let mut s = format!(
         "nsconform {} on {}, {}, {}, runner {}",
         a.nsconform.describe(),
-        a.kernel.release,
+        a.kernel.describe(),
         a.date,
         if a.privileged { "root" } else { "unprivileged" },
         a.runner
     );
-    if let Some(p) = &a.kernel.package {
-        s.push_str(&format!(", kernel package {p}"));
-    }
     if let (Some(q), Some(acc)) = (&a.qemu, &a.accel) {
         s.push_str(&format!(", {q} ({acc})"));
     }
