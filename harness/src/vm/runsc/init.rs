@@ -33,7 +33,9 @@ pub fn suite_args(args: &[String]) -> Vec<String> {
     let subcommand = args.first().is_some_and(|a| NO_TRIALS.contains(&a.as_str()));
     let chosen = args.iter().any(|a| a.starts_with("--test-threads"));
     if !subcommand && !chosen {
-        out.push("--test-threads=1".into());
+        // Before `--`: what follows it is the filter.
+        let at = out.iter().position(|a| a == "--").unwrap_or(out.len());
+        out.insert(at, "--test-threads=1".into());
     }
     out
 }
@@ -176,5 +178,6 @@ mod tests {
         assert_eq!(s(&["uts::"]), ["uts::", "--test-threads=1"]);
         assert_eq!(s(&["--test-threads", "2"]), ["--test-threads", "2"]);
         assert_eq!(s(&["features"]), ["features"]);
+        assert_eq!(s(&["--records", "x", "--", "uts::"]), ["--records", "x", "--test-threads=1", "--", "uts::"]);
     }
 }
