@@ -393,10 +393,10 @@ fn coverage_min_fails_below_the_bar() {
 fn refuse_clone3() -> std::io::Result<()> {
     let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
     let mut prog = [
-        insn(0x20, 0, 0, 4),          // ld arch
+        insn(0x20, 0, 0, 4),           // ld arch
         insn(0x15, 0, 3, 0xc000_003e), // x86_64, else allow
-        insn(0x20, 0, 0, 0),          // ld nr
-        insn(0x15, 0, 1, 435),        // clone3, else allow
+        insn(0x20, 0, 0, 0),           // ld nr
+        insn(0x15, 0, 1, 435),         // clone3, else allow
         insn(0x06, 0, 0, 0x0005_0000 | libc::ENOSYS as u32),
         insn(0x06, 0, 0, 0x7fff_0000),
     ];
@@ -429,11 +429,17 @@ fn a_seccomp_filter_is_named_not_an_old_kernel() -> Result<(), String> {
     unsafe { c.pre_exec(refuse_clone3) };
     let o = c.output().map_err(|e| format!("nsconform features: {e}"))?;
     let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().find(|l| l.starts_with("clone3 ")).ok_or(format!("no clone3 line:\n{out}"))?;
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("clone3 "))
+        .ok_or(format!("no clone3 line:\n{out}"))?;
     if !line.contains("refused by a filter") || line.contains("Linux 5.3") {
         return Err(format!("under a filter refusing clone3, the probe said: {line}"));
     }
-    let plain = std::process::Command::new(bin()).arg("features").output().map_err(|e| e.to_string())?;
+    let plain = std::process::Command::new(bin())
+        .arg("features")
+        .output()
+        .map_err(|e| e.to_string())?;
     let plain = String::from_utf8_lossy(&plain.stdout);
     let line = plain.lines().find(|l| l.starts_with("clone3 ")).unwrap_or_default();
     if line.contains("refused") {

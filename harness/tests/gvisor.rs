@@ -127,7 +127,9 @@ fn ipc_and_pid_cases_gvisor_implements_run() -> Result<(), Failed> {
         ("pid::orphans", &["pid::orphans_go_to_init"]),
     ];
     for (filter, cases) in slices {
-        let o = vm_runsc(&[filter]).output().map_err(|e| format!("nsconform vm runsc: {e}"))?;
+        let o = vm_runsc(&[filter])
+            .output()
+            .map_err(|e| format!("nsconform vm runsc: {e}"))?;
         let out = String::from_utf8_lossy(&o.stdout);
         for case in cases {
             if common::outcome(&out, case) != Some("ok") {

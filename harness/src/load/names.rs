@@ -159,7 +159,10 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("veth", "a veth pair can be created in a new network namespace"),
     ("mqueue", "the mqueue filesystem is available"),
     ("sysvipc", "System V IPC works: msgget(IPC_PRIVATE) (CONFIG_SYSVIPC)"),
-    ("proc_sysvipc", "/proc/sysvipc exists, where the ipc.* observations read System V objects"),
+    (
+        "proc_sysvipc",
+        "/proc/sysvipc exists, where the ipc.* observations read System V objects",
+    ),
     ("cgroup2", "the cgroup2 filesystem is available"),
     (
         "cgroup_nonroot",

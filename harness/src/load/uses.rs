@@ -94,7 +94,9 @@ mod tests {
 
     #[test]
     fn nsfs_paths_name_their_type_only() {
-        let found = nsfs_in(r#"Setns { path: "/proc/{child}/ns/uts" } cmd "stat /proc/self/ns/pid_for_children /proc/1/ns/mnt)""#);
+        let found = nsfs_in(
+            r#"Setns { path: "/proc/{child}/ns/uts" } cmd "stat /proc/self/ns/pid_for_children /proc/1/ns/mnt)""#,
+        );
         assert_eq!(found, BTreeSet::from([Ns::Uts, Ns::Mnt]));
         assert!(nsfs_in("/proc/self/ns/ and /ns/mount").is_empty());
     }

@@ -488,7 +488,10 @@ fn runsc_column(selection: &[String], a: &MatrixArgs) -> Result<Column, String> 
         label: super::runsc::TARGET.into(),
         boot_s: o.boot.map(|b| b.as_secs_f64()),
         total_s: o.total.as_secs_f64(),
-        error: o.error.clone().or_else(|| (!run.left.is_empty()).then(|| format!("left on the host: {}", run.left.join(", ")))),
+        error: o
+            .error
+            .clone()
+            .or_else(|| (!run.left.is_empty()).then(|| format!("left on the host: {}", run.left.join(", ")))),
         run: run.record,
     })
 }

@@ -492,7 +492,10 @@ fn report(run: &Run) -> ExitCode {
         return usage("the container ended without the suite's status");
     };
     if !machine.is_empty() {
-        eprintln!("{name}: the run changed the container's machine:\n{}", machine.join("\n"));
+        eprintln!(
+            "{name}: the run changed the container's machine:\n{}",
+            machine.join("\n")
+        );
         return Exit::MachineChanged.into();
     }
     eprintln!("{name}: the container's machine is as before the run");

@@ -16,10 +16,9 @@ pub fn filtered() -> bool {
 }
 
 fn filter_mode(status: &str) -> bool {
-    status.lines().any(|l| {
-        l.strip_prefix("Seccomp:")
-            .is_some_and(|v| v.trim() == "2")
-    })
+    status
+        .lines()
+        .any(|l| l.strip_prefix("Seccomp:").is_some_and(|v| v.trim() == "2"))
 }
 
 /// What a gVisor kernel means for a feature it lacks.

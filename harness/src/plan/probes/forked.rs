@@ -84,7 +84,10 @@ pub fn sysvipc(here: &Here) -> Found {
             return absent::call(
                 "msgget",
                 e,
-                format!("msgget: {}: no System V IPC (CONFIG_SYSVIPC)", crate::load::flags::errno_name(e as i32)),
+                format!(
+                    "msgget: {}: no System V IPC (CONFIG_SYSVIPC)",
+                    crate::load::flags::errno_name(e as i32)
+                ),
             );
         }
         // SAFETY: removes the queue just made; IPC_RMID reads no buffer.
@@ -294,9 +297,7 @@ fn pid_max_probe() -> Looked {
                 if nix::mount::mount(Some("proc"), "/proc", Some("proc"), nix::mount::MsFlags::empty(), none).is_err() {
                     return 10;
                 }
-                let opened = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open("/proc/sys/kernel/pid_max");
+                let opened = std::fs::OpenOptions::new().write(true).open("/proc/sys/kernel/pid_max");
                 match opened {
                     Ok(_) => 0,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => 11,

@@ -178,6 +178,9 @@ mod tests {
         assert_eq!(s(&["uts::"]), ["uts::", "--test-threads=1"]);
         assert_eq!(s(&["--test-threads", "2"]), ["--test-threads", "2"]);
         assert_eq!(s(&["features"]), ["features"]);
-        assert_eq!(s(&["--records", "x", "--", "uts::"]), ["--records", "x", "--test-threads=1", "--", "uts::"]);
+        assert_eq!(
+            s(&["--records", "x", "--", "uts::"]),
+            ["--records", "x", "--test-threads=1", "--", "uts::"]
+        );
     }
 }
