@@ -39,6 +39,9 @@ fn main() -> std::process::ExitCode {
             as_root_every_gap_runs_and_nothing_lacks_root,
         ),
         anywhere("coverage_min_fails_below_the_bar", coverage_min_fails_below_the_bar),
+        anywhere("a_seccomp_filter_is_named_not_an_old_kernel", || {
+            a_seccomp_filter_is_named_not_an_old_kernel().unwrap_or_else(|e| panic!("{e}"))
+        }),
         gated(
             "unprivileged_the_root_tests_are_ignored_or_required",
             || root_missing("switching to an ordinary user"),
@@ -383,4 +386,64 @@ fn coverage_min_fails_below_the_bar() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).to_lowercase().contains("usage"), "{}", text(&o));
+}
+
+/// A seccomp filter that answers clone3 (435 on x86_64) with ENOSYS, as
+/// Docker's default profile does, and lets every other call through.
+fn refuse_clone3() -> std::io::Result<()> {
+    let insn = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let mut prog = [
+        insn(0x20, 0, 0, 4),           // ld arch
+        insn(0x15, 0, 3, 0xc000_003e), // x86_64, else allow
+        insn(0x20, 0, 0, 0),           // ld nr
+        insn(0x15, 0, 1, 435),         // clone3, else allow
+        insn(0x06, 0, 0, 0x0005_0000 | libc::ENOSYS as u32),
+        insn(0x06, 0, 0, 0x7fff_0000),
+    ];
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_mut_ptr(),
+    };
+    // SAFETY: prctl with integer arguments, then a filter program that
+    // outlives the call; the kernel copies it.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(libc::PR_SET_SECCOMP, 2, &fprog as *const libc::sock_fprog) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Under a filter that refuses clone3, the probe says so, and names no
+/// Linux version; without it, on this kernel, clone3 is there.
+fn a_seccomp_filter_is_named_not_an_old_kernel() -> Result<(), String> {
+    if !cfg!(target_arch = "x86_64") {
+        return Ok(());
+    }
+    use std::os::unix::process::CommandExt;
+    let mut c = std::process::Command::new(bin());
+    c.arg("features");
+    // SAFETY: the hook only calls prctl, which is async-signal-safe.
+    unsafe { c.pre_exec(refuse_clone3) };
+    let o = c.output().map_err(|e| format!("nsconform features: {e}"))?;
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("clone3 "))
+        .ok_or(format!("no clone3 line:\n{out}"))?;
+    if !line.contains("refused by a filter") || line.contains("Linux 5.3") {
+        return Err(format!("under a filter refusing clone3, the probe said: {line}"));
+    }
+    let plain = std::process::Command::new(bin())
+        .arg("features")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let plain = String::from_utf8_lossy(&plain.stdout);
+    let line = plain.lines().find(|l| l.starts_with("clone3 ")).unwrap_or_default();
+    if line.contains("refused") {
+        return Err(format!("without a filter: {line}"));
+    }
+    Ok(())
 }

@@ -113,14 +113,22 @@ pub fn bare_desc(name: &str) -> Option<&'static str> {
 }
 
 pub const FEATURES: &[(&str, &str)] = &[
-    ("ns.uts", "/proc/self/ns/uts exists"),
-    ("ns.ipc", "/proc/self/ns/ipc exists"),
-    ("ns.pid", "/proc/self/ns/pid exists"),
-    ("ns.mnt", "/proc/self/ns/mnt exists"),
-    ("ns.net", "/proc/self/ns/net exists"),
-    ("ns.user", "/proc/self/ns/user exists"),
-    ("ns.cgroup", "/proc/self/ns/cgroup exists (Linux 4.6)"),
-    ("ns.time", "/proc/self/ns/time exists (Linux 5.6)"),
+    ("ns.uts", "a child can unshare(CLONE_NEWUTS)"),
+    ("ns.ipc", "a child can unshare(CLONE_NEWIPC)"),
+    ("ns.pid", "a child can unshare(CLONE_NEWPID)"),
+    ("ns.mnt", "a child can unshare(CLONE_NEWNS)"),
+    ("ns.net", "a child can unshare(CLONE_NEWNET)"),
+    ("ns.user", "a child can unshare(CLONE_NEWUSER)"),
+    ("ns.cgroup", "a child can unshare(CLONE_NEWCGROUP) (Linux 4.6)"),
+    ("ns.time", "a child can unshare(CLONE_NEWTIME) (Linux 5.6)"),
+    ("nsfs.uts", "/proc/self/ns/uts exists"),
+    ("nsfs.ipc", "/proc/self/ns/ipc exists"),
+    ("nsfs.pid", "/proc/self/ns/pid exists"),
+    ("nsfs.mnt", "/proc/self/ns/mnt exists"),
+    ("nsfs.net", "/proc/self/ns/net exists"),
+    ("nsfs.user", "/proc/self/ns/user exists"),
+    ("nsfs.cgroup", "/proc/self/ns/cgroup exists (Linux 4.6)"),
+    ("nsfs.time", "/proc/self/ns/time exists (Linux 5.6)"),
     ("pid_for_children", "/proc/self/ns/pid_for_children exists (Linux 4.12)"),
     (
         "time_for_children",
@@ -158,7 +166,11 @@ pub const FEATURES: &[(&str, &str)] = &[
     ("siocgskns", "SIOCGSKNS answers on a socket (Linux 4.10)"),
     ("veth", "a veth pair can be created in a new network namespace"),
     ("mqueue", "the mqueue filesystem is available"),
-    ("sysvipc", "/proc/sysvipc exists (CONFIG_SYSVIPC)"),
+    ("sysvipc", "System V IPC works: msgget(IPC_PRIVATE) (CONFIG_SYSVIPC)"),
+    (
+        "proc_sysvipc",
+        "/proc/sysvipc exists, where the ipc.* observations read System V objects",
+    ),
     ("cgroup2", "the cgroup2 filesystem is available"),
     (
         "cgroup_nonroot",

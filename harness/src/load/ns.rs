@@ -79,9 +79,14 @@ impl Ns {
         self.info().oci
     }
 
-    /// The kernel feature that gates the type (`ns.uts`, ...).
+    /// The kernel feature that says the type can be made (`ns.uts`, ...).
     pub fn feature(self) -> &'static str {
         self.info().feature
+    }
+
+    /// The kernel feature that says the type's nsfs file is there (`nsfs.uts`, ...).
+    pub fn nsfs_feature(self) -> String {
+        format!("nsfs.{}", self.proc_name())
     }
 
     /// The type a case file or /proc names so (`mnt`), or the runtime-spec

@@ -1,6 +1,7 @@
 //! What a whole case uses, each found with one walk over its processes and
-//! steps (`walk`): the namespace types, whether it has isolation
-//! assertions, the names its steps keep results under, its syncs.
+//! steps (`walk`): the namespace types, the nsfs files its steps name,
+//! whether it has isolation assertions, the names its steps keep results
+//! under, its syncs.
 
 use super::model::CaseSpec;
 use super::ns::Ns;
@@ -34,6 +35,30 @@ pub fn namespaces_used(spec: &CaseSpec) -> BTreeSet<Ns> {
     out
 }
 
+/// Namespace types whose nsfs file (`/proc/PID/ns/TYPE`) a step names: it
+/// opens, joins, binds, stats or asks an ioctl of it (a path in any of
+/// the step's arguments, a command's included). Such a step needs the
+/// file, not only the type's behaviour.
+pub fn nsfs_named(spec: &CaseSpec) -> BTreeSet<Ns> {
+    let mut out = BTreeSet::new();
+    walk::each_op(spec, |op| out.extend(nsfs_in(&format!("{op:?}"))));
+    out
+}
+
+/// The types `…/ns/TYPE` names in `text` (`pid`, not `pid_for_children`).
+pub fn nsfs_in(text: &str) -> BTreeSet<Ns> {
+    let mut out = BTreeSet::new();
+    for (i, _) in text.match_indices("/ns/") {
+        let rest = &text[i + 4..];
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        out.extend(Ns::from_name(&word).filter(|ns| ns.proc_name() == word));
+    }
+    out
+}
+
 /// The names steps keep results and fds under (`as`, and a pipe's
 /// `NAME.r`/`NAME.w`), anywhere in the case.
 pub fn kept_names(spec: &CaseSpec) -> BTreeSet<String> {
@@ -61,4 +86,18 @@ pub fn syncs_used(spec: &CaseSpec) -> BTreeSet<String> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nsfs_paths_name_their_type_only() {
+        let found = nsfs_in(
+            r#"Setns { path: "/proc/{child}/ns/uts" } cmd "stat /proc/self/ns/pid_for_children /proc/1/ns/mnt)""#,
+        );
+        assert_eq!(found, BTreeSet::from([Ns::Uts, Ns::Mnt]));
+        assert!(nsfs_in("/proc/self/ns/ and /ns/mount").is_empty());
+    }
 }

@@ -28,6 +28,13 @@ const IN_SANDBOX_MEMORY: &[&str] = &[
 
 static ANSWER: OnceLock<Option<String>> = OnceLock::new();
 
+/// Whether the kernel is gVisor's (its own procfs file is there), whatever
+/// the mounts: a kernel that is not Linux, whose missing calls and files
+/// say nothing of a Linux version.
+pub fn gvisor() -> bool {
+    std::path::Path::new(GVISOR_MARK).exists()
+}
+
 /// Why this machine is throwaway, or `None` (always on a real host).
 /// Decided once (the zygote asks before its first sandbox, which inherit
 /// the answer) from the caller's mount namespace.

@@ -82,6 +82,9 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
     for ns in crate::load::namespaces_used(spec) {
         out.insert(ns.feature().to_string());
     }
+    for ns in crate::load::uses::nsfs_named(spec) {
+        out.insert(ns.nsfs_feature());
+    }
     let mut steps_seen = |op: &Op| match op {
         Op::Clone3(a) => {
             out.insert("clone3".into());
@@ -113,6 +116,12 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
         Op::Msgget(_) | Op::Shmget(_) | Op::Semget(_) => {
             out.insert("sysvipc".into());
         }
+        Op::Pidfd(_) => {
+            out.insert("pidfd".into());
+        }
+        Op::Write(w) if w.path.ends_with("/timens_offsets") => {
+            out.insert("timens_offsets".into());
+        }
         _ => {}
     };
     walk::each_op(spec, &mut steps_seen);
@@ -138,10 +147,24 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
             }
             if key.starts_with("ipc.") {
                 out.insert("sysvipc".into());
+                out.insert("proc_sysvipc".into());
+            }
+            if let Some(ns) = nsfs_observed(&c.key()) {
+                out.insert(ns.nsfs_feature());
             }
         }
     }
     out
+}
+
+/// The namespace type whose nsfs file an observation reads, if it reads one.
+fn nsfs_observed(key: &crate::load::expect::ObsKey) -> Option<Ns> {
+    use crate::load::expect::ObsKey;
+    match key {
+        ObsKey::Ns(l) | ObsKey::NsLinkText(l) | ObsKey::NsStat(l) => Some(l.ns()),
+        ObsKey::Seen(_, inner) => nsfs_observed(inner),
+        _ => None,
+    }
 }
 
 /// Why the case needs root, if it does something that takes CAP_SYS_ADMIN

@@ -32,6 +32,12 @@ pub struct MatrixArgs {
     /// Leave out the run on this machine's kernel
     #[arg(long)]
     no_host: bool,
+    /// Leave out the run on gVisor (made where runsc is installed and the matrix runs as root)
+    #[arg(long)]
+    no_runsc: bool,
+    /// The runsc binary of the gVisor row (default: runsc on PATH)
+    #[arg(long, value_name = "PATH")]
+    runsc: Option<PathBuf>,
     /// VMs at once (default: CPUs / --smp)
     #[arg(long)]
     jobs: Option<usize>,
@@ -336,6 +342,7 @@ pub fn to_markdown(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, f
     for (ids, case) in &differ {
         s.push_str(&line(ids, case, false));
     }
+    s.push_str(&gvisor_differs(columns, &rows));
     if full {
         s.push_str("\nEvery behaviour, with the case's own time where it ran:\n\n");
         s.push_str(&head);
@@ -356,6 +363,37 @@ pub fn baseline_md(b: &Compared) -> String {
         }
     }
     s
+}
+
+/// Where gVisor differs from Linux: the behaviours whose runsc cell is not
+/// the host's (or, without a host column, the last kernel's).
+fn gvisor_differs(columns: &[Column], rows: &[(String, String)]) -> String {
+    let Some(g) = columns.iter().find(|c| c.label == super::runsc::TARGET) else {
+        return String::new();
+    };
+    let Some(linux) = columns
+        .iter()
+        .rev()
+        .find(|c| c.label.starts_with("host "))
+        .or_else(|| columns.iter().rev().find(|c| c.label != g.label))
+    else {
+        return String::new();
+    };
+    let differ: Vec<String> = rows
+        .iter()
+        .filter_map(|(ids, case)| {
+            let (a, b) = (cell_of(&g.run.trials, case), cell_of(&linux.run.trials, case));
+            (a.as_ref().map(|c| c.verdict) != b.as_ref().map(|c| c.verdict))
+                .then(|| format!("| {ids} | `{case}` | {} | {} |\n", cell_md(&b), cell_md(&a)))
+        })
+        .collect();
+    format!(
+        "\nWhere gVisor differs from Linux ({} behaviours; Linux is `{}`):\n\n| IDs | case | {} | runsc |\n|---|---|---|---|\n{}",
+        differ.len(),
+        linux.label,
+        linux.label,
+        differ.concat()
+    )
 }
 
 const HTML_HEAD: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>nsconform: kernel compatibility</title>\n<style>\nbody{font-family:sans-serif;margin:1em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}\n.pass{background:#d8f5d8}.fail,.error,.xpass{background:#f8c8c8;font-weight:bold}.ignored{background:#f3efc8}.xfail{background:#e8e0f5}.absent{color:#999}code{font-size:12px}\n</style></head><body>\n<h1>nsconform: kernel compatibility</h1>\n<p>Each behaviour (catalogue ID and case, with its control) by kernel. Hover a cell for the reason or the failure.</p>\n";
@@ -509,6 +547,31 @@ fn host_column(suite: &[String], cases: Option<&std::path::Path>) -> Column {
     }
 }
 
+/// gVisor, as a column (`nsconform vm runsc`), or why there is none here.
+fn runsc_column(selection: &[String], a: &MatrixArgs) -> Result<Column, String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("runsc runs its containers as root here, and this matrix does not run as root".into());
+    }
+    let opts = super::runsc::RunscOpts {
+        runsc: a.runsc.clone(),
+        timeout: a.opts.timeout,
+        cases: a.opts.cases.clone(),
+    };
+    let channel = super::runsc::channel(opts.runsc.as_deref(), None, None)?;
+    let run = super::runsc::run(&opts, &super::runsc::guest_args(selection), channel)?;
+    let o = &run.outcome;
+    Ok(Column {
+        label: super::runsc::TARGET.into(),
+        boot_s: o.boot.map(|b| b.as_secs_f64()),
+        total_s: o.total.as_secs_f64(),
+        error: o
+            .error
+            .clone()
+            .or_else(|| (!run.left.is_empty()).then(|| format!("left on the host: {}", run.left.join(", ")))),
+        run: run.record,
+    })
+}
+
 /// The run of a column that has none.
 fn missing_run() -> RunRecord {
     RunRecord {
@@ -596,7 +659,7 @@ fn vm_columns(kernels: &[String], opts: &VmOpts, guest_args: &[String], jobs: us
 }
 
 /// Each case's catalogue IDs.
-fn covers(cases: Option<&std::path::Path>) -> BTreeMap<String, Vec<String>> {
+pub fn covers(cases: Option<&std::path::Path>) -> BTreeMap<String, Vec<String>> {
     let dir = cases.map(PathBuf::from).unwrap_or_else(crate::plan::env::cases_dir);
     match crate::load::load_dir(&dir, crate::load::Catalogue::builtin()) {
         Ok(l) => l
@@ -695,6 +758,13 @@ pub fn main(args: &[String]) -> ExitCode {
     if !a.no_host {
         eprintln!("nsconform matrix: the suite on this machine");
         columns.push(host_column(&selection, a.opts.cases.as_deref()));
+    }
+    if !a.no_runsc {
+        eprintln!("nsconform matrix: the suite on gVisor (runsc)");
+        match runsc_column(&selection, &a) {
+            Ok(c) => columns.push(c),
+            Err(why) => eprintln!("nsconform matrix: no gVisor row: {why}"),
+        }
     }
     let covers = covers(a.opts.cases.as_deref());
     let compared = base.as_ref().zip(a.baseline.as_ref()).map(|(b, file)| Compared {

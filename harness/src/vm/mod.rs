@@ -7,6 +7,7 @@
 //! reads the guest's records and shows them, [`matrix`] the table.
 //! `nsconform vm runsc` runs the suite on gVisor instead ([`runsc`]).
 
+pub mod areas;
 pub mod cache;
 pub mod cpio;
 pub mod guest;
@@ -278,7 +279,7 @@ pub fn cut(o: &qemu::Outcome) -> Option<crate::record::Status> {
 /// stdout copied here; the suite's records are rendered here.
 pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
     if args.first().map(String::as_str) == Some(runsc::TARGET) {
-        return runsc::main(&args[1..]);
+        return runsc::main(&args[1..], is_command);
     }
     let a: VmArgs = match crate::plan::env::parse_args("vm", args) {
         Ok(a) => a,

@@ -12,28 +12,11 @@ pub mod bundle;
 pub mod init;
 pub mod leftovers;
 
-use super::qemu::{MARK_KERNEL, MARK_START};
-
-/// Lines the container's init prints on its stdout after the suite's: how
-/// the suite ended and what the run changed in the container.
-pub const MARK_EXIT: &str = "nsconform-guest: exit ";
-pub const MARK_MACHINE: &str = "nsconform-guest: machine ";
-
-/// How a runsc run ended, as its init reported it.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    pub stdout: Vec<u8>,
-    /// The suite's exit status as the init reported it.
-    pub exit: Option<i32>,
-    /// `/proc/version` in the container.
-    pub kernel: Option<String>,
-    /// The machine-state check around the run: `None` unchanged, else what changed.
-    pub machine: Option<String>,
-    pub boot: Option<Duration>,
-    pub total: Duration,
-    /// Why the run did not end on its own (timeout, runsc error).
-    pub error: Option<String>,
-}
+use super::qemu::{self, MARK_KERNEL, MARK_START};
+use super::results::{Channel, HostSide, Show};
+use crate::exit::Exit;
+use crate::record::RunRecord;
+use crate::record::stream::Writer;
 use clap::Parser;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -65,19 +48,50 @@ pub struct RunscOpts {
 struct RunscArgs {
     #[command(flatten)]
     opts: RunscOpts,
-    /// The suite's arguments, as for the suite on this machine (filters, --format json, ...)
+    /// Write a JUnit XML report of the run here
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// The suite's arguments, as for the suite on this machine (filters, --format ktap, --junit FILE,
+    /// --records FILE: files are written here), or a command and its arguments (`features`)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     suite: Vec<String>,
 }
 
-/// A finished run: what the container reported, and what runsc it was.
+/// A finished run: the container's records, and what runsc it was.
 pub struct Run {
     pub runsc: PathBuf,
     /// `runsc --version`'s first line.
     pub version: String,
-    pub outcome: Outcome,
+    /// How the container ran, as a VM's boot: gVisor's kernel line, the
+    /// time to the suite, why the host ended it (if it did).
+    pub outcome: qemu::Outcome,
+    /// The suite's records as the container sent them.
+    pub record: RunRecord,
+    /// The container init's word: the command's exit status and what the
+    /// run changed in the container's machine.
+    pub guest: Option<(i32, Vec<String>)>,
     /// What could not be removed from the host afterwards (empty: nothing).
     pub left: Vec<String>,
+}
+
+/// The suite's arguments inside: its records on the container's stdout
+/// (the results channel), libtest's own lines nowhere, then `selection`.
+pub fn guest_args(selection: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = ["--records", "/dev/stdout", "--logfile", "/dev/null", "--color", "never"]
+        .map(String::from)
+        .to_vec();
+    v.extend(selection.iter().cloned());
+    v
+}
+
+/// What the host knows of the run that the container does not.
+fn host_side(version: &str) -> HostSide {
+    HostSide {
+        package: Some(version.to_string()),
+        image_version: String::new(),
+        qemu: None,
+        accel: TARGET.into(),
+    }
 }
 
 /// runsc's own settings for the container: no network; no cgroup of the
@@ -170,13 +184,12 @@ fn start(runsc: &Path, dir: &leftovers::RunDir, id: &str) -> Result<std::process
     c.spawn().map_err(|e| format!("{}: {e}", runsc.display()))
 }
 
-/// What the container's stderr said: its markers, and runsc's own last lines.
+/// What the container's stderr said: gVisor's kernel line, when the
+/// suite started, and runsc's (or the init's) last lines.
 #[derive(Default)]
 struct Said {
     kernel: Option<String>,
     started: Option<Instant>,
-    exit: Option<i32>,
-    machine: Vec<String>,
     other: Vec<String>,
 }
 
@@ -188,12 +201,6 @@ fn read_stderr(err: impl Read) -> Said {
             said.kernel = Some(v.to_string());
         } else if line == MARK_START {
             said.started = Some(Instant::now());
-        } else if let Some(v) = line.strip_prefix(MARK_EXIT) {
-            said.exit = v.trim().parse().ok();
-        } else if let Some(v) = line.strip_prefix(MARK_MACHINE) {
-            if v != "unchanged" {
-                said.machine.push(v.to_string());
-            }
         } else {
             eprintln!("{line}");
             said.other.push(line);
@@ -202,34 +209,35 @@ fn read_stderr(err: impl Read) -> Said {
     said
 }
 
-/// Copy the suite's stdout through, keeping it.
-fn read_stdout(mut out: impl Read, stream: bool) -> Vec<u8> {
-    let mut all = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n @ 1..) = out.read(&mut buf) {
-        all.extend_from_slice(&buf[..n]);
-        if stream {
+/// The container's stdout, the results channel: each record line to the
+/// channel; any other line (a command's output, `vm runsc features`)
+/// copied through.
+fn read_stdout(out: impl Read, channel: &Channel) {
+    for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+        if serde_json::from_str::<crate::record::stream::Line>(line.trim()).is_ok() {
+            channel.line(&line);
+        } else {
             let mut o = std::io::stdout().lock();
-            let _ = o.write_all(&buf[..n]);
+            let _ = writeln!(o, "{line}");
             let _ = o.flush();
         }
     }
-    all
 }
 
 /// Wait for `runsc run` to end, or end it: on the timeout or an interrupt.
-fn wait(child: &mut std::process::Child, timeout: Duration, started: Instant) -> Option<String> {
+/// Returns why it was ended, and whether that was the timeout.
+fn wait(child: &mut std::process::Child, timeout: Duration, started: Instant) -> Option<(String, bool)> {
     loop {
         match child.try_wait() {
             Ok(Some(_)) => return None,
-            Err(e) => return Some(format!("waiting for runsc: {e}")),
+            Err(e) => return Some((format!("waiting for runsc: {e}"), false)),
             Ok(None) => {}
         }
         let signal = INTERRUPTED.load(Ordering::Relaxed);
         let why = if signal != 0 {
-            Some(format!("interrupted by signal {signal}"))
+            Some((format!("interrupted by signal {signal}"), false))
         } else if started.elapsed() > timeout {
-            Some(format!("the run did not end within {} s", timeout.as_secs()))
+            Some((format!("the run did not end within {} s", timeout.as_secs()), true))
         } else {
             None
         };
@@ -246,100 +254,78 @@ fn wait(child: &mut std::process::Child, timeout: Duration, started: Instant) ->
     }
 }
 
-/// How the container ended: the suite's stdout, what its stderr said, and
-/// why it was stopped, if it was.
-struct Ended {
-    stdout: Vec<u8>,
-    said: Said,
-    stopped: Option<String>,
-    status: Option<std::process::ExitStatus>,
-}
-
-/// Write the bundle, run the container and wait for it.
+/// Write the bundle, run the container and wait for it; its records go
+/// to `channel` as they come.
 fn contain(
     opts: &RunscOpts,
-    suite: &[String],
+    args: &[String],
     runsc: &Path,
     dir: &leftovers::RunDir,
     id: &str,
-    stream: bool,
-) -> Result<Ended, String> {
+    channel: &Channel,
+) -> Result<qemu::Outcome, String> {
     let started = Instant::now();
-    let config = bundle::config(&process(opts, suite)?);
+    let config = bundle::config(&process(opts, args)?);
     let text = serde_json::to_string_pretty(&config).map_err(|e| e.to_string())?;
     let path = dir.bundle().join("config.json");
     std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut child = start(runsc, dir, id)?;
     let out = child.stdout.take().ok_or("no stdout")?;
     let err = child.stderr.take().ok_or("no stderr")?;
-    let out = std::thread::spawn(move || read_stdout(out, stream));
-    let err = std::thread::spawn(move || read_stderr(err));
-    let stopped = wait(&mut child, Duration::from_secs(opts.timeout), started);
-    let status = child.wait().ok();
-    Ok(Ended {
-        stdout: out.join().unwrap_or_default(),
-        said: err.join().unwrap_or_default(),
-        stopped,
+    let (stopped, said) = std::thread::scope(|scope| {
+        scope.spawn(move || read_stdout(out, channel));
+        let err = scope.spawn(move || read_stderr(err));
+        let stopped = wait(&mut child, Duration::from_secs(opts.timeout), started);
+        (stopped, err.join().unwrap_or_default())
+    });
+    let status = child.wait().ok().map(|s| s.to_string());
+    let mut o = qemu::Outcome {
+        kernel: said.kernel,
+        boot: said.started.map(|s| s.duration_since(started)),
+        total: started.elapsed(),
         status,
-    })
+        ..Default::default()
+    };
+    if let Some((why, timed_out)) = stopped {
+        o.error = Some(why);
+        o.timed_out = timed_out;
+    } else if channel.guest().is_none() {
+        let tail: Vec<String> = said.other.iter().rev().take(15).rev().cloned().collect();
+        o.error = Some(format!(
+            "the container ended without the suite's status ({}); runsc said:\n{}",
+            o.status.as_deref().unwrap_or_default(),
+            tail.join("\n")
+        ));
+    }
+    Ok(o)
 }
 
-/// The suite with `suite` on runsc, in a container made and removed here.
-pub fn run(opts: &RunscOpts, suite: &[String], stream: bool) -> Result<Run, String> {
+/// Run `args` (the suite's, or a command) on runsc, in a container made
+/// and removed here; `channel` gets the records and renders them.
+pub fn run(opts: &RunscOpts, args: &[String], channel: Channel) -> Result<Run, String> {
     let runsc = find_runsc(opts.runsc.as_deref())?;
     let version = version(&runsc)?;
     let dir = leftovers::RunDir::create()?;
     let id = leftovers::container_id(std::process::id());
-    let started = Instant::now();
-    let ended = contain(opts, suite, &runsc, &dir, &id, stream);
+    let outcome = contain(opts, args, &runsc, &dir, &id, &channel);
     let left = leftovers::clean(&dir.path, &id, &runsc);
-    let Ended {
-        stdout,
-        said,
-        stopped,
-        status,
-    } = ended?;
-    let error = stopped.or_else(|| {
-        said.exit.is_none().then(|| {
-            format!(
-                "the container ended without the suite's status ({}); runsc said:\n{}",
-                status.map(|s| s.to_string()).unwrap_or_default(),
-                said.other
-                    .iter()
-                    .rev()
-                    .take(15)
-                    .rev()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            )
-        })
-    });
-    let outcome = Outcome {
-        stdout,
-        exit: said.exit,
-        kernel: said.kernel,
-        machine: (!said.machine.is_empty()).then(|| said.machine.join("\n")),
-        boot: said.started.map(|s| s.duration_since(started)),
-        total: started.elapsed(),
-        error,
-    };
+    let outcome = outcome?;
+    let guest = channel.guest();
+    let record = channel.finish(super::cut(&outcome), outcome.total);
     Ok(Run {
         runsc,
         version,
         outcome,
+        record,
+        guest,
         left,
     })
 }
 
-/// passed, failed, ignored: libtest's last line ("test result: ...").
-pub fn counts(stdout: &str) -> Option<(u32, u32, u32)> {
-    let line = stdout.lines().rev().find(|l| l.starts_with("test result: "))?;
-    let n = |word: &str| -> Option<u32> {
-        line.split(';')
-            .find_map(|part| part.trim().strip_suffix(word)?.split_whitespace().last()?.parse().ok())
-    };
-    Some((n(" passed")?, n(" failed")?, n(" ignored")?))
+/// The channel of a run on runsc, as `vm` makes a VM's.
+pub fn channel(runsc: Option<&Path>, show: Option<Show>, records: Option<Writer>) -> Result<Channel, String> {
+    let version = version(&find_runsc(runsc)?)?;
+    Ok(Channel::new(show, records, host_side(&version)))
 }
 
 /// A thread that notes the first interrupt for `wait`, which ends the run
@@ -375,18 +361,40 @@ fn die_of_interrupt() {
     }
 }
 
-/// `nsconform vm runsc [options] [suite arguments]`.
-pub fn main(args: &[String]) -> ExitCode {
+/// `nsconform vm runsc [options] [suite arguments | command]`, as
+/// `nsconform vm KERNEL`: the suite's records rendered here, a command's
+/// output copied through.
+pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
     let a = match crate::plan::env::parse_args::<RunscArgs>("vm runsc", args) {
         Ok(a) => a,
         Err(code) => return code,
     };
-    let mut suite = a.suite.clone();
-    if suite.first().map(String::as_str) == Some("--") {
-        suite.remove(0);
+    let mut rest = a.suite.clone();
+    if rest.first().map(String::as_str) == Some("--") {
+        rest.remove(0);
     }
+    let asked = if rest.first().is_some_and(|w| is_command(w)) {
+        if a.junit.is_some() {
+            return usage("--junit reports the suite's run, not a command's");
+        }
+        Asked {
+            guest: rest,
+            show: None,
+            junit: None,
+            records: None,
+        }
+    } else {
+        match suite_asked(&a, rest) {
+            Ok(x) => x,
+            Err(code) => return code,
+        }
+    };
+    let channel = match channel(a.opts.runsc.as_deref(), asked.show, asked.records) {
+        Ok(c) => c,
+        Err(e) => return usage(&e),
+    };
     watch_interrupts();
-    let run = run(&a.opts, &suite, true);
+    let run = run(&a.opts, &asked.guest, channel);
     if INTERRUPTED.load(Ordering::Relaxed) != 0 {
         if let Ok(r) = &run {
             for l in &r.left {
@@ -397,17 +405,61 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     let run = match run {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("nsconform vm runsc: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return usage(&e),
     };
+    if let Some(path) = &asked.junit
+        && let Err(e) = std::fs::write(path, crate::report::render::junit::render(&run.record))
+    {
+        return usage(&format!("{}: {e}", path.display()));
+    }
+    if asked.show.is_some_and(|s| !s.list) {
+        let covers = super::matrix::covers(a.opts.cases.as_deref());
+        eprint!("{}", super::areas::render(&run.record, &covers));
+    }
     report(&run)
 }
 
+/// What the command line asks of the container and of the host.
+struct Asked {
+    /// The arguments of the container's command.
+    guest: Vec<String>,
+    show: Option<Show>,
+    junit: Option<PathBuf>,
+    records: Option<Writer>,
+}
+
+/// The suite's arguments: what the container runs, what the host renders.
+fn suite_asked(a: &RunscArgs, rest: Vec<String>) -> Result<Asked, ExitCode> {
+    let argv: Vec<String> = std::iter::once("nsconform vm runsc".to_string()).chain(rest).collect();
+    let mut suite = crate::report::args::parse("nsconform vm runsc", &argv).map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(e.exit_code().clamp(0, 255) as u8)
+    })?;
+    let records = match suite.records.take() {
+        Some(p) => Some(Writer::create(&p).map_err(|e| usage(&format!("{}: {e}", p.display())))?),
+        None => None,
+    };
+    Ok(Asked {
+        guest: guest_args(&suite.selection_argv()),
+        show: Some(Show {
+            format: suite.format,
+            list: suite.libtest.list,
+        }),
+        junit: a.junit.clone().or(suite.junit.take()),
+        records,
+    })
+}
+
+fn usage(e: &str) -> ExitCode {
+    eprintln!("nsconform vm runsc: {e}");
+    Exit::Usage.into()
+}
+
 /// The run's summary on stderr, and the exit code: the suite's, or 2 when
-/// the run went wrong, 3 when it changed the container's machine.
+/// the run went wrong (124 at the timeout), 3 when it changed the
+/// container's machine.
 fn report(run: &Run) -> ExitCode {
+    use crate::record::Verdict;
     let o = &run.outcome;
     let name = "nsconform vm runsc";
     eprintln!(
@@ -416,45 +468,43 @@ fn report(run: &Run) -> ExitCode {
         run.runsc.display(),
         o.kernel.as_deref().unwrap_or("the kernel did not say")
     );
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    let counted = match counts(&stdout) {
-        Some((p, f, i)) => format!("{p} passed, {f} failed, {i} ignored"),
-        None => "no libtest summary in the suite's output".into(),
-    };
-    eprintln!("{name}: {counted}; whole run {:.1} s", o.total.as_secs_f64());
+    let n = |v| crate::record::count(&run.record.trials, v);
+    eprintln!(
+        "{name}: {} passed, {} failed, {} ignored, {} errors; whole run {:.1} s",
+        n(Verdict::Pass) + n(Verdict::Xfail),
+        n(Verdict::Fail) + n(Verdict::Xpass),
+        n(Verdict::Ignored),
+        n(Verdict::Error),
+        o.total.as_secs_f64()
+    );
     if !run.left.is_empty() {
         for l in &run.left {
             eprintln!("{name}: left on the host: {l}");
         }
-        return ExitCode::from(2);
+        return Exit::Usage.into();
     }
     eprintln!("{name}: nothing of the run is left on the host");
     if let Some(e) = &o.error {
         eprintln!("{name}: {e}");
-        return ExitCode::from(2);
+        return if o.timed_out { Exit::TimedOut } else { Exit::Usage }.into();
     }
-    if let Some(m) = &o.machine {
-        eprintln!("{name}: the run changed the container's machine:\n{m}");
-        return ExitCode::from(3);
+    let Some((code, machine)) = &run.guest else {
+        return usage("the container ended without the suite's status");
+    };
+    if !machine.is_empty() {
+        eprintln!(
+            "{name}: the run changed the container's machine:\n{}",
+            machine.join("\n")
+        );
+        return Exit::MachineChanged.into();
     }
     eprintln!("{name}: the container's machine is as before the run");
-    ExitCode::from(o.exit.unwrap_or(2).clamp(0, 255) as u8)
+    ExitCode::from((*code).clamp(0, 255) as u8)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn libtests_summary_gives_the_counts() {
-        let out = "test a ... ok\n\ntest result: FAILED. 37 passed; 80 failed; 337 ignored; 0 measured; 0 filtered out; finished in 24.47s\n";
-        assert_eq!(counts(out), Some((37, 80, 337)));
-        assert_eq!(
-            counts("test result: ok. 1 passed; 0 failed; 2 ignored; 0 measured"),
-            Some((1, 0, 2))
-        );
-        assert_eq!(counts("nothing"), None);
-    }
 
     #[test]
     fn a_runsc_that_is_not_there_is_named() {

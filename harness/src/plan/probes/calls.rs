@@ -2,6 +2,7 @@
 //! nothing they do changes it.
 
 use super::Here;
+use super::absent;
 use super::found::Found;
 use crate::load::ns::Ns;
 use crate::sys;
@@ -13,26 +14,24 @@ fn name(e: Errno) -> String {
 }
 
 pub fn exists(path: &str) -> Found {
-    if std::path::Path::new(path).exists() {
-        Found::Present
-    } else {
-        Found::Missing(format!("{path} is missing"))
-    }
+    absent::file(path)
 }
 
+/// The namespace type's nsfs file, /proc/self/ns/TYPE.
 pub fn ns_file(ns: Ns) -> Found {
-    match exists(&format!("/proc/self/ns/{}", ns.proc_name())) {
-        Found::Missing(why) => Found::Missing(format!("{why}: the kernel lacks this namespace type")),
-        other => other,
+    let path = format!("/proc/self/ns/{}", ns.proc_name());
+    if std::path::Path::new(&path).exists() {
+        Found::Present
+    } else {
+        absent::missing_file(&path, ": no nsfs file for this namespace type")
     }
 }
 
-/// A syscall the kernel has when it does not answer ENOSYS.
-fn syscalls(what: &str, calls: &[(libc::c_long, [usize; 4])]) -> Found {
-    if calls.iter().all(|(nr, args)| sys::syscall_exists(*nr, *args)) {
-        Found::Present
-    } else {
-        Found::Missing(format!("{what} ENOSYS"))
+/// A syscall the kernel has when it does not answer ENOSYS (nor a filter for it).
+fn syscalls(what: &str, calls: &[(&str, libc::c_long, [usize; 4])]) -> Found {
+    match calls.iter().find(|(_, nr, args)| !sys::syscall_exists(*nr, *args)) {
+        None => Found::Present,
+        Some((call, ..)) => absent::call(call, Errno::ENOSYS, format!("{what} ENOSYS")),
     }
 }
 
@@ -41,7 +40,7 @@ pub fn clone3(_: &Here) -> Found {
     // size below CLONE_ARGS_SIZE_VER0 (EINVAL) or lacks clone3 (ENOSYS)
     // before reading anything, so no child is ever created.
     match unsafe { sys::clone3_raw(std::ptr::null(), 0) } {
-        Err(Errno::ENOSYS) => Found::Missing("clone3 is ENOSYS".into()),
+        Err(e @ (Errno::ENOSYS | Errno::EPERM)) => absent::call("clone3", e, format!("clone3 is {}", name(e))),
         _ => Found::Present,
     }
 }
@@ -58,7 +57,7 @@ pub fn clone3_set_tid(_: &Here) -> Found {
     // accepted it would make a plain fork-like child, which leaves at once.
     match unsafe { sys::clone3_raw((&args as *const sys::CloneArgs).cast(), 80) } {
         Err(Errno::EINVAL) => Found::Present,
-        Err(e) => Found::Missing(format!("clone3 with set_tid_size gave {}", name(e))),
+        Err(e) => absent::call("clone3", e, format!("clone3 with set_tid_size gave {}", name(e))),
         Ok(0) => crate::entry::run_quiet(|| 0),
         Ok(_) => Found::Off("clone3 accepted a null set_tid".into()),
     }
@@ -71,13 +70,18 @@ fn own_pidfd() -> Result<OwnedFd, Errno> {
 pub fn pidfd(_: &Here) -> Found {
     match own_pidfd() {
         Ok(_) => Found::Present,
-        Err(e) => Found::Missing(format!("pidfd_open: {}", name(e))),
+        Err(e) => no_pidfd(e),
     }
 }
 
+fn no_pidfd(e: Errno) -> Found {
+    absent::call("pidfd_open", e, format!("no pidfds: pidfd_open is {}", name(e)))
+}
+
 pub fn setns_pidfd(_: &Here) -> Found {
-    let Ok(pidfd) = own_pidfd() else {
-        return Found::Missing("no pidfds".into());
+    let pidfd = match own_pidfd() {
+        Ok(p) => p,
+        Err(e) => return no_pidfd(e),
     };
     // Joining our own UTS namespace is harmless; EINVAL means the pidfd is not accepted.
     match sys::setns_raw(pidfd.as_raw_fd(), Ns::Uts.flag() as i64) {
@@ -87,8 +91,9 @@ pub fn setns_pidfd(_: &Here) -> Found {
 }
 
 pub fn pidfd_get_info(_: &Here) -> Found {
-    let Ok(pidfd) = own_pidfd() else {
-        return Found::Missing("no pidfds".into());
+    let pidfd = match own_pidfd() {
+        Ok(p) => p,
+        Err(e) => return no_pidfd(e),
     };
     // struct pidfd_info starts with a u64 mask; VER0 is 64 bytes.
     let mut info = [0u64; 8];
@@ -112,69 +117,112 @@ fn pidfd_info_result(r: i32, errno: Errno) -> Found {
 }
 
 fn open_ns(ty: &str) -> Result<std::fs::File, Found> {
-    std::fs::File::open(format!("/proc/self/ns/{ty}"))
-        .map_err(|e| Found::Off(format!("cannot open /proc/self/ns/{ty}: {e}")))
+    let path = format!("/proc/self/ns/{ty}");
+    std::fs::File::open(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => absent::missing_file(&path, ""),
+        _ => Found::Off(format!("cannot open {path}: {e}")),
+    })
+}
+
+/// The first namespace type whose nsfs file is here (a kernel that is not
+/// Linux may have only some), to ask nsfs questions of.
+fn some_ns() -> Result<(Ns, std::fs::File), Found> {
+    let mut first = None;
+    for ns in Ns::ALL {
+        match open_ns(ns.proc_name()) {
+            Ok(f) => return Ok((ns, f)),
+            Err(why) => first = first.or(Some(why)),
+        }
+    }
+    Err(first.unwrap_or_else(|| Found::Off("no namespace type".into())))
 }
 
 pub fn ns_ioctl(_: &Here) -> Found {
-    let uts = match open_ns("uts") {
-        Ok(f) => f,
-        Err(off) => return off,
+    let (ns, f) = match some_ns() {
+        Ok(x) => x,
+        Err(why) => return why,
     };
-    match sys::ioctl_none(uts.as_raw_fd(), sys::NS_GET_NSTYPE) {
-        Ok(t) if t == Ns::Uts.flag() as i64 => Found::Present,
+    match sys::ioctl_none(f.as_raw_fd(), sys::NS_GET_NSTYPE) {
+        Ok(t) if t == ns.flag() as i64 => Found::Present,
         Ok(t) => Found::Off(format!("NS_GET_NSTYPE said {t:#x}")),
-        Err(e) => Found::Missing(format!("NS_GET_NSTYPE: {}", name(e))),
+        Err(e) => absent::call("ioctl", e, format!("NS_GET_NSTYPE on /proc/self/ns/{ns}: {}", name(e))),
     }
 }
 
-/// An nsfs ioctl that returns a u64, asked of the namespace of type `ty`.
-fn ns_u64_ioctl(ty: &str, req: u64, what: &str) -> Found {
-    match open_ns(ty) {
-        Ok(f) => match sys::ioctl_u64(f.as_raw_fd(), req) {
-            Ok(_) => Found::Present,
-            Err(e) => Found::Missing(format!("{what}: {}", name(e))),
-        },
-        Err(off) => off,
+/// An nsfs ioctl that returns a u64, asked of `f`, the nsfs file of `ns`.
+fn ns_u64_ioctl(ns: Ns, f: std::fs::File, req: u64, what: &str) -> Found {
+    match sys::ioctl_u64(f.as_raw_fd(), req) {
+        Ok(_) => Found::Present,
+        Err(e) => absent::call("ioctl", e, format!("{what} on /proc/self/ns/{ns}: {}", name(e))),
     }
 }
 
 pub fn ns_get_id(_: &Here) -> Found {
-    ns_u64_ioctl("uts", sys::NS_GET_ID, "NS_GET_ID")
+    match some_ns() {
+        Ok((ns, f)) => ns_u64_ioctl(ns, f, sys::NS_GET_ID, "NS_GET_ID"),
+        Err(why) => why,
+    }
 }
 
 pub fn ns_get_mntns_id(_: &Here) -> Found {
-    ns_u64_ioctl("mnt", sys::NS_GET_MNTNS_ID, "NS_GET_MNTNS_ID")
+    match open_ns("mnt") {
+        Ok(f) => ns_u64_ioctl(Ns::Mnt, f, sys::NS_GET_MNTNS_ID, "NS_GET_MNTNS_ID"),
+        Err(why) => why,
+    }
 }
 
 pub fn nsfs_file_handle(_: &Here) -> Found {
-    let (ty, bytes) = match sys::name_to_handle("/proc/self/ns/uts") {
+    let ns = match some_ns() {
+        Ok((ns, _)) => ns,
+        Err(why) => return why,
+    };
+    let (ty, bytes) = match sys::name_to_handle(&format!("/proc/self/ns/{ns}")) {
         Ok(h) => h,
-        Err(e) => return Found::Missing(format!("name_to_handle_at on an nsfs file: {}", name(e))),
+        Err(e) => {
+            return absent::call(
+                "name_to_handle_at",
+                e,
+                format!("name_to_handle_at on /proc/self/ns/{ns}: {}", name(e)),
+            );
+        }
     };
     match sys::open_by_handle(sys::FD_NSFS_ROOT, ty, &bytes) {
         Ok(_) => Found::Present,
-        Err(e) => Found::Missing(format!("open_by_handle_at(FD_NSFS_ROOT): {}", name(e))),
+        Err(e) => absent::call(
+            "open_by_handle_at",
+            e,
+            format!("open_by_handle_at(FD_NSFS_ROOT): {}", name(e)),
+        ),
     }
 }
 
 pub fn listns(_: &Here) -> Found {
-    syscalls("listns is", &[(sys::SYS_LISTNS, [0, 0, 0, 0])])
+    syscalls("listns is", &[("listns", sys::SYS_LISTNS, [0, 0, 0, 0])])
 }
 
 pub fn mount_api(_: &Here) -> Found {
     let bad = [usize::MAX, 0, 0, 0];
-    let calls = [libc::SYS_open_tree, libc::SYS_move_mount, libc::SYS_fsopen].map(|nr| (nr, bad));
+    let calls = [
+        ("open_tree", libc::SYS_open_tree, bad),
+        ("move_mount", libc::SYS_move_mount, bad),
+        ("fsopen", libc::SYS_fsopen, bad),
+    ];
     syscalls("open_tree/move_mount/fsopen are", &calls)
 }
 
 pub fn mount_setattr(_: &Here) -> Found {
-    syscalls("mount_setattr is", &[(libc::SYS_mount_setattr, [usize::MAX, 0, 0, 0])])
+    syscalls(
+        "mount_setattr is",
+        &[("mount_setattr", libc::SYS_mount_setattr, [usize::MAX, 0, 0, 0])],
+    )
 }
 
 pub fn listmount(_: &Here) -> Found {
     // statmount 457, listmount 458 (x86_64 and the generic table).
-    syscalls("statmount/listmount are", &[(457, [0, 0, 0, 0]), (458, [0, 0, 0, 0])])
+    syscalls(
+        "statmount/listmount are",
+        &[("statmount", 457, [0, 0, 0, 0]), ("listmount", 458, [0, 0, 0, 0])],
+    )
 }
 
 pub fn siocgskns(_: &Here) -> Found {
@@ -189,7 +237,7 @@ pub fn siocgskns(_: &Here) -> Found {
             drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
             Found::Present
         }
-        Err(e @ (Errno::ENOTTY | Errno::EINVAL)) => Found::Missing(format!("SIOCGSKNS: {}", name(e))),
+        Err(e @ (Errno::ENOTTY | Errno::EINVAL)) => absent::call("ioctl", e, format!("SIOCGSKNS: {}", name(e))),
         Err(_) => Found::Present,
     }
 }

@@ -3,6 +3,7 @@
 //! the probe child as it was.
 
 use super::Here;
+use super::absent;
 use super::found::Found;
 use crate::load::ns::Ns;
 use nix::errno::Errno;
@@ -37,6 +38,61 @@ pub fn idmapped_tmpfs(here: &Here) -> Found {
             }
             idmapped_tmpfs_probe("0 0 1")
         })())
+    })
+}
+
+/// The namespace type can be made: a child's unshare of it succeeds (in a
+/// user namespace of its own when the run is unprivileged). What this
+/// machine refuses the suite (EPERM: no unprivileged user namespaces)
+/// falls back on the type's nsfs file: the kernel has the type then, and
+/// the cases' own gates say why they cannot make one.
+pub fn ns_type(here: &Here, ns: Ns) -> Found {
+    let flags = if ns == Ns::User || here.privileged {
+        ns.flag() as i64
+    } else {
+        (ns.flag() | Ns::User.flag()) as i64
+    };
+    in_grandchild(move || {
+        let call = format!("unshare(CLONE_NEW{})", ns.proc_name().to_uppercase());
+        match crate::sys::unshare_raw(flags) {
+            Ok(()) => Found::Present,
+            Err(e @ Errno::EINVAL) => absent::call(
+                "unshare",
+                e,
+                format!("{call} is EINVAL: the kernel lacks this namespace type"),
+            ),
+            Err(e @ (Errno::ENOSYS | Errno::EPERM)) if absent::filtered() => absent::call("unshare", e, call),
+            Err(e) => match super::calls::ns_file(ns) {
+                Found::Present => Found::Present,
+                _ => Found::Off(format!("{call}: {}", crate::load::flags::errno_name(e as i32))),
+            },
+        }
+    })
+}
+
+/// System V IPC works: a message queue made and removed, in an IPC
+/// namespace of the probe's own where it can make one (nothing shows in
+/// the machine's), else in the probe's.
+pub fn sysvipc(here: &Here) -> Found {
+    let flags = own_user(here, CloneFlags::CLONE_NEWIPC);
+    in_grandchild(move || {
+        let _ = nix::sched::unshare(flags);
+        // SAFETY: plain integer arguments; the queue is private and removed below.
+        let id = unsafe { libc::msgget(libc::IPC_PRIVATE, 0o600) };
+        if id < 0 {
+            let e = Errno::last();
+            return absent::call(
+                "msgget",
+                e,
+                format!(
+                    "msgget: {}: no System V IPC (CONFIG_SYSVIPC)",
+                    crate::load::flags::errno_name(e as i32)
+                ),
+            );
+        }
+        // SAFETY: removes the queue just made; IPC_RMID reads no buffer.
+        unsafe { libc::msgctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+        Found::Present
     })
 }
 
@@ -185,10 +241,20 @@ fn mapped_userns(uid_map: &str, gid_map: &str, then: impl FnOnce() -> i32) -> Re
             }
             let proc = format!("/proc/{child}");
             std::fs::write(format!("{proc}/uid_map"), uid_map).map_err(|e| format!("writing uid_map: {e}"))?;
-            std::fs::write(format!("{proc}/setgroups"), "deny").map_err(|e| format!("writing setgroups: {e}"))?;
+            deny_setgroups(&proc)?;
             std::fs::write(format!("{proc}/gid_map"), gid_map).map_err(|e| format!("writing gid_map: {e}"))?;
             Ok(held)
         }
+    }
+}
+
+/// `deny` to `DIR/setgroups`, where the kernel has the file (Linux before
+/// 3.19 and gVisor have none, and need no `deny` before an unprivileged gid_map).
+fn deny_setgroups(dir: &str) -> Result<(), String> {
+    let path = format!("{dir}/setgroups");
+    match std::fs::write(&path, "deny") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => r.map_err(|e| format!("writing {path}: {e}")),
     }
 }
 
@@ -225,15 +291,18 @@ fn pid_max_probe() -> Looked {
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => crate::entry::run_quiet(|| {
                 let none: Option<&str> = None;
-                let private = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE;
-                let ok = nix::mount::mount(none, "/", none, private, none).is_ok()
-                    && nix::mount::mount(Some("proc"), "/proc", Some("proc"), nix::mount::MsFlags::empty(), none)
-                        .is_ok()
-                    && std::fs::OpenOptions::new()
-                        .write(true)
-                        .open("/proc/sys/kernel/pid_max")
-                        .is_ok();
-                if ok { 0 } else { 1 }
+                if all_private().is_err() {
+                    return 9;
+                }
+                if nix::mount::mount(Some("proc"), "/proc", Some("proc"), nix::mount::MsFlags::empty(), none).is_err() {
+                    return 10;
+                }
+                let opened = std::fs::OpenOptions::new().write(true).open("/proc/sys/kernel/pid_max");
+                match opened {
+                    Ok(_) => 0,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => 11,
+                    Err(_) => 1,
+                }
             }),
             Ok(nix::unistd::ForkResult::Parent { child }) => match nix::sys::wait::waitpid(child, None) {
                 Ok(nix::sys::wait::WaitStatus::Exited(_, c)) => c,
@@ -247,6 +316,9 @@ fn pid_max_probe() -> Looked {
         Some(1) => Ok(Found::Missing(
             "pid_max cannot be opened for writing by the root of a user namespace in its own pid namespace".into(),
         )),
+        Some(11) => Ok(absent::missing_file("/proc/sys/kernel/pid_max", "")),
+        Some(9) => Err("the pid_max probe could not make its mounts private".into()),
+        Some(10) => Err("the pid_max probe could not mount proc in its pid namespace".into()),
         other => Err(format!("the pid_max probe's child ended with {other:?}")),
     }
 }
@@ -315,15 +387,26 @@ fn enter_private_mounts(privileged: bool) -> Result<(), String> {
         // Already in a user namespace of our own (the caller unshared it).
         nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
     }
+    all_private()
+}
+
+/// Every mount of the caller's mount namespace private.
+fn all_private() -> Result<(), String> {
     let none: Option<&str> = None;
-    nix::mount::mount(
-        none,
-        "/",
-        none,
-        nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-        none,
-    )
-    .map_err(|e| format!("making mounts private: {e}"))
+    let private = |path: &str, flags| nix::mount::mount(none, path, none, flags, none);
+    let rec = nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE;
+    match private("/", rec) {
+        // gVisor takes no MS_REC with a propagation flag: one mount at a time.
+        Err(Errno::EINVAL) => {
+            let mounts = crate::observe::mounts::read("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+            for m in &mounts {
+                private(&m.mount_point, nix::mount::MsFlags::MS_PRIVATE)
+                    .map_err(|e| format!("making {} private: {e}", m.mount_point))?;
+            }
+            Ok(())
+        }
+        r => r.map_err(|e| format!("making mounts private: {e}")),
+    }
 }
 
 /// A user namespace of the caller's own, mapping root inside to its ids
@@ -332,7 +415,7 @@ pub(super) fn own_userns() -> Result<(), String> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare(CLONE_NEWUSER): {e}"))?;
     std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| format!("writing uid_map: {e}"))?;
-    std::fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("writing setgroups: {e}"))?;
+    deny_setgroups("/proc/self")?;
     std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| format!("writing gid_map: {e}"))
 }
 
@@ -348,8 +431,11 @@ fn timens_btime_probe(privileged: bool) -> Looked {
     let user = if privileged { 0 } else { libc::CLONE_NEWUSER as i64 };
     crate::sys::unshare_raw(Ns::Time.flag() as i64 | user)
         .map_err(|e| format!("unshare(CLONE_NEWTIME): {e} (time namespaces need Linux 5.6)"))?;
-    std::fs::write("/proc/self/timens_offsets", format!("boottime {DAY} 0"))
-        .map_err(|e| format!("writing timens_offsets: {e}"))?;
+    let offsets = "/proc/self/timens_offsets";
+    match std::fs::write(offsets, format!("boottime {DAY} 0")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(absent::missing_file(offsets, "")),
+        r => r.map_err(|e| format!("writing {offsets}: {e}"))?,
+    }
     let outside = proc_stat_btime().ok_or("no btime in /proc/stat")?;
     // SAFETY: a single-threaded probe grandchild forks; the new process only
     // reads /proc/stat and leaves through run_quiet's _exit.
@@ -390,7 +476,7 @@ fn mqueue_rlimit_probe(privileged: bool) -> Looked {
     let _first = mq_open(c"/nsconform-probe", flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr))
         .map_err(|e| format!("mq_open of the first queue: {e}"))?;
     // Keeps the first namespace, and its queue's charge, after the unshare below.
-    let _first_ns = std::fs::File::open("/proc/self/ns/ipc").map_err(|e| e.to_string())?;
+    let _first_ns = std::fs::File::open("/proc/self/ns/ipc").map_err(|e| format!("/proc/self/ns/ipc: {e}"))?;
     own_userns()?;
     nix::sched::unshare(CloneFlags::CLONE_NEWIPC).map_err(|e| format!("unshare(CLONE_NEWIPC): {e}"))?;
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE, 12000, 12000)

@@ -28,6 +28,9 @@ pub enum Found {
     /// A filter in front of the kernel (seccomp) refused the call the probe
     /// makes, so the probe cannot tell whether the kernel has it.
     Refused { call: String, errno: i32 },
+    /// The kernel is not Linux (gVisor) and lacks it: what the probe saw.
+    /// No version of Linux says anything about it.
+    NotLinux(String),
 }
 
 impl Found {
@@ -40,7 +43,7 @@ impl Found {
         match (self, since) {
             (Found::Present, _) => None,
             (Found::Missing(why), Some(v)) => Some(format!("{why} (needs {v})")),
-            (Found::Missing(why) | Found::Off(why), _) => Some(why.clone()),
+            (Found::Missing(why) | Found::Off(why) | Found::NotLinux(why), _) => Some(why.clone()),
             (Found::Refused { call, errno }, _) => Some(format!(
                 "refused by a filter: seccomp answered {call} with {}, so whether the kernel has it is unknown",
                 crate::load::flags::errno_name(*errno)
@@ -83,6 +86,8 @@ mod tests {
             !refused.contains("5.3"),
             "a filter's refusal is no kernel version: {refused}"
         );
+        let gvisor = Found::NotLinux("clone3 is ENOSYS: gVisor does not implement it".into());
+        assert!(!gvisor.reason(Some(Linux(5, 3))).unwrap().contains("Linux"));
     }
 
     #[test]

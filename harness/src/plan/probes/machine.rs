@@ -20,11 +20,8 @@ pub fn mqueue(_: &Here) -> Found {
     present_if(has_fs("mqueue"), "no mqueue filesystem (CONFIG_POSIX_MQUEUE)")
 }
 
-pub fn sysvipc(_: &Here) -> Found {
-    present_if(
-        std::path::Path::new("/proc/sysvipc").exists(),
-        "/proc/sysvipc is missing: no System V IPC (CONFIG_SYSVIPC)",
-    )
+pub fn proc_sysvipc(_: &Here) -> Found {
+    super::absent::file("/proc/sysvipc")
 }
 
 pub fn cgroup2(_: &Here) -> Found {
@@ -65,8 +62,14 @@ pub fn cgroup2_nsdelegate(_: &Here) -> Found {
     }
 }
 
+/// gVisor's view of its initial namespaces, which no Linux probe reads right.
+const GVISOR_INITIAL: &str = "gVisor has no kernel threads (pid 2 is an ordinary process) and gives every process namespace links of its own, so its initial namespaces cannot be told";
+
 pub fn initial_namespaces(_: &Here) -> Found {
     use std::os::unix::fs::MetadataExt;
+    if crate::machine::throwaway::gvisor() {
+        return Found::NotLinux(GVISOR_INITIAL.into());
+    }
     for (ty, ino) in [("user", 0xEFFF_FFFDu64), ("pid", 0xEFFF_FFFC)] {
         match std::fs::metadata(format!("/proc/self/ns/{ty}")) {
             Ok(m) if m.ino() == ino => {}
@@ -83,10 +86,18 @@ pub fn initial_namespaces(_: &Here) -> Found {
 }
 
 pub fn initial_ns_readable(_: &Here) -> Found {
+    if crate::machine::throwaway::gvisor() {
+        return Found::NotLinux(GVISOR_INITIAL.into());
+    }
     Found::off_unless(crate::observe::initial::read().map(drop))
 }
 
 pub fn initial_net_mnt_inodes(_: &Here) -> Found {
+    if crate::machine::throwaway::gvisor() {
+        return Found::NotLinux(
+            "judged by the kernel's release, and gVisor's release names no Linux that has or lacks it".into(),
+        );
+    }
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();

@@ -7,6 +7,7 @@
 //! Adding a feature: its name and description in `load::names::FEATURES`,
 //! a row here, and the function.
 
+mod absent;
 mod calls;
 mod forked;
 pub mod found;
@@ -45,14 +46,22 @@ const fn v(major: u32, minor: u32) -> Option<Linux> {
 /// them to it). They run one after the other in one throwaway child;
 /// those that change its namespaces or credentials fork again (`forked`).
 pub const PROBES: &[Probe] = &[
-    probe("ns.uts", None, |_| calls::ns_file(Ns::Uts)),
-    probe("ns.ipc", None, |_| calls::ns_file(Ns::Ipc)),
-    probe("ns.pid", None, |_| calls::ns_file(Ns::Pid)),
-    probe("ns.mnt", None, |_| calls::ns_file(Ns::Mnt)),
-    probe("ns.net", None, |_| calls::ns_file(Ns::Net)),
-    probe("ns.user", None, |_| calls::ns_file(Ns::User)),
-    probe("ns.cgroup", v(4, 6), |_| calls::ns_file(Ns::Cgroup)),
-    probe("ns.time", v(5, 6), |_| calls::ns_file(Ns::Time)),
+    probe("ns.uts", None, |h| forked::ns_type(h, Ns::Uts)),
+    probe("ns.ipc", None, |h| forked::ns_type(h, Ns::Ipc)),
+    probe("ns.pid", None, |h| forked::ns_type(h, Ns::Pid)),
+    probe("ns.mnt", None, |h| forked::ns_type(h, Ns::Mnt)),
+    probe("ns.net", None, |h| forked::ns_type(h, Ns::Net)),
+    probe("ns.user", None, |h| forked::ns_type(h, Ns::User)),
+    probe("ns.cgroup", v(4, 6), |h| forked::ns_type(h, Ns::Cgroup)),
+    probe("ns.time", v(5, 6), |h| forked::ns_type(h, Ns::Time)),
+    probe("nsfs.uts", None, |_| calls::ns_file(Ns::Uts)),
+    probe("nsfs.ipc", None, |_| calls::ns_file(Ns::Ipc)),
+    probe("nsfs.pid", None, |_| calls::ns_file(Ns::Pid)),
+    probe("nsfs.mnt", None, |_| calls::ns_file(Ns::Mnt)),
+    probe("nsfs.net", None, |_| calls::ns_file(Ns::Net)),
+    probe("nsfs.user", None, |_| calls::ns_file(Ns::User)),
+    probe("nsfs.cgroup", v(4, 6), |_| calls::ns_file(Ns::Cgroup)),
+    probe("nsfs.time", v(5, 6), |_| calls::ns_file(Ns::Time)),
     probe("pid_for_children", v(4, 12), |_| {
         calls::exists("/proc/self/ns/pid_for_children")
     }),
@@ -83,7 +92,8 @@ pub const PROBES: &[Probe] = &[
     probe("siocgskns", v(4, 10), calls::siocgskns),
     probe("veth", None, forked::veth),
     probe("mqueue", None, machine::mqueue),
-    probe("sysvipc", None, machine::sysvipc),
+    probe("sysvipc", None, forked::sysvipc),
+    probe("proc_sysvipc", None, machine::proc_sysvipc),
     probe("cgroup2", None, machine::cgroup2),
     probe("cgroup_nonroot", None, machine::cgroup_nonroot),
     probe("cgroup2_nonroot", None, machine::cgroup2_nonroot),

@@ -1,11 +1,13 @@
 //! The container's init inside runsc (pid 1 there): says which kernel it
 //! runs on, reads the machine's state, runs the suite with the host's
-//! arguments (stdout and stderr are the container's), reads the state again,
-//! and reports on stderr with the markers `nsconform vm`'s guest prints.
+//! arguments (its records on the container's stdout, the results channel;
+//! stderr the container's), reads the state again, and ends the channel
+//! with its own line, as `nsconform vm`'s guest does. gVisor's kernel line
+//! and the suite's start are markers on stderr, as on a VM's console.
 //! runsc gave it /proc, /sys, /dev, scratch tmpfs and gVisor's cgroup
 //! hierarchies already; it moves itself below their roots.
 
-use super::{MARK_EXIT, MARK_MACHINE};
+use crate::record::stream::{Line, Writer};
 use crate::vm::qemu::{MARK_KERNEL, MARK_START};
 use std::ffi::CString;
 use std::io::Write;
@@ -31,7 +33,9 @@ pub fn suite_args(args: &[String]) -> Vec<String> {
     let subcommand = args.first().is_some_and(|a| NO_TRIALS.contains(&a.as_str()));
     let chosen = args.iter().any(|a| a.starts_with("--test-threads"));
     if !subcommand && !chosen {
-        out.push("--test-threads=1".into());
+        // Before `--`: what follows it is the filter.
+        let at = out.iter().position(|a| a == "--").unwrap_or(out.len());
+        out.insert(at, "--test-threads=1".into());
     }
     out
 }
@@ -147,17 +151,20 @@ pub fn main(args: &[String]) -> std::process::ExitCode {
     let version = std::fs::read_to_string("/proc/version").unwrap_or_default();
     say(&format!("{MARK_KERNEL}{}", version.trim()));
     say(MARK_START);
+    let started = std::time::Instant::now();
     let code = run_suite(args);
+    let took = started.elapsed().as_secs_f64();
     fresh_proc(&mut stacked);
     let after = crate::machine::whole::state();
-    let changed = changes(&before, &after, &sysctls);
-    if changed.is_empty() {
-        say(&format!("{MARK_MACHINE}unchanged"));
+    let machine = changes(&before, &after, &sysctls);
+    for m in &machine {
+        say(&format!("nsconform-runsc: machine {m}"));
     }
-    for c in &changed {
-        say(&format!("{MARK_MACHINE}{c}"));
-    }
-    say(&format!("{MARK_EXIT}{code}"));
+    Writer::new(std::io::stdout()).send(&Line::Guest {
+        exit: code,
+        machine,
+        duration_s: took,
+    });
     std::process::ExitCode::from(code.clamp(0, 255) as u8)
 }
 
@@ -171,5 +178,9 @@ mod tests {
         assert_eq!(s(&["uts::"]), ["uts::", "--test-threads=1"]);
         assert_eq!(s(&["--test-threads", "2"]), ["--test-threads", "2"]);
         assert_eq!(s(&["features"]), ["features"]);
+        assert_eq!(
+            s(&["--records", "x", "--", "uts::"]),
+            ["--records", "x", "--test-threads=1", "--", "uts::"]
+        );
     }
 }
