@@ -39,7 +39,13 @@ fn synthetic(dir: &Path, n: usize) -> Result<(), String> {
 
 /// Generated runs of a tenth of `synthetic_n` cases and of all of them,
 /// and how time and memory grow between the two.
-pub fn runs(out: &mut String, exe: &Path, dir: &Path, k: &mut Kernel, synthetic_n: usize) -> Result<Vec<Generated>, String> {
+pub fn runs(
+    out: &mut String,
+    exe: &Path,
+    dir: &Path,
+    k: &mut Kernel,
+    synthetic_n: usize,
+) -> Result<Vec<Generated>, String> {
     let _ = writeln!(
         out,
         "\ngenerated cases, one namespace each (every type in turn), each with its control:"

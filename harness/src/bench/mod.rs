@@ -161,10 +161,7 @@ fn vm_runs(
     if a.vm.is_empty() && a.matrix.is_none() {
         return Ok((Vec::new(), None));
     }
-    let _ = writeln!(
-        out,
-        "\nVM runs (seconds), each after a native run of the whole suite:"
-    );
+    let _ = writeln!(out, "\nVM runs (seconds), each after a native run of the whole suite:");
     let native = |tag: &str| suite::run_suite(exe, cases, None, dir, tag).map(|r| r.wall.as_secs_f64());
     let mut vms = Vec::new();
     for k in &a.vm {
@@ -172,7 +169,17 @@ fn vm_runs(
         let _ = writeln!(
             out,
             "  {}: native {:.1}, total {:.1} (host {:?}, boot {:?}, set-up and probes {:?}, trials {:?}); {} passed, {} failed, {} ignored, exit {:?}",
-            v.kernel, v.native_s, v.total_s, v.host_s, v.boot_s, v.probes_s, v.trials_s, v.passed, v.failed, v.ignored, v.exit
+            v.kernel,
+            v.native_s,
+            v.total_s,
+            v.host_s,
+            v.boot_s,
+            v.probes_s,
+            v.trials_s,
+            v.passed,
+            v.failed,
+            v.ignored,
+            v.exit
         );
         vms.push(v);
     }

@@ -97,7 +97,9 @@ pub fn kernel(exe: &Path, kernel: &str, dir: &Path, native_s: f64) -> Result<VmT
         let fifo = fifo.clone();
         std::thread::spawn(move || read_records(&fifo, t0))
     };
-    let out = child.wait_with_output().map_err(|e| format!("nsconform vm {kernel}: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("nsconform vm {kernel}: {e}"))?;
     let total_s = t0.elapsed().as_secs_f64();
     // A run that failed before opening its records leaves the reader in
     // open(): a writer's open and close lets it see the end.

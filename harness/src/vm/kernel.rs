@@ -464,4 +464,22 @@ mod tests {
             Some("Linux version 6.1.0-50-amd64 (debian) #1 SMP")
         );
     }
+
+    /// The kept names are parsed again only when the indexes changed.
+    #[test]
+    fn the_indexes_hash_follows_the_release_files_and_the_indexes() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let at = |n: &str| d.path().join(n);
+        std::fs::write(at("x_InRelease"), "SHA256: aaa").unwrap();
+        std::fs::write(at("x_Packages.lz4"), "1234").unwrap();
+        let h = indexes_hash(d.path());
+        std::fs::write(at("linux-image-names-0123"), "kept").unwrap();
+        std::fs::write(at(".fresh"), "").unwrap();
+        assert_eq!(indexes_hash(d.path()), h, "the kept list and markers are no index");
+        std::fs::write(at("x_InRelease"), "SHA256: bbb").unwrap();
+        let h2 = indexes_hash(d.path());
+        assert_ne!(h2, h);
+        std::fs::write(at("x_Packages.lz4"), "12345").unwrap();
+        assert_ne!(indexes_hash(d.path()), h2);
+    }
 }
