@@ -172,13 +172,42 @@ pub fn ns_link(dir: &str, link: NsLink) -> Result<Value, String> {
 
 /// Every ns link of this thread (the reference other processes compare with).
 pub fn all_ns() -> BTreeMap<String, String> {
+    let own = OwnNs::open();
     NsLink::ALL
         .into_iter()
-        .filter_map(|l| match ns_link("/proc/thread-self", l) {
+        .filter_map(|l| match own.link(l) {
             Ok(Value::Str(s)) => Some((l.file_name().to_string(), s)),
             _ => None,
         })
         .collect()
+}
+
+/// This thread's ns links read at one moment through one open directory:
+/// each link is then one lookup rather than a walk of
+/// /proc/thread-self/ns from the root (in a sandbox's fresh proc mount
+/// every step of that walk makes its dentry anew, and a snapshot reads
+/// all ten). Where the directory cannot be opened each link is read by
+/// its path, with the same errors as before.
+pub struct OwnNs(Option<std::os::fd::OwnedFd>);
+
+/// Where a process's own ns links are read.
+const OWN: &str = "/proc/thread-self";
+
+impl OwnNs {
+    pub fn open() -> OwnNs {
+        let flags = nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC;
+        OwnNs(nix::fcntl::open("/proc/thread-self/ns", flags, nix::sys::stat::Mode::empty()).ok())
+    }
+
+    pub fn link(&self, link: NsLink) -> Result<Value, String> {
+        let Some(dir) = &self.0 else {
+            return ns_link(OWN, link);
+        };
+        match nix::fcntl::readlinkat(dir, link.file_name()) {
+            Ok(t) => Ok(Value::Str(t.to_string_lossy().into_owned())),
+            Err(_) => ns_link(OWN, link),
+        }
+    }
 }
 
 fn caps(status: &str, set: CapSet) -> Result<Value, String> {

@@ -192,16 +192,22 @@ fn prepare(
     // Read first: the case file or the binary may lie under a directory the
     // sandbox's own tmpfs is about to cover.
     let bytes = std::fs::read(&spec.case.file).map_err(|e| format!("{}: {e}", spec.case.file.display()))?;
-    let exe = std::fs::read_link("/proc/self/exe").ok();
+    let external = runner.name() != "native";
+    // Only an external runner execs the binary (a lookup and an open less
+    // per native trial).
+    let exe = external.then(|| std::fs::read_link("/proc/self/exe").ok()).flatten();
     // Opened by its path, not through /proc/self/exe: that file belongs to
     // the machine's mount namespace, and binding it here fails with EINVAL.
-    let exe_fd = exe
-        .as_ref()
-        .and_then(|p| std::fs::File::open(p).ok())
-        .or_else(|| std::fs::File::open("/proc/self/exe").ok());
+    let exe_fd = external
+        .then(|| {
+            exe.as_ref()
+                .and_then(|p| std::fs::File::open(p).ok())
+                .or_else(|| std::fs::File::open("/proc/self/exe").ok())
+        })
+        .flatten();
     // A runner's own files ("{runners}"), found again after the sandbox's
     // tmpfs covers /tmp and /run if they lie there.
-    let runners = (runner.name() != "native")
+    let runners = external
         .then(|| std::fs::canonicalize(crate::plan::env::runners_dir()).ok())
         .flatten()
         .filter(|d| TMPFS.iter().any(|t| d.starts_with(t)))
@@ -226,11 +232,11 @@ fn prepare(
     } else {
         None
     };
-    setup(env, runner.name() != "native")?;
+    setup(env, external)?;
     if let Some(c) = cgroup {
         c.open_for_runtime()?;
     }
-    if runner.name() != "native" {
+    if external {
         if exe.as_ref().is_none_or(|p| !p.exists()) {
             bind_probe(exe_fd.as_ref())?;
         }

@@ -341,9 +341,19 @@ impl<'a> Proc<'a> {
             vars: &self.vars,
             exits,
         };
+        let own = crate::observe::OwnNs::open();
         let values = keys
             .iter()
-            .map(|k| (k.to_string(), crate::observe::observe(k, &ctx)))
+            .map(|k| {
+                let v = match k {
+                    ObsKey::Ns(link) => match own.link(*link) {
+                        Ok(v) => crate::outcome::Obs::Ok(v),
+                        Err(e) => crate::outcome::Obs::Err(e),
+                    },
+                    _ => crate::observe::observe(k, &ctx),
+                };
+                (k.to_string(), v)
+            })
             .collect();
         let snap = Snapshot {
             proc_label: self.label.clone(),

@@ -122,7 +122,7 @@ impl Zygote {
     pub fn launch(&self, trial: &TrialSpec) -> Result<Started, String> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-        let spec = toml::to_string(trial).map_err(|e| format!("cannot encode the trial: {e}"))?;
+        let spec = serde_json::to_string(trial).map_err(|e| format!("cannot encode the trial: {e}"))?;
         if spec.len() + 32 > REQUEST_MAX {
             return Err(format!(
                 "the trial takes {} bytes to describe, more than a request holds",
@@ -390,7 +390,7 @@ fn handle(text: &str, fd: Option<OwnedFd>, live: &mut HashMap<u64, Live>, env: &
     match (parts.as_slice(), fd) {
         (["L", id], Some(results)) => {
             let Ok(id) = id.parse::<u64>() else { return };
-            let spec = toml::from_str::<TrialSpec>(body).map_err(|e| format!("an unreadable trial: {e}"));
+            let spec = serde_json::from_str::<TrialSpec>(body).map_err(|e| format!("an unreadable trial: {e}"));
             match spec.and_then(|s| launch(id, &s, env, runner, &results)) {
                 Ok((pid, cgroup)) => {
                     live.insert(id, Live { pid, results, cgroup });

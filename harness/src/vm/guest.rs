@@ -91,16 +91,10 @@ fn raw(fd: &std::fs::File) {
     }
 }
 
-/// A fixed amount of arithmetic; the host runs the same and the ratio
+/// The reference work (`slowdown`); the host runs the same and the ratio
 /// scales the cases' timeouts to the guest's speed.
 pub fn calibrate() -> std::time::Duration {
-    let t = std::time::Instant::now();
-    let mut x = 1u64;
-    for i in 0..20_000_000u64 {
-        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
-    }
-    std::hint::black_box(x);
-    t.elapsed()
+    super::slowdown::reference()
 }
 
 fn power_off() -> ! {

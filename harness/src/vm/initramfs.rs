@@ -84,8 +84,12 @@ pub fn is_static(path: &Path) -> bool {
 }
 
 /// The programs a run calls: the cases' (`needs.tools` and the commands'
-/// first words), the runners', and the base list; those this machine has.
-pub fn tools(cases: &Path, runners: &Path) -> Vec<String> {
+/// first words), the base list, and the tools of the runner the run uses
+/// (`NSCONFORM_RUNNER`, passed to the guest): a native run carries no
+/// container runtime (podman, runc and their libraries were two thirds of
+/// the image, and a larger image boots slower under TCG). Those this
+/// machine has.
+pub fn tools(cases: &Path, runner: &dyn crate::runner::Runner) -> Vec<String> {
     let mut out: Vec<String> = BASE_TOOLS.iter().map(|s| s.to_string()).collect();
     if let Ok(loaded) = crate::load::load_dir(cases, crate::load::Catalogue::builtin()) {
         for c in &loaded.cases {
@@ -93,14 +97,7 @@ pub fn tools(cases: &Path, runners: &Path) -> Vec<String> {
             out.extend(c.spec.needs.tools.iter().cloned());
         }
     }
-    for e in std::fs::read_dir(runners).into_iter().flatten().flatten() {
-        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-        if let Ok(t) = text.parse::<toml::Table>() {
-            for v in t.get("tools").and_then(|v| v.as_array()).into_iter().flatten() {
-                out.extend(v.as_str().map(String::from));
-            }
-        }
-    }
+    out.extend(runner.tools());
     out.sort();
     out.dedup();
     out.retain(|t| which::which(t).is_ok());
@@ -264,7 +261,7 @@ fn stripped(binary: &Path) -> Result<PathBuf, String> {
 
 /// The shared image (everything but kernel modules), cached by its inputs.
 pub fn base(binary: &Path, cases: &Path, runners: &Path) -> Result<PathBuf, String> {
-    let tools = tools(cases, runners);
+    let tools = tools(cases, crate::runner::select(runners)?.as_ref());
     let mut key = String::new();
     let mut stamp = |p: &Path| {
         if let Ok(m) = std::fs::metadata(p) {
@@ -344,4 +341,25 @@ pub fn for_kernel(base: &Path, modules: &[PathBuf]) -> Result<PathBuf, String> {
     let _ = std::fs::remove_file(&extra);
     std::fs::write(&out, data).map_err(|e| e.to_string())?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A native run's image holds no runtime; a runner's run holds its tools.
+    #[test]
+    fn a_runners_tools_only_when_it_runs() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cases = root.join("cases");
+        let native = tools(&cases, &crate::runner::Native);
+        assert!(native.iter().any(|t| t == "sh"), "{native:?}");
+        assert!(!native.iter().any(|t| t == "podman" || t == "runc"), "{native:?}");
+        let runc = crate::runner::External::load(&root.join("runners/runc.toml")).expect("runc.toml");
+        let with = tools(&cases, &runc);
+        if which::which("runc").is_ok() {
+            assert!(with.iter().any(|t| t == "runc"), "{with:?}");
+        }
+        assert!(!with.iter().any(|t| t == "podman"), "{with:?}");
+    }
 }

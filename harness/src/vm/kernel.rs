@@ -92,6 +92,57 @@ fn apt_ready() -> Result<(), String> {
     std::fs::write(&fresh, "").map_err(|e| e.to_string())
 }
 
+/// Every `linux-image-*` package name of the private lists. apt-cache
+/// parses all the suites' indexes for it (about 2 s), so its answer is kept
+/// beside the lists, keyed by the indexes' hash: parsed again only when
+/// `apt-get update` brought other indexes.
+fn image_package_names() -> Result<String, String> {
+    let lists = cache_dir().join("apt/lists");
+    let kept = lists.join(format!("linux-image-names-{:016x}", indexes_hash(&lists)));
+    if let Ok(text) = std::fs::read_to_string(&kept) {
+        return Ok(text);
+    }
+    let names = run(apt(&["apt-cache", "pkgnames", "linux-image-"]), "apt-cache pkgnames")?;
+    for old in std::fs::read_dir(&lists).into_iter().flatten().flatten() {
+        if old.file_name().to_string_lossy().starts_with("linux-image-names-") {
+            let _ = std::fs::remove_file(old.path());
+        }
+    }
+    // Whole or not at all: another run may read it meanwhile.
+    let tmp = kept.with_extension(format!("partial-{}", std::process::id()));
+    std::fs::write(&tmp, &names)
+        .and_then(|()| std::fs::rename(&tmp, &kept))
+        .map_err(|e| format!("{}: {e}", kept.display()))?;
+    Ok(names)
+}
+
+/// A hash of the indexes apt reads: each file's name and size, and the
+/// content of the Release files (which hold the indexes' own checksums).
+fn indexes_hash(lists: &Path) -> u64 {
+    let mut key = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(lists)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            !n.starts_with('.') && !n.starts_with("linux-image-names-") && n != "lock"
+        })
+        .collect();
+    files.sort();
+    for f in files {
+        let name = f.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        key.extend_from_slice(name.as_bytes());
+        key.extend_from_slice(&std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0).to_le_bytes());
+        if name.ends_with("Release") {
+            key.extend(std::fs::read(&f).unwrap_or_default());
+        }
+    }
+    super::hash_bytes(&key)
+}
+
 /// Digits of a version, for ordering package names.
 fn version_key(s: &str) -> Vec<u64> {
     s.split(|c: char| !c.is_ascii_digit())
@@ -132,10 +183,7 @@ pub fn get(spec: &str, flavour: &str) -> Result<Kernel, String> {
     }
     let package = if is_series(spec) {
         apt_ready()?;
-        let names = run(
-            apt(&["apt-cache", "pkgnames", &format!("linux-image-{spec}.")]),
-            "apt-cache pkgnames",
-        )?;
+        let names = image_package_names()?;
         let names: Vec<&str> = names.lines().collect();
         pick_package(&names, spec, flavour)
             .ok_or_else(|| format!("no package linux-image-{spec}.*-{flavour} in the private apt lists"))?
@@ -452,5 +500,23 @@ mod tests {
             linux_version(img).as_deref(),
             Some("Linux version 6.1.0-50-amd64 (debian) #1 SMP")
         );
+    }
+
+    /// The kept names are parsed again only when the indexes changed.
+    #[test]
+    fn the_indexes_hash_follows_the_release_files_and_the_indexes() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let at = |n: &str| d.path().join(n);
+        std::fs::write(at("x_InRelease"), "SHA256: aaa").unwrap();
+        std::fs::write(at("x_Packages.lz4"), "1234").unwrap();
+        let h = indexes_hash(d.path());
+        std::fs::write(at("linux-image-names-0123"), "kept").unwrap();
+        std::fs::write(at(".fresh"), "").unwrap();
+        assert_eq!(indexes_hash(d.path()), h, "the kept list and markers are no index");
+        std::fs::write(at("x_InRelease"), "SHA256: bbb").unwrap();
+        let h2 = indexes_hash(d.path());
+        assert_ne!(h2, h);
+        std::fs::write(at("x_Packages.lz4"), "12345").unwrap();
+        assert_ne!(indexes_hash(d.path()), h2);
     }
 }

@@ -17,6 +17,7 @@ pub mod matrix;
 pub mod qemu;
 pub mod results;
 pub mod runsc;
+pub mod slowdown;
 
 use crate::exit::Exit;
 use crate::record::stream::Writer;
