@@ -36,6 +36,10 @@ pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &d
     for name in implied_features(case) {
         f.check(&name).map_err(|why| format!("needs `{name}`{kernel}: {why}"))?;
     }
+    if let Some(what) = unprivileged_userns(case, dropped, env.privileged, run_as) {
+        f.check(UNPRIVILEGED_USERNS)
+            .map_err(|why| format!("needs `{UNPRIVILEGED_USERNS}` ({what}): {why}"))?;
+    }
     for t in &case.tools {
         if which::which(&t.tool).is_err() {
             return Err(format!(
@@ -142,6 +146,56 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
         }
     }
     out
+}
+
+/// The feature of creating a user namespace without privilege in the
+/// initial one (off with Debian's kernel.unprivileged_userns_clone=0).
+const UNPRIVILEGED_USERNS: &str = "userns_unprivileged";
+
+/// Why the case creates a user namespace from a process without privilege
+/// in the initial user namespace, if it does: every one in an unprivileged
+/// run (its trial's own too), else one made inside a user namespace of the
+/// case's own, or after the process dropped its privileges or changed its uid.
+fn unprivileged_userns(case: &Case, dropped: &[Ns], privileged: bool, run_as: RunAs) -> Option<String> {
+    if run_as == RunAs::OwnUserns {
+        return Some("an unprivileged run gives the trial a user namespace of its own".into());
+    }
+    let enter = |p: &ProcSpec, unpriv: bool| {
+        let makes = p.how != How::Setns && p.effective(dropped).contains(&Ns::User);
+        if makes && unpriv {
+            return Err("a process of the case is created in a new user namespace by an unprivileged one".to_string());
+        }
+        Ok(unpriv || makes || p.drop_privileges || (p.how == How::Setns && p.effective(dropped).contains(&Ns::User)))
+    };
+    walk::find_along(&case.spec, !privileged, &enter, &mut |s, unpriv| {
+        let checked = s.errno.is_none() && !s.may_fail;
+        let user = |f: &crate::load::flags::FlagSet| f.without(dropped).namespaces().contains(&Ns::User);
+        let makes = match &s.op {
+            Op::Unshare(f) | Op::ThreadUnshare(f) | Op::FsShareUnshare(f) => user(f),
+            Op::Fork(a) => user(&a.flags),
+            Op::Clone(a) => user(&a.flags),
+            Op::Clone3(a) => user(&a.flags),
+            Op::Setns(_) | Op::DropPrivileges(true) => {
+                *unpriv = true;
+                false
+            }
+            Op::Setuid(v) if v.trim() != "0" => {
+                *unpriv = true;
+                false
+            }
+            _ => false,
+        };
+        if makes && checked && *unpriv {
+            return Some(format!(
+                "`{}` makes a user namespace without privilege in the initial one",
+                s.op.name()
+            ));
+        }
+        if makes && matches!(s.op, Op::Unshare(_) | Op::ThreadUnshare(_) | Op::FsShareUnshare(_)) {
+            *unpriv = true;
+        }
+        None
+    })
 }
 
 /// Why the case needs root, if it does something that takes CAP_SYS_ADMIN

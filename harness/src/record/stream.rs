@@ -158,6 +158,7 @@ impl Assembler {
             filtered_out,
             duration_s,
             trials,
+            kernel_log: vec![],
         })
     }
 }

@@ -6,7 +6,7 @@
 //! the table is written as JSON (the data), Markdown (for the docs) and one
 //! static HTML page, with a JUnit file per kernel.
 
-use super::{VmOpts, boot, cut, prepare, results};
+use super::{VmOpts, boot, prepare, results};
 use crate::exit::Exit;
 use crate::record::{About, RunRecord, Status, TrialRecord, Verdict, count};
 use crate::report::render::junit::{self, xml_escape};
@@ -445,6 +445,7 @@ fn missing_run() -> RunRecord {
         filtered_out: 0,
         duration_s: 0.0,
         trials: vec![],
+        kernel_log: vec![],
     }
 }
 
@@ -466,16 +467,16 @@ fn vm_column(label: &str, opts: &VmOpts, guest_args: &[String]) -> Column {
         Ok(r) => r,
         Err(e) => return failed(e),
     };
-    let o = run.outcome;
+    let o = &run.outcome;
     let error = o.error.clone().or_else(|| {
         channel
             .guest()
             .is_none()
-            .then(|| super::qemu::no_status(&run.console, &o))
+            .then(|| super::qemu::no_status(&run.console, o))
     });
     Column {
         label: label.to_string(),
-        run: channel.finish(cut(&o), o.total),
+        run: run.record(channel),
         boot_s: o.boot.map(|b| b.as_secs_f64()),
         total_s: o.total.as_secs_f64(),
         error,

@@ -49,7 +49,7 @@ pub const PROBES: &[Probe] = &[
     probe("ns.pid", None, |_| calls::ns_file(Ns::Pid)),
     probe("ns.mnt", None, |_| calls::ns_file(Ns::Mnt)),
     probe("ns.net", None, |_| calls::ns_file(Ns::Net)),
-    probe("ns.user", None, |_| calls::ns_file(Ns::User)),
+    probe("ns.user", None, forked::userns),
     probe("ns.cgroup", v(4, 6), |_| calls::ns_file(Ns::Cgroup)),
     probe("ns.time", v(5, 6), |_| calls::ns_file(Ns::Time)),
     probe("pid_for_children", v(4, 12), |_| {
