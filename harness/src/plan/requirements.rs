@@ -466,4 +466,24 @@ mod tests {
         ));
         assert_eq!(needs_init_userns(&declared, &[]).as_deref(), Some("because"));
     }
+
+    #[test]
+    fn a_user_namespace_made_without_privilege_needs_userns_unprivileged() {
+        let made_by_root = case(&format!("{HEAD}child.namespaces = [\"user\"]\n"));
+        assert_eq!(unprivileged_userns(&made_by_root, &[], true, RunAs::Suite), None);
+        assert!(unprivileged_userns(&made_by_root, &[], false, RunAs::Suite).is_some(), "an unprivileged run's");
+        let nested = case(&format!(
+            "{HEAD}[child]\nnamespaces = [\"user\"]\nrun = [{{ unshare = [\"user\"] }}]\n"
+        ));
+        let why = unprivileged_userns(&nested, &[], true, RunAs::Suite).expect("nested");
+        assert!(why.contains("unshare"), "{why}");
+        let dropped = case(&format!(
+            "{HEAD}[child]\ndrop_privileges = true\nrun = [{{ unshare = [\"user\"] }}]\n"
+        ));
+        assert!(unprivileged_userns(&dropped, &[], true, RunAs::Suite).is_some());
+        let expected_to_fail = case(&format!(
+            "{HEAD}[child]\ndrop_privileges = true\nrun = [{{ unshare = [\"user\"], errno = \"EPERM\" }}]\n"
+        ));
+        assert_eq!(unprivileged_userns(&expected_to_fail, &[], true, RunAs::Suite), None);
+    }
 }

@@ -25,7 +25,7 @@ use std::time::Instant;
 pub struct MatrixArgs {
     #[command(flatten)]
     opts: VmOpts,
-    /// Kernels, comma-separated, as for `nsconform vm`
+    /// Kernels, comma-separated, as for `nsconform vm`; `6.1:userns=off` is 6.1 with settings (docs/kernels.md)
     #[arg(long, default_value = "5.10,6.1,6.12,7.2", value_delimiter = ',')]
     kernels: Vec<String>,
     /// Leave out the run on this machine's kernel
@@ -458,12 +458,17 @@ fn vm_column(label: &str, opts: &VmOpts, guest_args: &[String]) -> Column {
         total_s: 0.0,
         error: Some(e),
     };
-    let prepared = match prepare(label, opts) {
+    // `6.1:userns=off`: a kernel and the guest's settings (`with_settings`).
+    let (kernel, opts) = match super::with_settings(label, opts) {
+        Ok(k) => k,
+        Err(e) => return failed(e),
+    };
+    let prepared = match prepare(&kernel, &opts) {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
     let channel = results::Channel::new(None, None, prepared.host_side());
-    let run = match boot(prepared, opts, guest_args, &|l| channel.line(l), false) {
+    let run = match boot(prepared, &opts, guest_args, &|l| channel.line(l), false) {
         Ok(r) => r,
         Err(e) => return failed(e),
     };

@@ -113,6 +113,41 @@ fn sysctl_arg(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// Named settings of a matrix column (`6.1:userns=off`): what each adds to the guest.
+const PRESETS: &[(&str, &str)] = &[
+    ("userns=off", "user.max_user_namespaces=0"),
+    ("userns=root-only", "kernel.unprivileged_userns_clone=0"),
+];
+
+/// A matrix column `KERNEL[:SETTING]...`: the kernel, and `opts` with the
+/// settings added. A setting is `sysctl=KEY=VALUE`, `append=WORD` or a
+/// preset (`userns=off`, `userns=root-only`); a spec whose tail is not
+/// settings is a kernel as it is (a path may hold a colon).
+pub fn with_settings(spec: &str, opts: &VmOpts) -> Result<(String, VmOpts), String> {
+    let mut out = opts.clone();
+    let Some((kernel, tail)) = spec.split_once(':') else {
+        return Ok((spec.to_string(), out));
+    };
+    let known = |w: &str| w.starts_with("sysctl=") || w.starts_with("append=") || w.starts_with("userns=");
+    if !tail.split(':').all(known) {
+        return Ok((spec.to_string(), out));
+    }
+    for w in tail.split(':') {
+        if let Some(kv) = w.strip_prefix("sysctl=") {
+            out.sysctl.push(sysctl_arg(kv).map_err(|e| format!("{spec}: {e}"))?);
+        } else if let Some(a) = w.strip_prefix("append=") {
+            out.append.push(a.to_string());
+        } else {
+            let (_, kv) = PRESETS.iter().find(|(p, _)| *p == w).ok_or_else(|| {
+                let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+                format!("{spec}: {w} is none of {}", names.join(", "))
+            })?;
+            out.sysctl.push(kv.to_string());
+        }
+    }
+    Ok((kernel.to_string(), out))
+}
+
 /// The namespace-related lines of a kernel's configuration, by name.
 const NS_CONFIG: &[&str] = &[
     "CONFIG_NAMESPACES",
@@ -509,4 +544,55 @@ fn conclude(a: &VmArgs, run: &Run, guest: Option<(i32, Vec<String>)>) -> ExitCod
         return Exit::TrialsFailed.into();
     }
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> VmOpts {
+        VmOpts {
+            accel: "auto".into(),
+            smp: 2,
+            mem: 1024,
+            flavour: "amd64".into(),
+            timeout: 900,
+            cases: None,
+            append: vec![],
+            sysctl: vec![],
+        }
+    }
+
+    #[test]
+    fn a_matrix_column_names_a_kernel_and_its_settings() {
+        let (k, o) = with_settings("6.1:userns=off:append=nokaslr", &opts()).unwrap();
+        assert_eq!(k, "6.1");
+        assert_eq!(o.sysctl, ["user.max_user_namespaces=0"]);
+        assert_eq!(o.append, ["nokaslr"]);
+        let (k, o) = with_settings("6.12:sysctl=kernel.unprivileged_userns_clone=0", &opts()).unwrap();
+        assert_eq!((k.as_str(), o.sysctl.len()), ("6.12", 1));
+        let (k, o) = with_settings("/tmp/a:b/vmlinuz", &opts()).unwrap();
+        assert_eq!((k.as_str(), o.sysctl.len()), ("/tmp/a:b/vmlinuz", 0), "a path keeps its colon");
+        let e = with_settings("6.1:userns=maybe", &opts()).unwrap_err();
+        assert!(e.contains("userns=off"), "{e}");
+        assert!(with_settings("6.1:sysctl=no value", &opts()).is_err());
+    }
+
+    #[test]
+    fn sysctls_are_dotted_names_with_a_value() {
+        assert!(sysctl_arg("user.max_user_namespaces=0").is_ok());
+        for bad in ["user.max_user_namespaces", "../x=1", "a..b=1", "x=", "x=a b", "=1"] {
+            assert!(sysctl_arg(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_namespace_lines_of_a_configuration() {
+        for l in ["CONFIG_USER_NS=y", "# CONFIG_TIME_NS is not set", "CONFIG_NAMESPACES=y", "CONFIG_SYSVIPC=y"] {
+            assert!(ns_config_line(l), "{l}");
+        }
+        for l in ["CONFIG_DNS_RESOLVER=m", "CONFIG_NS83820=m", "# comment"] {
+            assert!(!ns_config_line(l), "{l}");
+        }
+    }
 }
