@@ -471,7 +471,10 @@ mod tests {
     fn a_user_namespace_made_without_privilege_needs_userns_unprivileged() {
         let made_by_root = case(&format!("{HEAD}child.namespaces = [\"user\"]\n"));
         assert_eq!(unprivileged_userns(&made_by_root, &[], true, RunAs::Suite), None);
-        assert!(unprivileged_userns(&made_by_root, &[], false, RunAs::Suite).is_some(), "an unprivileged run's");
+        assert!(
+            unprivileged_userns(&made_by_root, &[], false, RunAs::Suite).is_some(),
+            "an unprivileged run's"
+        );
         let nested = case(&format!(
             "{HEAD}[child]\nnamespaces = [\"user\"]\nrun = [{{ unshare = [\"user\"] }}]\n"
         ));

@@ -572,7 +572,11 @@ mod tests {
         let (k, o) = with_settings("6.12:sysctl=kernel.unprivileged_userns_clone=0", &opts()).unwrap();
         assert_eq!((k.as_str(), o.sysctl.len()), ("6.12", 1));
         let (k, o) = with_settings("/tmp/a:b/vmlinuz", &opts()).unwrap();
-        assert_eq!((k.as_str(), o.sysctl.len()), ("/tmp/a:b/vmlinuz", 0), "a path keeps its colon");
+        assert_eq!(
+            (k.as_str(), o.sysctl.len()),
+            ("/tmp/a:b/vmlinuz", 0),
+            "a path keeps its colon"
+        );
         let e = with_settings("6.1:userns=maybe", &opts()).unwrap_err();
         assert!(e.contains("userns=off"), "{e}");
         assert!(with_settings("6.1:sysctl=no value", &opts()).is_err());
@@ -588,7 +592,12 @@ mod tests {
 
     #[test]
     fn the_namespace_lines_of_a_configuration() {
-        for l in ["CONFIG_USER_NS=y", "# CONFIG_TIME_NS is not set", "CONFIG_NAMESPACES=y", "CONFIG_SYSVIPC=y"] {
+        for l in [
+            "CONFIG_USER_NS=y",
+            "# CONFIG_TIME_NS is not set",
+            "CONFIG_NAMESPACES=y",
+            "CONFIG_SYSVIPC=y",
+        ] {
             assert!(ns_config_line(l), "{l}");
         }
         for l in ["CONFIG_DNS_RESOLVER=m", "CONFIG_NS83820=m", "# comment"] {
