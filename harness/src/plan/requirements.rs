@@ -117,6 +117,10 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
         Op::Msgget(_) | Op::Shmget(_) | Op::Semget(_) => {
             out.insert("sysvipc".into());
         }
+        // Each level a namespace of the type, made by the one before.
+        Op::Nest(a) => {
+            out.insert(a.namespace.feature().to_string());
+        }
         _ => {}
     };
     walk::each_op(spec, &mut steps_seen);
@@ -175,6 +179,11 @@ fn unprivileged_userns(case: &Case, dropped: &[Ns], privileged: bool, run_as: Ru
             Op::Fork(a) => user(&a.flags),
             Op::Clone(a) => user(&a.flags),
             Op::Clone3(a) => user(&a.flags),
+            // The second level is made inside the first.
+            Op::Nest(a) if a.namespace == Ns::User && a.depth > 1 => {
+                *unpriv = true;
+                true
+            }
             Op::Setns(_) | Op::DropPrivileges(true) => {
                 *unpriv = true;
                 false
