@@ -259,7 +259,8 @@ fn main() -> std::process::ExitCode {
             )])?;
             let a = vm_in(&["6.1", "-q"], good.path());
             let b = vm_in(&["6.1", "-q"], bad.path());
-            let ((out_a, code_a), (out_b, code_b)) = (output(a)?, output(b)?);
+            let (a, b) = (output(a), output(b));
+            let ((out_a, code_a), (out_b, code_b)) = (a?, b?);
             if code_a != 0 || code_b != 101 {
                 return Err(format!(
                     "passing run: exit {code_a}, failing run: exit {code_b} (want 0 and 101)\n{out_a}\n{out_b}"

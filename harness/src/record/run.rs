@@ -76,7 +76,7 @@ pub struct About {
     pub accel: Option<String>,
     /// For a run in a VM: how the guest was set up and the kernel configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub setup: Option<Setup>,
+    pub setup: Option<Box<Setup>>,
 }
 
 /// A VM guest's configuration: what the host asked for and how the kernel was built.

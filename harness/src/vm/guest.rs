@@ -264,7 +264,7 @@ fn copy_kmsg(mut kmsg: std::fs::File, mut port: std::fs::File) {
 fn end_kmsg(forwarder: Option<nix::unistd::Pid>) {
     let Some(pid) = forwarder else { return };
     if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        let _ = write!(f, "<7>{KMSG_DONE}\n");
+        let _ = writeln!(f, "<7>{KMSG_DONE}");
     }
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -29,7 +29,7 @@ impl HostSide {
         about.kernel.package = self.package.clone();
         about.qemu = self.qemu.clone();
         about.accel = Some(self.accel.clone());
-        about.setup = self.setup.clone();
+        about.setup = self.setup.clone().map(Box::new);
     }
 }
 
