@@ -6,7 +6,135 @@
 //! that reason otherwise.
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A case that passes, and one of the same that cannot (its domain name is not the one it set).
+const PASSING: &str = "summary = \"setdomainname in a new UTS namespace\"\ncovers = [\"U6\"]\n[child]\nnamespaces = [\"uts\"]\nrun = [{ setdomainname = \"a.example\" }]\n[child.expect]\ndomainname = \"a.example\"\n[child.isolation]\nns.uts = \"differs\"\n";
+
+/// A cases directory of `files` (name, text) under `uts/`.
+fn cases_dir(files: &[(&str, &str)]) -> Result<tempfile::TempDir, Failed> {
+    let d = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::create_dir(d.path().join("uts")).map_err(|e| e.to_string())?;
+    for (name, text) in files {
+        std::fs::write(d.path().join("uts").join(name), text).map_err(|e| e.to_string())?;
+    }
+    Ok(d)
+}
+
+/// Pids of processes whose command line holds `token`.
+fn holding(token: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(token))
+        })
+        .collect()
+}
+
+/// `nsconform vm 6.1` with its temporary files under a directory of its
+/// own (the token that finds its qemu), sent `sig` once qemu runs: no qemu
+/// holding the token may outlive it.
+fn signalled(sig: nix::sys::signal::Signal) -> Result<(), Failed> {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let token = tmp.path().to_string_lossy().into_owned();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nsconform"))
+        .args(["vm", "6.1", "-q"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let qemu = loop {
+        let q: Vec<u32> = holding(&token).into_iter().filter(|p| *p != child.id()).collect();
+        if !q.is_empty() {
+            break q;
+        }
+        if started.elapsed() > Duration::from_secs(600) || child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("qemu never started".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !holding(&token).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = holding(&token);
+    for p in &left {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), nix::sys::signal::SIGKILL);
+    }
+    if !left.is_empty() {
+        return Err(format!("{sig}: qemu {qemu:?} started, {left:?} still ran 5 s after nsconform ended").into());
+    }
+    if status.signal() != Some(sig as i32) {
+        return Err(format!("{sig}: nsconform vm ended {status}, not of the signal").into());
+    }
+    let files: Vec<_> = std::fs::read_dir(tmp.path())
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    if sig != nix::sys::signal::SIGKILL && !files.is_empty() {
+        return Err(format!("{sig}: the run left {files:?}").into());
+    }
+    Ok(())
+}
+
+/// `nsconform vm` with the arguments, and its exit status.
+fn vm_in(args: &[&str], cases: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_nsconform"))
+        .arg("vm")
+        .arg("--cases")
+        .arg(cases)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("nsconform runs")
+}
+
+fn output(c: std::process::Child) -> Result<(String, i32), Failed> {
+    let o = c.wait_with_output().map_err(|e| e.to_string())?;
+    Ok((
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        o.status.code().unwrap_or(-1),
+    ))
+}
+
+/// The trials of a run with user namespaces disabled in the guest by
+/// `sysctl`: none fails, and those needing one are ignored saying why.
+fn userns_off(sysctl: &'static str, why: &'static str) -> Result<(), Failed> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let records = dir.path().join("records.jsonl");
+    let (out, err, code) = vm(&["--sysctl", sysctl, "6.1", "-q", "--records", &records.to_string_lossy()])?;
+    if code != 0 {
+        return Err(format!("--sysctl {sysctl}: exit {code}\n{out}\n{err}").into());
+    }
+    let text = std::fs::read_to_string(&records).map_err(|e| e.to_string())?;
+    let ignored_why = text
+        .lines()
+        .filter(|l| l.contains("\"ignored\"") && l.contains(why))
+        .count();
+    if ignored_why == 0 {
+        return Err(format!("--sysctl {sysctl}: no trial ignored for `{why}`\n{out}").into());
+    }
+    Ok(())
+}
 
 fn vm(args: &[&str]) -> Result<(String, String, i32), Failed> {
     let out = Command::new(env!("CARGO_BIN_EXE_nsconform"))
@@ -120,6 +248,81 @@ fn main() -> std::process::ExitCode {
             }
             Ok(())
         }),
+        gated("status::two_runs_at_once_each_their_own".into(), || {
+            let good = cases_dir(&[("good.toml", PASSING)])?;
+            let bad = cases_dir(&[(
+                "bad.toml",
+                &PASSING.replace(
+                    "domainname = \"a.example\"\n[child.isolation]",
+                    "domainname = \"b.example\"\n[child.isolation]",
+                ),
+            )])?;
+            let a = vm_in(&["6.1", "-q"], good.path());
+            let b = vm_in(&["6.1", "-q"], bad.path());
+            let (a, b) = (output(a), output(b));
+            let ((out_a, code_a), (out_b, code_b)) = (a?, b?);
+            if code_a != 0 || code_b != 101 {
+                return Err(format!(
+                    "passing run: exit {code_a}, failing run: exit {code_b} (want 0 and 101)\n{out_a}\n{out_b}"
+                )
+                .into());
+            }
+            Ok(())
+        }),
+        gated("status::sigterm_leaves_no_qemu".into(), || {
+            signalled(nix::sys::signal::SIGTERM)
+        }),
+        gated("status::sigkill_leaves_no_qemu".into(), || {
+            signalled(nix::sys::signal::SIGKILL)
+        }),
+        gated("status::a_cut_run_is_an_error_everywhere".into(), || {
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let (junit, records) = (dir.path().join("j.xml"), dir.path().join("r.jsonl"));
+            let (out, err, code) = vm(&[
+                "--timeout",
+                "25",
+                "6.1",
+                "--format",
+                "ktap",
+                "--junit",
+                &junit.to_string_lossy(),
+                "--records",
+                &records.to_string_lossy(),
+            ])?;
+            let junit = std::fs::read_to_string(&junit).unwrap_or_default();
+            let records = std::fs::read_to_string(&records).unwrap_or_default();
+            let errors_in_junit = junit.contains(" errors=\"") && !junit.contains(" errors=\"0\"");
+            if code != 124 || !errors_in_junit || !out.contains("# ERROR") || records.is_empty() {
+                return Err(format!("exit {code}\njunit: {junit}\n{out}\n{err}").into());
+            }
+            Ok(())
+        }),
+        gated("kmsg::a_kernel_warning_fails_its_trial".into(), || {
+            // The harness in the guest writes a kernel warning during this
+            // trial, as a kernel bug would: the run fails and names it alone.
+            let o = Command::new(env!("CARGO_BIN_EXE_nsconform"))
+                .args(["vm", "6.1", "uts::domainname", "--test-threads", "1"])
+                .env("NSCONFORM_KMSG_TEST_WARNING", "uts::domainname")
+                .output()
+                .map_err(|e| e.to_string())?;
+            let out = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let code = o.status.code().unwrap_or(-1);
+            if code == 0 || !out.contains("warning during uts::domainname: WARNING: CPU: 0") {
+                return Err(format!("exit {code}\n{out}").into());
+            }
+            Ok(())
+        }),
+        gated("config::no_user_namespaces_ignores_not_fails".into(), || {
+            userns_off("user.max_user_namespaces=0", "max_user_namespaces")
+        }),
+        gated(
+            "config::no_unprivileged_user_namespaces_ignores_not_fails".into(),
+            || userns_off("kernel.unprivileged_userns_clone=0", "userns_unprivileged"),
+        ),
     ];
     // One boot at a time: they share the caches and, here, two CPUs.
     let mut args = Arguments::from_args();

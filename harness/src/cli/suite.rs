@@ -308,6 +308,7 @@ fn execute(args: &SuiteArgs, built: Built, about: About, shared: Shared) -> Exit
         filtered_out,
         duration_s,
         trials,
+        kernel_log: vec![],
     };
     match write_reports(args, &run) {
         Ok(()) => exit.into(),

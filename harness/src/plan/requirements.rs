@@ -36,6 +36,10 @@ pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &d
     for name in implied_features(case) {
         f.check(&name).map_err(|why| format!("needs `{name}`{kernel}: {why}"))?;
     }
+    if let Some(what) = unprivileged_userns(case, dropped, env.privileged, run_as) {
+        f.check(UNPRIVILEGED_USERNS)
+            .map_err(|why| format!("needs `{UNPRIVILEGED_USERNS}` ({what}): {why}"))?;
+    }
     for t in &case.tools {
         if which::which(&t.tool).is_err() {
             return Err(format!(
@@ -122,6 +126,10 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
         Op::Write(w) if w.path.ends_with("/timens_offsets") => {
             out.insert("timens_offsets".into());
         }
+        // Each level a namespace of the type, made by the one before.
+        Op::Nest(a) => {
+            out.insert(a.namespace.feature().to_string());
+        }
         _ => {}
     };
     walk::each_op(spec, &mut steps_seen);
@@ -165,6 +173,61 @@ fn nsfs_observed(key: &crate::load::expect::ObsKey) -> Option<Ns> {
         ObsKey::Seen(_, inner) => nsfs_observed(inner),
         _ => None,
     }
+}
+
+/// The feature of creating a user namespace without privilege in the
+/// initial one (off with Debian's kernel.unprivileged_userns_clone=0).
+const UNPRIVILEGED_USERNS: &str = "userns_unprivileged";
+
+/// Why the case creates a user namespace from a process without privilege
+/// in the initial user namespace, if it does: every one in an unprivileged
+/// run (its trial's own too), else one made inside a user namespace of the
+/// case's own, or after the process dropped its privileges or changed its uid.
+fn unprivileged_userns(case: &Case, dropped: &[Ns], privileged: bool, run_as: RunAs) -> Option<String> {
+    if run_as == RunAs::OwnUserns {
+        return Some("an unprivileged run gives the trial a user namespace of its own".into());
+    }
+    let enter = |p: &ProcSpec, unpriv: bool| {
+        let makes = p.how != How::Setns && p.effective(dropped).contains(&Ns::User);
+        if makes && unpriv {
+            return Err("a process of the case is created in a new user namespace by an unprivileged one".to_string());
+        }
+        Ok(unpriv || makes || p.drop_privileges || (p.how == How::Setns && p.effective(dropped).contains(&Ns::User)))
+    };
+    walk::find_along(&case.spec, !privileged, &enter, &mut |s, unpriv| {
+        let checked = s.errno.is_none() && !s.may_fail;
+        let user = |f: &crate::load::flags::FlagSet| f.without(dropped).namespaces().contains(&Ns::User);
+        let makes = match &s.op {
+            Op::Unshare(f) | Op::ThreadUnshare(f) | Op::FsShareUnshare(f) => user(f),
+            Op::Fork(a) => user(&a.flags),
+            Op::Clone(a) => user(&a.flags),
+            Op::Clone3(a) => user(&a.flags),
+            // The second level is made inside the first.
+            Op::Nest(a) if a.namespace == Ns::User && a.depth > 1 => {
+                *unpriv = true;
+                true
+            }
+            Op::Setns(_) | Op::DropPrivileges(true) => {
+                *unpriv = true;
+                false
+            }
+            Op::Setuid(v) if v.trim() != "0" => {
+                *unpriv = true;
+                false
+            }
+            _ => false,
+        };
+        if makes && checked && *unpriv {
+            return Some(format!(
+                "`{}` makes a user namespace without privilege in the initial one",
+                s.op.name()
+            ));
+        }
+        if makes && matches!(s.op, Op::Unshare(_) | Op::ThreadUnshare(_) | Op::FsShareUnshare(_)) {
+            *unpriv = true;
+        }
+        None
+    })
 }
 
 /// Why the case needs root, if it does something that takes CAP_SYS_ADMIN
@@ -434,5 +497,28 @@ mod tests {
             "{HEAD}needs.init_userns = \"because\"\nchild.namespaces = [\"uts\"]\n"
         ));
         assert_eq!(needs_init_userns(&declared, &[]).as_deref(), Some("because"));
+    }
+
+    #[test]
+    fn a_user_namespace_made_without_privilege_needs_userns_unprivileged() {
+        let made_by_root = case(&format!("{HEAD}child.namespaces = [\"user\"]\n"));
+        assert_eq!(unprivileged_userns(&made_by_root, &[], true, RunAs::Suite), None);
+        assert!(
+            unprivileged_userns(&made_by_root, &[], false, RunAs::Suite).is_some(),
+            "an unprivileged run's"
+        );
+        let nested = case(&format!(
+            "{HEAD}[child]\nnamespaces = [\"user\"]\nrun = [{{ unshare = [\"user\"] }}]\n"
+        ));
+        let why = unprivileged_userns(&nested, &[], true, RunAs::Suite).expect("nested");
+        assert!(why.contains("unshare"), "{why}");
+        let dropped = case(&format!(
+            "{HEAD}[child]\ndrop_privileges = true\nrun = [{{ unshare = [\"user\"] }}]\n"
+        ));
+        assert!(unprivileged_userns(&dropped, &[], true, RunAs::Suite).is_some());
+        let expected_to_fail = case(&format!(
+            "{HEAD}[child]\ndrop_privileges = true\nrun = [{{ unshare = [\"user\"], errno = \"EPERM\" }}]\n"
+        ));
+        assert_eq!(unprivileged_userns(&expected_to_fail, &[], true, RunAs::Suite), None);
     }
 }

@@ -10,7 +10,7 @@ pub mod stream;
 use crate::outcome::{CommandLog, Row};
 use serde::{Deserialize, Serialize};
 
-pub use run::{About, Build, Kernel, RunRecord, Status};
+pub use run::{About, Build, Complaint, Kernel, RunRecord, Setup, Status};
 
 /// What became of a trial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

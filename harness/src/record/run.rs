@@ -109,6 +109,42 @@ pub struct About {
     /// For a run in a VM: `kvm` or `tcg`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accel: Option<String>,
+    /// For a run in a VM: how the guest was set up and the kernel configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Box<Setup>>,
+}
+
+/// A VM guest's configuration: what the host asked for and how the kernel was built.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Setup {
+    /// Words added to the kernel's command line (`--append`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub append: Vec<String>,
+    /// `key=value` sysctls the guest set before the suite (`--sysctl`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<String>,
+    /// Where the kernel's configuration came from (`/proc/config.gz`, or the package's file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_source: Option<String>,
+    /// The configuration's hash (FNV-1a, hex): equal hashes, equal configurations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// Its namespace-related `CONFIG_` lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<String>,
+}
+
+/// Something the kernel reported in its log during a VM run (a warning,
+/// a BUG, an oops, a hung task, an RCU stall): it fails the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Complaint {
+    /// Which kind (`warning`, `bug`, `oops`, `hung_task`, `rcu_stall`, ...).
+    pub kind: String,
+    /// The log's line.
+    pub line: String,
+    /// The trials running when it came; none: it came outside every trial.
+    #[serde(default)]
+    pub trials: Vec<String>,
 }
 
 impl About {
@@ -122,6 +158,7 @@ impl About {
             runner: runner.to_string(),
             qemu: None,
             accel: None,
+            setup: None,
         }
     }
 }
@@ -162,13 +199,18 @@ pub struct RunRecord {
     pub filtered_out: usize,
     pub duration_s: f64,
     pub trials: Vec<TrialRecord>,
+    /// What the kernel complained of in its log during the run (VM runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_log: Vec<Complaint>,
 }
 
 impl RunRecord {
-    /// Whether every trial ran, none failed and the machine is as before.
+    /// Whether every trial ran, none failed, the kernel did not complain
+    /// and the machine is as before.
     pub fn passed(&self) -> bool {
         self.status == Status::Complete
             && self.machine.is_empty()
+            && self.kernel_log.is_empty()
             && !self.trials.iter().any(|t| t.verdict.fails_the_run())
     }
 }

@@ -165,6 +165,7 @@ impl Assembler {
             filtered_out,
             duration_s,
             trials,
+            kernel_log: vec![],
         })
     }
 }

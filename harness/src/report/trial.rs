@@ -11,8 +11,47 @@ use crate::spawn::zygote::Zygote;
 use libtest_mimic::{Completion, Failed};
 use std::time::Instant;
 
+/// Set (by a VM guest's init) to have each trial's start and end marked in
+/// the kernel's log, so a kernel complaint can name the trials it came in.
+pub const KMSG_MARKS_ENV: &str = "NSCONFORM_KMSG_MARKS";
+/// A mark's text in the kernel's log: this, `start ` or `end `, the trial's name.
+pub const KMSG_MARK: &str = "nsconform-trial: ";
+/// For the test of the kernel log's reading: the trial during which the
+/// harness writes a kernel warning into the log, as a kernel bug would.
+pub const KMSG_TEST_WARNING_ENV: &str = "NSCONFORM_KMSG_TEST_WARNING";
+
+/// One mark in the kernel's log, at debug level (no console shows it).
+fn mark(what: &str, name: &str) {
+    mark_text(&format!("<7>{KMSG_MARK}{what} {name}"));
+}
+
+fn mark_text(text: &str) {
+    static KMSG: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    let kmsg = KMSG.get_or_init(|| {
+        std::env::var_os(KMSG_MARKS_ENV)?;
+        std::fs::OpenOptions::new().write(true).open("/dev/kmsg").ok()
+    });
+    if let Some(mut f) = kmsg.as_ref() {
+        // One write is one record of the log.
+        let _ = std::io::Write::write_all(&mut f, format!("{text}\n").as_bytes());
+    }
+}
+
 /// Run `spec` in a sandbox of `zygote`, judge it and make its record.
 pub fn run(zygote: &Zygote, spec: &TrialSpec, privileged: bool, timings: Option<&Timings>) -> TrialRecord {
+    mark("start", &spec.name);
+    if std::env::var(KMSG_TEST_WARNING_ENV).is_ok_and(|t| t == spec.name) {
+        mark_text(&format!(
+            "<4>WARNING: CPU: 0 PID: 0 at {KMSG_TEST_WARNING_ENV} {}",
+            spec.name
+        ));
+    }
+    let r = run_unmarked(zygote, spec, privileged, timings);
+    mark("end", &spec.name);
+    r
+}
+
+fn run_unmarked(zygote: &Zygote, spec: &TrialSpec, privileged: bool, timings: Option<&Timings>) -> TrialRecord {
     let started = Instant::now();
     let mut r = TrialRecord::new(&spec.name, kind(spec), Verdict::Pass, "");
     r.userns = spec.userns;

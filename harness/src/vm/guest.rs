@@ -7,7 +7,7 @@
 //! the results channel, and powers off.
 
 use super::initramfs::{GUEST_BIN, GUEST_DIR};
-use super::qemu::{MARK_KERNEL, MARK_START, RESULTS_TTY, STDOUT_TTY};
+use super::qemu::{KMSG_TTY, MARK_KERNEL, MARK_START, RESULTS_TTY, STDOUT_TTY};
 use crate::record::stream::{Line, Writer};
 use std::collections::BTreeSet;
 use std::ffi::CString;
@@ -137,6 +137,8 @@ fn set_up() {
 struct Asked {
     args: Vec<String>,
     envs: Vec<String>,
+    /// `key=value` sysctls to set before the suite.
+    sysctls: Vec<String>,
     /// The guest's slowdown against the host, which scales the cases' timeouts.
     scale: f64,
 }
@@ -158,6 +160,7 @@ fn asked() -> Asked {
     Asked {
         args: hex_decode(&param(&cmdline, "nsconform.args").unwrap_or_default()),
         envs: hex_decode(&param(&cmdline, "nsconform.env").unwrap_or_default()),
+        sysctls: hex_decode(&param(&cmdline, "nsconform.sysctl").unwrap_or_default()),
         scale,
     }
 }
@@ -181,6 +184,7 @@ fn start(asked: &Asked, out: &std::fs::File) -> nix::Result<nix::unistd::Pid> {
             env.push(CString::new(format!("{}={GUEST_DIR}/cases", crate::plan::env::CASES_ENV)).unwrap());
             env.push(CString::new(format!("{}={GUEST_DIR}/runners", crate::plan::env::RUNNERS_ENV)).unwrap());
             env.push(CString::new(format!("{}={:.2}", super::TIMEOUT_SCALE_ENV, asked.scale)).unwrap());
+            env.push(CString::new(format!("{}=1", crate::report::trial::KMSG_MARKS_ENV)).unwrap());
             env.extend(asked.envs.iter().filter_map(|e| CString::new(e.as_str()).ok()));
             let mut argv = vec![CString::new(GUEST_BIN).unwrap()];
             argv.extend(asked.args.iter().filter_map(|a| CString::new(a.as_str()).ok()));
@@ -190,6 +194,82 @@ fn start(asked: &Asked, out: &std::fs::File) -> nix::Result<nix::unistd::Pid> {
             unsafe { libc::_exit(127) }
         }
     }
+}
+
+/// The sysctls the host asked for, each `key=value` (`kernel.x=1` is
+/// /proc/sys/kernel/x); what could not be set, if anything.
+fn set_sysctls(sysctls: &[String]) -> Result<(), String> {
+    for kv in sysctls {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("--sysctl {kv}: not key=value"))?;
+        let path = format!("/proc/sys/{}", k.trim().replace('.', "/"));
+        std::fs::write(&path, v.trim()).map_err(|e| format!("--sysctl {kv}: {path}: {e}"))?;
+        say(&format!("nsconform-guest: sysctl {k}={v}"));
+    }
+    Ok(())
+}
+
+/// The text that ends the kernel log's forwarding (written by the init once the suite is over).
+const KMSG_DONE: &str = "nsconform-guest: kernel log done";
+
+/// Fork the forwarder of the kernel's log: every record of /dev/kmsg (from
+/// the boot's first on) as a line `prio,seq,usec,flags;text` to its own
+/// serial port, until the init's last mark.
+fn forward_kmsg() -> Option<nix::unistd::Pid> {
+    let kmsg = std::fs::File::open("/dev/kmsg").ok()?;
+    let port = open_tty(KMSG_TTY).ok()?;
+    // SAFETY: the init runs no other thread; the child reads and writes
+    // files and leaves through _exit.
+    match unsafe { nix::unistd::fork() }.ok()? {
+        nix::unistd::ForkResult::Parent { child } => Some(child),
+        nix::unistd::ForkResult::Child => {
+            copy_kmsg(kmsg, port);
+            // SAFETY: as in `start`: the init's destructors are not the child's.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+fn copy_kmsg(mut kmsg: std::fs::File, mut port: std::fs::File) {
+    use std::io::Read;
+    // One read is one record, at most 8 KiB (the kernel's limit on a record's text).
+    let mut buf = vec![0u8; 16384];
+    loop {
+        let n = match kmsg.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            // EPIPE: records were overwritten before they were read; go on.
+            Err(e) if e.raw_os_error() == Some(libc::EPIPE) || e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        // The record's first line; its dictionary lines (` KEY=value`) are dropped.
+        let rec = String::from_utf8_lossy(&buf[..n]);
+        let first = rec.lines().next().unwrap_or_default();
+        let _ = writeln!(port, "{first}");
+        if first.ends_with(KMSG_DONE) {
+            let _ = nix::sys::termios::tcdrain(&port);
+            return;
+        }
+    }
+}
+
+/// The last mark in the kernel's log; the forwarder copies up to it and ends.
+fn end_kmsg(forwarder: Option<nix::unistd::Pid>) {
+    let Some(pid) = forwarder else { return };
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
+        let _ = writeln!(f, "<7>{KMSG_DONE}");
+    }
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            _ => return,
+        }
+    }
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
+    let _ = waitpid(pid, None);
 }
 
 /// As init, reap every orphan until `child` ends; its exit status. Then a
@@ -237,6 +317,17 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
     };
     let drain = results.try_clone();
     let results = Writer::new(results);
+    if let Err(e) = set_sysctls(&asked.sysctls) {
+        say(&format!("nsconform-guest: {e}"));
+        results.send(&Line::Guest {
+            exit: crate::exit::Exit::Usage.code() as i32,
+            machine: vec![],
+            duration_s: 0.0,
+        });
+        power_off();
+    }
+    // Before the machine's state is taken: the forwarder is part of it.
+    let forwarder = forward_kmsg();
     let sysctls = crate::machine::sysctl::Snapshot::take();
     let before = crate::machine::whole::state();
     say(MARK_START);
@@ -255,6 +346,7 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
         say(&format!("nsconform-guest: machine {m}"));
     }
     say(&format!("nsconform-guest: suite took {took:.2} s, exit {code}"));
+    end_kmsg(forwarder);
     results.send(&Line::Guest {
         exit: code,
         machine,

@@ -36,6 +36,9 @@ pub struct Kernel {
     pub version: String,
     /// The Debian package it was unpacked from; none for an image given as a file.
     pub package: Option<String>,
+    /// Its build configuration: the package's config-VERSION, or the one
+    /// built into the image (CONFIG_IKCONFIG, as /proc/config.gz shows it).
+    pub config: Option<PathBuf>,
 }
 
 fn apt(args: &[&str]) -> Command {
@@ -209,6 +212,7 @@ pub fn get(spec: &str, flavour: &str) -> Result<Kernel, String> {
         dir.join("vmlinuz")
     };
     let version = std::fs::read_to_string(dir.join("version")).unwrap_or_default();
+    let config = package_config(&package, &dir);
     Ok(Kernel {
         label: spec.to_string(),
         image,
@@ -216,6 +220,7 @@ pub fn get(spec: &str, flavour: &str) -> Result<Kernel, String> {
         modules,
         version: version.trim().to_string(),
         package: Some(package),
+        config,
     })
 }
 
@@ -256,6 +261,17 @@ fn from_image(label: &str, path: &Path, modules: Vec<PathBuf>) -> Result<Kernel,
         let v = std::fs::read(&elf).map_err(|e| e.to_string())?;
         (elf, Some(path.to_path_buf()), v)
     };
+    // Kept in the cache, beside the extracted ELF; never beside the user's file.
+    let config = cache_dir()
+        .join("images")
+        .join(format!("{:016x}", super::hash_bytes(&vmlinux)))
+        .join("config");
+    let config = (config.is_file()
+        || built_in_config(&vmlinux).is_some_and(|c| {
+            std::fs::create_dir_all(config.parent().unwrap_or(Path::new("."))).is_ok()
+                && std::fs::write(&config, c).is_ok()
+        }))
+    .then_some(config);
     Ok(Kernel {
         label: label.to_string(),
         image,
@@ -263,7 +279,43 @@ fn from_image(label: &str, path: &Path, modules: Vec<PathBuf>) -> Result<Kernel,
         modules,
         version: linux_version(&vmlinux).unwrap_or_else(|| "(version not found in the image)".into()),
         package: None,
+        config,
     })
+}
+
+/// The package's config-VERSION (Debian ships it in /boot, later beside
+/// the modules), kept beside the unpacked image; taken from the .deb once.
+fn package_config(package: &str, dir: &Path) -> Option<PathBuf> {
+    let kept = dir.join("config");
+    if kept.is_file() {
+        return Some(kept);
+    }
+    let deb = deb_of(package).ok()?;
+    let sh = "dpkg-deb --fsys-tarfile \"$1\" | tar -xO --wildcards './boot/config-*' '*/modules/*/config' 2>/dev/null; exit 0";
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(sh).arg("sh").arg(&deb);
+    let text = run(c, "the kernel's config").ok()?;
+    if !text.contains("CONFIG_") {
+        return None;
+    }
+    let tmp = tempfile::NamedTempFile::new_in(dir).ok()?;
+    std::fs::write(tmp.path(), text).ok()?;
+    tmp.persist(&kept).ok()?;
+    Some(kept)
+}
+
+/// The configuration an image carries (CONFIG_IKCONFIG: gzip between markers).
+pub fn built_in_config(vmlinux: &[u8]) -> Option<Vec<u8>> {
+    let find = |what: &[u8], from: usize| {
+        vmlinux
+            .get(from..)?
+            .windows(what.len())
+            .position(|w| w == what)
+            .map(|i| i + from)
+    };
+    let start = find(b"IKCFG_ST", 0)? + 8;
+    let end = find(b"IKCFG_ED", start)?;
+    decompress(&vmlinux[start..end]).filter(|c| c.starts_with(b"#") || c.starts_with(b"CONFIG_"))
 }
 
 /// The package's .deb in the cache, downloaded when missing.

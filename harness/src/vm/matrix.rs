@@ -6,7 +6,7 @@
 //! the table is written as JSON (the data), Markdown (for the docs) and one
 //! static HTML page, with a JUnit file per kernel.
 
-use super::{VmOpts, boot, cut, prepare, results};
+use super::{VmOpts, boot, prepare, results};
 use crate::exit::Exit;
 use crate::record::baseline::{Baseline, Change, cell_of, short_reason};
 use crate::record::{About, RunRecord, Status, Verdict, count};
@@ -26,7 +26,7 @@ use std::time::Instant;
 pub struct MatrixArgs {
     #[command(flatten)]
     opts: VmOpts,
-    /// Kernels, comma-separated, as for `nsconform vm`
+    /// Kernels, comma-separated, as for `nsconform vm`; `6.1:userns=off` is 6.1 with settings (docs/kernels.md)
     #[arg(long, default_value = "5.10,6.1,6.12,7.2", value_delimiter = ',')]
     kernels: Vec<String>,
     /// Leave out the run on this machine's kernel
@@ -584,6 +584,7 @@ fn missing_run() -> RunRecord {
         filtered_out: 0,
         duration_s: 0.0,
         trials: vec![],
+        kernel_log: vec![],
     }
 }
 
@@ -603,25 +604,30 @@ fn vm_column(label: &str, opts: &VmOpts, guest_args: &[String]) -> Column {
         total_s: 0.0,
         error: Some(e),
     };
-    let prepared = match prepare(label, opts) {
+    // `6.1:userns=off`: a kernel and the guest's settings (`with_settings`).
+    let (kernel, opts) = match super::with_settings(label, opts) {
+        Ok(k) => k,
+        Err(e) => return failed(e),
+    };
+    let prepared = match prepare(&kernel, &opts) {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
     let channel = results::Channel::new(None, None, prepared.host_side());
-    let run = match boot(prepared, opts, guest_args, &|l| channel.line(l), false) {
+    let run = match boot(prepared, &opts, guest_args, &|l| channel.line(l), false) {
         Ok(r) => r,
         Err(e) => return failed(e),
     };
-    let o = run.outcome;
+    let o = &run.outcome;
     let error = o.error.clone().or_else(|| {
         channel
             .guest()
             .is_none()
-            .then(|| super::qemu::no_status(&run.console, &o))
+            .then(|| super::qemu::no_status(&run.console, o))
     });
     Column {
         label: label.to_string(),
-        run: channel.finish(cut(&o), o.total),
+        run: run.record(channel),
         boot_s: o.boot.map(|b| b.as_secs_f64()),
         total_s: o.total.as_secs_f64(),
         error,

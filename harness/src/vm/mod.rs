@@ -9,10 +9,12 @@
 
 pub mod areas;
 pub mod cache;
+pub mod cleanup;
 pub mod cpio;
 pub mod guest;
 pub mod initramfs;
 pub mod kernel;
+pub mod kmsg;
 pub mod matrix;
 pub mod qemu;
 pub mod results;
@@ -91,6 +93,103 @@ pub struct VmOpts {
     /// can reach only the throwaway guest, which has no disk and no network)
     #[arg(long, value_name = "DIR")]
     pub cases: Option<PathBuf>,
+    /// Words for the guest kernel's command line (e.g. 'user_namespace.enable=0'); repeatable
+    #[arg(long, value_name = "KERNEL CMDLINE")]
+    pub append: Vec<String>,
+    /// A sysctl the guest sets before the suite (user.max_user_namespaces=0); repeatable
+    #[arg(long, value_name = "KEY=VALUE", value_parser = sysctl_arg)]
+    pub sysctl: Vec<String>,
+}
+
+/// `key=value`, the key a sysctl's dotted name.
+fn sysctl_arg(s: &str) -> Result<String, String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s}: not KEY=VALUE (user.max_user_namespaces=0)"))?;
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+    if k.is_empty() || !k.chars().all(ok) || k.starts_with('.') || k.contains("..") {
+        return Err(format!("{k}: not a sysctl's name (kernel.unprivileged_userns_clone)"));
+    }
+    if v.is_empty() || v.chars().any(char::is_whitespace) {
+        return Err(format!("{s}: a value without spaces"));
+    }
+    Ok(s.to_string())
+}
+
+/// Named settings of a matrix column (`6.1:userns=off`): what each adds to the guest.
+const PRESETS: &[(&str, &str)] = &[
+    ("userns=off", "user.max_user_namespaces=0"),
+    ("userns=root-only", "kernel.unprivileged_userns_clone=0"),
+];
+
+/// A matrix column `KERNEL[:SETTING]...`: the kernel, and `opts` with the
+/// settings added. A setting is `sysctl=KEY=VALUE`, `append=WORD` or a
+/// preset (`userns=off`, `userns=root-only`); a spec whose tail is not
+/// settings is a kernel as it is (a path may hold a colon).
+pub fn with_settings(spec: &str, opts: &VmOpts) -> Result<(String, VmOpts), String> {
+    let mut out = opts.clone();
+    let Some((kernel, tail)) = spec.split_once(':') else {
+        return Ok((spec.to_string(), out));
+    };
+    let known = |w: &str| w.starts_with("sysctl=") || w.starts_with("append=") || w.starts_with("userns=");
+    if !tail.split(':').all(known) {
+        return Ok((spec.to_string(), out));
+    }
+    for w in tail.split(':') {
+        if let Some(kv) = w.strip_prefix("sysctl=") {
+            out.sysctl.push(sysctl_arg(kv).map_err(|e| format!("{spec}: {e}"))?);
+        } else if let Some(a) = w.strip_prefix("append=") {
+            out.append.push(a.to_string());
+        } else {
+            let (_, kv) = PRESETS.iter().find(|(p, _)| *p == w).ok_or_else(|| {
+                let names: Vec<&str> = PRESETS.iter().map(|p| p.0).collect();
+                format!("{spec}: {w} is none of {}", names.join(", "))
+            })?;
+            out.sysctl.push(kv.to_string());
+        }
+    }
+    Ok((kernel.to_string(), out))
+}
+
+/// The namespace-related lines of a kernel's configuration, by name.
+const NS_CONFIG: &[&str] = &[
+    "CONFIG_NAMESPACES",
+    "CONFIG_CGROUPS",
+    "CONFIG_SYSVIPC",
+    "CONFIG_POSIX_MQUEUE",
+    "CONFIG_CHECKPOINT_RESTORE",
+    "CONFIG_VETH",
+    "CONFIG_IKCONFIG_PROC",
+];
+
+fn ns_config_line(l: &str) -> bool {
+    let name = l.trim_start_matches("# ").split(['=', ' ']).next().unwrap_or_default();
+    name.starts_with("CONFIG_") && (name.ends_with("_NS") || NS_CONFIG.contains(&name))
+}
+
+/// How the guest is set up: the options, and the kernel's configuration.
+pub fn setup_of(opts: &VmOpts, k: &kernel::Kernel) -> crate::record::Setup {
+    let text = k.config.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+    crate::record::Setup {
+        append: opts.append.clone(),
+        sysctls: opts.sysctl.clone(),
+        config_source: text.as_ref().map(|_| match &k.package {
+            Some(p) => format!("{p}: config-{}", release_of(&k.version)),
+            None => "the image's built-in configuration (CONFIG_IKCONFIG)".into(),
+        }),
+        config_hash: text.as_ref().map(|t| format!("{:016x}", hash_bytes(t.as_bytes()))),
+        config: text
+            .iter()
+            .flat_map(|t| t.lines())
+            .filter(|l| ns_config_line(l))
+            .map(String::from)
+            .collect(),
+    }
+}
+
+/// `6.1.0-50-amd64` of `Linux version 6.1.0-50-amd64 (...) ...`.
+fn release_of(version: &str) -> &str {
+    version.split_whitespace().nth(2).unwrap_or(version)
 }
 
 #[derive(Parser, Debug)]
@@ -121,7 +220,9 @@ pub struct Prepared {
     pub kernel: kernel::Kernel,
     pub initrd: PathBuf,
     pub accel: qemu::Accel,
+    /// Where the console is kept once the run is over (the last run of this kernel's).
     pub console: PathBuf,
+    pub setup: crate::record::Setup,
 }
 
 /// A VM run of one kernel.
@@ -130,6 +231,17 @@ pub struct Run {
     pub outcome: qemu::Outcome,
     pub accel: qemu::Accel,
     pub console: PathBuf,
+    /// What the kernel complained of in its log, with the trials running then.
+    pub complaints: Vec<crate::record::Complaint>,
+}
+
+impl Run {
+    /// The run's record: the channel's, with the kernel's complaints.
+    pub fn record(&self, channel: results::Channel) -> crate::record::RunRecord {
+        let mut r = channel.finish(cut(&self.outcome), self.outcome.total);
+        kmsg::apply(&mut r, self.complaints.clone());
+        r
+    }
 }
 
 impl Prepared {
@@ -140,6 +252,7 @@ impl Prepared {
             image_version: self.kernel.version.clone(),
             qemu: qemu::version(),
             accel: self.accel.name().to_string(),
+            setup: Some(self.setup.clone()),
         }
     }
 }
@@ -204,6 +317,7 @@ pub fn prepare(spec: &str, opts: &VmOpts) -> Result<Prepared, String> {
         .collect();
     let console = logs.join(format!("{safe}.console.log"));
     Ok(Prepared {
+        setup: setup_of(opts, &k),
         kernel: k,
         initrd,
         accel,
@@ -221,19 +335,21 @@ pub fn boot(
     on_line: &(dyn Fn(&str) + Sync),
     stream: bool,
 ) -> Result<Run, String> {
+    // printk.devkmsg=on: the suite's marks of each trial in the kernel's
+    // log are not rate-limited. The user's words come last, so they win.
     let cmdline = format!(
-        "console=ttyS0 quiet panic=-1 random.trust_cpu=on rdinit={} nsconform.args={} nsconform.env={} nsconform.calib={} -- {}",
+        "console=ttyS0 quiet panic=-1 random.trust_cpu=on printk.devkmsg=on rdinit={} nsconform.args={} nsconform.env={} nsconform.sysctl={} nsconform.calib={} {} -- {}",
         initramfs::GUEST_BIN,
         guest::hex_encode(guest_args),
         guest::hex_encode(&passed_env()),
+        guest::hex_encode(&opts.sysctl),
         guest::calibrate().as_nanos(),
+        opts.append.join(" "),
         guest::GUEST_ARG
     );
-    // The command's stdout in a file of this run's own, gone with the run.
-    let scratch = tempfile::Builder::new()
-        .prefix("nsconform-vm-")
-        .tempdir()
-        .map_err(|e| format!("a temporary directory: {e}"))?;
+    // The console and the command's stdout in files of this run's own,
+    // gone with the run (also on a signal): runs at once share nothing.
+    let scratch = cleanup::RunDir::new()?;
     let mut b = qemu::Boot {
         image: &p.kernel.image,
         initrd: &p.initrd,
@@ -241,8 +357,9 @@ pub fn boot(
         accel: p.accel,
         smp: opts.smp,
         mem_mib: opts.mem,
-        console: p.console.clone(),
+        console: scratch.path().join("console.log"),
         stdout: scratch.path().join("stdout"),
+        kmsg: scratch.path().join("kmsg.log"),
         boot_timeout: Duration::from_secs(if p.accel == qemu::Accel::Kvm { 30 } else { 120 }),
         timeout: Duration::from_secs(opts.timeout),
         stream,
@@ -256,12 +373,43 @@ pub fn boot(
         b.image = bz;
         outcome = qemu::run(&b, on_line)?;
     }
+    keep(&b.console, &p.console);
+    keep(
+        &b.kmsg,
+        &p.console
+            .with_file_name(format!("{}.kmsg.log", p.kernel.label.replace('/', "_"))),
+    );
+    let complaints = kmsg::complaints(&std::fs::read_to_string(&b.kmsg).unwrap_or_default());
     Ok(Run {
         kernel: p.kernel,
         outcome,
         accel: p.accel,
         console: p.console,
+        complaints,
     })
+}
+
+/// The run's console where the user can read it: a whole file, put in
+/// place at once, so runs of one kernel at once never mix their lines.
+fn keep(console: &Path, to: &Path) {
+    let Some(dir) = to.parent() else { return };
+    if let Ok(tmp) = tempfile::NamedTempFile::new_in(dir)
+        && std::fs::copy(console, tmp.path()).is_ok()
+    {
+        let _ = tmp.persist(to);
+    }
+}
+
+/// The kernel's configuration beside a results file, as `NAME.kernel-config`.
+fn keep_config(k: &kernel::Kernel, beside: Option<&Path>) {
+    let (Some(config), Some(file)) = (&k.config, beside) else {
+        return;
+    };
+    let mut name = file.file_name().unwrap_or_default().to_os_string();
+    name.push(".kernel-config");
+    if file.parent().is_some() && !file.starts_with("/dev") {
+        let _ = std::fs::copy(config, file.with_file_name(name));
+    }
 }
 
 /// How the host ended a run, if it did: at the timeout, or a boot that hung.
@@ -302,6 +450,7 @@ pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
         }
     };
     let junit = a.junit.clone().or(suite.junit.take());
+    let records_path = suite.records.clone();
     let records = match suite
         .records
         .take()
@@ -337,11 +486,14 @@ pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
         Err(e) => return usage(&e),
     };
     let guest = channel.guest();
-    let record = channel.finish(cut(&run.outcome), run.outcome.total);
+    let record = run.record(channel);
     if let Some(path) = &junit
         && let Err(e) = std::fs::write(path, crate::report::render::junit::render(&record))
     {
         return usage(&format!("{}: {e}", path.display()));
+    }
+    for beside in [&junit, &records_path] {
+        keep_config(&run.kernel, beside.as_deref());
     }
     conclude(&a, &run, guest)
 }
@@ -392,6 +544,9 @@ fn conclude(a: &VmArgs, run: &Run, guest: Option<(i32, Vec<String>)>) -> ExitCod
         eprintln!("nsconform vm: {e}");
         return if o.timed_out { Exit::TimedOut } else { Exit::Usage }.into();
     }
+    if !run.complaints.is_empty() {
+        eprintln!("nsconform vm: {}", kmsg::describe(&run.complaints));
+    }
     let Some((code, machine)) = guest else {
         return usage(&qemu::no_status(&run.console, o));
     };
@@ -403,5 +558,68 @@ fn conclude(a: &VmArgs, run: &Run, guest: Option<(i32, Vec<String>)>) -> ExitCod
         return Exit::MachineChanged.into();
     }
     eprintln!("nsconform vm: the guest machine is as before the run");
+    if code == 0 && !run.complaints.is_empty() {
+        return Exit::TrialsFailed.into();
+    }
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> VmOpts {
+        VmOpts {
+            accel: "auto".into(),
+            smp: 2,
+            mem: 1024,
+            flavour: "amd64".into(),
+            timeout: 900,
+            cases: None,
+            append: vec![],
+            sysctl: vec![],
+        }
+    }
+
+    #[test]
+    fn a_matrix_column_names_a_kernel_and_its_settings() {
+        let (k, o) = with_settings("6.1:userns=off:append=nokaslr", &opts()).unwrap();
+        assert_eq!(k, "6.1");
+        assert_eq!(o.sysctl, ["user.max_user_namespaces=0"]);
+        assert_eq!(o.append, ["nokaslr"]);
+        let (k, o) = with_settings("6.12:sysctl=kernel.unprivileged_userns_clone=0", &opts()).unwrap();
+        assert_eq!((k.as_str(), o.sysctl.len()), ("6.12", 1));
+        let (k, o) = with_settings("/tmp/a:b/vmlinuz", &opts()).unwrap();
+        assert_eq!(
+            (k.as_str(), o.sysctl.len()),
+            ("/tmp/a:b/vmlinuz", 0),
+            "a path keeps its colon"
+        );
+        let e = with_settings("6.1:userns=maybe", &opts()).unwrap_err();
+        assert!(e.contains("userns=off"), "{e}");
+        assert!(with_settings("6.1:sysctl=no value", &opts()).is_err());
+    }
+
+    #[test]
+    fn sysctls_are_dotted_names_with_a_value() {
+        assert!(sysctl_arg("user.max_user_namespaces=0").is_ok());
+        for bad in ["user.max_user_namespaces", "../x=1", "a..b=1", "x=", "x=a b", "=1"] {
+            assert!(sysctl_arg(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_namespace_lines_of_a_configuration() {
+        for l in [
+            "CONFIG_USER_NS=y",
+            "# CONFIG_TIME_NS is not set",
+            "CONFIG_NAMESPACES=y",
+            "CONFIG_SYSVIPC=y",
+        ] {
+            assert!(ns_config_line(l), "{l}");
+        }
+        for l in ["CONFIG_DNS_RESOLVER=m", "CONFIG_NS83820=m", "# comment"] {
+            assert!(!ns_config_line(l), "{l}");
+        }
+    }
 }

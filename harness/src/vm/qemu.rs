@@ -31,6 +31,8 @@ pub const MARK_KERNEL: &str = "nsconform-guest: kernel ";
 /// The guest's devices of the results channel and the command's stdout.
 pub const RESULTS_TTY: &str = "/dev/ttyS1";
 pub const STDOUT_TTY: &str = "/dev/ttyS2";
+/// The guest's kernel log, record by record (`guest::forward_kmsg`).
+pub const KMSG_TTY: &str = "/dev/ttyS3";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -67,17 +69,17 @@ pub fn kvm_works(image: &Path) -> bool {
         return s.trim() == "yes";
     }
     let log = cache_dir().join("kvm-probe.log");
-    let mut child = match Command::new(QEMU)
-        .args(BASE_ARGS)
-        .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel"])
-        .arg(image)
-        .args(["-append", "console=ttyS0 panic=-1 loglevel=1", "-serial"])
-        .arg(format!("file:{}", log.display()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-    {
+    let mut child = match super::cleanup::spawn_tied(
+        Command::new(QEMU)
+            .args(BASE_ARGS)
+            .args(["-accel", "kvm", "-cpu", "host", "-m", "256", "-kernel"])
+            .arg(image)
+            .args(["-append", "console=ttyS0 panic=-1 loglevel=1", "-serial"])
+            .arg(format!("file:{}", log.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    ) {
         Ok(c) => c,
         Err(_) => return false,
     };
@@ -93,6 +95,7 @@ pub fn kvm_works(image: &Path) -> bool {
             }
         }
     };
+    super::cleanup::untie(&child);
     let _ = std::fs::write(&memo, if ok { "yes\n" } else { "no\n" });
     ok
 }
@@ -107,6 +110,8 @@ pub struct Boot<'a> {
     pub console: PathBuf,
     /// Where the guest command's stdout (its third serial port) goes.
     pub stdout: PathBuf,
+    /// Where the guest's kernel log (its fourth serial port) goes.
+    pub kmsg: PathBuf,
     /// Time to reach the suite before the boot counts as hung.
     pub boot_timeout: Duration,
     /// Time for the whole run.
@@ -159,12 +164,14 @@ fn command(b: &Boot) -> Command {
         .arg(b.initrd)
         .args(["-append", &b.cmdline])
         // ttyS0 the console, ttyS1 the results channel (this run's own
-        // pipe), ttyS2 the guest command's stdout.
+        // pipe), ttyS2 the guest command's stdout, ttyS3 the kernel's log.
         .arg("-serial")
         .arg(format!("file:{}", b.console.display()))
         .args(["-serial", "stdio"])
         .arg("-serial")
         .arg(format!("file:{}", b.stdout.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", b.kmsg.display()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -211,9 +218,8 @@ fn forward(path: &Path, offset: &mut u64) {
 pub fn run(b: &Boot, on_line: &(dyn Fn(&str) + Sync)) -> Result<Outcome, String> {
     let _ = std::fs::remove_file(&b.console);
     let started = Instant::now();
-    let mut child = command(b)
-        .spawn()
-        .map_err(|e| format!("{QEMU}: {e} (install qemu-system-x86)"))?;
+    let mut child =
+        super::cleanup::spawn_tied(&mut command(b)).map_err(|e| format!("{QEMU}: {e} (install qemu-system-x86)"))?;
     let out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
     let mut o = Outcome::default();
@@ -225,7 +231,13 @@ pub fn run(b: &Boot, on_line: &(dyn Fn(&str) + Sync)) -> Result<Outcome, String>
             let _ = err.read_to_string(&mut s);
             s
         });
-        let status = wait(b, &mut child, &mut o, started, &mut shown)?;
+        let status = wait(b, &mut child, &mut o, started, &mut shown);
+        if status.is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        super::cleanup::untie(&child);
+        let status = status?;
         o.status = status;
         o.qemu_stderr = err_reader.join().unwrap_or_default();
         Ok(())

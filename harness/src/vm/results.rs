@@ -20,6 +20,8 @@ pub struct HostSide {
     pub image_version: String,
     pub qemu: Option<String>,
     pub accel: String,
+    /// The guest's options and the kernel's configuration.
+    pub setup: Option<crate::record::Setup>,
 }
 
 impl HostSide {
@@ -27,6 +29,7 @@ impl HostSide {
         about.kernel.package = self.package.clone();
         about.qemu = self.qemu.clone();
         about.accel = Some(self.accel.clone());
+        about.setup = self.setup.clone().map(Box::new);
     }
 }
 
@@ -134,6 +137,7 @@ impl Channel {
                 runner: String::new(),
                 qemu: None,
                 accel: None,
+                setup: None,
             };
             self.host.complete(&mut about);
             RunRecord {
@@ -146,6 +150,7 @@ impl Channel {
                 filtered_out: 0,
                 duration_s: 0.0,
                 trials: vec![],
+                kernel_log: vec![],
             }
         });
         if run.duration_s == 0.0 {

@@ -108,6 +108,20 @@ pub fn veth(here: &Here) -> Found {
     })
 }
 
+/// The kernel has user namespaces and this run can make one (not when
+/// user.max_user_namespaces is 0, or its limit is reached).
+pub fn userns(_: &Here) -> Found {
+    if let Found::Missing(why) = super::calls::ns_file(Ns::User) {
+        return Found::Missing(why);
+    }
+    in_grandchild(|| {
+        Found::off_unless(nix::sched::unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| match e {
+            Errno::ENOSPC => "unshare(CLONE_NEWUSER): ENOSPC: the user namespace limit (user.max_user_namespaces) is reached; 0 disables them".to_string(),
+            e => format!("unshare(CLONE_NEWUSER): {e}"),
+        }))
+    })
+}
+
 pub fn userns_unprivileged(_: &Here) -> Found {
     in_grandchild(|| {
         Found::off_unless((|| {

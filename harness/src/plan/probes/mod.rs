@@ -51,7 +51,7 @@ pub const PROBES: &[Probe] = &[
     probe("ns.pid", None, |h| forked::ns_type(h, Ns::Pid)),
     probe("ns.mnt", None, |h| forked::ns_type(h, Ns::Mnt)),
     probe("ns.net", None, |h| forked::ns_type(h, Ns::Net)),
-    probe("ns.user", None, |h| forked::ns_type(h, Ns::User)),
+    probe("ns.user", None, forked::userns),
     probe("ns.cgroup", v(4, 6), |h| forked::ns_type(h, Ns::Cgroup)),
     probe("ns.time", v(5, 6), |h| forked::ns_type(h, Ns::Time)),
     probe("nsfs.uts", None, |_| calls::ns_file(Ns::Uts)),

@@ -163,6 +163,7 @@ mod tests {
                 TrialRecord::new("uts::b <&>", Kind::Case, Verdict::Fail, "bad <x> & y"),
                 TrialRecord::new("uts::c", Kind::Case, Verdict::Error, "no result: after 9 s"),
             ],
+            kernel_log: vec![],
         };
         let xml = render(&run);
         assert!(

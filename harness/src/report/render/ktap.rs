@@ -125,6 +125,7 @@ mod tests {
             filtered_out: 0,
             duration_s: 1.0,
             trials,
+            kernel_log: vec![],
         }
     }
 

@@ -221,6 +221,7 @@ mod tests {
             filtered_out: 3,
             duration_s: 1.0,
             trials: vec![control, TrialRecord::new("uts::a", Kind::Case, Verdict::Pass, "")],
+            kernel_log: vec![],
         };
         text.push_str(&live.end(&run));
         assert!(text.contains("\nrunning 2 tests\n"), "{text}");
