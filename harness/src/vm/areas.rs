@@ -3,7 +3,7 @@
 //! failed and ignored; then the failures, each with its catalogue IDs and
 //! why, and the ignores grouped by reason. Rendered from the run's records.
 
-use super::matrix::{Cell, cell_of, short_reason};
+use crate::record::baseline::{Cell, cell_of, short_reason};
 use crate::record::{Kind, RunRecord, Verdict};
 use std::collections::BTreeMap;
 

@@ -91,6 +91,7 @@ fn host_side(version: &str) -> HostSide {
         image_version: String::new(),
         qemu: None,
         accel: TARGET.into(),
+        setup: None,
     }
 }
 
