@@ -87,7 +87,7 @@ fn entries(dir: &Path, prefix: &str) -> Vec<Entry> {
         })
         .collect();
     // Newest first.
-    out.sort_by(|a, b| b.modified.cmp(&a.modified));
+    out.sort_by_key(|e| std::cmp::Reverse(e.modified));
     out
 }
 

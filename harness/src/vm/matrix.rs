@@ -383,8 +383,13 @@ fn gvisor_differs(columns: &[Column], rows: &[(String, String)]) -> String {
         .iter()
         .filter_map(|(ids, case)| {
             let (a, b) = (cell_of(&g.run.trials, case), cell_of(&linux.run.trials, case));
-            (a.as_ref().map(|c| c.verdict) != b.as_ref().map(|c| c.verdict))
-                .then(|| format!("| {ids} | `{case}` | {} | {} |\n", cell_md(&b, false), cell_md(&a, false)))
+            (a.as_ref().map(|c| c.verdict) != b.as_ref().map(|c| c.verdict)).then(|| {
+                format!(
+                    "| {ids} | `{case}` | {} | {} |\n",
+                    cell_md(&b, false),
+                    cell_md(&a, false)
+                )
+            })
         })
         .collect();
     format!(
