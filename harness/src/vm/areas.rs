@@ -81,6 +81,26 @@ pub fn render(run: &RunRecord, covers: &BTreeMap<String, Vec<String>>) -> String
     s
 }
 
+/// Each case's catalogue IDs.
+pub fn covers(cases: Option<&std::path::Path>) -> BTreeMap<String, Vec<String>> {
+    let dir = cases
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(crate::plan::env::cases_dir);
+    match crate::load::load_dir(&dir, crate::load::Catalogue::builtin()) {
+        Ok(l) => l
+            .cases
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    c.spec.covers.iter().map(|x| x.get_ref().clone()).collect(),
+                )
+            })
+            .collect(),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -669,24 +669,6 @@ fn vm_columns(kernels: &[String], opts: &VmOpts, guest_args: &[String], jobs: us
     d.into_iter().map(|(_, c)| c).collect()
 }
 
-/// Each case's catalogue IDs.
-pub fn covers(cases: Option<&std::path::Path>) -> BTreeMap<String, Vec<String>> {
-    let dir = cases.map(PathBuf::from).unwrap_or_else(crate::plan::env::cases_dir);
-    match crate::load::load_dir(&dir, crate::load::Catalogue::builtin()) {
-        Ok(l) => l
-            .cases
-            .iter()
-            .map(|c| {
-                (
-                    c.id.clone(),
-                    c.spec.covers.iter().map(|x| x.get_ref().clone()).collect(),
-                )
-            })
-            .collect(),
-        Err(_) => BTreeMap::new(),
-    }
-}
-
 /// A baseline file, read before anything runs: a bad one is a usage error.
 pub fn read_baseline(path: &std::path::Path) -> Result<Baseline, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--baseline {}: {e}", path.display()))?;
@@ -777,7 +759,7 @@ pub fn main(args: &[String]) -> ExitCode {
             Err(why) => eprintln!("nsconform matrix: no gVisor row: {why}"),
         }
     }
-    let covers = covers(a.opts.cases.as_deref());
+    let covers = super::areas::covers(a.opts.cases.as_deref());
     let compared = base.as_ref().zip(a.baseline.as_ref()).map(|(b, file)| Compared {
         file: file.display().to_string(),
         changes: compare(&columns, b),

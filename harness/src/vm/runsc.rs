@@ -414,7 +414,7 @@ pub fn main(args: &[String], is_command: fn(&str) -> bool) -> ExitCode {
         return usage(&format!("{}: {e}", path.display()));
     }
     if asked.show.is_some_and(|s| !s.list) {
-        let covers = super::matrix::covers(a.opts.cases.as_deref());
+        let covers = super::areas::covers(a.opts.cases.as_deref());
         eprint!("{}", super::areas::render(&run.record, &covers));
     }
     report(&run)

@@ -33,7 +33,8 @@ pub fn ratio(guest: Duration, host: Duration) -> f64 {
     if host.is_zero() {
         return 1.0;
     }
-    (guest.as_secs_f64() / host.as_secs_f64()).clamp(1.0, 50.0)
+    // Nanoseconds, so that whole ratios come out whole.
+    (guest.as_nanos() as f64 / host.as_nanos() as f64).clamp(1.0, 50.0)
 }
 
 /// Processes made and reaped: a trial makes several (sandbox, child, peers).
