@@ -364,7 +364,17 @@ fn main() -> std::process::ExitCode {
             if let Some(why) = tools_missing() {
                 return not_run(why);
             }
-            let (code, v, text) = audit_of(&wrapper.script());
+            let (mut code, mut v, mut text) = audit_of(&wrapper.script());
+            // The wrapper is this test's own shell runtime; now and then
+            // (seen once in about ten runs of the file, in CI) its set-up
+            // fails before the probe starts (setpriv's setresuid refused). That says nothing of
+            // the audit, which reports it as it must (exit 2, no verdict):
+            // the wrapper gets one more try, and both outputs show.
+            if code == 2 && text.contains("before the probe reported") {
+                let first = text;
+                (code, v, text) = audit_of(&wrapper.script());
+                text = format!("{text}\n(an earlier try of the wrapper failed to start:)\n{first}");
+            }
             let mut got = leaks(&v);
             // Whether the host's cgroup path shows depends on where the
             // test runs (at the root cgroup it is "/" either way).
