@@ -133,12 +133,16 @@ fn version(runsc: &Path) -> Result<String, String> {
 /// and the settings that mean the same inside.
 fn process(opts: &RunscOpts, suite: &[String]) -> Result<bundle::Process, String> {
     let exe = std::env::current_exe().map_err(|e| format!("this binary: {e}"))?;
-    let exe = bundle::reachable("the nsconform binary", &exe)?;
-    let cases = bundle::reachable(
+    let mut binds = Vec::new();
+    let bin_dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    let exe = bundle::needed("the nsconform binary's directory", &bin_dir, &mut binds)?
+        .join(exe.file_name().unwrap_or_default());
+    let cases = bundle::needed(
         "the cases",
         &opts.cases.clone().unwrap_or_else(crate::plan::env::cases_dir),
+        &mut binds,
     )?;
-    let runners = bundle::reachable("the runners", &crate::plan::env::runners_dir())?;
+    let runners = bundle::needed("the runners", &crate::plan::env::runners_dir(), &mut binds)?;
     let mut args = vec![exe.to_string_lossy().into_owned(), init::INIT_ARG.into()];
     args.extend(suite.iter().cloned());
     let mut env = vec![
@@ -154,7 +158,7 @@ fn process(opts: &RunscOpts, suite: &[String]) -> Result<bundle::Process, String
         .ok()
         .and_then(|d| bundle::reachable("the current directory", &d).ok())
         .unwrap_or_else(|| PathBuf::from("/"));
-    Ok(bundle::Process { args, env, cwd })
+    Ok(bundle::Process { args, env, cwd, binds })
 }
 
 /// Start `runsc run`: in a process group of its own (an interrupt reaches

@@ -65,6 +65,9 @@ pub struct Process {
     pub env: Vec<String>,
     /// Its working directory (a path the container reaches as on the host).
     pub cwd: PathBuf,
+    /// Host directories under a covered one (a checkout in /tmp) bound in
+    /// read-only at their own paths, over the container's tmpfs.
+    pub binds: Vec<PathBuf>,
 }
 
 /// A path the container must reach at the same place, or why it cannot.
@@ -77,6 +80,22 @@ pub fn reachable(what: &str, path: &Path) -> Result<PathBuf, String> {
             abs.display()
         )),
         None => Ok(abs),
+    }
+}
+
+/// A directory the container needs at its own place: where it lies under a
+/// covered directory (but not under /dev), it is bound in read-only.
+pub fn needed(what: &str, dir: &Path, binds: &mut Vec<PathBuf>) -> Result<PathBuf, String> {
+    match reachable(what, dir) {
+        Ok(abs) => Ok(abs),
+        Err(why) => {
+            let abs = std::fs::canonicalize(dir).map_err(|e| format!("{what} {}: {e}", dir.display()))?;
+            if abs.starts_with("/dev") {
+                return Err(why);
+            }
+            binds.push(abs.clone());
+            Ok(abs)
+        }
     }
 }
 
@@ -103,6 +122,11 @@ pub fn config(p: &Process) -> Value {
                "options": ["nosuid", "noexec", "nodev", "ro"]}),
     ];
     mounts.extend(["/tmp", "/run", "/var/tmp"].iter().map(|d| tmpfs(d, "1777")));
+    mounts.extend(
+        p.binds
+            .iter()
+            .map(|b| json!({"destination": b, "type": "bind", "source": b, "options": ["rbind", "ro"]})),
+    );
     let namespaces: Vec<Value> = ["pid", "ipc", "uts", "mount", "network"]
         .iter()
         .map(|t| json!({"type": t}))
@@ -135,6 +159,7 @@ mod tests {
             args: vec!["/x/nsconform".into()],
             env: vec!["PATH=/bin".into()],
             cwd: PathBuf::from("/"),
+            binds: vec![],
         });
         assert_eq!(c["root"], json!({"path": "/", "readonly": true}));
         assert!(c["linux"].get("cgroupsPath").is_none(), "no cgroup on the host");
