@@ -91,11 +91,12 @@ fn harmless_device(rdev: Option<&str>) -> bool {
     let Some((major, minor)) = rdev.and_then(|d| d.split_once(':')) else {
         return false;
     };
-    match major {
-        "1" => ["3", "5", "7", "8", "9"].contains(&minor),
-        "4" | "5" | "136" | "137" | "138" | "139" | "140" | "141" | "142" | "143" => true,
-        _ => false,
-    }
+    (major == "1" && ["3", "5", "7", "8", "9"].contains(&minor)) || terminal(major)
+}
+
+/// Terminals: ttys and the console (4, 5), pseudo-terminals (136-143).
+fn terminal(major: &str) -> bool {
+    ["4", "5", "136", "137", "138", "139", "140", "141", "142", "143"].contains(&major)
 }
 
 /// Anon inodes whose operations run with their creator's credentials or
@@ -200,13 +201,7 @@ fn from_inside(i: &Input) -> Finding {
 fn stdio_kind(kind: &str, link: &str, rdev: Option<&str>) -> String {
     match (kind, rdev) {
         ("chr", Some("1:3")) => "/dev/null".into(),
-        ("chr", Some(d))
-            if [
-                "4:", "5:", "136:", "137:", "138:", "139:", "140:", "141:", "142:", "143:",
-            ]
-            .iter()
-            .any(|m| d.starts_with(m)) =>
-        {
+        ("chr", Some(d)) if d.split_once(':').is_some_and(|(major, _)| terminal(major)) => {
             format!("a terminal ({link})")
         }
         ("fifo", _) => "a pipe".into(),
