@@ -401,6 +401,7 @@ pub fn child_main(
     named: &[(String, RawFd)],
     adopt_by_number: bool,
 ) -> i32 {
+    crate::sys::set_comm("nsc-case");
     if chan
         .send(&Msg::Hello {
             proc_label: label.to_string(),

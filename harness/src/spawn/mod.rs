@@ -1,8 +1,10 @@
 //! Spawn: the zygote, the per-case sandbox, and the processes of a case.
 
+mod case_files;
 pub mod channel;
 pub mod create;
 pub mod fork_heap;
+mod hugetext;
 pub mod parent;
 pub mod probe;
 pub mod runtime;

@@ -23,6 +23,7 @@ use crate::plan::{RunEnv, TrialSpec};
 use crate::runner::Runner;
 use crate::sys;
 use nix::mount::MsFlags;
+use std::borrow::Cow;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 pub use crate::plan::env::{CASE_COPY_DIR, DOMAINNAME, HOSTNAME, PROBE_BIND, RUNNERS_BIND, SCRATCH};
@@ -93,6 +94,7 @@ extern "C" fn on_alarm(_: libc::c_int) {
 /// written the sandbox's id maps.
 pub fn main(
     spec: &TrialSpec,
+    parsed: Option<&crate::load::Case>,
     env: &RunEnv,
     runner: &dyn Runner,
     pipe: OwnedFd,
@@ -103,6 +105,7 @@ pub fn main(
     // First: from here on nothing writes (and so copies) the zygote's heap.
     super::fork_heap::switch_on();
     sys::die_with_parent(None);
+    sys::set_comm("nsc-sandbox");
     // Its own session and process group: kill(0) or a pgid from a case
     // reaches the case's processes, never the harness's group.
     let _ = nix::unistd::setsid();
@@ -128,7 +131,7 @@ pub fn main(
             return 1;
         }
     }
-    let (case, watch) = match prepare(spec, env, runner, cgroup) {
+    let (case, watch) = match prepare(spec, parsed, env, runner, cgroup) {
         Ok(c) => c,
         Err(e) => {
             out.report.errors.push(format!("sandbox set-up failed: {e}"));
@@ -181,18 +184,25 @@ pub fn main(
     0
 }
 
-/// Set the sandbox up, load the case it runs, and (privileged runs) start
-/// watching the machine's file systems.
-fn prepare(
+/// Set the sandbox up, load the case it runs (unless the zygote has, as
+/// `parsed`), and (privileged runs) start watching the machine's file
+/// systems.
+fn prepare<'p>(
     spec: &TrialSpec,
+    parsed: Option<&'p crate::load::Case>,
     env: &RunEnv,
     runner: &dyn Runner,
     cgroup: Option<&Delegated>,
-) -> Result<(crate::load::Case, Option<crate::machine::fswatch::Watch>), String> {
-    // Read first: the case file or the binary may lie under a directory the
-    // sandbox's own tmpfs is about to cover.
-    let bytes = std::fs::read(&spec.case.file).map_err(|e| format!("{}: {e}", spec.case.file.display()))?;
+) -> Result<(Cow<'p, crate::load::Case>, Option<crate::machine::fswatch::Watch>), String> {
     let external = runner.name() != "native";
+    // Read first: the case file or the binary may lie under a directory the
+    // sandbox's own tmpfs is about to cover. An external runner's probe
+    // reads the case from a copy.
+    let bytes = if parsed.is_none() || external {
+        std::fs::read(&spec.case.file).map_err(|e| format!("{}: {e}", spec.case.file.display()))?
+    } else {
+        Vec::new()
+    };
     // Only an external runner execs the binary (a lookup and an open less
     // per native trial).
     let exe = external.then(|| std::fs::read_link("/proc/self/exe").ok()).flatten();
@@ -250,7 +260,10 @@ fn prepare(
             .and_then(|()| std::fs::write(&copy, &bytes))
             .map_err(|e| format!("{}: {e}", copy.display()))?;
     }
-    let case = spec.case.load_from(&bytes)?;
+    let case = match parsed {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(spec.case.load_from(&bytes)?),
+    };
     if spec.userns && crate::load::namespaces_used(&case.spec).contains(&crate::load::ns::Ns::Time) {
         own_time_namespace()?;
     }

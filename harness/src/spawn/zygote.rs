@@ -63,10 +63,12 @@ impl Zygote {
             nix::unistd::ForkResult::Child => {
                 drop(ours);
                 sys::die_with_parent(Some(harness));
+                sys::set_comm("nsc-zygote");
                 // What the harness allocated before the fork is only read here;
                 // hand free heap back so sandboxes start from few pages.
                 // SAFETY: malloc_trim only returns free memory to the kernel.
                 unsafe { libc::malloc_trim(0) };
+                super::hugetext::move_code();
                 crate::entry::run_quiet(|| {
                     // The zygote writes a sandbox's exit status into a results
                     // pipe the harness may have closed once the report came:
@@ -348,6 +350,7 @@ fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
         return 1;
     };
     let mut live: HashMap<u64, Live> = HashMap::new();
+    let mut cases = super::case_files::CaseFiles::default();
     loop {
         let mut fds = [
             PollFd::new(sock.as_fd(), PollFlags::POLLIN),
@@ -366,7 +369,7 @@ fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
         }
         if request {
             match recv_with_fd(sock.as_raw_fd()) {
-                Ok(Some((text, fd))) => handle(&text, fd, &mut live, env, runner),
+                Ok(Some((text, fd))) => handle(&text, fd, &mut live, &mut cases, env, runner),
                 _ => break,
             }
         }
@@ -384,14 +387,21 @@ fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
     0
 }
 
-fn handle(text: &str, fd: Option<OwnedFd>, live: &mut HashMap<u64, Live>, env: &RunEnv, runner: &dyn Runner) {
+fn handle(
+    text: &str,
+    fd: Option<OwnedFd>,
+    live: &mut HashMap<u64, Live>,
+    cases: &mut super::case_files::CaseFiles,
+    env: &RunEnv,
+    runner: &dyn Runner,
+) {
     let (head, body) = text.split_once('\n').unwrap_or((text, ""));
     let parts: Vec<&str> = head.split(' ').collect();
     match (parts.as_slice(), fd) {
         (["L", id], Some(results)) => {
             let Ok(id) = id.parse::<u64>() else { return };
             let spec = serde_json::from_str::<TrialSpec>(body).map_err(|e| format!("an unreadable trial: {e}"));
-            match spec.and_then(|s| launch(id, &s, env, runner, &results)) {
+            match spec.and_then(|s| launch(id, &s, cases.case_of(&s.case), env, runner, &results)) {
                 Ok((pid, cgroup)) => {
                     live.insert(id, Live { pid, results, cgroup });
                 }
@@ -417,6 +427,7 @@ fn handle(text: &str, fd: Option<OwnedFd>, live: &mut HashMap<u64, Live>, env: &
 fn launch(
     id: u64,
     spec: &TrialSpec,
+    case: Option<&crate::load::Case>,
     env: &RunEnv,
     runner: &dyn Runner,
     results: &OwnedFd,
@@ -453,7 +464,7 @@ fn launch(
             let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
             // SAFETY: as above.
             let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-            crate::entry::run_quiet(|| sandbox::main(spec, env, runner, pipe, go, cgroup.as_ref()))
+            crate::entry::run_quiet(|| sandbox::main(spec, case, env, runner, pipe, go, cgroup.as_ref()))
         }
         pid => pid,
     };

@@ -23,7 +23,9 @@ const BASE_TOOLS: &[&str] = &[
 ];
 
 /// The static suite binary: this one if it is static, else `NSCONFORM_VM_BINARY`,
-/// else built from the source tree into `target/vm` (glibc, +crt-static).
+/// else built from the source tree into `target/vm` (glibc, +crt-static, a
+/// release build: under TCG every instruction is emulated, and a debug
+/// build's code was a good part of the guest's time).
 pub fn static_binary() -> Result<PathBuf, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     if is_static(&me) {
@@ -46,7 +48,15 @@ pub fn static_binary() -> Result<PathBuf, String> {
     eprintln!("nsconform vm: building the static suite binary in {}", target.display());
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&src)
-        .args(["build", "--quiet", "--bin", "nsconform", "--target", triple])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--bin",
+            "nsconform",
+            "--target",
+            triple,
+        ])
         .env("CARGO_TARGET_DIR", &target)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .status()
@@ -54,7 +64,7 @@ pub fn static_binary() -> Result<PathBuf, String> {
     if !status.success() {
         return Err(format!("building the static suite binary failed: {status}"));
     }
-    let built = target.join(triple).join("debug/nsconform");
+    let built = target.join(triple).join("release/nsconform");
     if is_static(&built) {
         Ok(built)
     } else {
