@@ -8,7 +8,33 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn bin() -> &'static str {
+    machine_lock();
     env!("CARGO_BIN_EXE_nsconform")
+}
+
+/// Set for a test program run by one that holds the machine lock.
+const LOCK_HELD: &str = "NSCONFORM_TEST_MACHINE_LOCK_HELD";
+
+/// One test program at a time on the machine runs the suite: tests compare
+/// the machine before and after (temp files, IPC objects, processes,
+/// cgroups), and a second `cargo test` started beside this one, in this
+/// checkout or another, would be counted as this one's residue. The first
+/// use of the suite binary takes an exclusive lock on /tmp (a directory
+/// every machine has and that the lock leaves as it was), held until the
+/// test program exits; the other program's next test program waits.
+fn machine_lock() {
+    // A test program this one runs again (as another user) is covered by
+    // this one's lock; taking it again would wait for ever.
+    if std::env::var_os(LOCK_HELD).is_some() {
+        return;
+    }
+    static HELD: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    HELD.get_or_init(|| {
+        let dir = std::fs::File::open("/tmp").ok()?;
+        // SAFETY: flock on an fd this function owns; blocks until granted.
+        let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&dir), libc::LOCK_EX) };
+        (r == 0).then_some(dir)
+    });
 }
 
 pub fn project() -> PathBuf {
@@ -319,7 +345,9 @@ pub fn rerun_unprivileged(names: &[&str], require: bool) -> Vec<(String, bool)> 
         .iter()
         .map(|n| {
             let mut c = Command::new(&exe);
-            c.args(["--exact", n]).env_remove(REQUIRE_ROOT_TESTS);
+            c.args(["--exact", n])
+                .env_remove(REQUIRE_ROOT_TESTS)
+                .env(LOCK_HELD, "1");
             if require {
                 c.env(REQUIRE_ROOT_TESTS, "1");
             }
