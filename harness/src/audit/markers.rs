@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 
@@ -275,39 +276,46 @@ pub fn look(token: Option<&str>) -> BTreeMap<String, Option<bool>> {
 /// where it was put (None: no mountinfo to read). A path that crosses
 /// another mount point on its way from the mount point to the marker does
 /// not count: that mount, not the root file system, holds what it leads to.
-pub fn root_marker_at(token: Option<&str>, mount_points: &[String]) -> Option<Vec<String>> {
+pub fn root_marker_at(token: Option<&str>, mount_points: &[Vec<u8>]) -> Option<Vec<String>> {
     if mount_points.is_empty() {
         return None;
     }
-    let crosses = |m: &str, dir: &str| {
+    // Names are bytes: a mount point need not be UTF-8.
+    let under = |dir: &[u8], p: &[u8]| dir == p || (dir.starts_with(p) && dir.get(p.len()) == Some(&b'/'));
+    let crosses = |m: &[u8], dir: &[u8]| {
         mount_points
             .iter()
-            .any(|p| p.len() > m.len() && p.starts_with(m) && (dir == p || dir.starts_with(&format!("{p}/"))))
+            .any(|p| p.len() > m.len() && p.starts_with(m) && under(dir, p))
     };
+    let trim = |b: &[u8]| b.strip_suffix(b"/").unwrap_or(b).to_vec();
     let mut out: Vec<String> = mount_points
         .iter()
         .filter(|m| {
             ROOT_DIRS.iter().any(|(d, tag)| {
-                let dir = format!("{}{}", m.trim_end_matches('/'), d.trim_end_matches('/'));
-                let dir = if dir.is_empty() { "/".to_string() } else { dir };
+                let mut dir = trim(m);
+                dir.extend_from_slice(&trim(d.as_bytes()));
+                if dir.is_empty() {
+                    dir.push(b'/');
+                }
                 if crosses(m, &dir) {
                     return false;
                 }
                 let name = root_file(tag, token);
+                let dir = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&dir));
                 match token {
-                    Some(_) => nix::sys::stat::stat(format!("{}/{name}", dir.trim_end_matches('/')).as_str()).is_ok(),
+                    Some(_) => nix::sys::stat::stat(&dir.join(&name)).is_ok(),
                     None => list(&dir).is_some_and(|l| l.iter().any(|f| f.starts_with(&name))),
                 }
             })
         })
-        .cloned()
+        .map(|m| crate::observe::mounts::shown(m))
         .collect();
     out.sort();
     out.dedup();
     Some(out)
 }
 
-fn list(dir: &str) -> Option<Vec<String>> {
+fn list(dir: impl AsRef<std::path::Path>) -> Option<Vec<String>> {
     Some(
         std::fs::read_dir(dir)
             .ok()?
