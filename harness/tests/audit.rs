@@ -338,6 +338,24 @@ fn runtimes() -> Vec<(&'static str, Wrapper, &'static [&'static str])> {
             },
             &["sock.runtime_control"],
         ),
+        (
+            // The host's root file system bound again at a name that is
+            // not UTF-8: every mount below it too, none left unread.
+            "host_root_bound_at_a_name_not_utf8",
+            Wrapper {
+                map: "0 0 4294967295",
+                pre: r#"mkdir "$d/$(printf 'm\377 x')""#,
+                mounts: vec![SYSFS, SHM, r#"mount" --rbind / "${0%/go}/$(printf "m\377 x")""#],
+                ..w()
+            },
+            &[
+                "cred.host_root",
+                "dev.host_disks",
+                "mnt.host_root_bound",
+                "user.map_host_root",
+                "user.map_near_full",
+            ],
+        ),
         // A thread unlike its leader (thread_helper).
         (
             "thread_with_its_own_fd_table_holding_a_host_directory",
@@ -504,6 +522,10 @@ fn main() -> std::process::ExitCode {
             want.sort();
             if got != want || code != i32::from(!want.is_empty()) {
                 return Err(format!("exit {code}, leaks {got:?}, want {want:?}\n{text}").into());
+            }
+            // The name shown as it is, its byte 0xff escaped.
+            if name.ends_with("not_utf8") && !text.contains(r"m\\xff x") {
+                return Err(format!("the name that is not UTF-8 is not shown\n{text}").into());
             }
             if name.starts_with("stdio") && verdict(&v, "fd.stdio") != "NOTE" {
                 return Err(format!("fd.stdio is not a NOTE\n{text}").into());
