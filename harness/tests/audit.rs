@@ -509,6 +509,12 @@ fn main() -> std::process::ExitCode {
             // the wrapper gets one more try, and both outputs show.
             if code == 2 && text.contains("before the probe reported") {
                 let first = text;
+                // Said at once, so a retry that then passes is not lost.
+                let said: Vec<&str> = first
+                    .lines()
+                    .filter(|l| l.contains("setpriv") || l.contains("unshare:"))
+                    .collect();
+                eprintln!("{name}: the wrapper failed to start, tried again: {}", said.join(" | "));
                 (code, v, text) = audit_wrapper(&wrapper);
                 text = format!("{text}\n(an earlier try of the wrapper failed to start:)\n{first}");
             }

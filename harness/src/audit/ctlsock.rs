@@ -32,7 +32,11 @@ pub const CONTROL_SOCKETS: &[&str] = &[
 pub const WORLD_SOCKETS: &[&str] = &["/run/dbus/system_bus_socket"];
 
 /// Rootless daemons' sockets, below each user's runtime directory.
-const PER_USER: &[&str] = &["docker.sock", "podman/podman.sock", "containerd-rootless/containerd.sock"];
+const PER_USER: &[&str] = &[
+    "docker.sock",
+    "podman/podman.sock",
+    "containerd-rootless/containerd.sock",
+];
 
 /// A control socket present on the host.
 #[derive(Debug, Clone, Serialize)]
@@ -142,7 +146,11 @@ pub fn inside(root: &Root, mounts: &[MountInfo], text: &str, host: &[HostSocket]
         };
         // At the host's own path (the host's /run kept as it is).
         if let Some(s) = root.stat(&h.raw).filter(is_it) {
-            add(h.raw.as_os_str().as_bytes(), format!("the host's {}", h.path), s.st_mode & 0o002 != 0);
+            add(
+                h.raw.as_os_str().as_bytes(),
+                format!("the host's {}", h.path),
+                s.st_mode & 0o002 != 0,
+            );
         }
         // Below every mount of its file system whose root holds it.
         for m in mounts {

@@ -133,9 +133,7 @@ fn host_root_mounts(mounts: &[MountInfo], text: &str, host: &Host) -> Vec<String
     // By bytes: two names that differ only where they are not UTF-8 differ.
     let host_root = host.root_fs_raw.as_slice();
     let holds = |root: &[u8]| {
-        root == b"/"
-            || host_root == root
-            || (host_root.starts_with(root) && host_root.get(root.len()) == Some(&b'/'))
+        root == b"/" || host_root == root || (host_root.starts_with(root) && host_root.get(root.len()) == Some(&b'/'))
     };
     mounts
         .iter()

@@ -75,8 +75,8 @@ impl Reference {
         let groups = crate::observe::mounts::load(&format!("/proc/{pid}/mountinfo"))
             .1
             .iter()
-        .filter_map(|m| m.group("shared:"))
-        .collect();
+            .filter_map(|m| m.group("shared:"))
+            .collect();
         let pid = pid
             .parse()
             .ok()

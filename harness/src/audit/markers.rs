@@ -19,8 +19,8 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::linux::net::SocketAddrExt;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 
 pub const HOSTNAME: &str = "nsconform-audit";
@@ -386,19 +386,26 @@ mod tests {
     fn the_root_marker_counts_only_where_no_other_mount_holds_its_path() {
         let d = tempfile::tempdir().unwrap();
         let m = d.path().to_str().unwrap().to_string();
+        let b = m.as_bytes().to_vec();
         std::fs::create_dir_all(d.path().join("var/tmp")).unwrap();
         std::fs::write(d.path().join("var/tmp").join(root_file("vartmp", Some("t1"))), "").unwrap();
         assert_eq!(
-            root_marker_at(Some("t1"), std::slice::from_ref(&m)),
+            root_marker_at(Some("t1"), std::slice::from_ref(&b)),
             Some(vec![m.clone()])
         );
-        assert_eq!(root_marker_at(None, std::slice::from_ref(&m)), Some(vec![m.clone()]));
-        assert_eq!(root_marker_at(Some("t2"), std::slice::from_ref(&m)), Some(vec![]));
+        assert_eq!(root_marker_at(None, std::slice::from_ref(&b)), Some(vec![m.clone()]));
+        assert_eq!(root_marker_at(Some("t2"), std::slice::from_ref(&b)), Some(vec![]));
         // The host's /var/tmp bound there, not its root file system.
-        let bound = format!("{m}/var/tmp");
-        assert_eq!(root_marker_at(Some("t1"), &[m.clone(), bound]), Some(vec![]));
+        let bound = format!("{m}/var/tmp").into_bytes();
+        assert_eq!(root_marker_at(Some("t1"), &[b.clone(), bound]), Some(vec![]));
         // A file of the same kind in the wrong directory is no root marker.
         std::fs::write(d.path().join(root_file("vartmp", Some("t3"))), "").unwrap();
-        assert_eq!(root_marker_at(Some("t3"), &[m]), Some(vec![]));
+        assert_eq!(root_marker_at(Some("t3"), &[b]), Some(vec![]));
+        // A mount point that is not UTF-8: found, and shown escaped.
+        let odd = d.path().join(std::ffi::OsStr::from_bytes(b"m\xff x"));
+        std::fs::create_dir_all(odd.join("var/tmp")).unwrap();
+        std::fs::write(odd.join("var/tmp").join(root_file("vartmp", Some("t4"))), "").unwrap();
+        let raw = odd.as_os_str().as_bytes().to_vec();
+        assert_eq!(root_marker_at(Some("t4"), &[raw]), Some(vec![format!("{m}/m\\xff x")]));
     }
 }

@@ -6,10 +6,10 @@
 //! control sockets it can reach. Read with serde; the probe only reports,
 //! the auditor judges.
 
-use std::os::unix::ffi::OsStrExt;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 /// An fd the probe was started with.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -73,7 +73,11 @@ impl Proc {
     pub fn threads_apart(&self, container: &[i32], host: &Host) -> Vec<Proc> {
         let pid = self.pid;
         let tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default();
         tids.into_iter()
             .filter(|&t| t != pid)
