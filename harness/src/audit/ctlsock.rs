@@ -4,7 +4,7 @@
 //! that holds them (`-v /run:/hostrun` shows /run/docker.sock as
 //! /hostrun/docker.sock). Found by the file system and inode, never by name.
 
-use super::host::FileId;
+use super::fileid::{FileId, majmin};
 use super::within::Root;
 use crate::observe::mounts::{MountInfo, shown};
 use serde::Serialize;
@@ -97,7 +97,7 @@ fn one(path: &Path, text: &str, mounts: &[MountInfo]) -> Option<HostSocket> {
     Some(HostSocket {
         path: shown(path.as_os_str().as_bytes()),
         id: FileId::of(&m),
-        fs: super::host::majmin(text, on.id)?,
+        fs: majmin(text, on.id)?,
         in_fs,
         raw: path.to_path_buf(),
     })
@@ -154,7 +154,7 @@ pub fn inside(root: &Root, mounts: &[MountInfo], text: &str, host: &[HostSocket]
         }
         // Below every mount of its file system whose root holds it.
         for m in mounts {
-            if super::host::majmin(text, m.id).as_deref() != Some(h.fs.as_str()) {
+            if majmin(text, m.id).as_deref() != Some(h.fs.as_str()) {
                 continue;
             }
             let Some(rest) = below(&h.in_fs, &m.root_raw) else {

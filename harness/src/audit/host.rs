@@ -19,22 +19,6 @@ pub struct NsId {
     pub id: Option<u64>,
 }
 
-/// A file's identity on the machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl FileId {
-    pub fn of(m: &std::fs::Metadata) -> FileId {
-        FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-        }
-    }
-}
-
 /// The namespace of type `ty` of process `pid` ("self" too), or of the
 /// process or thread whose /proc directory is `pid` when it is a path,
 /// opened.
@@ -94,6 +78,7 @@ impl Reference {
 }
 
 pub use super::ctlsock::{CONTROL_SOCKETS, WORLD_SOCKETS};
+pub use super::fileid::{FileId, majmin};
 
 #[derive(Serialize)]
 pub struct Host {
@@ -164,15 +149,6 @@ impl Host {
                 .collect(),
         }
     }
-}
-
-/// The major:minor field of mount `id` in a mountinfo text.
-pub fn majmin(mountinfo: &str, id: i64) -> Option<String> {
-    mountinfo.lines().find_map(|l| {
-        let mut f = l.split(' ');
-        (f.next()?.parse::<i64>().ok()? == id).then_some(())?;
-        f.nth(1).map(str::to_string)
-    })
 }
 
 /// The host's disks: every block device in /sys/dev/block that is not

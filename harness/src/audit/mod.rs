@@ -12,6 +12,7 @@ pub mod cgroups;
 pub mod checks;
 pub mod claims;
 pub mod ctlsock;
+pub mod fileid;
 pub mod fsview;
 pub mod host;
 pub mod inside;

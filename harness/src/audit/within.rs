@@ -3,7 +3,7 @@
 //! absolute symlink inside leads where it leads for the container, never
 //! into the auditor's own tree.
 
-use super::host::FileId;
+use super::fileid::FileId;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{FileStat, SFlag};
