@@ -45,14 +45,29 @@ fn helper(mode: &str, arg: &str) -> Result<(), String> {
     let (r, w) = nix::unistd::pipe().map_err(|e| e.to_string())?;
     // SAFETY: single-threaded here; the child runs plain code.
     match unsafe { nix::unistd::fork() }.map_err(|e| e.to_string())? {
-        nix::unistd::ForkResult::Parent { .. } => {
+        nix::unistd::ForkResult::Parent { child } => {
             drop(w);
             let mut b = [0u8; 1];
             let n = nix::unistd::read(r.as_fd(), &mut b).map_err(|e| e.to_string())?;
+            // Reaped here: an orphaned zombie would go to the auditor.
+            let _ = nix::sys::wait::waitpid(child, None);
             (n == 1).then_some(()).ok_or("the child failed".into())
         }
         nix::unistd::ForkResult::Child => {
             drop(r);
+            // Joined from the host: fork once more and leave, so that the
+            // process that stays is an orphan of the container's pid
+            // namespace, whose init reaps it, not of the auditor (the
+            // nearest subreaper outside), which would hold its zombie and
+            // keep the namespace from ending.
+            // SAFETY: single-threaded still; the parent leaves at once.
+            if matches!(mode, "ns" | "userns")
+                && let nix::unistd::ForkResult::Parent { .. } =
+                    unsafe { nix::unistd::fork() }.unwrap_or_else(|_| std::process::exit(1))
+            {
+                // SAFETY: ends this process without running anything more.
+                unsafe { libc::_exit(0) };
+            }
             if let Err(e) = child(mode, arg, host_net) {
                 eprintln!("nsaudit helper child {mode}: {e}");
                 std::process::exit(1);
