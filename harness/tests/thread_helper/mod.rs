@@ -49,8 +49,11 @@ fn helper(mode: &str, arg: &str) -> Result<(), String> {
             drop(w);
             let mut b = [0u8; 1];
             let n = nix::unistd::read(r.as_fd(), &mut b).map_err(|e| e.to_string())?;
-            // Reaped here: an orphaned zombie would go to the auditor.
-            let _ = nix::sys::wait::waitpid(child, None);
+            // The middle process (joined from the host) is reaped here:
+            // an orphaned zombie would go to the auditor.
+            if matches!(mode, "ns" | "userns") {
+                let _ = nix::sys::wait::waitpid(child, None);
+            }
             (n == 1).then_some(()).ok_or("the child failed".into())
         }
         nix::unistd::ForkResult::Child => {
@@ -61,10 +64,8 @@ fn helper(mode: &str, arg: &str) -> Result<(), String> {
             // nearest subreaper outside), which would hold its zombie and
             // keep the namespace from ending.
             // SAFETY: single-threaded still; the parent leaves at once.
-            if matches!(mode, "ns" | "userns")
-                && let nix::unistd::ForkResult::Parent { .. } =
-                    unsafe { nix::unistd::fork() }.unwrap_or_else(|_| std::process::exit(1))
-            {
+            let again = matches!(mode, "ns" | "userns").then(|| unsafe { nix::unistd::fork() });
+            if let Some(Ok(nix::unistd::ForkResult::Parent { .. }) | Err(_)) = again {
                 // SAFETY: ends this process without running anything more.
                 unsafe { libc::_exit(0) };
             }
