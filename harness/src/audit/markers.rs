@@ -173,13 +173,20 @@ pub fn sysv_remove(id: libc::c_int) {
 /// A new POSIX queue `name` (exclusive), closed again: the name is the marker.
 pub fn mq_create(name: &str) -> Result<(), std::io::Error> {
     let c = CString::new(name).map_err(std::io::Error::other)?;
-    // SAFETY: a valid name; a null attr means the defaults.
+    // One message of one byte: a queue's size counts against root's
+    // RLIMIT_MSGQUEUE (800 KiB by default) across the machine, and a few
+    // audits at once with the default size (10 of 8 KiB) ran out of it.
+    // SAFETY: an all-zero mq_attr is valid; two fields set below.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_maxmsg = 1;
+    attr.mq_msgsize = 1;
+    // SAFETY: a valid name and attributes.
     let q = unsafe {
         libc::mq_open(
             c.as_ptr(),
             libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
             0o600 as libc::mode_t,
-            std::ptr::null::<libc::mq_attr>(),
+            &attr as *const libc::mq_attr,
         )
     };
     if q < 0 {
