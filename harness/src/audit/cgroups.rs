@@ -18,9 +18,9 @@ pub struct Hierarchy {
 /// The process-tracking hierarchies mounted in this mount namespace (the
 /// first mount of each).
 pub fn hierarchies() -> Vec<Hierarchy> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let (text, mounts) = crate::observe::mounts::load("/proc/self/mountinfo");
     let mut out: Vec<Hierarchy> = Vec::new();
-    for m in crate::observe::mounts::parse(&text) {
+    for m in mounts {
         let super_opts = text
             .lines()
             .find(|l| l.split(' ').next() == Some(&m.id.to_string()))
@@ -38,7 +38,7 @@ pub fn hierarchies() -> Vec<Hierarchy> {
         }
         out.push(Hierarchy {
             name: name.to_string(),
-            mount: PathBuf::from(&m.mount_point),
+            mount: PathBuf::from(m.point()),
             root: m.root.clone(),
             v2: name.is_empty(),
         });

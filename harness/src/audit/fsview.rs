@@ -4,13 +4,14 @@
 //! host's disks in /dev, control sockets bound in. Observations only; the
 //! checks judge them.
 
-use super::host::{FileId, Host, majmin};
+use super::host::{Host, majmin};
 use super::view::Proc;
 use super::within::{self, Root};
 use crate::observe::mounts::MountInfo;
 use nix::fcntl::{AtFlags, OFlag};
 use serde::Serialize;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcMount {
@@ -39,14 +40,7 @@ pub struct DevNode {
     pub openable: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct SocketFound {
-    pub path: String,
-    pub why: String,
-    /// Anyone may connect (mode o+w): a bus or a log whose own policy
-    /// decides, a way out only for a container privileged on the host.
-    pub world: bool,
-}
+pub use super::ctlsock::SocketFound;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Fs {
@@ -69,7 +63,9 @@ pub struct Fs {
 
 impl Fs {
     pub fn take(probe: i32, mounts: &[MountInfo], procs: &[Proc], host: &Host) -> Fs {
-        let text = std::fs::read_to_string(format!("/proc/{probe}/mountinfo")).unwrap_or_default();
+        // Lines by mount id; names come from `mounts`, parsed from bytes.
+        let text = String::from_utf8_lossy(&std::fs::read(format!("/proc/{probe}/mountinfo")).unwrap_or_default())
+            .into_owned();
         let mut fs = Fs {
             netns_links: netns_links(probe),
             ..Fs::default()
@@ -91,21 +87,21 @@ impl Fs {
             .map(|m| ProcMount {
                 point: m.mount_point.clone(),
                 self_link: root
-                    .open(&m.mount_point, OFlag::O_PATH | OFlag::O_DIRECTORY)
+                    .open(m.point(), OFlag::O_PATH | OFlag::O_DIRECTORY)
                     .ok()
                     .and_then(|d| nix::fcntl::readlinkat(d.as_fd(), "self").ok())
                     .map(|l| l.to_string_lossy().into_owned()),
             })
             .collect();
         fs.disks = disks(&root, mounts, procs, host);
-        fs.sockets = sockets(&root, mounts, host);
+        fs.sockets = super::ctlsock::inside(&root, &reachable, &text, &host.sockets);
         fs
     }
 }
 
 /// The mount's point, resolved inside, leads to the mount itself.
 fn reaches(root: &Root, m: &MountInfo) -> bool {
-    root.open(&m.mount_point, OFlag::O_PATH)
+    root.open(m.point(), OFlag::O_PATH)
         .ok()
         .and_then(|fd| within::mnt_id(&fd))
         .is_some_and(|id| id == m.id as u64)
@@ -131,13 +127,17 @@ fn netns_links(pid: i32) -> Option<Vec<String>> {
 /// directory the host has on / (a mount of only a subdirectory of it
 /// leaves the host's root out of reach).
 fn host_root_mounts(mounts: &[MountInfo], text: &str, host: &Host) -> Vec<String> {
-    let Some((dev, host_root)) = &host.root_fs else {
+    let Some((dev, _)) = &host.root_fs else {
         return Vec::new();
     };
-    let holds = |root: &str| root == "/" || host_root == root || host_root.starts_with(&format!("{root}/"));
+    // By bytes: two names that differ only where they are not UTF-8 differ.
+    let host_root = host.root_fs_raw.as_slice();
+    let holds = |root: &[u8]| {
+        root == b"/" || host_root == root || (host_root.starts_with(root) && host_root.get(root.len()) == Some(&b'/'))
+    };
     mounts
         .iter()
-        .filter(|m| majmin(text, m.id).as_deref() == Some(dev.as_str()) && holds(&m.root))
+        .filter(|m| majmin(text, m.id).as_deref() == Some(dev.as_str()) && holds(&m.root_raw))
         .map(|m| m.mount_point.clone())
         .collect()
 }
@@ -159,12 +159,12 @@ fn host_cgroups(mounts: &[MountInfo]) -> Vec<CgroupMount> {
 fn disks(root: &Root, mounts: &[MountInfo], procs: &[Proc], host: &Host) -> Vec<DevNode> {
     let mut out = Vec::new();
     if let Ok(dev) = root.open("/dev", OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
-        scan(dev, "/dev", 3, &mut |path, st| {
+        scan(dev, b"/dev", 3, &mut |path, st| {
             let rdev = format!("{}:{}", libc::major(st.st_rdev), libc::minor(st.st_rdev));
             if st.st_mode & libc::S_IFMT == libc::S_IFBLK && host.disks.contains(&rdev) {
                 let nodev = mount_of(mounts, path).is_some_and(|m| m.options.split(',').any(|o| o == "nodev"));
                 out.push(DevNode {
-                    path: path.to_string(),
+                    path: crate::observe::mounts::shown(path),
                     rdev,
                     mode: format!("{:o}", st.st_mode & 0o7777),
                     uid: st.st_uid,
@@ -177,19 +177,21 @@ fn disks(root: &Root, mounts: &[MountInfo], procs: &[Proc], host: &Host) -> Vec<
     out
 }
 
-/// Visit the entries of directory `dir` (named `path`), `depth` levels down.
-fn scan(dir: OwnedFd, path: &str, depth: u32, f: &mut dyn FnMut(&str, &nix::sys::stat::FileStat)) {
+/// Visit the entries of directory `dir` (named `path`, bytes: a name need
+/// not be UTF-8), `depth` levels down.
+fn scan(dir: OwnedFd, path: &[u8], depth: u32, f: &mut dyn FnMut(&[u8], &nix::sys::stat::FileStat)) {
     let Ok(copy) = nix::unistd::dup(&dir) else { return };
-    for name in within::names(copy) {
-        let Ok(st) = nix::sys::stat::fstatat(dir.as_fd(), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW) else {
+    for name in within::names_raw(copy) {
+        let name = name.as_os_str();
+        let Ok(st) = nix::sys::stat::fstatat(dir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
             continue;
         };
-        let child = format!("{path}/{name}");
+        let child = [path, b"/", name.as_bytes()].concat();
         if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
             if depth > 1
                 && let Ok(sub) = nix::fcntl::openat(
                     dir.as_fd(),
-                    name.as_str(),
+                    name,
                     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                     nix::sys::stat::Mode::empty(),
                 )
@@ -203,11 +205,12 @@ fn scan(dir: OwnedFd, path: &str, depth: u32, f: &mut dyn FnMut(&str, &nix::sys:
 }
 
 /// The mount a path inside lies on: the longest mount point above it.
-fn mount_of<'a>(mounts: &'a [MountInfo], path: &str) -> Option<&'a MountInfo> {
+fn mount_of<'a>(mounts: &'a [MountInfo], path: &[u8]) -> Option<&'a MountInfo> {
+    let above = |p: &[u8]| p == b"/" || path == p || (path.starts_with(p) && path.get(p.len()) == Some(&b'/'));
     mounts
         .iter()
-        .filter(|m| m.mount_point == "/" || path == m.mount_point || path.starts_with(&format!("{}/", m.mount_point)))
-        .max_by_key(|m| m.mount_point.len())
+        .filter(|m| above(&m.point_raw))
+        .max_by_key(|m| m.point_raw.len())
 }
 
 const CAP_DAC_OVERRIDE: u64 = 1 << 1;
@@ -228,38 +231,4 @@ fn may_open(p: &Proc, st: &nix::sys::stat::FileStat, host: &Host) -> bool {
     (m & 0o006 != 0)
         || (euid == Some(st.st_uid) && m & 0o600 != 0)
         || ((egid == Some(st.st_gid) || p.groups.contains(&st.st_gid)) && m & 0o060 != 0)
-}
-
-/// Control sockets inside: mount points that are sockets, and the known
-/// paths where the host's own control socket is.
-fn sockets(root: &Root, mounts: &[MountInfo], host: &Host) -> Vec<SocketFound> {
-    let is_socket = |s: &nix::sys::stat::FileStat| s.st_mode & libc::S_IFMT == libc::S_IFSOCK;
-    let mut out: Vec<SocketFound> = mounts
-        .iter()
-        .filter(|m| root.stat(&m.mount_point).is_some_and(|s| is_socket(&s)))
-        .map(|m| SocketFound {
-            path: m.mount_point.clone(),
-            why: format!("a socket bound in from {} (mount root {})", m.source, m.root),
-            world: root.stat(&m.mount_point).is_some_and(|s| s.st_mode & 0o002 != 0),
-        })
-        .collect();
-    for p in super::host::CONTROL_SOCKETS {
-        let Some(s) = root.stat(p).filter(is_socket) else {
-            continue;
-        };
-        let id = FileId {
-            dev: s.st_dev,
-            ino: s.st_ino,
-        };
-        if let Some((hp, _)) = host.sockets.iter().find(|(_, h)| *h == id)
-            && !out.iter().any(|f| f.path == *p)
-        {
-            out.push(SocketFound {
-                path: p.to_string(),
-                why: format!("the host's {hp}"),
-                world: s.st_mode & 0o002 != 0,
-            });
-        }
-    }
-    out
 }

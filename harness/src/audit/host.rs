@@ -9,7 +9,7 @@ use super::claims::TYPES;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 
 /// A namespace's identity: its nsfs inode, and its 64-bit id where the
 /// kernel has NS_GET_ID.
@@ -19,25 +19,15 @@ pub struct NsId {
     pub id: Option<u64>,
 }
 
-/// A file's identity on the machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-}
-
-impl FileId {
-    pub fn of(m: &std::fs::Metadata) -> FileId {
-        FileId {
-            dev: m.dev(),
-            ino: m.ino(),
-        }
-    }
-}
-
-/// The namespace of type `ty` of process `pid` ("self" too), opened.
+/// The namespace of type `ty` of process `pid` ("self" too), or of the
+/// process or thread whose /proc directory is `pid` when it is a path,
+/// opened.
 pub fn ns_of(pid: &str, ty: &str) -> Option<(NsId, OwnedFd)> {
-    let f = std::fs::File::open(format!("/proc/{pid}/ns/{ty}")).ok()?;
+    let f = match pid.starts_with('/') {
+        true => std::fs::File::open(format!("{pid}/ns/{ty}")),
+        false => std::fs::File::open(format!("/proc/{pid}/ns/{ty}")),
+    }
+    .ok()?;
     let ino = f.metadata().ok()?.ino();
     let id = crate::sys::ioctl_u64(f.as_raw_fd(), crate::sys::NS_GET_ID).ok();
     Some((NsId { ino, id }, f.into()))
@@ -66,12 +56,11 @@ impl Reference {
                 held.push(fd);
             }
         }
-        let groups = crate::observe::mounts::parse(
-            &std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default(),
-        )
-        .iter()
-        .filter_map(|m| m.group("shared:"))
-        .collect();
+        let groups = crate::observe::mounts::load(&format!("/proc/{pid}/mountinfo"))
+            .1
+            .iter()
+            .filter_map(|m| m.group("shared:"))
+            .collect();
         let pid = pid
             .parse()
             .ok()
@@ -88,23 +77,8 @@ impl Reference {
     }
 }
 
-/// Paths where runtimes keep their control sockets: a container that can
-/// reach one can start a privileged container of its own.
-/// Of those, the ones anyone may connect to, whose own policy decides.
-pub const WORLD_SOCKETS: &[&str] = &["/run/dbus/system_bus_socket"];
-
-pub const CONTROL_SOCKETS: &[&str] = &[
-    "/run/docker.sock",
-    "/var/run/docker.sock",
-    "/run/containerd/containerd.sock",
-    "/run/podman/podman.sock",
-    "/run/crio/crio.sock",
-    "/run/buildkit/buildkitd.sock",
-    "/var/snap/lxd/common/lxd/unix.socket",
-    "/run/lxd/unix.socket",
-    "/run/systemd/private",
-    "/run/dbus/system_bus_socket",
-];
+pub use super::ctlsock::{CONTROL_SOCKETS, WORLD_SOCKETS};
+pub use super::fileid::{FileId, majmin};
 
 #[derive(Serialize)]
 pub struct Host {
@@ -128,27 +102,27 @@ pub struct Host {
     /// mountinfo root).
     pub root: Option<FileId>,
     pub root_fs: Option<(String, String)>,
+    /// That mountinfo root, exactly (a name need not be UTF-8).
+    #[serde(skip)]
+    pub root_fs_raw: Vec<u8>,
     /// major:minor of the host's disks: partitions and the block devices of
     /// its mounts, loop and other virtual devices aside.
     pub disks: BTreeSet<String>,
-    /// The control sockets present on the host: (path, identity).
-    pub sockets: Vec<(String, FileId)>,
+    /// The control sockets present on the host.
+    pub sockets: Vec<super::ctlsock::HostSocket>,
     /// The auditor's cgroup paths: (hierarchy as /proc/PID/cgroup names it, path).
     pub cgroups: Vec<(String, String)>,
 }
 
 impl Host {
     /// Read the host. Call before the auditor unshares anything.
-    pub fn take() -> Host {
+    /// `sockets`: control sockets beyond the known ones (--socket).
+    pub fn take(sockets: &[std::path::PathBuf]) -> Host {
         let (start, held) = Reference::of("the host (the namespaces the audit started in)", "self");
-        let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mounts = crate::observe::mounts::parse(&text);
+        let (text, mounts) = crate::observe::mounts::load("/proc/self/mountinfo");
         // The last mount on / is the one on top.
-        let root_fs = mounts
-            .iter()
-            .rev()
-            .find(|m| m.mount_point == "/")
-            .and_then(|m| Some((majmin(&text, m.id)?, m.root.clone())));
+        let top = mounts.iter().rev().find(|m| m.point_raw == b"/");
+        let root_fs = top.and_then(|m| Some((majmin(&text, m.id)?, m.root.clone())));
         Host {
             pid: std::process::id() as i32,
             start,
@@ -160,15 +134,10 @@ impl Host {
             shm_dev: std::fs::metadata("/dev/shm").ok().map(|m| m.dev()),
             sysfs_net_dev: std::fs::metadata("/sys/class/net").ok().map(|m| m.dev()),
             root: std::fs::metadata("/").ok().map(|m| FileId::of(&m)),
+            root_fs_raw: top.map(|m| m.root_raw.clone()).unwrap_or_default(),
             root_fs,
-            disks: disks(),
-            sockets: CONTROL_SOCKETS
-                .iter()
-                .filter_map(|p| {
-                    let m = std::fs::metadata(p).ok()?;
-                    m.file_type().is_socket().then(|| (p.to_string(), FileId::of(&m)))
-                })
-                .collect(),
+            disks: disks(&text),
+            sockets: super::ctlsock::on_host(sockets, &text, &mounts),
             cgroups: std::fs::read_to_string("/proc/self/cgroup")
                 .unwrap_or_default()
                 .lines()
@@ -182,19 +151,10 @@ impl Host {
     }
 }
 
-/// The major:minor field of mount `id` in a mountinfo text.
-pub fn majmin(mountinfo: &str, id: i64) -> Option<String> {
-    mountinfo.lines().find_map(|l| {
-        let mut f = l.split(' ');
-        (f.next()?.parse::<i64>().ok()? == id).then_some(())?;
-        f.nth(1).map(str::to_string)
-    })
-}
-
 /// The host's disks: every block device in /sys/dev/block that is not
 /// virtual (loop, zram, device-mapper's are), and the block device of each
 /// mount that has one.
-fn disks() -> BTreeSet<String> {
+fn disks(mountinfo: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     if let Ok(d) = std::fs::read_dir("/sys/dev/block") {
         for e in d.flatten() {
@@ -205,8 +165,7 @@ fn disks() -> BTreeSet<String> {
             }
         }
     }
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    for l in text.lines() {
+    for l in mountinfo.lines() {
         if let Some(mm) = l.split(' ').nth(2)
             && std::path::Path::new(&format!("/sys/dev/block/{mm}")).exists()
         {

@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::linux::net::SocketAddrExt;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 
 pub const HOSTNAME: &str = "nsconform-audit";
@@ -172,13 +173,20 @@ pub fn sysv_remove(id: libc::c_int) {
 /// A new POSIX queue `name` (exclusive), closed again: the name is the marker.
 pub fn mq_create(name: &str) -> Result<(), std::io::Error> {
     let c = CString::new(name).map_err(std::io::Error::other)?;
-    // SAFETY: a valid name; a null attr means the defaults.
+    // One message of one byte: a queue's size counts against root's
+    // RLIMIT_MSGQUEUE (800 KiB by default) across the machine, and a few
+    // audits at once with the default size (10 of 8 KiB) ran out of it.
+    // SAFETY: an all-zero mq_attr is valid; two fields set below.
+    let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
+    attr.mq_maxmsg = 1;
+    attr.mq_msgsize = 1;
+    // SAFETY: a valid name and attributes.
     let q = unsafe {
         libc::mq_open(
             c.as_ptr(),
             libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
             0o600 as libc::mode_t,
-            std::ptr::null::<libc::mq_attr>(),
+            &attr as *const libc::mq_attr,
         )
     };
     if q < 0 {
@@ -275,39 +283,46 @@ pub fn look(token: Option<&str>) -> BTreeMap<String, Option<bool>> {
 /// where it was put (None: no mountinfo to read). A path that crosses
 /// another mount point on its way from the mount point to the marker does
 /// not count: that mount, not the root file system, holds what it leads to.
-pub fn root_marker_at(token: Option<&str>, mount_points: &[String]) -> Option<Vec<String>> {
+pub fn root_marker_at(token: Option<&str>, mount_points: &[Vec<u8>]) -> Option<Vec<String>> {
     if mount_points.is_empty() {
         return None;
     }
-    let crosses = |m: &str, dir: &str| {
+    // Names are bytes: a mount point need not be UTF-8.
+    let under = |dir: &[u8], p: &[u8]| dir == p || (dir.starts_with(p) && dir.get(p.len()) == Some(&b'/'));
+    let crosses = |m: &[u8], dir: &[u8]| {
         mount_points
             .iter()
-            .any(|p| p.len() > m.len() && p.starts_with(m) && (dir == p || dir.starts_with(&format!("{p}/"))))
+            .any(|p| p.len() > m.len() && p.starts_with(m) && under(dir, p))
     };
+    let trim = |b: &[u8]| b.strip_suffix(b"/").unwrap_or(b).to_vec();
     let mut out: Vec<String> = mount_points
         .iter()
         .filter(|m| {
             ROOT_DIRS.iter().any(|(d, tag)| {
-                let dir = format!("{}{}", m.trim_end_matches('/'), d.trim_end_matches('/'));
-                let dir = if dir.is_empty() { "/".to_string() } else { dir };
+                let mut dir = trim(m);
+                dir.extend_from_slice(&trim(d.as_bytes()));
+                if dir.is_empty() {
+                    dir.push(b'/');
+                }
                 if crosses(m, &dir) {
                     return false;
                 }
                 let name = root_file(tag, token);
+                let dir = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&dir));
                 match token {
-                    Some(_) => nix::sys::stat::stat(format!("{}/{name}", dir.trim_end_matches('/')).as_str()).is_ok(),
+                    Some(_) => nix::sys::stat::stat(&dir.join(&name)).is_ok(),
                     None => list(&dir).is_some_and(|l| l.iter().any(|f| f.starts_with(&name))),
                 }
             })
         })
-        .cloned()
+        .map(|m| crate::observe::mounts::shown(m))
         .collect();
     out.sort();
     out.dedup();
     Some(out)
 }
 
-fn list(dir: &str) -> Option<Vec<String>> {
+fn list(dir: impl AsRef<std::path::Path>) -> Option<Vec<String>> {
     Some(
         std::fs::read_dir(dir)
             .ok()?
@@ -378,19 +393,26 @@ mod tests {
     fn the_root_marker_counts_only_where_no_other_mount_holds_its_path() {
         let d = tempfile::tempdir().unwrap();
         let m = d.path().to_str().unwrap().to_string();
+        let b = m.as_bytes().to_vec();
         std::fs::create_dir_all(d.path().join("var/tmp")).unwrap();
         std::fs::write(d.path().join("var/tmp").join(root_file("vartmp", Some("t1"))), "").unwrap();
         assert_eq!(
-            root_marker_at(Some("t1"), std::slice::from_ref(&m)),
+            root_marker_at(Some("t1"), std::slice::from_ref(&b)),
             Some(vec![m.clone()])
         );
-        assert_eq!(root_marker_at(None, std::slice::from_ref(&m)), Some(vec![m.clone()]));
-        assert_eq!(root_marker_at(Some("t2"), std::slice::from_ref(&m)), Some(vec![]));
+        assert_eq!(root_marker_at(None, std::slice::from_ref(&b)), Some(vec![m.clone()]));
+        assert_eq!(root_marker_at(Some("t2"), std::slice::from_ref(&b)), Some(vec![]));
         // The host's /var/tmp bound there, not its root file system.
-        let bound = format!("{m}/var/tmp");
-        assert_eq!(root_marker_at(Some("t1"), &[m.clone(), bound]), Some(vec![]));
+        let bound = format!("{m}/var/tmp").into_bytes();
+        assert_eq!(root_marker_at(Some("t1"), &[b.clone(), bound]), Some(vec![]));
         // A file of the same kind in the wrong directory is no root marker.
         std::fs::write(d.path().join(root_file("vartmp", Some("t3"))), "").unwrap();
-        assert_eq!(root_marker_at(Some("t3"), &[m]), Some(vec![]));
+        assert_eq!(root_marker_at(Some("t3"), &[b]), Some(vec![]));
+        // A mount point that is not UTF-8: found, and shown escaped.
+        let odd = d.path().join(std::ffi::OsStr::from_bytes(b"m\xff x"));
+        std::fs::create_dir_all(odd.join("var/tmp")).unwrap();
+        std::fs::write(odd.join("var/tmp").join(root_file("vartmp", Some("t4"))), "").unwrap();
+        let raw = odd.as_os_str().as_bytes().to_vec();
+        assert_eq!(root_marker_at(Some("t4"), &[raw]), Some(vec![format!("{m}/m\\xff x")]));
     }
 }

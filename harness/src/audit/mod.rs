@@ -11,6 +11,8 @@
 pub mod cgroups;
 pub mod checks;
 pub mod claims;
+pub mod ctlsock;
+pub mod fileid;
 pub mod fsview;
 pub mod host;
 pub mod inside;
@@ -68,6 +70,9 @@ pub struct Args {
     /// The probe's path inside the container (default: this binary's path).
     #[arg(long)]
     pub probe_path: Option<String>,
+    /// A control socket of the host beyond the known ones (a rootless daemon's, say): a LEAK where it is reachable inside (repeatable).
+    #[arg(long = "socket", value_name = "PATH")]
+    pub sockets: Vec<PathBuf>,
     /// Seconds to wait for the probe's report.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,

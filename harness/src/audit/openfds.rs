@@ -42,32 +42,33 @@ pub struct Fd {
     pub holders_outside: Vec<i32>,
 }
 
-fn fdinfo(pid: i32, n: i32, key: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{n}"))
+fn fdinfo(dir: &str, n: i32, key: &str) -> Option<String> {
+    std::fs::read_to_string(format!("{dir}/fdinfo/{n}"))
         .ok()?
         .lines()
         .find_map(|l| Some(l.strip_prefix(key)?.trim().to_string()))
 }
 
-/// Every fd of `pid`, judged against its root and mounts.
-pub fn of(pid: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[i32]) -> Vec<Fd> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+/// Every fd of the process or thread whose /proc directory is `dir`
+/// (`pidfd` names it, for copies of its sockets), judged against its root
+/// and mounts.
+pub fn of(dir: &str, pidfd: Option<OwnedFd>, root: Option<Place>, own: &BTreeSet<u64>, container: &[i32]) -> Vec<Fd> {
+    let Ok(fds) = std::fs::read_dir(format!("{dir}/fd")) else {
         return Vec::new();
     };
-    let pidfd = crate::sys::pidfd_open(pid).ok();
-    let mut out: Vec<Fd> = dir
+    let mut out: Vec<Fd> = fds
         .flatten()
         .filter_map(|e| {
             let n: i32 = e.file_name().to_str()?.parse().ok()?;
-            Some(one(pid, n, root, own, container, pidfd.as_ref()))
+            Some(one(dir, n, root, own, container, pidfd.as_ref()))
         })
         .collect();
     out.sort_by_key(|f| f.n);
     out
 }
 
-fn one(pid: i32, n: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[i32], pidfd: Option<&OwnedFd>) -> Fd {
-    let path = format!("/proc/{pid}/fd/{n}");
+fn one(dir: &str, n: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[i32], pidfd: Option<&OwnedFd>) -> Fd {
+    let path = format!("{dir}/fd/{n}");
     let link = std::fs::read_link(&path)
         .map(|l| l.to_string_lossy().into_owned())
         .unwrap_or_default();
@@ -78,7 +79,7 @@ fn one(pid: i32, n: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[
         .to_string();
     let mut f = Fd {
         n,
-        mnt_id: fdinfo(pid, n, "mnt_id:").and_then(|v| v.parse().ok()),
+        mnt_id: fdinfo(dir, n, "mnt_id:").and_then(|v| v.parse().ok()),
         ..Fd::default()
     };
     if matches!(kind.as_str(), "dir" | "file") {
@@ -107,7 +108,7 @@ fn one(pid: i32, n: i32, root: Option<Place>, own: &BTreeSet<u64>, container: &[
             }
         }
         "pidfd" => {
-            f.target = fdinfo(pid, n, "Pid:").and_then(|v| v.parse().ok());
+            f.target = fdinfo(dir, n, "Pid:").and_then(|v| v.parse().ok());
             f.target_inside = f.target.filter(|&t| t > 0).map(|t| container.contains(&t));
         }
         "fifo" if n > 2 => f.holders_outside = holders_outside(&link, container),

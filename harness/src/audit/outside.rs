@@ -15,7 +15,8 @@ fn read(p: &str) -> String {
 #[derive(Debug, Serialize)]
 pub struct Outside {
     pub probe: i32,
-    /// Every process of the container, the probe first.
+    /// Every process of the container, the probe first, then the threads
+    /// seen apart.
     pub procs: Vec<Proc>,
     /// The probe's mountinfo, parsed.
     #[serde(skip)]
@@ -39,13 +40,14 @@ impl Outside {
                 .filter(|&&p| p != probe)
                 .filter_map(|&p| Proc::take(p, members, host)),
         );
+        let apart: Vec<Proc> = procs.iter().flat_map(|p| p.threads_apart(members, host)).collect();
+        procs.extend(apart);
         if let Some(container) = procs[0].root_place {
             for p in procs.iter_mut().skip(1) {
                 p.judge_root_against(container, host);
             }
         }
-        let mountinfo = read(&format!("/proc/{probe}/mountinfo"));
-        let mounts = crate::observe::mounts::parse(&mountinfo);
+        let (mountinfo, mounts) = crate::observe::mounts::load(&format!("/proc/{probe}/mountinfo"));
         Ok(Outside {
             probe,
             fs: Fs::take(probe, &mounts, &procs, host),
@@ -59,6 +61,12 @@ impl Outside {
 
     pub fn probe(&self) -> &Proc {
         &self.procs[0]
+    }
+
+    /// The processes, without the threads seen apart (credentials are read
+    /// for every thread of a process already).
+    pub fn processes(&self) -> impl Iterator<Item = &Proc> {
+        self.procs.iter().filter(|p| p.thread.is_none())
     }
 
     pub fn is_member(&self, pid: i32) -> bool {

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 
 /// An fd the probe was started with.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -171,7 +172,7 @@ pub fn collect(token: Option<&str>, fds: Vec<InheritedFd>) -> Report {
     let auditor: Option<i32> = token
         .and_then(|t| t.split('-').next())
         .and_then(|p| i32::from_str_radix(p, 16).ok());
-    let mountinfo = read("/proc/self/mountinfo");
+    let (mountinfo, mounts) = crate::observe::mounts::load("/proc/self/mountinfo");
     Report {
         token: token.unwrap_or("").to_string(),
         pid: std::process::id() as i32,
@@ -206,19 +207,16 @@ pub fn collect(token: Option<&str>, fds: Vec<InheritedFd>) -> Report {
         auditor_cmdline: auditor
             .and_then(|p| std::fs::read(format!("/proc/{p}/cmdline")).ok())
             .map(|c| String::from_utf8_lossy(&c).replace('\0', " ")),
-        proc_options: crate::observe::mounts::parse(&mountinfo)
+        proc_options: mounts
             .iter()
             .rev()
             .find(|m| m.mount_point == "/proc" && m.fstype == "proc")
             .map(|m| super_options(&mountinfo, m.id)),
         cgroup: read("/proc/self/cgroup"),
-        sockets: sockets(&mountinfo),
+        sockets: sockets(&mounts),
         host_root_at: super::markers::root_marker_at(
             token,
-            &crate::observe::mounts::parse(&mountinfo)
-                .into_iter()
-                .map(|m| m.mount_point)
-                .collect::<Vec<_>>(),
+            &mounts.iter().map(|m| m.point_raw.clone()).collect::<Vec<_>>(),
         ),
         boot_id: read(BOOT_ID).trim().to_string(),
         sysfs_net_dev: std::fs::metadata("/sys/class/net").ok().map(|m| {
@@ -283,16 +281,17 @@ fn links() -> Option<Vec<String>> {
 
 /// Control sockets reachable from here: the known paths, and mount points
 /// that are sockets, that accept a connection.
-fn sockets(mountinfo: &str) -> Vec<String> {
-    let points = crate::observe::mounts::parse(mountinfo)
-        .into_iter()
-        .map(|m| m.mount_point)
+fn sockets(mounts: &[crate::observe::mounts::MountInfo]) -> Vec<String> {
+    let points = mounts
+        .iter()
+        .map(|m| m.point())
         // stat, not statx: a user-space kernel may refuse statx's flags.
-        .filter(|p| nix::sys::stat::stat(p.as_str()).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFSOCK));
-    let known = super::host::CONTROL_SOCKETS.iter().map(|s| s.to_string());
+        .filter(|p| nix::sys::stat::stat(*p).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFSOCK));
+    let known = super::host::CONTROL_SOCKETS.iter().map(std::ffi::OsStr::new);
     let mut out: Vec<String> = points
         .chain(known)
         .filter(|p| std::os::unix::net::UnixStream::connect(p).is_ok())
+        .map(|p| crate::observe::mounts::shown(p.as_bytes()))
         .collect();
     out.sort();
     out.dedup();

@@ -94,7 +94,7 @@ fn from_outside(a: &Args, pid: i32, mut audit: Audit, cannot: &[(&'static str, S
     if !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(format!("--pid {pid}: no such process"));
     }
-    let host = Host::take();
+    let host = Host::take(&a.sockets);
     let mut refs = vec![host.start.clone()];
     refs.extend(daemon_ref(a)?);
     let l = look(pid, &host, refs, "")?;
@@ -171,7 +171,7 @@ struct Setup {
 /// thread: the host read and the janitor forked before it moves, then the
 /// markers in namespaces of its own.
 fn set_up(a: &Args) -> Result<Setup, String> {
-    let host = Host::take();
+    let host = Host::take(&a.sockets);
     let token = token();
     let janitor: Shared = Arc::new(Mutex::new(Some(Janitor::start(&token)?)));
     let (planted, janitor_pid) = {

@@ -26,6 +26,10 @@ pub struct PathOut {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Proc {
     pub pid: i32,
+    /// A thread whose namespaces, fd table, cwd or root are not its
+    /// leader's (unshare(CLONE_FILES), setns from one thread): seen apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<i32>,
     pub comm: String,
     /// Each type, and pid_for_children / time_for_children.
     pub ns: BTreeMap<String, NsId>,
@@ -59,7 +63,35 @@ fn numbers(v: &str) -> Vec<u32> {
 impl Proc {
     /// Read process `pid`; None once it is gone.
     pub fn take(pid: i32, container: &[i32], host: &Host) -> Option<Proc> {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        Proc::of_dir(&format!("/proc/{pid}"), pid, None, container, host)
+    }
+
+    /// The threads of this process whose namespaces differ from its
+    /// leader's, or whose fd table or cwd and root (fs_struct) are their
+    /// own, each read from /proc/PID/task/TID. A thread that cannot be
+    /// compared is read too: looking twice costs less than missing one.
+    pub fn threads_apart(&self, container: &[i32], host: &Host) -> Vec<Proc> {
+        let pid = self.pid;
+        let tids: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        tids.into_iter()
+            .filter(|&t| t != pid)
+            .filter(|&t| {
+                let dir = format!("/proc/{pid}/task/{t}");
+                namespaces(&dir) != self.ns || !same(pid, t, KCMP_FILES) || !same(pid, t, KCMP_FS)
+            })
+            .filter_map(|t| Proc::of_dir(&format!("/proc/{pid}/task/{t}"), pid, Some(t), container, host))
+            .collect()
+    }
+
+    /// A process (or one thread of it) from its /proc directory `dir`.
+    fn of_dir(dir: &str, pid: i32, thread: Option<i32>, container: &[i32], host: &Host) -> Option<Proc> {
+        let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
         let field = |k: &str| {
             status
                 .lines()
@@ -86,24 +118,27 @@ impl Proc {
                 m | u64::from_str_radix(&task_field(t, k), 16).unwrap_or(0)
             })
         };
-        let mut ns = BTreeMap::new();
-        for ty in super::claims::TYPES
-            .iter()
-            .chain(&["pid_for_children", "time_for_children"])
-        {
-            if let Some((id, _)) = ns_of(&pid.to_string(), ty) {
-                ns.insert(ty.to_string(), id);
-            }
-        }
-        let own: BTreeSet<u64> = crate::observe::mounts::parse(&read(&format!("/proc/{pid}/mountinfo")))
+        let ns = namespaces(dir);
+        // A mount point that is not UTF-8 must not hide the others.
+        let own: BTreeSet<u64> = crate::observe::mounts::load(&format!("{dir}/mountinfo"))
+            .1
             .iter()
             .map(|m| m.id as u64)
             .collect();
-        let (root, root_place) = path_out(pid, "root", None, &own, host);
-        let (cwd, _) = path_out(pid, "cwd", root_place, &own, host);
+        let (root, root_place) = path_out(dir, "root", None, &own, host);
+        let (cwd, _) = path_out(dir, "cwd", root_place, &own, host);
+        let comm = super::members::comm(pid);
+        let pidfd = match thread {
+            None => crate::sys::pidfd_open(pid).ok(),
+            Some(t) => pidfd_of_thread(t),
+        };
         Some(Proc {
             pid,
-            comm: super::members::comm(pid),
+            thread,
+            comm: match thread {
+                Some(t) => format!("{comm}, thread {t}"),
+                None => comm,
+            },
             ns,
             uid: union("Uid", numbers(&field("Uid"))),
             gid: union("Gid", numbers(&field("Gid"))),
@@ -118,10 +153,10 @@ impl Proc {
                 "2" => "filter".into(),
                 s => s.to_string(),
             },
-            uid_map: read(&format!("/proc/{pid}/uid_map")),
-            gid_map: read(&format!("/proc/{pid}/gid_map")),
-            setgroups: read(&format!("/proc/{pid}/setgroups")).trim().to_string(),
-            fds: openfds::of(pid, root_place, &own, container),
+            uid_map: read(&format!("{dir}/uid_map")),
+            gid_map: read(&format!("{dir}/gid_map")),
+            setgroups: read(&format!("{dir}/setgroups")).trim().to_string(),
+            fds: openfds::of(dir, pidfd, root_place, &own, container),
             cwd,
             root,
             root_place,
@@ -135,8 +170,12 @@ impl Proc {
         if self.root_place == Some(container) {
             return;
         }
+        let dir = match self.thread {
+            Some(t) => format!("/proc/{}/task/{t}", self.pid),
+            None => format!("/proc/{}", self.pid),
+        };
         let Ok(fd) = nix::fcntl::open(
-            format!("/proc/{}/root", self.pid).as_str(),
+            format!("{dir}/root").as_str(),
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         ) else {
@@ -169,6 +208,35 @@ impl Proc {
     }
 }
 
+/// The namespaces of a process or thread (its /proc directory), each type
+/// and pid_for_children / time_for_children.
+fn namespaces(dir: &str) -> BTreeMap<String, NsId> {
+    super::claims::TYPES
+        .iter()
+        .chain(&["pid_for_children", "time_for_children"])
+        .filter_map(|ty| Some((ty.to_string(), ns_of(dir, ty)?.0)))
+        .collect()
+}
+
+const KCMP_FILES: i32 = 2;
+const KCMP_FS: i32 = 3;
+
+/// Tasks `a` and `b` share the kernel object `kind` (fd table, fs_struct);
+/// false when that cannot be told.
+fn same(a: i32, b: i32, kind: i32) -> bool {
+    // SAFETY: integer arguments only.
+    unsafe { libc::syscall(libc::SYS_kcmp, a, b, kind, 0, 0) == 0 }
+}
+
+/// A pidfd of one thread (PIDFD_THREAD), for pidfd_getfd on its own table.
+fn pidfd_of_thread(tid: i32) -> Option<std::os::fd::OwnedFd> {
+    const PIDFD_THREAD: libc::c_int = libc::O_EXCL;
+    // SAFETY: integer arguments only.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, tid, PIDFD_THREAD) };
+    // SAFETY: a fresh fd from the kernel, owned from here.
+    (r >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(r as i32) })
+}
+
 /// The status files of `pid`'s threads other than the leader.
 fn threads(pid: i32) -> Vec<String> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -190,8 +258,8 @@ fn task_field(status: &str, k: &str) -> String {
 
 /// /proc/PID/`which` (cwd or root) opened O_PATH from outside: its mount,
 /// whether that mount is the process's namespace's, and where `..` leads.
-fn path_out(pid: i32, which: &str, root: Option<Place>, own: &BTreeSet<u64>, host: &Host) -> (PathOut, Option<Place>) {
-    let link = format!("/proc/{pid}/{which}");
+fn path_out(dir: &str, which: &str, root: Option<Place>, own: &BTreeSet<u64>, host: &Host) -> (PathOut, Option<Place>) {
+    let link = format!("{dir}/{which}");
     let mut out = PathOut {
         path: std::fs::read_link(&link)
             .map(|p| p.to_string_lossy().into_owned())

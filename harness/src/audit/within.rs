@@ -3,11 +3,13 @@
 //! absolute symlink inside leads where it leads for the container, never
 //! into the auditor's own tree.
 
-use super::host::FileId;
+use super::fileid::FileId;
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::sys::stat::{FileStat, SFlag};
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 pub struct Root {
     fd: OwnedFd,
@@ -29,10 +31,14 @@ impl Root {
         &self.fd
     }
 
-    /// `path` (absolute, as the container names it) opened with `flags`.
-    pub fn open(&self, path: &str, flags: OFlag) -> Result<OwnedFd, Errno> {
-        let rel = path.trim_start_matches('/');
-        let rel = if rel.is_empty() { "." } else { rel };
+    /// `path` (absolute, as the container names it: bytes, not always
+    /// UTF-8) opened with `flags`.
+    pub fn open(&self, path: impl AsRef<OsStr>, flags: OFlag) -> Result<OwnedFd, Errno> {
+        let mut rel = path.as_ref().as_bytes();
+        while let Some(r) = rel.strip_prefix(b"/") {
+            rel = r;
+        }
+        let rel = OsStr::from_bytes(if rel.is_empty() { b"." } else { rel });
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -40,27 +46,36 @@ impl Root {
     }
 
     /// stat of `path`, following symlinks inside the root.
-    pub fn stat(&self, path: &str) -> Option<FileStat> {
+    pub fn stat(&self, path: impl AsRef<OsStr>) -> Option<FileStat> {
         let fd = self.open(path, OFlag::O_PATH).ok()?;
         nix::sys::stat::fstat(&fd).ok()
     }
 
     /// The names in directory `path` (None: no such directory).
-    pub fn list(&self, path: &str) -> Option<Vec<String>> {
+    pub fn list(&self, path: impl AsRef<OsStr>) -> Option<Vec<String>> {
         let fd = self.open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY).ok()?;
         Some(names(fd))
     }
 }
 
-/// The names in an open directory, without `.` and `..`.
+/// The names in an open directory, without `.` and `..`, for reading
+/// (a byte that is not UTF-8 as `\xNN`).
 pub fn names(dir: OwnedFd) -> Vec<String> {
+    names_raw(dir)
+        .iter()
+        .map(|n| crate::observe::mounts::shown(n.as_bytes()))
+        .collect()
+}
+
+/// The exact names in an open directory, without `.` and `..`.
+pub fn names_raw(dir: OwnedFd) -> Vec<OsString> {
     let Ok(mut d) = nix::dir::Dir::from_fd(dir) else {
         return Vec::new();
     };
-    let mut out: Vec<String> = d
+    let mut out: Vec<OsString> = d
         .iter()
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| OsString::from_vec(e.file_name().to_bytes().to_vec()))
         .filter(|n| n != "." && n != "..")
         .collect();
     out.sort();

@@ -636,6 +636,8 @@ mod tests {
             optional: Vec::new(),
             fstype: "tmpfs".into(),
             source: "none".into(),
+            point_raw: point.into(),
+            root_raw: b"/".to_vec(),
         }
     }
 

@@ -22,8 +22,7 @@ fn host_root(i: &Input) -> Finding {
         return Finding::unobservable(i.no_outside(), ids.unwrap_or_default());
     };
     let evidence = json!(
-        o.procs
-            .iter()
+        o.processes()
             .map(|p| json!({"pid": p.pid, "comm": p.comm, "uid": p.uid, "gid": p.gid, "groups": p.groups}))
             .collect::<Vec<_>>()
     );
@@ -122,7 +121,7 @@ fn own_maps(i: &Input) -> Option<Vec<(i32, String, String)>> {
     let o = i.outside?;
     let mut seen = Vec::new();
     let mut out = Vec::new();
-    for p in &o.procs {
+    for p in o.processes() {
         let Some(u) = p.ns.get("user") else { continue };
         if seen.contains(&u.ino) || i.refs.iter().any(|r| r.ns.get("user").is_some_and(|x| x.ino == u.ino)) {
             continue;
@@ -270,7 +269,7 @@ fn caps(i: &Input) -> Finding {
         return Finding::unobservable(i.no_outside(), ev.unwrap_or_default());
     };
     let host_userns = i.host.start.ns.get("user");
-    let held: Vec<_> = o.procs.iter().filter(|p| p.ns.get("user") == host_userns).collect();
+    let held: Vec<_> = o.processes().filter(|p| p.ns.get("user") == host_userns).collect();
     let evidence = json!(held.iter().map(|p| json!({
         "pid": p.pid, "comm": p.comm,
         "CapEff": format!("{:016x}", p.cap_eff), "CapPrm": format!("{:016x}", p.cap_prm), "CapBnd": format!("{:016x}", p.cap_bnd),

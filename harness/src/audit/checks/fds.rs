@@ -108,7 +108,7 @@ const POWERFUL_ANON: &[&str] = &["io_uring", "fanotify", "bpf", "perf_event", "u
 pub const OUTSIDE: Check = Check {
     id: "fd.outside",
     title: "no inherited fd leads outside",
-    looks_at: "every fd of every process of the container: its kind, mount, `..` from a directory, nsfs inode, \
+    looks_at: "every fd of every process of the container (and of each thread with an fd table of its own): its kind, mount, `..` from a directory, nsfs inode, \
                pidfd's process, socket's network namespace and peer (SO_PEERCRED)",
     severity: Severity::Critical,
     run: outside,

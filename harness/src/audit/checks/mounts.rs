@@ -229,8 +229,9 @@ fn host_disks(i: &Input) -> Finding {
 pub const CONTROL_SOCKET: Check = Check {
     id: "sock.runtime_control",
     title: "no runtime control socket is bound in",
-    looks_at: "mount points inside that are sockets; the host's docker.sock, containerd.sock, podman.sock ... at their paths inside; \
-               which of them the probe can connect to",
+    looks_at: "mount points inside that are sockets; the host's control sockets (docker.sock, containerd.sock, podman.sock ..., \
+               rootless ones, --socket) at their paths inside and below any mount of a host directory holding them, by device \
+               and inode; which of them the probe can connect to",
     severity: Severity::Critical,
     run: control_socket,
 };
