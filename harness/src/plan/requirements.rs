@@ -113,6 +113,10 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
         Op::Listns(_) => {
             out.insert("listns".into());
         }
+        // The step compares the threads' /proc/thread-self/ns/uts links.
+        Op::ThreadUnshare(_) => {
+            out.insert(Ns::Uts.nsfs_feature());
+        }
         Op::MountCgroup(a) => {
             out.insert(
                 match a.hierarchy {
