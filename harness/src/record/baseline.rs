@@ -30,9 +30,11 @@ pub fn cell_of(trials: &[TrialRecord], case: &str) -> Option<Cell> {
     let cell = |t: &TrialRecord, prefix: &str| Cell {
         verdict: t.verdict,
         reason: format!("{prefix}{}", t.reason),
-        gate: (!t.gate.is_empty())
-            .then(|| format!("{prefix}{}", t.gate))
-            .unwrap_or_default(),
+        gate: if t.gate.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}{}", t.gate)
+        },
         duration_s: own.duration_s,
     };
     Some(match find(&format!("control::{case}")) {
