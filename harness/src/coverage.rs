@@ -57,7 +57,7 @@ fn tally_by(specs: &[TrialSpec], key: impl Fn(&str) -> Option<String>) -> BTreeM
             let c = out.entry(k).or_default();
             match &s.ignore {
                 None => c.runs.push(s.name.clone()),
-                Some(why) => c.ignored.push((s.name.clone(), why.clone())),
+                Some(why) => c.ignored.push((s.name.clone(), why.reason.clone())),
             }
         }
     }

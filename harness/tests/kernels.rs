@@ -91,6 +91,115 @@ fn signalled(sig: nix::sys::signal::Signal) -> Result<(), Failed> {
     Ok(())
 }
 
+/// A case whose child sleeps: a run of it lasts long enough to be signalled.
+const SLOW: &str = "summary = \"a child that sleeps\"\ncovers = [\"U1\"]\ntimeout = \"60s\"\ncontrol = { none = \"a test of the harness\" }\n[child]\nnamespaces = [\"uts\"]\nrun = [{ sleep = \"20s\" }]\n";
+
+/// Every process below `pid` (children, theirs, ...), by /proc's ppid.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parent_of = |p: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+    };
+    let all: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|p| Some((p, parent_of(p)?)))
+        .collect();
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(all.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out.remove(0);
+    out
+}
+
+/// `nsconform matrix --kernels 6.1` on a slow case, its temporary files
+/// under a directory of its own, sent `sig` once `now` says its phase has
+/// come (given the matrix's descendants and their command lines): the
+/// matrix dies of the signal, and none of what it started (the VM's qemu,
+/// the host run and its sandboxes, runsc), nor any run directory, outlives
+/// it by 5 s.
+fn matrix_signalled(sig: nix::sys::signal::Signal, now: fn(&[(u32, String)]) -> bool) -> Result<(), Failed> {
+    use std::os::unix::process::ExitStatusExt;
+    let cases = cases_dir(&[("slow.toml", SLOW)])?;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let out = tmp.path().join("tables");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nsconform"))
+        .args(["matrix", "--kernels", "6.1", "--cases"])
+        .arg(cases.path())
+        .arg("--out")
+        .arg(&out)
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let cmdline = |p: u32| {
+        std::fs::read(format!("/proc/{p}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default()
+    };
+    let started = Instant::now();
+    let seen = loop {
+        let below: Vec<(u32, String)> = descendants(child.id()).into_iter().map(|p| (p, cmdline(p))).collect();
+        if now(&below) {
+            break below;
+        }
+        if started.elapsed() > Duration::from_secs(900) || child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("the phase to signal never came".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).map_err(|e| e.to_string())?;
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let alive = |p: u32| std::path::Path::new(&format!("/proc/{p}")).exists() && !cmdline(p).is_empty();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen.iter().any(|(p, _)| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left: Vec<&(u32, String)> = seen.iter().filter(|(p, _)| alive(*p)).collect();
+    for (p, _) in &left {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), nix::sys::signal::SIGKILL);
+    }
+    if !left.is_empty() {
+        return Err(format!("{sig}: still there 5 s after the matrix ended: {left:?}").into());
+    }
+    if status.signal() != Some(sig as i32) {
+        return Err(format!("{sig}: nsconform matrix ended {status}, not of the signal").into());
+    }
+    let files: Vec<_> = std::fs::read_dir(tmp.path())
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| *p != out)
+        .collect();
+    if !files.is_empty() {
+        return Err(format!("{sig}: the matrix left {files:?}").into());
+    }
+    Ok(())
+}
+
+/// The matrix's phases, as its descendants show them.
+fn in_a_vm(below: &[(u32, String)]) -> bool {
+    below.iter().any(|(_, c)| c.contains("qemu-system"))
+}
+
+fn in_the_host_run(below: &[(u32, String)]) -> bool {
+    below.iter().any(|(_, c)| c.contains("--records /dev/stdout")) && below.len() > 2
+}
+
+fn in_runsc(below: &[(u32, String)]) -> bool {
+    below.iter().any(|(_, c)| c.contains("runsc") && c.contains(" run "))
+}
+
 /// `nsconform vm` with the arguments, and its exit status.
 fn vm_in(args: &[&str], cases: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_nsconform"))
@@ -278,6 +387,19 @@ fn main() -> std::process::ExitCode {
         gated("status::sigkill_leaves_no_qemu".into(), || {
             signalled(nix::sys::signal::SIGKILL)
         }),
+        gated("status::sigterm_to_matrix_in_a_vm_ends_everything".into(), || {
+            matrix_signalled(nix::sys::signal::SIGTERM, in_a_vm)
+        }),
+        gated(
+            "status::sigint_to_matrix_in_the_host_run_ends_everything".into(),
+            || matrix_signalled(nix::sys::signal::SIGINT, in_the_host_run),
+        ),
+        gated("status::sigterm_to_matrix_on_gvisor_ends_everything".into(), || {
+            if which::which("runsc").is_err() {
+                return Err("needs runsc on PATH (Debian's runsc): the matrix's gVisor row".into());
+            }
+            matrix_signalled(nix::sys::signal::SIGTERM, in_runsc)
+        }),
         gated("status::a_cut_run_is_an_error_everywhere".into(), || {
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
             let (junit, records) = (dir.path().join("j.xml"), dir.path().join("r.jsonl"));
@@ -303,8 +425,11 @@ fn main() -> std::process::ExitCode {
         gated("kmsg::a_kernel_warning_fails_its_trial".into(), || {
             // The harness in the guest writes a kernel warning during this
             // trial, as a kernel bug would: the run fails and names it alone.
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let records = dir.path().join("r.jsonl");
             let o = Command::new(env!("CARGO_BIN_EXE_nsconform"))
-                .args(["vm", "6.1", "uts::domainname", "--test-threads", "1"])
+                .args(["vm", "6.1", "uts::domainname", "--test-threads", "1", "--records"])
+                .arg(&records)
                 .env("NSCONFORM_KMSG_TEST_WARNING", "uts::domainname")
                 .output()
                 .map_err(|e| e.to_string())?;
@@ -316,6 +441,16 @@ fn main() -> std::process::ExitCode {
             let code = o.status.code().unwrap_or(-1);
             if code == 0 || !out.contains("warning during uts::domainname: WARNING: CPU: 0") {
                 return Err(format!("exit {code}\n{out}").into());
+            }
+            // The records carry it too, with the trial it came during.
+            let text = std::fs::read_to_string(&records).map_err(|e| e.to_string())?;
+            let logged = text.lines().any(|l| {
+                l.contains("\"line\":\"kernel_log\"")
+                    && l.contains("WARNING: CPU: 0")
+                    && l.contains("\"uts::domainname\"")
+            });
+            if !logged {
+                return Err(format!("no kernel_log line naming uts::domainname in the records:\n{text}").into());
             }
             Ok(())
         }),

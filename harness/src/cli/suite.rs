@@ -5,7 +5,7 @@
 use crate::exit::Exit;
 use crate::load;
 use crate::machine;
-use crate::plan::{self, Features, RunEnv, TrialSpec};
+use crate::plan::{self, Blocked, Features, RunEnv, TrialSpec};
 use crate::record::stream::Line;
 use crate::record::{About, Kind, Planned, RunRecord, Status, TrialRecord, Verdict};
 use crate::report::args::{Format, SuiteArgs};
@@ -178,9 +178,14 @@ fn build(args: &Arguments, specs: Vec<TrialSpec>, errors: &[load::LoadError], sh
     for (index, spec) in specs.iter().enumerate() {
         let kind = crate::report::trial::kind(spec);
         let libtest_kind = crate::record::libtest_kind(kind, spec.userns);
-        let planned = planned(&spec.name, kind, spec.userns, spec.ignore.clone());
+        let planned = planned(
+            &spec.name,
+            kind,
+            spec.userns,
+            spec.ignore.as_ref().map(|b| b.reason.clone()),
+        );
         let trial = match &spec.ignore {
-            Some(reason) => cannot_run_here(spec, reason.clone(), args, &shared.recorder),
+            Some(blocked) => cannot_run_here(spec, blocked, args, &shared.recorder),
             None => runnable(specs.clone(), index, shared),
         };
         built.push(trial.with_kind(libtest_kind), planned);
@@ -217,10 +222,12 @@ fn runnable(specs: Arc<Vec<TrialSpec>>, index: usize, shared: &Shared) -> Trial 
 /// reports it ignored, not passed). Asked for by `--ignored` or
 /// `--include-ignored`, it fails with the reason: passing or quietly
 /// ignoring it would read as "ran" under nextest, which judges by exit code.
-fn cannot_run_here(spec: &TrialSpec, reason: String, args: &Arguments, recorder: &Arc<Recorder>) -> Trial {
+fn cannot_run_here(spec: &TrialSpec, blocked: &Blocked, args: &Arguments, recorder: &Arc<Recorder>) -> Trial {
     let asked = args.ignored || args.include_ignored;
-    let mut record = TrialRecord::new(&spec.name, crate::report::trial::kind(spec), Verdict::Ignored, &reason);
+    let reason = &blocked.reason;
+    let mut record = TrialRecord::new(&spec.name, crate::report::trial::kind(spec), Verdict::Ignored, reason);
     record.userns = spec.userns;
+    record.gate = blocked.gate.clone();
     if asked {
         record.verdict = Verdict::Fail;
         record.reason = format!("asked to run ignored trials, but this one cannot run here: {reason}");

@@ -54,9 +54,27 @@ impl Features {
         }
     }
 
+    /// The words that name the feature as what blocked a case: the first
+    /// Linux with it only where this kernel lacks it (not where a setting,
+    /// a filter or gVisor keeps it away).
+    pub fn gate(&self, name: &str) -> String {
+        match (self.found.get(name), probes::since(name)) {
+            (Some(Found::Missing(_)), Some(v)) => format!("needs `{name}` ({v})"),
+            _ => format!("needs `{name}`"),
+        }
+    }
+
     /// What the probe of one feature found (None: no such feature).
     pub fn get(&self, name: &str) -> Option<&Found> {
         self.found.get(name)
+    }
+
+    /// Features as a test chooses them; the rest not probed.
+    #[cfg(test)]
+    pub fn of<'a>(found: impl IntoIterator<Item = (&'a str, Found)>) -> Features {
+        Features {
+            found: found.into_iter().map(|(n, f)| (n.to_string(), f)).collect(),
+        }
     }
 
     /// Every feature, in the order of `FEATURES`, with what its probe found.

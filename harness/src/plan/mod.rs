@@ -2,6 +2,7 @@
 //! per case whether it can run here (or is ignored, with the reason), and adds
 //! a control trial for every case with isolation assertions.
 
+pub mod blocked;
 pub mod env;
 pub mod features;
 pub mod probes;
@@ -9,6 +10,7 @@ pub mod procs;
 pub mod requirements;
 pub mod sysctl_writes;
 
+pub use blocked::Blocked;
 pub use env::RunEnv;
 pub use features::Features;
 
@@ -90,7 +92,7 @@ pub struct TrialSpec {
     pub control: bool,
     pub dropped: Vec<Ns>,
     /// Why the trial cannot run here, if it cannot.
-    pub ignore: Option<String>,
+    pub ignore: Option<Blocked>,
     /// Unprivileged runs: the trial runs as root of a user namespace of its
     /// own (the sandbox's), not as the user (`requirements::RunAs`).
     #[serde(default)]
@@ -157,7 +159,7 @@ pub fn trials_of(case: &Case, features: &Features, env: &RunEnv, runner: &dyn Ru
                     .err()
             })
             .or_else(|| match native_only {
-                Some(why) if runner.name() != "native" => Some(format!("needs the native runner: {why}")),
+                Some(why) if runner.name() != "native" => Some(Blocked::new("needs the native runner", &why)),
                 _ => None,
             });
         // A control runs as its case runs: it must run the same case.
@@ -166,11 +168,11 @@ pub fn trials_of(case: &Case, features: &Features, env: &RunEnv, runner: &dyn Ru
         }
         let ignore = ignore
             .or_else(|| match run_as {
-                RunAs::OwnUserns => requirements::own_userns(case, &dropped, env).err(),
+                RunAs::OwnUserns => requirements::own_userns(case, &dropped, env).err().map(Blocked::from),
                 RunAs::Suite => None,
             })
             .or_else(|| match root_only {
-                Some(why) if !env.privileged && !userns => Some(format!("needs root: {why}")),
+                Some(why) if !env.privileged && !userns => Some(Blocked::new("needs root", &why)),
                 _ => None,
             });
         out.push(TrialSpec {

@@ -1,8 +1,8 @@
 //! Whether a case can run here: root, kernel features, tools, the runner.
 //! The first missing requirement is the reason the trial is ignored.
 
-use super::RunEnv;
 use super::features::Features;
+use super::{Blocked, RunEnv};
 use crate::load::Case;
 use crate::load::model::{How, ProcSpec};
 use crate::load::ns::{Ns, NsLink};
@@ -20,13 +20,15 @@ pub enum RunAs {
     OwnUserns,
 }
 
-pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &dyn Runner) -> Result<RunAs, String> {
+pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &dyn Runner) -> Result<RunAs, Blocked> {
     let spec = &case.spec;
+    // The case's behaviour's first Linux, for the reader: it says nothing of
+    // the requirement that blocked, so it stays out of the gate.
     let kernel = spec
         .needs
         .kernel
         .as_deref()
-        .map(|k| format!(" (Linux {k})"))
+        .map(|k| format!(" (the behaviour is from Linux {k})"))
         .unwrap_or_default();
     let run_as = if env.privileged {
         RunAs::Suite
@@ -34,36 +36,39 @@ pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &d
         unprivileged(case, dropped, env)?
     };
     for name in implied_features(case) {
-        f.check(&name).map_err(|why| format!("needs `{name}`{kernel}: {why}"))?;
+        f.check(&name)
+            .map_err(|why| Blocked::new(f.gate(&name), &format!("{why}{kernel}")))?;
     }
     if let Some(what) = unprivileged_userns(case, dropped, env.privileged, run_as) {
         f.check(UNPRIVILEGED_USERNS)
-            .map_err(|why| format!("needs `{UNPRIVILEGED_USERNS}` ({what}): {why}"))?;
+            .map_err(|why| Blocked::new(f.gate(UNPRIVILEGED_USERNS), &format!("{why} ({what})")))?;
     }
     for t in &case.tools {
         if which::which(&t.tool).is_err() {
-            return Err(format!(
-                "needs the tool `{}` ({}:{}, {}): not found on PATH",
-                t.tool,
-                crate::load::error::shown(&case.file),
-                t.line,
-                t.field
+            return Err(Blocked::new(
+                format!("needs the tool `{}`", t.tool),
+                &format!(
+                    "{}:{}, {}: not found on PATH",
+                    crate::load::error::shown(&case.file),
+                    t.line,
+                    t.field
+                ),
             ));
         }
     }
     for t in runner.tools() {
         if which::which(&t).is_err() {
-            return Err(format!(
-                "runner {} needs the tool `{t}`: not found on PATH",
-                runner.name()
+            return Err(Blocked::new(
+                format!("runner {} needs the tool `{t}`", runner.name()),
+                "not found on PATH",
             ));
         }
     }
     if let Some(why) = runner.unsupported(spec, spec.child.get_ref(), dropped) {
-        return Err(why);
+        return Err(Blocked::whole(why));
     }
     for path in &spec.restore {
-        writable(path.get_ref())?;
+        writable(path.get_ref()).map_err(|why| Blocked::new(format!("changes {}", path.get_ref()), &why))?;
     }
     Ok(run_as)
 }
@@ -71,12 +76,12 @@ pub fn check(case: &Case, dropped: &[Ns], f: &Features, env: &RunEnv, runner: &d
 /// Whether this run can change (and so restore) a global setting: writing its
 /// current value back changes nothing and says whether a write is allowed.
 fn writable(path: &str) -> Result<(), String> {
-    let now = std::fs::read(path).map_err(|e| format!("changes {path}, which cannot be read here: {e}"))?;
+    let now = std::fs::read(path).map_err(|e| format!("it cannot be read here: {e}"))?;
     std::fs::OpenOptions::new()
         .write(true)
         .open(path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, &now))
-        .map_err(|e| format!("changes {path}, which this run cannot write ({e}), so it could not restore it"))
+        .map_err(|e| format!("this run cannot write it ({e}), so it could not restore it"))
 }
 
 /// Features a case needs because of what it does, plus the ones it names.
@@ -107,6 +112,10 @@ pub fn implied_features(case: &Case) -> BTreeSet<String> {
         }
         Op::Listns(_) => {
             out.insert("listns".into());
+        }
+        // The step compares the threads' /proc/thread-self/ns/uts links.
+        Op::ThreadUnshare(_) => {
+            out.insert(Ns::Uts.nsfs_feature());
         }
         Op::MountCgroup(a) => {
             out.insert(
@@ -465,6 +474,44 @@ mod tests {
     }
 
     const HEAD: &str = "summary = \"s\"\ncovers = [\"U1\"]\ncontrol = { none = \"a test\" }\n";
+
+    /// A case with two gates (and a behaviour of Linux 6.19): the gate
+    /// names the feature that blocked, with a Linux version only where the
+    /// kernel lacks that feature, never the other gate's or the case's.
+    #[test]
+    fn the_gate_is_the_requirement_that_blocked() {
+        use crate::plan::features::Found;
+        let c = case(&format!(
+            "{HEAD}needs = {{ features = [\"listns\", \"veth\"], kernel = \"6.19\" }}\nchild.namespaces = [\"uts\"]\n"
+        ));
+        let env = RunEnv {
+            privileged: true,
+            euid: 0,
+            egid: 0,
+            uid: 1000,
+            gid: 1000,
+            cgroup_nonroot: None,
+            sandbox_pid_max: None,
+            initial_ns: Err("not read".into()),
+            subids: None,
+        };
+        let here = [("ns.uts", Found::Present), ("nsfs.uts", Found::Present)];
+        let blocked = |listns: Found, veth: Found| {
+            let f = Features::of(here.iter().cloned().chain([("listns", listns), ("veth", veth)]));
+            check(&c, &[], &f, &env, &crate::runner::Native).expect_err("blocked")
+        };
+        let b = blocked(Found::Present, Found::Off("no module".into()));
+        assert_eq!(b.gate, "needs `veth`");
+        assert!(b.reason.starts_with("needs `veth`: no module"), "{}", b.reason);
+        let b = blocked(Found::Missing("listns is ENOSYS".into()), Found::Present);
+        assert_eq!(b.gate, "needs `listns` (Linux 6.19)");
+        // gVisor lacks it, but no Linux version would bring it.
+        let b = blocked(Found::NotLinux("gVisor does not implement it".into()), Found::Present);
+        assert_eq!(b.gate, "needs `listns`");
+        // veth has no first Linux: missing, it names none.
+        let b = blocked(Found::Present, Found::Missing("no veth".into()));
+        assert_eq!(b.gate, "needs `veth`");
+    }
 
     #[test]
     fn ids_named_finds_the_highest_id_other_than_root() {

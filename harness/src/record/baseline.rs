@@ -15,6 +15,9 @@ pub struct Cell {
     pub verdict: Verdict,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// For an ignored cell: the requirement that blocked it (`TrialRecord::gate`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gate: String,
     /// The case's own trial's time.
     #[serde(default)]
     pub duration_s: f64,
@@ -27,6 +30,11 @@ pub fn cell_of(trials: &[TrialRecord], case: &str) -> Option<Cell> {
     let cell = |t: &TrialRecord, prefix: &str| Cell {
         verdict: t.verdict,
         reason: format!("{prefix}{}", t.reason),
+        gate: if t.gate.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}{}", t.gate)
+        },
         duration_s: own.duration_s,
     };
     Some(match find(&format!("control::{case}")) {
@@ -44,21 +52,16 @@ pub fn cells(trials: &[TrialRecord]) -> BTreeMap<String, Cell> {
         .collect()
 }
 
-/// "needs `feature` (Linux X)" out of an ignore reason, else the reason's first clause.
-pub fn short_reason(r: &str) -> String {
-    let feature = r
-        .find("needs `")
-        .and_then(|i| r[i + 7..].find('`').map(|j| r[i..i + 7 + j + 1].to_string()));
-    let linux = r.rfind("Linux ").map(|i| {
-        r[i..]
-            .chars()
-            .take_while(|c| *c != ')' && *c != ',' && *c != ';')
-            .collect::<String>()
-    });
-    match (feature, linux) {
-        (Some(f), Some(l)) => format!("{f} ({})", l.trim()),
-        (Some(f), None) => f,
-        _ => r.split(':').next().unwrap_or(r).trim().to_string(),
+impl Cell {
+    /// The ignore reason in a few words: the requirement that blocked (as
+    /// the plan named it), else, for a record that names none (an older
+    /// one, an ignore decided at run time), the reason's first clause.
+    pub fn short_reason(&self) -> String {
+        if self.gate.is_empty() {
+            crate::plan::blocked::first_clause(&self.reason).to_string()
+        } else {
+            self.gate.clone()
+        }
     }
 }
 
@@ -138,9 +141,7 @@ fn kind_of(was: Option<&Cell>, now: Option<&Cell>) -> Option<ChangeKind> {
         // Still failing: a changed failure message is no news of its own.
         (true, true) => return None,
         (false, false) if w.verdict != n.verdict => ChangeKind::Changed,
-        (false, false) if w.verdict == Verdict::Ignored && short_reason(&w.reason) != short_reason(&n.reason) => {
-            ChangeKind::Changed
-        }
+        (false, false) if w.verdict == Verdict::Ignored && w.short_reason() != n.short_reason() => ChangeKind::Changed,
         (false, false) => return None,
     })
 }
@@ -156,6 +157,8 @@ struct CompatCell {
     outcome: String,
     #[serde(default)]
     reason: String,
+    #[serde(default)]
+    gate: String,
     #[serde(default)]
     duration_s: f64,
 }
@@ -198,6 +201,7 @@ impl Baseline {
                     let cell = Cell {
                         verdict,
                         reason: c.reason,
+                        gate: c.gate,
                         duration_s: c.duration_s,
                     };
                     col.insert(row.case.clone(), cell);
@@ -253,7 +257,7 @@ pub fn describe(changes: &[Change]) -> String {
 fn state(c: &Option<Cell>) -> String {
     match c {
         None => "absent".into(),
-        Some(c) if c.verdict == Verdict::Ignored => format!("ignored ({})", short_reason(&c.reason)),
+        Some(c) if c.verdict == Verdict::Ignored => format!("ignored ({})", c.short_reason()),
         Some(c) if c.verdict.fails_the_run() => {
             let first = c.reason.lines().next().unwrap_or("");
             format!("{}: {first}", c.verdict.name())
@@ -282,6 +286,7 @@ mod tests {
         Cell {
             verdict: v,
             reason: why.into(),
+            gate: String::new(),
             duration_s: 0.1,
         }
     }
@@ -293,7 +298,10 @@ mod tests {
             ("b".to_string(), cell(Verdict::Fail, "x")),
             (
                 "c".to_string(),
-                cell(Verdict::Ignored, "needs `listns`: ENOSYS (needs Linux 6.19)"),
+                Cell {
+                    gate: "needs `listns` (Linux 6.19)".into(),
+                    ..cell(Verdict::Ignored, "needs `listns`: ENOSYS (needs Linux 6.19)")
+                },
             ),
             ("d".to_string(), cell(Verdict::Ignored, "needs `veth`: no module")),
             ("e".to_string(), cell(Verdict::Pass, "")),
@@ -336,6 +344,24 @@ mod tests {
             text.contains("  CHANGED c: was ignored (needs `listns` (Linux 6.19)), now pass\n"),
             "{text}"
         );
+    }
+
+    /// The plan's gate is the summary; a record without one (an older
+    /// one) gives its first clause, never a version from further on.
+    #[test]
+    fn the_short_reason_is_the_gate() {
+        let mut c = cell(
+            Verdict::Ignored,
+            "needs `veth`: no module (the behaviour is from Linux 6.3)",
+        );
+        assert_eq!(c.short_reason(), "needs `veth`");
+        c.gate = "needs `veth` (Linux 9.9)".into();
+        assert_eq!(c.short_reason(), "needs `veth` (Linux 9.9)");
+        let mut t = TrialRecord::new("uts::a", Kind::Case, Verdict::Ignored, "needs root: says so");
+        t.gate = "needs root".into();
+        let json = serde_json::to_string(&t).unwrap();
+        let back: TrialRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(cell_of(&[back], "uts::a").unwrap().short_reason(), "needs root");
     }
 
     #[test]

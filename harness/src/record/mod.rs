@@ -82,6 +82,11 @@ pub struct TrialRecord {
     /// Why it was ignored, or what went wrong: the message libtest prints.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// For a trial the plan left out: the requirement that blocked it, in a
+    /// few words (`needs \`listns\` (Linux 6.19)`), as tables summarise it.
+    /// Empty for an older record, or an ignore decided elsewhere.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gate: String,
     /// From the launch of its sandbox to its verdict.
     #[serde(default)]
     pub duration_s: f64,
@@ -102,6 +107,7 @@ impl TrialRecord {
             userns: false,
             verdict,
             reason: reason.into(),
+            gate: String::new(),
             duration_s: 0.0,
             rows: Vec::new(),
             stderr: Vec::new(),

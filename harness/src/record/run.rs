@@ -147,6 +147,28 @@ pub struct Complaint {
     pub trials: Vec<String>,
 }
 
+impl RunRecord {
+    /// The kernel's complaints into the run: each fails the trials it names
+    /// (their verdict, whatever it was, becomes a failure that quotes the
+    /// kernel; an error stays an error), and all are kept in `kernel_log`.
+    pub fn complained(&mut self, found: Vec<Complaint>) {
+        for c in &found {
+            for t in self.trials.iter_mut().filter(|t| c.trials.contains(&t.name)) {
+                if t.verdict != super::Verdict::Error {
+                    t.verdict = super::Verdict::Fail;
+                }
+                let why = format!("the kernel complained during this trial: {}", c.line);
+                t.reason = if t.reason.is_empty() {
+                    why
+                } else {
+                    format!("{why}; {}", t.reason)
+                };
+            }
+        }
+        self.kernel_log.extend(found);
+    }
+}
+
 impl About {
     /// A run starting now on this machine.
     pub fn here(privileged: bool, runner: &str) -> About {

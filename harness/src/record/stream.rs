@@ -34,6 +34,13 @@ pub enum Line {
         machine: Vec<String>,
         duration_s: f64,
     },
+    /// On the host, once a VM's kernel log has been read: the kernel's
+    /// complaints (warnings, BUGs, ...), each with the trials running then.
+    /// Reading the stream back fails those trials, as the run's other
+    /// renderings do.
+    KernelLog {
+        complaints: Vec<super::Complaint>,
+    },
     /// On the host, after the run (`--baseline FILE`): how it differs from
     /// a previous run.
     Compared {
@@ -85,6 +92,7 @@ pub struct Assembler {
     trials: Vec<TrialRecord>,
     end: Option<(i32, Vec<String>, f64)>,
     guest: Option<(i32, Vec<String>, f64)>,
+    complaints: Vec<super::Complaint>,
 }
 
 impl Assembler {
@@ -115,6 +123,7 @@ impl Assembler {
                 machine,
                 duration_s,
             } => self.guest = Some((*exit, machine.clone(), *duration_s)),
+            Line::KernelLog { complaints } => self.complaints.extend(complaints.iter().cloned()),
             Line::Compared { .. } => {}
         }
     }
@@ -157,7 +166,7 @@ impl Assembler {
         let mut machine = self.end.as_ref().map(|e| e.1.clone()).unwrap_or_default();
         machine.extend(self.guest.as_ref().map(|g| g.1.clone()).unwrap_or_default());
         let duration_s = self.end.as_ref().or(self.guest.as_ref()).map_or(0.0, |e| e.2);
-        Some(RunRecord {
+        let mut run = RunRecord {
             about,
             status,
             exit: self.guest.map(|g| g.0).or(self.end.map(|e| e.0)),
@@ -166,7 +175,9 @@ impl Assembler {
             duration_s,
             trials,
             kernel_log: vec![],
-        })
+        };
+        run.complained(self.complaints);
+        Some(run)
     }
 }
 
@@ -240,6 +251,37 @@ mod tests {
                 panic!("docs/results.md: {err}:\n{e}");
             }
         }
+    }
+
+    /// A VM run's records end with the kernel's complaints: read back, the
+    /// trial running then fails, as in the run's own renderings.
+    #[test]
+    fn a_kernel_complaint_fails_its_trial_when_read_back() {
+        let warning = "WARNING: CPU: 0 PID: 9 at fs/x.c:1 f+0x1/0x2";
+        let s = text(&[
+            start(&["uts::a", "uts::b"]),
+            Line::Trial(TrialRecord::new("uts::a", Kind::Case, Verdict::Pass, "")),
+            Line::Trial(TrialRecord::new("uts::b", Kind::Case, Verdict::Pass, "")),
+            Line::End {
+                exit: 0,
+                machine: vec![],
+                duration_s: 1.5,
+            },
+            Line::KernelLog {
+                complaints: vec![super::super::Complaint {
+                    kind: "warning".into(),
+                    line: warning.into(),
+                    trials: vec!["uts::b".into()],
+                }],
+            },
+        ]);
+        assert!(s.contains("\"line\":\"kernel_log\""), "{s}");
+        let run = read(&s, None).expect("a run");
+        assert_eq!(run.trials[0].verdict, Verdict::Pass);
+        assert_eq!(run.trials[1].verdict, Verdict::Fail);
+        assert!(run.trials[1].reason.contains(warning), "{:?}", run.trials[1]);
+        assert_eq!(run.kernel_log.len(), 1);
+        assert!(!run.passed());
     }
 
     #[test]

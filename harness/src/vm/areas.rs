@@ -3,7 +3,7 @@
 //! failed and ignored; then the failures, each with its catalogue IDs and
 //! why, and the ignores grouped by reason. Rendered from the run's records.
 
-use crate::record::baseline::{Cell, cell_of, short_reason};
+use crate::record::baseline::{Cell, cell_of};
 use crate::record::{Kind, RunRecord, Verdict};
 use std::collections::BTreeMap;
 
@@ -70,7 +70,7 @@ pub fn render(run: &RunRecord, covers: &BTreeMap<String, Vec<String>>) -> String
     }
     let mut reasons: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (case, c) in areas.values().flatten().filter(|(_, c)| c.verdict == Verdict::Ignored) {
-        reasons.entry(short_reason(&c.reason)).or_default().push(case);
+        reasons.entry(c.short_reason()).or_default().push(case);
     }
     if !reasons.is_empty() {
         s.push_str("\nignored, by reason:\n");

@@ -4,6 +4,12 @@
 //! every live qemu, removes every run's directory, and lets the signal end
 //! the process as it would have. Directories of runs that were SIGKILLed
 //! are swept by the next run (their pid is in their name).
+//!
+//! A run of other work (the matrix's host run, the static build, a runsc
+//! run) is not killed outright: the watcher passes the signal on to the
+//! processes started with [`run_forwarded`], and waits for every [`Hold`]
+//! (work that ends itself in order once [`interrupted`] says so) before it
+//! ends the rest.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -17,6 +23,26 @@ pub const DIR_PREFIX: &str = "nsconform-vm-";
 struct Live {
     qemus: Vec<u32>,
     dirs: Vec<PathBuf>,
+    /// Processes a signal is passed on to, which end themselves in order.
+    forwarded: Vec<u32>,
+    /// Work under way that ends itself once interrupted (`Hold`).
+    holds: usize,
+}
+
+/// The signal that interrupted nsconform, once one has (0: none).
+static INTERRUPTED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// How long the watcher waits for forwarded processes and holds to end
+/// before it ends the rest: a suite cleans its sandboxes up in well under it.
+const ORDERLY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The signal that is ending nsconform, if one is: work not yet started
+/// should not start, work under way should end.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        s => Some(s),
+    }
 }
 
 fn live() -> &'static Mutex<Live> {
@@ -39,8 +65,9 @@ extern "C" fn on_signal(sig: libc::c_int) {
     unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
 }
 
-/// Install the handlers and their watcher, once per process.
-fn watch() {
+/// Install the handlers and their watcher, once per process: before any
+/// work that a signal must end (the matrix calls it first).
+pub fn watch() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         let Ok((r, w)) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) else {
@@ -64,6 +91,18 @@ fn watcher(r: OwnedFd) {
         return;
     }
     let sig = b[0] as libc::c_int;
+    INTERRUPTED.store(sig, std::sync::atomic::Ordering::Relaxed);
+    let forwarded = with_live(|l| l.forwarded.clone());
+    for pid in forwarded {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let deadline = std::time::Instant::now() + ORDERLY;
+    while with_live(|l| !l.forwarded.is_empty() || l.holds > 0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     end_everything();
     // SAFETY: back to the default action, then the signal again: the
     // process ends of it, as its caller expects.
@@ -73,9 +112,13 @@ fn watcher(r: OwnedFd) {
     }
 }
 
-/// Kill every live qemu and remove every run's directory.
+/// Kill every live qemu (and any forwarded process still there) and
+/// remove every run's directory.
 pub fn end_everything() {
     with_live(|l| {
+        for pid in l.forwarded.drain(..) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL);
+        }
         for pid in l.qemus.drain(..) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
@@ -163,4 +206,64 @@ pub fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
 /// A tied process has been waited for.
 pub fn untie(child: &Child) {
     with_live(|l| l.qemus.retain(|p| *p != child.id()));
+}
+
+/// Run `cmd` to its end, its output collected as `Command::output` does
+/// (stdin, stdout and stderr as the caller set them, else inherited): a
+/// signal to nsconform is passed on to it as SIGTERM, and it gets SIGTERM if
+/// nsconform dies outright, so that it ends in order either way.
+pub fn run_forwarded(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    watch();
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: as in `spawn_tied`: prctl, getppid and _exit only.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let child = {
+        let mut l = live().lock().unwrap_or_else(|e| e.into_inner());
+        if interrupted().is_some() {
+            return Err(std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted"));
+        }
+        let child = cmd.spawn()?;
+        l.forwarded.push(child.id());
+        child
+    };
+    let pid = child.id();
+    let out = child.wait_with_output();
+    with_live(|l| l.forwarded.retain(|p| *p != pid));
+    out
+}
+
+/// Work under way that ends itself once [`interrupted`] says so: the
+/// watcher waits for it (up to a bound) before ending the rest.
+pub struct Hold(());
+
+/// Hold the watcher back until the returned guard is dropped.
+pub fn hold() -> Hold {
+    watch();
+    with_live(|l| l.holds += 1);
+    Hold(())
+}
+
+/// Once interrupted: wait for the watcher, which ends the process of the
+/// signal once the work under way has ended.
+pub fn await_the_end() -> ! {
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        with_live(|l| l.holds -= 1);
+    }
 }

@@ -46,21 +46,17 @@ pub fn static_binary() -> Result<PathBuf, String> {
     let target = src.join("target/vm");
     let triple = "x86_64-unknown-linux-gnu";
     eprintln!("nsconform vm: building the static suite binary in {}", target.display());
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&src)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--bin",
-            "nsconform",
-            "--target",
-            triple,
-        ])
-        .env("CARGO_TARGET_DIR", &target)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .status()
-        .map_err(|e| format!("cargo: {e}"))?;
+    // Passed a signal to nsconform on, so that an interrupted matrix or
+    // VM run leaves no build running.
+    let status = super::cleanup::run_forwarded(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&src)
+            .args(["build", "--quiet", "--release", "--bin", "nsconform", "--target", triple])
+            .env("CARGO_TARGET_DIR", &target)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static"),
+    )
+    .map_err(|e| format!("cargo: {e}"))?
+    .status;
     if !status.success() {
         return Err(format!("building the static suite binary failed: {status}"));
     }

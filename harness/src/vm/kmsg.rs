@@ -2,9 +2,11 @@
 //! one `prio,seq,usec,flags;text` line per record): its complaints (a
 //! warning, a BUG, an oops, a sanitizer's or lockdep's report, a hung task,
 //! an RCU stall), each named with the trials that were running when it came
-//! (the suite marks each trial's start and end in the log), fail the run.
+//! (the suite marks each trial's start and end in the log), fail the run
+//! (`RunRecord::complained`; a VM run's records carry them as their
+//! `kernel_log` line).
 
-use crate::record::{Complaint, RunRecord, Verdict};
+use crate::record::Complaint;
 use crate::report::trial::KMSG_MARK;
 use std::collections::BTreeSet;
 
@@ -89,26 +91,6 @@ pub fn complaints(log: &str) -> Vec<Complaint> {
         }
     }
     out
-}
-
-/// The complaints into the run: each fails the trials it names (their
-/// verdict, whatever it was, becomes a failure that quotes the kernel), and
-/// any complaint fails the run.
-pub fn apply(run: &mut RunRecord, found: Vec<Complaint>) {
-    for c in &found {
-        for t in run.trials.iter_mut().filter(|t| c.trials.contains(&t.name)) {
-            if t.verdict != Verdict::Error {
-                t.verdict = Verdict::Fail;
-            }
-            let why = format!("the kernel complained during this trial: {}", c.line);
-            t.reason = if t.reason.is_empty() {
-                why
-            } else {
-                format!("{why}; {}", t.reason)
-            };
-        }
-    }
-    run.kernel_log.extend(found);
 }
 
 /// The complaints as lines for the user.

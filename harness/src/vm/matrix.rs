@@ -8,7 +8,7 @@
 
 use super::{VmOpts, boot, prepare, results};
 use crate::exit::Exit;
-use crate::record::baseline::{Baseline, Change, cell_of, short_reason};
+use crate::record::baseline::{Baseline, Change, cell_of};
 use crate::record::{About, RunRecord, Status, Verdict, count};
 use crate::report::render::junit::{self, xml_escape};
 use clap::Parser;
@@ -145,6 +145,10 @@ struct KernelJson<'a> {
 struct CellJson {
     outcome: &'static str,
     reason: String,
+    /// An ignored cell's gate, so that a baseline read from this file
+    /// summarises its reasons as the run did.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    gate: String,
     duration_s: f64,
 }
 
@@ -213,11 +217,13 @@ pub fn to_json(columns: &[Column], covers: &BTreeMap<String, Vec<String>>, basel
                         Some(x) => CellJson {
                             outcome: x.verdict.name(),
                             reason: x.reason,
+                            gate: x.gate,
                             duration_s: x.duration_s,
                         },
                         None => CellJson {
                             outcome: "absent",
                             reason: String::new(),
+                            gate: String::new(),
                             duration_s: 0.0,
                         },
                     };
@@ -245,7 +251,7 @@ fn cell_md(c: &Option<crate::record::baseline::Cell>, time: bool) -> String {
         None => "-".into(),
         Some(c) => match c.verdict {
             Verdict::Pass => "pass".into(),
-            Verdict::Ignored => format!("ignored: {}", short_reason(&c.reason).replace('|', "\\|")),
+            Verdict::Ignored => format!("ignored: {}", c.short_reason().replace('|', "\\|")),
             Verdict::Fail => "**FAIL**".into(),
             Verdict::Error => "**ERROR**".into(),
             Verdict::Xfail => "xfail".into(),
@@ -469,7 +475,7 @@ fn cell_html(c: &Column, case: &str) -> String {
         None => ("absent", "-".to_string(), String::new()),
         Some(x) => {
             let text = match x.verdict {
-                Verdict::Ignored => format!("ignored: {}", short_reason(&x.reason)),
+                Verdict::Ignored => format!("ignored: {}", x.short_reason()),
                 Verdict::Pass => "pass".into(),
                 v => v.name().to_uppercase(),
             };
@@ -532,7 +538,8 @@ fn host_column(suite: &[String], cases: Option<&std::path::Path>) -> Column {
     if let Some(dir) = cases {
         c.env(crate::plan::env::CASES_ENV, dir);
     }
-    let out = c.output();
+    // A signal to the matrix reaches the suite, which ends in order.
+    let out = super::cleanup::run_forwarded(c.stdout(std::process::Stdio::piped()));
     let total_s = started.elapsed().as_secs_f64();
     let release = crate::record::Kernel::here().release;
     let label = format!("host {}", release.split('-').next().unwrap_or(&release));
@@ -563,6 +570,9 @@ fn runsc_column(selection: &[String], a: &MatrixArgs) -> Result<Column, String> 
         cases: a.opts.cases.clone(),
     };
     let channel = super::runsc::channel(opts.runsc.as_deref(), None, None)?;
+    // On a signal the run ends its container and cleans up before the
+    // matrix ends.
+    let _hold = super::cleanup::hold();
     let run = super::runsc::run(&opts, &super::runsc::guest_args(selection), channel)?;
     let o = &run.outcome;
     Ok(Column {
@@ -647,6 +657,9 @@ fn vm_columns(kernels: &[String], opts: &VmOpts, guest_args: &[String], jobs: us
         for _ in 0..jobs.min(kernels.len()) {
             s.spawn(|| {
                 while let Some((i, k)) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+                    if super::cleanup::interrupted().is_some() {
+                        break;
+                    }
                     eprintln!("nsconform matrix: {k}: starting");
                     let col = vm_column(k, opts, guest_args);
                     eprintln!(
@@ -745,13 +758,23 @@ pub fn main(args: &[String]) -> ExitCode {
     guest_args.extend(selection.iter().cloned());
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let jobs = a.jobs.unwrap_or((cpus / a.opts.smp.max(1) as usize).max(1));
+    // Before anything starts: a signal ends every VM, the host run and the
+    // gVisor run, and then the matrix (`cleanup`).
+    super::cleanup::watch();
+    let stop_if_interrupted = || {
+        if super::cleanup::interrupted().is_some() {
+            super::cleanup::await_the_end();
+        }
+    };
     let started = Instant::now();
     let mut columns = vm_columns(&a.kernels, &a.opts, &guest_args, jobs);
     let vms = started.elapsed();
+    stop_if_interrupted();
     if !a.no_host {
         eprintln!("nsconform matrix: the suite on this machine");
         columns.push(host_column(&selection, a.opts.cases.as_deref()));
     }
+    stop_if_interrupted();
     if !a.no_runsc {
         eprintln!("nsconform matrix: the suite on gVisor (runsc)");
         match runsc_column(&selection, &a) {
@@ -759,6 +782,7 @@ pub fn main(args: &[String]) -> ExitCode {
             Err(why) => eprintln!("nsconform matrix: no gVisor row: {why}"),
         }
     }
+    stop_if_interrupted();
     let covers = super::areas::covers(a.opts.cases.as_deref());
     let compared = base.as_ref().zip(a.baseline.as_ref()).map(|(b, file)| Compared {
         file: file.display().to_string(),
@@ -785,15 +809,6 @@ pub fn main(args: &[String]) -> ExitCode {
 mod tests {
     use super::*;
     use crate::record::{Kind, TrialRecord};
-
-    #[test]
-    fn reasons_shorten_to_feature_and_kernel() {
-        assert_eq!(
-            short_reason("needs `idmapped_tmpfs`: idmapping a detached tmpfs mount: EINVAL (needs Linux 6.3)"),
-            "needs `idmapped_tmpfs` (Linux 6.3)"
-        );
-        assert_eq!(short_reason("needs root: the case says so"), "needs root");
-    }
 
     fn column(label: &str, trials: Vec<TrialRecord>, status: Status) -> Column {
         let mut run = missing_run();

@@ -238,9 +238,7 @@ pub struct Run {
 impl Run {
     /// The run's record: the channel's, with the kernel's complaints.
     pub fn record(&self, channel: results::Channel) -> crate::record::RunRecord {
-        let mut r = channel.finish(cut(&self.outcome), self.outcome.total);
-        kmsg::apply(&mut r, self.complaints.clone());
-        r
+        channel.finish(cut(&self.outcome), self.outcome.total, self.complaints.clone())
     }
 }
 

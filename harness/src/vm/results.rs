@@ -5,7 +5,7 @@
 //! parsed out of the guest's human output.
 
 use crate::record::stream::{Assembler, Line, Writer};
-use crate::record::{About, Build, Kernel, RunRecord, Status};
+use crate::record::{About, Build, Complaint, Kernel, RunRecord, Status};
 use crate::report::args::Format;
 use crate::report::render::libtest::{Live, list};
 use std::io::Write;
@@ -119,11 +119,22 @@ impl Channel {
     /// its reports still say it failed. What was shown as it went is
     /// completed: the summary, or the list or KTAP. `took` is the whole
     /// run's time, for a run cut before the suite said its own.
-    pub fn finish(self, cut: Option<Status>, took: std::time::Duration) -> RunRecord {
-        let inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
+    /// `complaints` are the kernel's (`kmsg`): a line of the records, and
+    /// failures of the trials they name in everything shown from here on.
+    pub fn finish(self, cut: Option<Status>, took: std::time::Duration, complaints: Vec<Complaint>) -> RunRecord {
+        let mut inner = self.inner.into_inner().unwrap_or_else(|e| e.into_inner());
         let show = inner.show;
         let plan = inner.lines.plan().to_vec();
         let why = cut.clone();
+        if !complaints.is_empty() {
+            let line = Line::KernelLog {
+                complaints: complaints.clone(),
+            };
+            if let Some(w) = &inner.records {
+                w.send(&line);
+            }
+            inner.lines.add(line);
+        }
         let mut run = inner.lines.finish(cut).unwrap_or_else(|| {
             let mut about = About {
                 nsconform: Build::this(),
@@ -150,7 +161,7 @@ impl Channel {
                 filtered_out: 0,
                 duration_s: 0.0,
                 trials: vec![],
-                kernel_log: vec![],
+                kernel_log: complaints,
             }
         });
         if run.duration_s == 0.0 {

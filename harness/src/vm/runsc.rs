@@ -238,7 +238,11 @@ fn wait(child: &mut std::process::Child, timeout: Duration, started: Instant) ->
             Err(e) => return Some((format!("waiting for runsc: {e}"), false)),
             Ok(None) => {}
         }
-        let signal = INTERRUPTED.load(Ordering::Relaxed);
+        // Its own watcher's (`vm runsc`), or the VM runs' (the matrix's row).
+        let signal = match INTERRUPTED.load(Ordering::Relaxed) {
+            0 => super::cleanup::interrupted().unwrap_or(0),
+            s => s,
+        };
         let why = if signal != 0 {
             Some((format!("interrupted by signal {signal}"), false))
         } else if started.elapsed() > timeout {
@@ -316,7 +320,7 @@ pub fn run(opts: &RunscOpts, args: &[String], channel: Channel) -> Result<Run, S
     let left = leftovers::clean(&dir.path, &id, &runsc);
     let outcome = outcome?;
     let guest = channel.guest();
-    let record = channel.finish(super::cut(&outcome), outcome.total);
+    let record = channel.finish(super::cut(&outcome), outcome.total, Vec::new());
     Ok(Run {
         runsc,
         version,

@@ -165,11 +165,17 @@ pub fn proc_pidns_option(here: &Here) -> Found {
 pub fn pidns_setns_without_init(here: &Here) -> Found {
     let flags = own_user(here, CloneFlags::CLONE_NEWPID);
     in_grandchild(|| {
-        Found::off_unless((|| {
+        off((|| {
             nix::sched::unshare(flags).map_err(|e| format!("unshare: {e}"))?;
-            std::fs::File::open("/proc/self/ns/pid_for_children")
-                .map(drop)
-                .map_err(|e| format!("pid_for_children of a namespace without an init: {e}"))
+            let path = "/proc/self/ns/pid_for_children";
+            match std::fs::File::open(path) {
+                Ok(_) => Ok(Found::Present),
+                // No such link at all (gVisor): not a matter of the init.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && crate::machine::throwaway::gvisor() => {
+                    Ok(absent::missing_file(path, ""))
+                }
+                Err(e) => Err(format!("pid_for_children of a namespace without an init: {e}")),
+            }
         })())
     })
 }
@@ -266,10 +272,21 @@ fn mapped_userns(uid_map: &str, gid_map: &str, then: impl FnOnce() -> i32) -> Re
 /// 3.19 and gVisor have none, and need no `deny` before an unprivileged gid_map).
 fn deny_setgroups(dir: &str) -> Result<(), String> {
     let path = format!("{dir}/setgroups");
-    match std::fs::write(&path, "deny") {
+    match write_existing(&path, "deny") {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         r => r.map_err(|e| format!("writing {path}: {e}")),
     }
+}
+
+/// Write a file of /proc that must already be there: opened without
+/// O_CREAT, so a missing one is ENOENT (gVisor answers a create in /proc
+/// with EPERM, which `std::fs::write` would ask for and then report).
+fn write_existing(path: &str, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(text.as_bytes())
 }
 
 impl MappedUserns {
@@ -331,6 +348,11 @@ fn pid_max_probe() -> Looked {
             "pid_max cannot be opened for writing by the root of a user namespace in its own pid namespace".into(),
         )),
         Some(11) => Ok(absent::missing_file("/proc/sys/kernel/pid_max", "")),
+        // gVisor's mount namespaces share one mount table: the proc the
+        // probe would mount could not be kept from the container's.
+        Some(9) if crate::machine::throwaway::gvisor() => Ok(Found::NotLinux(
+            "the probe mounts proc in a mount namespace of its own, whose mounts gVisor cannot make private".into(),
+        )),
         Some(9) => Err("the pid_max probe could not make its mounts private".into()),
         Some(10) => Err("the pid_max probe could not mount proc in its pid namespace".into()),
         other => Err(format!("the pid_max probe's child ended with {other:?}")),
@@ -347,6 +369,10 @@ fn idmapped_tmpfs_probe(map: &str) -> Looked {
     // SAFETY: a NUL-terminated name that outlives the call and a flag word.
     let fs = unsafe { libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), 1u32) } as i32; // FSOPEN_CLOEXEC
     if fs < 0 {
+        // No new mount API: an old kernel, a filter, or gVisor (`absent`).
+        if Errno::last() == Errno::ENOSYS {
+            return Ok(absent::call("fsopen", Errno::ENOSYS, "fsopen is ENOSYS".into()));
+        }
         return Err(format!("fsopen(tmpfs): {}", errno()));
     }
     // SAFETY: fsopen succeeded, so `fs` is a new fd that nothing else owns.
@@ -446,7 +472,7 @@ fn timens_btime_probe(privileged: bool) -> Looked {
     crate::sys::unshare_raw(Ns::Time.flag() as i64 | user)
         .map_err(|e| format!("unshare(CLONE_NEWTIME): {e} (time namespaces need Linux 5.6)"))?;
     let offsets = "/proc/self/timens_offsets";
-    match std::fs::write(offsets, format!("boottime {DAY} 0")) {
+    match write_existing(offsets, &format!("boottime {DAY} 0")) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(absent::missing_file(offsets, "")),
         r => r.map_err(|e| format!("writing {offsets}: {e}"))?,
     }
@@ -490,7 +516,15 @@ fn mqueue_rlimit_probe(privileged: bool) -> Looked {
     let _first = mq_open(c"/nsconform-probe", flags, Mode::S_IRUSR | Mode::S_IWUSR, Some(&attr))
         .map_err(|e| format!("mq_open of the first queue: {e}"))?;
     // Keeps the first namespace, and its queue's charge, after the unshare below.
-    let _first_ns = std::fs::File::open("/proc/self/ns/ipc").map_err(|e| format!("/proc/self/ns/ipc: {e}"))?;
+    let _first_ns = match std::fs::File::open("/proc/self/ns/ipc") {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(absent::missing_file(
+                "/proc/self/ns/ipc",
+                ", which the probe holds its first IPC namespace by",
+            ));
+        }
+        r => r.map_err(|e| format!("/proc/self/ns/ipc: {e}"))?,
+    };
     own_userns()?;
     nix::sched::unshare(CloneFlags::CLONE_NEWIPC).map_err(|e| format!("unshare(CLONE_NEWIPC): {e}"))?;
     nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_MSGQUEUE, 12000, 12000)
