@@ -15,13 +15,14 @@ pub fn bin() -> &'static str {
 /// Set for a test program run by one that holds the machine lock.
 const LOCK_HELD: &str = "NSCONFORM_TEST_MACHINE_LOCK_HELD";
 
-/// One test program at a time on the machine runs the suite: tests compare
-/// the machine before and after (temp files, IPC objects, processes,
-/// cgroups), and a second `cargo test` started beside this one, in this
-/// checkout or another, would be counted as this one's residue. The first
-/// use of the suite binary takes an exclusive lock on /tmp (a directory
-/// every machine has and that the lock leaves as it was), held until the
-/// test program exits; the other program's next test program waits.
+/// One test program at a time on the machine runs the suite or reads the
+/// machine's state. Tests compare the machine before and after (temp
+/// files, IPC objects, processes, cgroups), and a second `cargo test`
+/// started beside this one, in this checkout or another, would be counted
+/// as this one's residue. The first use of the suite binary or of the
+/// machine's state takes an exclusive lock on /tmp (a directory every
+/// machine has, which the lock leaves as it was), held until the test
+/// program exits; the other program's next test program waits for it.
 fn machine_lock() {
     // A test program this one runs again (as another user) is covered by
     // this one's lock; taking it again would wait for ever.
@@ -108,6 +109,7 @@ pub fn outcome<'a>(t: &'a str, name: &str) -> Option<&'a str> {
 /// Tests of one file that compare the machine before and after take this,
 /// so another test's suite is not counted as residue.
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    machine_lock();
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -232,6 +234,7 @@ fn dir(path: &str) -> BTreeSet<String> {
 
 /// Processes running the suite binary (zygotes, sandboxes, case processes).
 pub fn suite_processes() -> usize {
+    machine_lock();
     let me = std::process::id().to_string();
     let exe = std::fs::canonicalize(bin()).unwrap();
     dir("/proc")
@@ -243,6 +246,8 @@ pub fn suite_processes() -> usize {
 
 impl MachineState {
     pub fn read() -> MachineState {
+        // The state "before" must not hold another test program's run.
+        machine_lock();
         let uts = nix::sys::utsname::uname().unwrap();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap()
