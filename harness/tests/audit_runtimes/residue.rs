@@ -113,6 +113,10 @@ pub struct MachineLock {
 
 pub fn machine_lock() -> MachineLock {
     use std::os::linux::net::SocketAddrExt;
+    // The test programs' lock first, always in that order: a program that
+    // held this one while waiting for that one could wait for ever on
+    // another that holds that one and waits for this.
+    crate::common::machine_lock();
     let addr = std::os::unix::net::SocketAddr::from_abstract_name(b"nsconform-audit-runtimes")
         .expect("an abstract socket name");
     loop {
