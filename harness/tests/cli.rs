@@ -121,3 +121,10 @@ fn features_as_json() {
         "{v}"
     );
 }
+
+#[test]
+fn matrix_with_a_kernel_as_its_filter_says_how_to_choose_kernels() {
+    let o = nsconform(&["matrix", "6.1"], None);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--kernels 6.1"), "{}", stderr(&o));
+}

@@ -726,6 +726,12 @@ fn write_tables(
     Ok(())
 }
 
+/// A version or list of versions ("6.1", "5.10,6.1"), or "runsc": no
+/// trial's name holds one.
+fn names_kernels(filter: &str) -> bool {
+    filter == "runsc" || (filter.contains('.') && filter.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ','))
+}
+
 pub fn main(args: &[String]) -> ExitCode {
     let a: MatrixArgs = match crate::plan::env::parse_args("matrix", args) {
         Ok(a) => a,
@@ -747,6 +753,14 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
+    // `matrix 6.1` reads as "on 6.1" but would filter the trials' names
+    // (and run every default kernel).
+    if let Some(f) = suite.libtest.filter.as_deref().filter(|f| names_kernels(f)) {
+        eprintln!(
+            "nsconform matrix: `{f}` would be a filter on the trials' names; to choose the kernels, say --kernels {f}"
+        );
+        return Exit::Usage.into();
+    }
     if suite.format != crate::report::args::Format::Pretty || suite.junit.is_some() || suite.records.is_some() {
         eprintln!("nsconform matrix: the tables are the output; leave --format, --junit and --records out");
         return Exit::Usage.into();
