@@ -99,7 +99,6 @@ pub fn tear_down() -> Result<bool, String> {
     }
     // No other trial's machine state in the way of the check.
     let _serial = crate::common::serial();
-    let _machine = residue::machine_lock();
     let daemons = std::mem::take(&mut *DAEMONS.lock().unwrap_or_else(|e| e.into_inner()));
     let Some(before) = BEFORE.lock().unwrap_or_else(|e| e.into_inner()).take() else {
         return Ok(false);

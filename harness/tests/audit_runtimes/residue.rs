@@ -103,30 +103,6 @@ pub fn left_since(before: &BTreeSet<String>, ours: &[u32]) -> Option<String> {
     (!left.is_empty()).then(|| format!("left behind: {left:?}"))
 }
 
-/// Held while a run's machine state is compared: the runs of every test
-/// binary that takes it (two `cargo test` at once) take turns. An abstract
-/// socket: the kernel frees it with its holder, however that ends, and it
-/// leaves no file.
-pub struct MachineLock {
-    _held: std::os::unix::net::UnixListener,
-}
-
-pub fn machine_lock() -> MachineLock {
-    use std::os::linux::net::SocketAddrExt;
-    // The test programs' lock first, always in that order: a program that
-    // held this one while waiting for that one could wait for ever on
-    // another that holds that one and waits for this.
-    crate::common::machine_lock();
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(b"nsconform-audit-runtimes")
-        .expect("an abstract socket name");
-    loop {
-        match std::os::unix::net::UnixListener::bind_addr(&addr) {
-            Ok(l) => return MachineLock { _held: l },
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
-        }
-    }
-}
-
 fn listing(dir: &str) -> Vec<String> {
     std::fs::read_dir(dir)
         .map(|d| {

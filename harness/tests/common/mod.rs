@@ -23,7 +23,7 @@ const LOCK_HELD: &str = "NSCONFORM_TEST_MACHINE_LOCK_HELD";
 /// machine's state takes an exclusive lock on /tmp (a directory every
 /// machine has, which the lock leaves as it was), held until the test
 /// program exits; the other program's next test program waits for it.
-pub fn machine_lock() {
+fn machine_lock() {
     // A test program this one runs again (as another user) is covered by
     // this one's lock; taking it again would wait for ever.
     if std::env::var_os(LOCK_HELD).is_some() {
