@@ -117,6 +117,12 @@ pub struct About {
 /// A VM guest's configuration: what the host asked for and how the kernel was built.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Setup {
+    /// The kernel command line's words nsconform itself gives every guest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernel_args: Vec<String>,
+    /// The guest's CPU, as qemu's `-cpu` gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
     /// Words added to the kernel's command line (`--append`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub append: Vec<String>,
