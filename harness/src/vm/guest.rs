@@ -24,6 +24,15 @@ fn say(line: &str) {
     let _ = writeln!(e, "{line}");
 }
 
+/// A stage of the guest's run, with the time since boot: the console log
+/// then shows where a run's time went (boot, set-up, suite, the end).
+fn stage(what: &str) {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME)
+        .map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 / 1e9)
+        .unwrap_or(0.0);
+    say(&format!("nsconform-guest: {t:.2} s since boot: {what}"));
+}
+
 fn mount(src: &str, dst: &str, fs: &str, data: Option<&str>) {
     let _ = std::fs::create_dir_all(dst);
     if let Err(e) = nix::mount::mount(Some(src), dst, Some(fs), nix::mount::MsFlags::empty(), data) {
@@ -274,7 +283,9 @@ fn end_kmsg(forwarder: Option<nix::unistd::Pid>) {
 
 /// As init, reap every orphan until `child` ends; its exit status. Then a
 /// moment more, so orphans it left are not counted as processes it left.
-fn reap(child: nix::unistd::Pid) -> i32 {
+/// Wait for the command, then briefly for what it left (reparented to us),
+/// but not for the kernel log's forwarder, which runs until the end.
+fn reap(child: nix::unistd::Pid, forwarder: Option<nix::unistd::Pid>) -> i32 {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let code = loop {
         match waitpid(None, None) {
@@ -287,12 +298,30 @@ fn reap(child: nix::unistd::Pid) -> i32 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
     while std::time::Instant::now() < deadline {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            // Only the forwarder left: nothing to wait for (waiting for
+            // it cost every run the whole half second).
+            Ok(WaitStatus::StillAlive) if !others_left(forwarder) => break,
             Ok(WaitStatus::StillAlive) => std::thread::sleep(std::time::Duration::from_millis(10)),
             Err(nix::errno::Errno::EINTR) | Ok(_) => {}
             Err(_) => break,
         }
     }
     code
+}
+
+/// Whether a child of ours other than `except` is still there.
+fn others_left(except: Option<nix::unistd::Pid>) -> bool {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|e| {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            return false;
+        };
+        if except.is_some_and(|f| f.as_raw() == pid) {
+            return false;
+        }
+        crate::observe::procfs::status_field(&format!("/proc/{pid}/status"), "PPid").is_ok_and(|p| p == me)
+    })
 }
 
 /// A serial port of the results or the command's stdout, raw.
@@ -307,7 +336,9 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
         eprintln!("nsconform: {GUEST_ARG} is the VM's init, not a command");
         return crate::exit::Exit::Usage.into();
     }
+    stage("init started");
     set_up();
+    stage("set up");
     let asked = asked();
     let (Ok(results), Ok(out)) = (open_tty(RESULTS_TTY), open_tty(STDOUT_TTY)) else {
         say(&format!(
@@ -333,19 +364,21 @@ pub fn main(_args: &[String]) -> std::process::ExitCode {
     say(MARK_START);
     let started = std::time::Instant::now();
     let code = match start(&asked, &out) {
-        Ok(child) => reap(child),
+        Ok(child) => reap(child, forwarder),
         Err(e) => {
             say(&format!("nsconform-guest: fork: {e}"));
             2
         }
     };
     let took = started.elapsed().as_secs_f64();
+    stage("suite ended");
     let _ = nix::sys::termios::tcdrain(&out);
     let machine = changes(&sysctls, &before);
     for m in &machine {
         say(&format!("nsconform-guest: machine {m}"));
     }
     say(&format!("nsconform-guest: suite took {took:.2} s, exit {code}"));
+    stage("machine compared");
     end_kmsg(forwarder);
     results.send(&Line::Guest {
         exit: code,

@@ -24,9 +24,8 @@ const BASE_TOOLS: &[&str] = &[
 
 /// The static suite binary: this one if it is static, else `NSCONFORM_VM_BINARY`,
 /// else built from the source tree into `target/vm` (glibc, +crt-static; a
-/// debug build: a release guest measured no faster under TCG, where the
-/// kernel's emulated memory management is most of the time, and takes
-/// longer to build).
+/// release build: under TCG the guest's user-space work is emulated too, and
+/// loading the cases took 0.5 s against 0.7 to 0.9 s for a debug build).
 pub fn static_binary() -> Result<PathBuf, String> {
     let me = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     if is_static(&me) {
@@ -52,7 +51,15 @@ pub fn static_binary() -> Result<PathBuf, String> {
     let status = super::cleanup::run_forwarded(
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(&src)
-            .args(["build", "--quiet", "--bin", "nsconform", "--target", triple])
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--bin",
+                "nsconform",
+                "--target",
+                triple,
+            ])
             .env("CARGO_TARGET_DIR", &target)
             .env("RUSTFLAGS", "-C target-feature=+crt-static"),
     )
@@ -61,7 +68,7 @@ pub fn static_binary() -> Result<PathBuf, String> {
     if !status.success() {
         return Err(format!("building the static suite binary failed: {status}"));
     }
-    let built = target.join(triple).join("debug/nsconform");
+    let built = target.join(triple).join("release/nsconform");
     if is_static(&built) {
         Ok(built)
     } else {
