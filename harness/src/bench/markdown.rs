@@ -104,7 +104,7 @@ fn vms(out: &mut String, s: &Summary) {
     if let Some(m) = &s.matrix {
         let _ = writeln!(
             out,
-            "| matrix {} and this machine | {:.1} | | | | | {:.1} | exit {} | at most {TARGET_MATRIX_S:.0} s: {} |",
+            "| matrix {} and this machine (no gVisor column) | {:.1} | | | | | {:.1} | exit {} | at most {TARGET_MATRIX_S:.0} s: {} |",
             m.kernels,
             m.native_s,
             m.total_s,

@@ -188,7 +188,7 @@ fn vm_runs(
             let m = vm::matrix(exe, ks, dir, native("beside-matrix")?)?;
             let _ = writeln!(
                 out,
-                "  matrix {}: native {:.1}, total {:.1}, exit {:?}",
+                "  matrix {} (no gVisor column): native {:.1}, total {:.1}, exit {:?}",
                 m.kernels, m.native_s, m.total_s, m.exit
             );
             Some(m)
