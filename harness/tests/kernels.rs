@@ -401,11 +401,30 @@ fn main() -> std::process::ExitCode {
             matrix_signalled(nix::sys::signal::SIGTERM, in_runsc)
         }),
         gated("status::a_cut_run_is_an_error_everywhere".into(), || {
+            // A case that sleeps past the timeout, so the run is cut in
+            // its trials however fast the guest is (the whole suite now
+            // ends within any timeout short enough for a test).
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let cases = dir.path().join("cases");
+            std::fs::create_dir_all(cases.join("uts")).map_err(|e| e.to_string())?;
+            std::fs::write(
+                cases.join("uts/cut.toml"),
+                concat!(
+                    "name = \"until_cut\"\n",
+                    "covers = [\"U1\"]\n",
+                    "summary = \"sleeps until the run's --timeout cuts it\"\n",
+                    "control = { none = \"a test of the harness's timeout\" }\n",
+                    "timeout = \"600s\"\n",
+                    "child.run = [{ sh = \"sleep 600\" }]\n",
+                ),
+            )
+            .map_err(|e| e.to_string())?;
             let (junit, records) = (dir.path().join("j.xml"), dir.path().join("r.jsonl"));
             let (out, err, code) = vm(&[
                 "--timeout",
-                "25",
+                "40",
+                "--cases",
+                &cases.to_string_lossy(),
                 "6.1",
                 "--format",
                 "ktap",
