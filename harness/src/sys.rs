@@ -305,8 +305,6 @@ pub fn next_packet_size(fd: RawFd) -> SysResult<usize> {
     }
 }
 
-/// Block SIGKILL-proof parent death: ask the kernel to kill us when the
-/// thread that created us exits, then check we did not miss it.
 /// Name the process for `ps` and profilers (its role in a run: zygote,
 /// sandbox, case).
 pub fn set_comm(name: &str) {
@@ -315,6 +313,8 @@ pub fn set_comm(name: &str) {
     }
 }
 
+/// Block SIGKILL-proof parent death: ask the kernel to kill us when the
+/// thread that created us exits, then check we did not miss it.
 pub fn die_with_parent(expected_parent: Option<libc::pid_t>) {
     let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
     if expected_parent.is_some_and(|p| nix::unistd::getppid().as_raw() != p) {

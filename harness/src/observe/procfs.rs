@@ -60,6 +60,13 @@ pub fn pids() -> Result<Value, String> {
 
 /// Pids (in this /proc's numbering) whose parent is `pid`.
 pub fn children_of(pid: i32) -> Result<Value, String> {
+    Ok(Value::ints(
+        child_pids(pid)?.into_iter().map(i64::from).collect::<Vec<_>>(),
+    ))
+}
+
+/// Pids (in this /proc's numbering) whose parent is `pid`, sorted.
+pub fn child_pids(pid: i32) -> Result<Vec<i32>, String> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").map_err(|e| format!("cannot list /proc: {e}"))? {
         let Some(n) = e.ok().and_then(|e| e.file_name().to_str()?.parse::<i32>().ok()) else {
@@ -67,12 +74,12 @@ pub fn children_of(pid: i32) -> Result<Value, String> {
         };
         if let Ok(pp) = status_field(&format!("/proc/{n}/status"), "PPid") {
             if pp.trim().parse::<i32>() == Ok(pid) {
-                out.push(n as i64);
+                out.push(n);
             }
         }
     }
     out.sort();
-    Ok(Value::ints(out))
+    Ok(out)
 }
 
 /// Sorted entries of a directory.

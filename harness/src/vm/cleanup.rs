@@ -178,14 +178,26 @@ fn sweep(tmp: &Path) {
 /// thread ends, and a signal to nsconform kills it first. The caller waits
 /// for it on this thread, then calls [`untie`].
 pub fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
-    use std::os::unix::process::CommandExt;
     watch();
+    on_our_death(cmd, libc::SIGKILL);
+    // Registered before a signal could find it unlisted: the lock is held
+    // across the spawn.
+    let mut l = live().lock().unwrap_or_else(|e| e.into_inner());
+    let child = cmd.spawn()?;
+    l.qemus.push(child.id());
+    Ok(child)
+}
+
+/// `cmd`'s process gets `signal` when this thread ends, nsconform's death
+/// included.
+fn on_our_death(cmd: &mut Command, signal: libc::c_int) {
+    use std::os::unix::process::CommandExt;
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: between fork and exec the closure makes only async-signal-safe
     // calls (prctl, getppid, _exit).
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // The parent may have died before the death signal was armed.
@@ -195,12 +207,6 @@ pub fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
             Ok(())
         });
     }
-    // Registered before a signal could find it unlisted: the lock is held
-    // across the spawn.
-    let mut l = live().lock().unwrap_or_else(|e| e.into_inner());
-    let child = cmd.spawn()?;
-    l.qemus.push(child.id());
-    Ok(child)
 }
 
 /// A tied process has been waited for.
@@ -213,21 +219,8 @@ pub fn untie(child: &Child) {
 /// signal to nsconform is passed on to it as SIGTERM, and it gets SIGTERM if
 /// nsconform dies outright, so that it ends in order either way.
 pub fn run_forwarded(cmd: &mut Command) -> std::io::Result<std::process::Output> {
-    use std::os::unix::process::CommandExt;
     watch();
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: as in `spawn_tied`: prctl, getppid and _exit only.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    on_our_death(cmd, libc::SIGTERM);
     let child = {
         let mut l = live().lock().unwrap_or_else(|e| e.into_inner());
         if interrupted().is_some() {

@@ -282,9 +282,8 @@ fn end_kmsg(forwarder: Option<nix::unistd::Pid>) {
 }
 
 /// As init, reap every orphan until `child` ends; its exit status. Then a
-/// moment more, so orphans it left are not counted as processes it left.
-/// Wait for the command, then briefly for what it left (reparented to us),
-/// but not for the kernel log's forwarder, which runs until the end.
+/// moment more, so orphans it left are not counted as processes it left;
+/// not for the kernel log's forwarder, which runs until the end.
 fn reap(child: nix::unistd::Pid, forwarder: Option<nix::unistd::Pid>) -> i32 {
     use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
     let code = loop {
@@ -311,17 +310,8 @@ fn reap(child: nix::unistd::Pid, forwarder: Option<nix::unistd::Pid>) -> i32 {
 
 /// Whether a child of ours other than `except` is still there.
 fn others_left(except: Option<nix::unistd::Pid>) -> bool {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|e| {
-        let name = e.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            return false;
-        };
-        if except.is_some_and(|f| f.as_raw() == pid) {
-            return false;
-        }
-        crate::observe::procfs::status_field(&format!("/proc/{pid}/status"), "PPid").is_ok_and(|p| p == me)
-    })
+    let children = crate::observe::procfs::child_pids(std::process::id() as i32).unwrap_or_default();
+    children.iter().any(|p| except.is_none_or(|f| f.as_raw() != *p))
 }
 
 /// A serial port of the results or the command's stdout, raw.
