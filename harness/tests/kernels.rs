@@ -36,6 +36,42 @@ fn holding(token: &str) -> Vec<u32> {
         .collect()
 }
 
+/// `found`'s value, asked every 50 ms; an error (and `child` killed) if
+/// `child` ends first or `limit` passes.
+fn wait_for<T>(
+    child: &mut std::process::Child,
+    limit: Duration,
+    never: &str,
+    mut found: impl FnMut() -> Option<T>,
+) -> Result<T, Failed> {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = found() {
+            return Ok(v);
+        }
+        if started.elapsed() > limit || child.try_wait().map_err(|e| e.to_string())?.is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(never.into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What `left` still gives once it is empty or 5 s have passed; each of
+/// it is then killed, so a failing test leaves nothing behind.
+fn still_there_after_5s<T>(left: impl Fn() -> Vec<T>, pid: impl Fn(&T) -> u32) -> Vec<T> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !left().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rest = left();
+    for x in &rest {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid(x) as i32), nix::sys::signal::SIGKILL);
+    }
+    rest
+}
+
 /// `nsconform vm 6.1` with its temporary files under a directory of its
 /// own (the token that finds its qemu), sent `sig` once qemu runs: no qemu
 /// holding the token may outlive it.
@@ -50,30 +86,15 @@ fn signalled(sig: nix::sys::signal::Signal) -> Result<(), Failed> {
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    let qemu = loop {
-        let q: Vec<u32> = holding(&token).into_iter().filter(|p| *p != child.id()).collect();
-        if !q.is_empty() {
-            break q;
-        }
-        if started.elapsed() > Duration::from_secs(600) || child.try_wait().map_err(|e| e.to_string())?.is_some() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("qemu never started".into());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let child_id = child.id();
+    let qemu = wait_for(&mut child, Duration::from_secs(600), "qemu never started", || {
+        let q: Vec<u32> = holding(&token).into_iter().filter(|p| *p != child_id).collect();
+        (!q.is_empty()).then_some(q)
+    })?;
     std::thread::sleep(Duration::from_secs(2));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).map_err(|e| e.to_string())?;
     let status = child.wait().map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !holding(&token).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let left = holding(&token);
-    for p in &left {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), nix::sys::signal::SIGKILL);
-    }
+    let left = still_there_after_5s(|| holding(&token), |p| *p);
     if !left.is_empty() {
         return Err(format!("{sig}: qemu {qemu:?} started, {left:?} still ran 5 s after nsconform ended").into());
     }
@@ -93,6 +114,9 @@ fn signalled(sig: nix::sys::signal::Signal) -> Result<(), Failed> {
 
 /// A case whose child sleeps: a run of it lasts long enough to be signalled.
 const SLOW: &str = "summary = \"a child that sleeps\"\ncovers = [\"U1\"]\ntimeout = \"60s\"\ncontrol = { none = \"a test of the harness\" }\n[child]\nnamespaces = [\"uts\"]\nrun = [{ sleep = \"20s\" }]\n";
+
+/// A case whose child sleeps past any run's `--timeout` a test gives.
+const ENDLESS: &str = "summary = \"a child that sleeps until the run is cut\"\ncovers = [\"U1\"]\ntimeout = \"600s\"\ncontrol = { none = \"a test of the harness\" }\n[child]\nnamespaces = [\"uts\"]\nrun = [{ sleep = \"600s\" }]\n";
 
 /// Every process below `pid` (children, theirs, ...), by /proc's ppid.
 fn descendants(pid: u32) -> Vec<u32> {
@@ -144,31 +168,24 @@ fn matrix_signalled(sig: nix::sys::signal::Signal, now: fn(&[(u32, String)]) -> 
             .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
             .unwrap_or_default()
     };
-    let started = Instant::now();
-    let seen = loop {
-        let below: Vec<(u32, String)> = descendants(child.id()).into_iter().map(|p| (p, cmdline(p))).collect();
-        if now(&below) {
-            break below;
-        }
-        if started.elapsed() > Duration::from_secs(900) || child.try_wait().map_err(|e| e.to_string())?.is_some() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the phase to signal never came".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let child_id = child.id();
+    let seen = wait_for(
+        &mut child,
+        Duration::from_secs(900),
+        "the phase to signal never came",
+        || {
+            let below: Vec<(u32, String)> = descendants(child_id).into_iter().map(|p| (p, cmdline(p))).collect();
+            now(&below).then_some(below)
+        },
+    )?;
     std::thread::sleep(Duration::from_secs(1));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).map_err(|e| e.to_string())?;
     let status = child.wait().map_err(|e| e.to_string())?;
     let alive = |p: u32| std::path::Path::new(&format!("/proc/{p}")).exists() && !cmdline(p).is_empty();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while seen.iter().any(|(p, _)| alive(*p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let left: Vec<&(u32, String)> = seen.iter().filter(|(p, _)| alive(*p)).collect();
-    for (p, _) in &left {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p as i32), nix::sys::signal::SIGKILL);
-    }
+    let left = still_there_after_5s(
+        || seen.iter().filter(|(p, _)| alive(*p)).collect::<Vec<_>>(),
+        |(p, _)| *p,
+    );
     if !left.is_empty() {
         return Err(format!("{sig}: still there 5 s after the matrix ended: {left:?}").into());
     }
@@ -404,27 +421,14 @@ fn main() -> std::process::ExitCode {
             // A case that sleeps past the timeout, so the run is cut in
             // its trials however fast the guest is (the whole suite now
             // ends within any timeout short enough for a test).
+            let cases = cases_dir(&[("cut.toml", ENDLESS)])?;
             let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-            let cases = dir.path().join("cases");
-            std::fs::create_dir_all(cases.join("uts")).map_err(|e| e.to_string())?;
-            std::fs::write(
-                cases.join("uts/cut.toml"),
-                concat!(
-                    "name = \"until_cut\"\n",
-                    "covers = [\"U1\"]\n",
-                    "summary = \"sleeps until the run's --timeout cuts it\"\n",
-                    "control = { none = \"a test of the harness's timeout\" }\n",
-                    "timeout = \"600s\"\n",
-                    "child.run = [{ sh = \"sleep 600\" }]\n",
-                ),
-            )
-            .map_err(|e| e.to_string())?;
             let (junit, records) = (dir.path().join("j.xml"), dir.path().join("r.jsonl"));
             let (out, err, code) = vm(&[
                 "--timeout",
                 "40",
                 "--cases",
-                &cases.to_string_lossy(),
+                &cases.path().to_string_lossy(),
                 "6.1",
                 "--format",
                 "ktap",
