@@ -7,19 +7,47 @@
 //! `_exit`, also when it panics.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// The exit status of a process whose body panicked (as Rust's own).
 pub const PANICKED: i32 = 101;
 
+/// Whether every disposition was set back to the default in this process
+/// or an ancestor it is a fork of (statics are copied with the memory, as
+/// dispositions are with the process). Until then any signal may carry one
+/// from whoever started the harness (an ignored SIGHUP, say).
+static ALL_DEFAULT: AtomicBool = AtomicBool::new(false);
+/// Since then, the signals `set_disposition` changed (bit `sig - 1`).
+static CHANGED: AtomicU64 = AtomicU64::new(0);
+
+/// Set a signal's disposition in a process of the harness's tree: the one
+/// way to, so that `default_signals` in a fork of it knows what to undo.
+///
+/// # Safety
+/// As for `nix::sys::signal::signal`: a handler must be async-signal-safe.
+pub unsafe fn set_disposition(
+    sig: nix::sys::signal::Signal,
+    handler: nix::sys::signal::SigHandler,
+) -> nix::Result<nix::sys::signal::SigHandler> {
+    CHANGED.fetch_or(1 << (sig as i32 - 1), Relaxed);
+    // SAFETY: the caller's.
+    unsafe { nix::sys::signal::signal(sig, handler) }
+}
+
 /// Every signal back to the kernel's default disposition, none blocked.
+/// The first call in a line of forks sets all 64; later ones only what
+/// `set_disposition` changed since (a system call per signal, in every
+/// sandbox and process of a case, was 16 us of each).
 pub fn default_signals() {
     let dfl = nix::sys::signal::SigAction::new(
         nix::sys::signal::SigHandler::SigDfl,
         nix::sys::signal::SaFlags::empty(),
         nix::sys::signal::SigSet::empty(),
     );
+    let all = !ALL_DEFAULT.swap(true, Relaxed);
+    let changed = CHANGED.swap(0, Relaxed);
     for sig in 1..=libc::SIGRTMAX() {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || (!all && changed & (1 << (sig - 1)) == 0) {
             continue;
         }
         // SAFETY: SIG_DFL installs no handler, so no code of ours can run
@@ -163,7 +191,12 @@ mod tests {
                 // SAFETY: the handler only calls _exit, which is
                 // async-signal-safe; this forked copy of the test is
                 // single-threaded, so no other thread sees the disposition.
-                unsafe { libc::signal(libc::SIGALRM, exit_124 as *const () as libc::sighandler_t) };
+                let _ = unsafe {
+                    set_disposition(
+                        nix::sys::signal::Signal::SIGALRM,
+                        nix::sys::signal::SigHandler::Handler(exit_124),
+                    )
+                };
                 let inner = fork_run(
                     || {
                         let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGALRM);
@@ -179,6 +212,41 @@ mod tests {
             code, 0,
             "the grandchild ran its creator's handler instead of dying of SIGALRM"
         );
+    }
+
+    /// What the harness was started with (an ignored signal, say) is undone
+    /// by the first process of a line of forks, with no call telling it.
+    #[test]
+    fn the_first_reset_covers_every_signal() {
+        // SAFETY: a plain fork; the child sets a disposition in its own
+        // copy, runs fork_run and leaves by _exit.
+        match unsafe { nix::unistd::fork() }.expect("fork") {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: SIG_IGN runs no code; this copy is single-threaded.
+                unsafe { libc::signal(libc::SIGUSR2, libc::SIG_IGN) };
+                let code = fork_run(
+                    || {
+                        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                        let ign = status
+                            .lines()
+                            .find_map(|l| l.strip_prefix("SigIgn:"))
+                            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+                        i32::from(ign.is_none_or(|m| m & (1 << (libc::SIGUSR2 - 1)) != 0))
+                    },
+                    |_| {},
+                );
+                // SAFETY: leaves the forked copy at once.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).expect("wait");
+                assert_eq!(
+                    status,
+                    nix::sys::wait::WaitStatus::Exited(child, 0),
+                    "a signal ignored before the harness's first process stayed ignored"
+                );
+            }
+        }
     }
 
     #[test]

@@ -58,6 +58,9 @@ pub struct Report {
     pub commands: Vec<CommandLog>,
     /// Exit statuses of the case's processes, as their creators saw them.
     pub exits: BTreeMap<String, String>,
+    /// Each process's last reported step, to say where one that failed was.
+    #[serde(default)]
+    pub progress: BTreeMap<String, String>,
     /// Problems of the harness itself (could not create the child, ...).
     pub errors: Vec<String>,
     /// The parent's placeholder values (pids of the child and peers as it sees them).

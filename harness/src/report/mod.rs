@@ -118,6 +118,7 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
                         }
                         Ok(Msg::Finished(r)) => {
                             out.received_us = crate::sys::mono_us();
+                            out.progress.extend(r.progress.clone());
                             out.report = Some(r);
                         }
                         Ok(Msg::SandboxExit { status }) => out.exit = Some(status),
@@ -129,6 +130,9 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("reading the sandbox's results: {e}")),
         }
+    }
+    if out.report.is_none() && out.last_progress.is_none() {
+        out.last_progress = crate::spawn::progress_board::read(run.id);
     }
     out.elapsed = start.elapsed();
     Ok(out)

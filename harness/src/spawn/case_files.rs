@@ -3,6 +3,10 @@
 //! shares, instead of reading and parsing its file again: that was a
 //! sixth of a trial's set-up. A file that does not load here is left to
 //! the sandbox, which reports the error as before.
+//!
+//! What is kept is a copy in the zygote's shared heap (`shared_heap`), so
+//! that no fork copies the page tables of every case parsed so far; the
+//! parse itself, and its leftovers, go back to malloc and the kernel.
 
 use crate::load::{Case, Catalogue};
 use crate::plan::CaseRef;
@@ -19,7 +23,12 @@ impl CaseFiles {
     pub fn case_of(&mut self, r: &CaseRef) -> Option<&Case> {
         let cases = self.files.entry(r.file.clone()).or_insert_with(|| {
             let bytes = std::fs::read(&r.file).ok()?;
-            crate::load::load_bytes(&r.file, &r.area, &bytes, Catalogue::builtin()).ok()
+            let parsed = crate::load::load_bytes(&r.file, &r.area, &bytes, Catalogue::builtin()).ok()?;
+            let kept = super::shared_heap::fill(|| parsed.clone());
+            drop((parsed, bytes));
+            // SAFETY: malloc_trim only returns free memory to the kernel.
+            unsafe { libc::malloc_trim(0) };
+            Some(kept)
         });
         cases
             .as_ref()?

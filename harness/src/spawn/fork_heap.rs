@@ -141,6 +141,9 @@ unsafe impl GlobalAlloc for ForkHeap {
         if !INSTALLED.load(Relaxed) {
             INSTALLED.store(true, Relaxed);
         }
+        if let Some(p) = super::shared_heap::alloc(layout) {
+            return p;
+        }
         if on()
             && !SPENT.load(Relaxed)
             && layout.size() < LARGE
@@ -155,6 +158,9 @@ unsafe impl GlobalAlloc for ForkHeap {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let p = ptr as usize;
+        if super::shared_heap::holds(p) {
+            return; // Sealed and shared: never freed.
+        }
         if ours(p) {
             // Only the last block can go back.
             let _ = NEXT.compare_exchange(p + layout.size().max(1), p, Release, Relaxed);
@@ -186,6 +192,8 @@ unsafe impl GlobalAlloc for ForkHeap {
             {
                 return ptr;
             }
+        } else if super::shared_heap::holds(p) {
+            // Sealed and shared: the block moves out, below.
         } else if !on() || SPENT.load(Relaxed) || (layout.size() >= LARGE && new_size >= LARGE) {
             // SAFETY: not in the region, so a block System gave with this
             // layout (see dealloc); new_size is non-zero and fits isize once

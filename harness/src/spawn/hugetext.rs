@@ -13,8 +13,17 @@
 
 const HUGE: usize = 2 << 20;
 
-/// The binary's private read-only file mappings, as (start, end, prot).
-fn own_code_mappings() -> Vec<(usize, usize, i32)> {
+/// One of the binary's private read-only file mappings, and where the next
+/// mapping of the process begins (the free gap up to it may be taken).
+struct Code {
+    start: usize,
+    end: usize,
+    prot: i32,
+    free_to: usize,
+}
+
+/// The binary's private read-only file mappings.
+fn own_code_mappings() -> Vec<Code> {
     let Ok(exe) = std::fs::read_link("/proc/self/exe") else {
         return Vec::new();
     };
@@ -22,42 +31,59 @@ fn own_code_mappings() -> Vec<(usize, usize, i32)> {
         return Vec::new();
     };
     let exe = exe.to_string_lossy();
-    maps.lines()
-        .filter_map(|l| {
+    let range = |l: &str| {
+        let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+        Some((usize::from_str_radix(a, 16).ok()?, usize::from_str_radix(b, 16).ok()?))
+    };
+    let lines: Vec<&str> = maps.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
             let mut f = l.split_whitespace();
-            let (range, perms) = (f.next()?, f.next()?.as_bytes());
+            let perms = f.nth(1)?.as_bytes();
             if f.nth(3)? != exe || perms.len() != 4 || perms[0] != b'r' || perms[1] != b'-' || perms[3] != b'p' {
                 return None;
             }
-            let (a, b) = range.split_once('-')?;
+            let (start, end) = range(l)?;
+            let free_to = lines.get(i + 1).and_then(|n| range(n)).map_or(end, |(next, _)| next);
             let prot = libc::PROT_READ | if perms[2] == b'x' { libc::PROT_EXEC } else { 0 };
-            Some((
-                usize::from_str_radix(a, 16).ok()?,
-                usize::from_str_radix(b, 16).ok()?,
+            Some(Code {
+                start,
+                end,
                 prot,
-            ))
+                free_to,
+            })
         })
         .collect()
 }
 
 /// Move the binary's code and constants onto anonymous huge pages. Call in
-/// a single-threaded process.
+/// a single-threaded process. The build links the code to start on a huge
+/// page boundary and leaves the rest of its last huge page unused
+/// (build.rs), so the copy covers that gap too and is huge pages only.
 pub fn move_code() {
     if !huge_pages_on_request() {
         return;
     }
-    for (start, end, prot) in own_code_mappings() {
-        // Only worth it where at least one whole huge page fits.
-        if (end & !(HUGE - 1)) <= ((start + HUGE - 1) & !(HUGE - 1)) {
-            continue;
-        }
+    for c in own_code_mappings() {
+        let Some(stop) = huge_end(&c) else { continue };
         // SAFETY: the copy is made in fresh memory of our own; the mremap
-        // replaces [start, end) with a byte-identical copy in one call, and
-        // the process is single-threaded, so no code runs from the range
-        // while it moves (this function's own code included: the kernel
-        // returns to the same address, in the copy).
-        unsafe { move_one(start, end - start, prot) };
+        // replaces [start, end) with a byte-identical copy, and the free gap
+        // up to `stop` with zeros, in one call, and the process is
+        // single-threaded, so no code runs from the range while it moves
+        // (this function's own code included: the kernel returns to the
+        // same address, in the copy).
+        unsafe { move_one(c.start, stop - c.start, c.end - c.start, c.prot) };
     }
+}
+
+/// Where a moved copy of `c` would end (its last huge page, as far as the
+/// gap after it allows), if at least one whole huge page fits: only then is
+/// the move worth it.
+fn huge_end(c: &Code) -> Option<usize> {
+    let stop = ((c.end + HUGE - 1) & !(HUGE - 1)).min(c.free_to).max(c.end);
+    ((stop & !(HUGE - 1)) > ((c.start + HUGE - 1) & !(HUGE - 1))).then_some(stop)
 }
 
 /// THP "always" or "madvise" (not "never", nor a kernel without THP).
@@ -67,8 +93,9 @@ fn huge_pages_on_request() -> bool {
 }
 
 /// # Safety
-/// [start, start + len) must be a mapping of this single-threaded process.
-unsafe fn move_one(start: usize, len: usize, prot: i32) {
+/// [start, start + content) must be a mapping of this single-threaded
+/// process, and [start + content, start + len) mapped by nothing.
+unsafe fn move_one(start: usize, len: usize, content: usize, prot: i32) {
     // SAFETY: fresh memory of our own is mapped, filled and moved over
     // [start, start + len) with identical bytes (see move_code).
     unsafe {
@@ -98,7 +125,7 @@ unsafe fn move_one(start: usize, len: usize, prot: i32) {
         }
         let dst = copy as *mut libc::c_void;
         libc::madvise(dst, len, libc::MADV_HUGEPAGE);
-        std::ptr::copy_nonoverlapping(start as *const u8, copy as *mut u8, len);
+        std::ptr::copy_nonoverlapping(start as *const u8, copy as *mut u8, content);
         let moved = libc::mprotect(dst, len, prot) == 0
             && libc::mremap(dst, len, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, start) != libc::MAP_FAILED;
         if !moved {
@@ -127,9 +154,7 @@ mod tests {
                 let after = own_code_mappings();
                 // Still running our code here; and a mapping that held a
                 // whole huge page is no longer the file's.
-                let moved = before
-                    .iter()
-                    .any(|(s, e, _)| (e & !(HUGE - 1)) > ((s + HUGE - 1) & !(HUGE - 1)));
+                let moved = before.iter().any(|c| huge_end(c).is_some());
                 let ok = !moved || after.len() < before.len();
                 // SAFETY: leaves the child at once.
                 unsafe { libc::_exit(if ok && format!("{}", 6 * 7) == "42" { 0 } else { 1 }) }

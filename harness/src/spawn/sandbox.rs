@@ -97,7 +97,7 @@ pub fn main(
     parsed: Option<&crate::load::Case>,
     env: &RunEnv,
     runner: &dyn Runner,
-    pipe: OwnedFd,
+    mut out: SandboxOut,
     go: Option<OwnedFd>,
     cgroup: Option<&Delegated>,
 ) -> i32 {
@@ -109,7 +109,7 @@ pub fn main(
     // Its own session and process group: kill(0) or a pgid from a case
     // reaches the case's processes, never the harness's group.
     let _ = nix::unistd::setsid();
-    let mut keep = vec![pipe.as_raw_fd()];
+    let mut keep = vec![out.fd()];
     if let Some(g) = &go {
         keep.push(g.as_raw_fd());
     }
@@ -119,12 +119,11 @@ pub fn main(
         // Signals start at the kernel's defaults (`entry::run`, which every
         // created process goes through); the alarm's handler is the
         // sandbox's own, and its processes start without it again.
-        use nix::sys::signal::{SigHandler, Signal, signal};
+        use nix::sys::signal::{SigHandler, Signal};
         // SAFETY: on_alarm only calls _exit, which is async-signal-safe.
-        let _ = unsafe { signal(Signal::SIGALRM, SigHandler::Handler(on_alarm)) };
+        let _ = unsafe { crate::entry::set_disposition(Signal::SIGALRM, SigHandler::Handler(on_alarm)) };
         nix::unistd::alarm::set(spec.case.timeout.as_secs() as u32 + 30);
     }
-    let mut out = SandboxOut::new(pipe);
     if let Some(g) = go {
         let mut b = [0u8; 1];
         if nix::unistd::read(&g, &mut b) != Ok(1) {
@@ -349,7 +348,7 @@ fn setup(env: &RunEnv, external: bool) -> Result<(), String> {
             .map_err(|e| format!("mounting a tmpfs on {d}: {e}"))?;
         }
     }
-    minimal_dev(external).map_err(|e| format!("making /dev: {e}"))?;
+    minimal_dev(external, env.privileged).map_err(|e| format!("making /dev: {e}"))?;
     if let Some(max) = env.sandbox_pid_max {
         std::fs::write("/proc/sys/kernel/pid_max", max.to_string()).map_err(|e| format!("capping pid_max: {e}"))?;
     }
@@ -441,29 +440,71 @@ fn make_private() -> Result<(), String> {
     }
 }
 
+/// A device node of the machine's /dev the sandbox's has too: its number
+/// and mode.
+struct Device {
+    name: &'static str,
+    meta: std::fs::Metadata,
+}
+
+/// Found once, in the zygote (every sandbox inherits the list).
+static DEVICES_OF_MACHINE: std::sync::OnceLock<Vec<Device>> = std::sync::OnceLock::new();
+
+/// In the zygote, before any sandbox: the machine's nodes for every /dev.
+pub fn find_machine_devices() {
+    DEVICES_OF_MACHINE.get_or_init(|| {
+        DEVICES
+            .iter()
+            .chain(RUNTIME_DEVICES)
+            .filter_map(|d| {
+                let meta = std::fs::metadata(format!("/dev/{d}")).ok()?;
+                Some(Device { name: d, meta })
+            })
+            .collect()
+    });
+}
+
 /// A /dev of a few harmless nodes, a private /dev/shm and a mount point for
 /// mqueue, on a tmpfs of its own over the machine's /dev. (Built in place:
-/// gVisor cannot move a mount. The machine's nodes are opened first, for
-/// a bind where a node cannot be made.)
-fn minimal_dev(external: bool) -> Result<(), String> {
+/// gVisor cannot move a mount.) Nodes are made where the sandbox may make
+/// them (as root of the machine); else, or if that fails, each is a bind
+/// of the machine's node, opened before the tmpfs covers it.
+fn minimal_dev(external: bool, privileged: bool) -> Result<(), String> {
+    let made = privileged && build_dev(external, false).is_ok();
+    if !made {
+        if privileged {
+            // What the failed attempt mounted goes, to reach the machine's nodes again.
+            let _ = nix::mount::umount2("/dev", nix::mount::MntFlags::MNT_DETACH);
+        }
+        build_dev(external, true)?;
+    }
+    Ok(())
+}
+
+fn build_dev(external: bool, bind: bool) -> Result<(), String> {
     use nix::mount::mount;
-    let none: Option<&str> = None;
-    let extra = if external { RUNTIME_DEVICES } else { &[] };
-    let nodes: Vec<(&str, std::fs::Metadata, OwnedFd)> = DEVICES
-        .iter()
-        .chain(extra)
-        .filter_map(|d| {
-            let host = format!("/dev/{d}");
-            let meta = std::fs::metadata(&host).ok()?;
-            let fd = nix::fcntl::open(
-                host.as_str(),
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-                nix::sys::stat::Mode::empty(),
-            )
-            .ok()?;
-            Some((*d, meta, fd))
-        })
-        .collect();
+    let wanted = |d: &&Device| DEVICES.contains(&d.name) || (external && RUNTIME_DEVICES.contains(&d.name));
+    let nodes: Vec<&Device> = DEVICES_OF_MACHINE
+        .get()
+        .map(|v| v.iter().filter(wanted).collect())
+        .unwrap_or_default();
+    // Opened in the sandbox's own mount namespace: a bind from another's is EINVAL.
+    let fds: Vec<OwnedFd> = if bind {
+        nodes
+            .iter()
+            .map(|d| {
+                let host = format!("/dev/{}", d.name);
+                nix::fcntl::open(
+                    host.as_str(),
+                    nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|e| format!("{host}: {e}"))
+            })
+            .collect::<Result<_, _>>()?
+    } else {
+        Vec::new()
+    };
     mount(
         Some("tmpfs"),
         "/dev",
@@ -472,29 +513,16 @@ fn minimal_dev(external: bool) -> Result<(), String> {
         Some("mode=755,size=1m"),
     )
     .map_err(|e| format!("tmpfs on /dev: {e}"))?;
-    for (d, meta, fd) in &nodes {
-        let node = format!("/dev/{d}");
-        // A node of the same device where we may make one (cheaper than a
-        // mount); a bind of the machine's node in a user namespace.
-        let made = {
-            use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-            meta.file_type().is_char_device()
-                && nix::sys::stat::mknod(
-                    node.as_str(),
-                    nix::sys::stat::SFlag::S_IFCHR,
-                    nix::sys::stat::Mode::from_bits_truncate(0o666),
-                    meta.rdev(),
-                )
-                .is_ok()
-                // The umask took bits off: everyone may use these, as on the machine.
-                && std::fs::set_permissions(&node, std::fs::Permissions::from_mode(meta.mode() & 0o777)).is_ok()
-        };
-        if !made {
-            let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
-            std::fs::File::create(&node).map_err(|e| format!("{node}: {e}"))?;
-            mount(Some(source.as_str()), node.as_str(), none, MsFlags::MS_BIND, none)
-                .map_err(|e| format!("binding the machine's /dev/{d}: {e}"))?;
+    if bind {
+        for (d, fd) in nodes.iter().zip(&fds) {
+            bind_node(d, fd)?;
         }
+    } else {
+        // The nodes get the machine's modes whole (everyone may use these).
+        let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+        let made: Result<Vec<()>, String> = nodes.iter().map(|d| make_node(d)).collect();
+        nix::sys::stat::umask(umask);
+        made?;
     }
     std::fs::create_dir("/dev/shm").map_err(|e| format!("/dev/shm: {e}"))?;
     mount(
@@ -516,6 +544,32 @@ fn minimal_dev(external: bool) -> Result<(), String> {
         std::os::unix::fs::symlink(to, format!("/dev/{link}")).map_err(|e| format!("/dev/{link}: {e}"))?;
     }
     Ok(())
+}
+
+/// A node of the machine's device and mode.
+fn make_node(d: &Device) -> Result<(), String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let node = format!("/dev/{}", d.name);
+    if !d.meta.file_type().is_char_device() {
+        return Err(format!("{node} is not a character device on the machine"));
+    }
+    nix::sys::stat::mknod(
+        node.as_str(),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(d.meta.mode() & 0o777),
+        d.meta.rdev(),
+    )
+    .map_err(|e| format!("mknod {node}: {e}"))
+}
+
+/// A bind of the machine's node (in a user namespace, where mknod is refused).
+fn bind_node(d: &Device, fd: &OwnedFd) -> Result<(), String> {
+    let node = format!("/dev/{}", d.name);
+    let source = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    std::fs::File::create(&node).map_err(|e| format!("{node}: {e}"))?;
+    let none: Option<&str> = None;
+    nix::mount::mount(Some(source.as_str()), node.as_str(), none, MsFlags::MS_BIND, none)
+        .map_err(|e| format!("binding the machine's {node}: {e}"))
 }
 
 /// Every mount read-only, in one call where the kernel has mount_setattr

@@ -22,7 +22,7 @@ use toml::Spanned;
 pub enum Out {
     /// To the process that created it.
     Up(Channel),
-    /// The parent: straight into the report, progress to the harness.
+    /// The parent: straight into the report, progress also onto the board.
     Sandbox(Box<SandboxOut>),
 }
 
@@ -30,14 +30,22 @@ pub enum Out {
 pub struct SandboxOut {
     pub report: Report,
     pipe: std::fs::File,
+    /// The trial's id, its slot on the progress board.
+    trial: u64,
 }
 
 impl SandboxOut {
-    pub fn new(pipe: OwnedFd) -> SandboxOut {
+    pub fn new(pipe: OwnedFd, trial: u64) -> SandboxOut {
         SandboxOut {
             report: Report::default(),
             pipe: std::fs::File::from(pipe),
+            trial,
         }
+    }
+
+    /// The result pipe's fd, which the sandbox keeps open.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.pipe)
     }
 
     pub fn write(&mut self, m: &Msg) {
@@ -47,7 +55,11 @@ impl SandboxOut {
 
     pub fn take(&mut self, m: Msg) {
         match m {
-            Msg::Progress { .. } => self.write(&m),
+            // Read by the harness only if the trial never reports.
+            Msg::Progress { proc_label, what } => {
+                super::progress_board::post(self.trial, &format!("{proc_label}: {what}"));
+                self.report.progress.insert(proc_label, what);
+            }
             other => super::wire::absorb(&mut self.report, other),
         }
     }

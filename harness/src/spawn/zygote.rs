@@ -55,6 +55,8 @@ fn recv_with_fd(sock: RawFd) -> Result<Option<(String, Option<OwnedFd>)>, Errno>
 impl Zygote {
     /// Fork the zygote. Must be called while the process is single-threaded.
     pub fn start(env: &RunEnv, runner: &dyn Runner) -> Result<Zygote, String> {
+        // Before the fork: every sandbox shares it with the harness.
+        super::progress_board::create();
         let (ours, theirs) = channel::seqpacket_pair().map_err(|e| format!("socketpair: {e}"))?;
         let harness = nix::unistd::getpid().as_raw();
         // SAFETY: the caller forks while single-threaded (see above), so the
@@ -75,7 +77,7 @@ impl Zygote {
                     // EPIPE there is expected, not a reason to die.
                     // SAFETY: SIG_IGN runs no code in signal context.
                     let _ = unsafe {
-                        nix::sys::signal::signal(
+                        crate::entry::set_disposition(
                             nix::sys::signal::Signal::SIGPIPE,
                             nix::sys::signal::SigHandler::SigIgn,
                         )
@@ -325,7 +327,8 @@ struct Live {
 }
 
 fn serve(sock: OwnedFd, env: &RunEnv, runner: &dyn Runner) -> i32 {
-    // Found once here; every sandbox inherits the list.
+    // Found once here; every sandbox inherits them.
+    sandbox::find_machine_devices();
     if env.privileged {
         crate::machine::fswatch::targets();
         sandbox::prepare_for_throwaway_machine();
@@ -464,7 +467,8 @@ fn launch(
             let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
             // SAFETY: as above.
             let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-            crate::entry::run_quiet(|| sandbox::main(spec, case, env, runner, pipe, go, cgroup.as_ref()))
+            let out = super::script::SandboxOut::new(pipe, id);
+            crate::entry::run_quiet(|| sandbox::main(spec, case, env, runner, out, go, cgroup.as_ref()))
         }
         pid => pid,
     };
