@@ -6,9 +6,10 @@
 use std::path::Path;
 use std::process::Command;
 
-/// The code segment on 2 MiB boundaries, start and end, so that
-/// `spawn::hugetext` can put all of it on huge pages (a copy that ends in
-/// small pages costs every fork a page table entry per 4 KiB of them).
+/// The code segment starting on a 2 MiB boundary, and the next segment on
+/// the next one, so that `spawn::hugetext` can put all the code on huge
+/// pages, the gap up to that boundary included (a copy with small pages at
+/// either end costs every fork a page table entry per 4 KiB of them).
 /// Only for the dynamically linked Linux build the host runs; the VM
 /// guest's static build stays compact.
 fn align_code_to_huge_pages() {

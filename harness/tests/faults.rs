@@ -9,7 +9,10 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const ROOT_TRIALS: [&str; 1] = ["faults_fail_with_what_happened_and_leave_nothing"];
+const ROOT_TRIALS: [&str; 2] = [
+    "faults_fail_with_what_happened_and_leave_nothing",
+    "a_root_without_cap_mknod_gets_the_same_dev",
+];
 
 fn main() -> std::process::ExitCode {
     run_trials(vec![
@@ -21,6 +24,17 @@ fn main() -> std::process::ExitCode {
         anywhere(
             "a_case_cannot_write_the_machines_files_or_reach_its_devices",
             a_case_cannot_write_the_machines_files_or_reach_its_devices,
+        ),
+        gated(
+            ROOT_TRIALS[1],
+            || {
+                root_missing("dropping CAP_MKNOD from root").or_else(|| {
+                    which::which("setpriv")
+                        .is_err()
+                        .then(|| "needs setpriv (util-linux) to drop CAP_MKNOD".to_string())
+                })
+            },
+            a_root_without_cap_mknod_gets_the_same_dev,
         ),
         gated(
             "unprivileged_the_root_tests_are_ignored_or_required",
@@ -162,4 +176,20 @@ fn a_case_cannot_write_the_machines_files_or_reach_its_devices() {
     ] {
         assert!(std::fs::symlink_metadata(p).is_err(), "{p} reached the machine");
     }
+}
+
+/// Root without CAP_MKNOD (a container's root, say): the sandbox's first
+/// try at its device nodes fails, so it binds the machine's instead, and
+/// the case sees the same /dev as anywhere else.
+fn a_root_without_cap_mknod_gets_the_same_dev() {
+    let _serial = serial();
+    let d = cases(&[("mnt/hostile.toml", HOSTILE)]);
+    let o = std::process::Command::new("setpriv")
+        .args(["--bounding-set", "-mknod", "--", bin()])
+        .env("NSCONFORM_CASES", d.path())
+        .env("NSCONFORM_RUNNERS", project().join("runners"))
+        .output()
+        .expect("setpriv runs");
+    let t = text(&o);
+    assert!(o.status.success() && outcome(&t, "mnt::hostile") == Some("ok"), "{t}");
 }

@@ -192,7 +192,7 @@ impl Watch {
             // pid 0: a process outside this sandbox's pid namespace.
             if m.pid != 0 {
                 if let Some(c) = Change::decode(&buf[at + m.metadata_len as usize..at + len], m.mask)
-                    .filter(|c| !self.moves_own_process(c) && !self.in_exempt(c))
+                    .filter(|c| !self.moves_own_process(c) && !self.writes_a_device(c) && !self.in_exempt(c))
                 {
                     match changes
                         .iter_mut()
@@ -216,6 +216,21 @@ impl Watch {
                 .roots
                 .iter()
                 .any(|(_, t)| t.fsid == c.fsid && t.fstype.starts_with("cgroup"))
+    }
+
+    /// A write through a character device node, such as the machine's
+    /// /dev/null bound into a sandbox whose root may not make nodes: the
+    /// data went to the driver, and the file system kept nothing. (Changing
+    /// the node itself is an attribute change, and still counts.)
+    fn writes_a_device(&self, c: &Change) -> bool {
+        if c.mask & !libc::FAN_MODIFY != 0 {
+            return false;
+        }
+        let Some((dir, _)) = self.open_dir(c) else {
+            return false;
+        };
+        nix::sys::stat::fstatat(&dir, c.name.as_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR)
     }
 
     /// An event in a cgroup given to the runtime (its path resolved only

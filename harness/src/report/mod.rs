@@ -131,8 +131,10 @@ pub fn collect(zygote: &Zygote, trial: &TrialSpec, timeout: Duration) -> Result<
             Err(e) => return Err(format!("reading the sandbox's results: {e}")),
         }
     }
-    if out.report.is_none() && out.last_progress.is_none() {
-        out.last_progress = crate::spawn::progress_board::read(run.id);
+    if out.report.is_none()
+        && let Some(text) = crate::spawn::progress_board::read(run.slot.number(), run.id)
+    {
+        out.last_progress = Some(text);
     }
     out.elapsed = start.elapsed();
     Ok(out)

@@ -168,9 +168,10 @@ unsafe impl GlobalAlloc for ForkHeap {
         }
         if !on() || SPENT.load(Relaxed) || layout.size() >= LARGE {
             // SAFETY: every block this allocator hands out outside the region
-            // came from System (inherited from before switch_on, LARGE, or
-            // after SPENT), and dealloc's caller passes the block's own
-            // layout; `ptr` is not in the region, so it is such a block.
+            // and the shared heap (whose blocks returned above) came from
+            // System (inherited from before switch_on, LARGE, or after
+            // SPENT), and dealloc's caller passes the block's own layout;
+            // `ptr` is in neither, so it is such a block.
             unsafe { System.dealloc(ptr, layout) }
         }
         // Otherwise a small inherited block: freeing it would copy heap pages.
@@ -195,8 +196,8 @@ unsafe impl GlobalAlloc for ForkHeap {
         } else if super::shared_heap::holds(p) {
             // Sealed and shared: the block moves out, below.
         } else if !on() || SPENT.load(Relaxed) || (layout.size() >= LARGE && new_size >= LARGE) {
-            // SAFETY: not in the region, so a block System gave with this
-            // layout (see dealloc); new_size is non-zero and fits isize once
+            // SAFETY: in neither the region nor the shared heap, so a block
+            // System gave with this layout (see dealloc); new_size is non-zero and fits isize once
             // rounded to the alignment (realloc's contract).
             return unsafe { System.realloc(ptr, layout, new_size) };
         }

@@ -470,38 +470,48 @@ pub fn find_machine_devices() {
 /// them (as root of the machine); else, or if that fails, each is a bind
 /// of the machine's node, opened before the tmpfs covers it.
 fn minimal_dev(external: bool, privileged: bool) -> Result<(), String> {
-    let made = privileged && build_dev(external, false).is_ok();
-    if !made {
-        if privileged {
-            // What the failed attempt mounted goes, to reach the machine's nodes again.
-            let _ = nix::mount::umount2("/dev", nix::mount::MntFlags::MNT_DETACH);
-        }
-        build_dev(external, true)?;
+    if !privileged {
+        return build_dev(external, true).map_err(|(_, e)| e);
     }
-    Ok(())
+    match build_dev(external, false) {
+        Ok(()) => Ok(()),
+        Err((mounted, first)) => {
+            // What the failed attempt mounted goes, to reach the machine's
+            // nodes again; a tmpfs that never mounted leaves nothing to undo.
+            if mounted {
+                nix::mount::umount2("/dev", nix::mount::MntFlags::MNT_DETACH)
+                    .map_err(|e| format!("{first}; then unmounting it: {e}"))?;
+            }
+            build_dev(external, true).map_err(|(_, e)| format!("{first}; then binding instead: {e}"))
+        }
+    }
 }
 
-fn build_dev(external: bool, bind: bool) -> Result<(), String> {
+/// Build /dev with made nodes, or with binds of the machine's (`bind`). An
+/// error says whether the tmpfs on /dev was mounted before it.
+fn build_dev(external: bool, bind: bool) -> Result<(), (bool, String)> {
     use nix::mount::mount;
     let wanted = |d: &&Device| DEVICES.contains(&d.name) || (external && RUNTIME_DEVICES.contains(&d.name));
     let nodes: Vec<&Device> = DEVICES_OF_MACHINE
         .get()
         .map(|v| v.iter().filter(wanted).collect())
         .unwrap_or_default();
-    // Opened in the sandbox's own mount namespace: a bind from another's is EINVAL.
-    let fds: Vec<OwnedFd> = if bind {
+    // Opened in the sandbox's own mount namespace (a bind from another's is
+    // EINVAL); a node that cannot be opened is left out, as one the
+    // machine lacks.
+    let fds: Vec<(&Device, OwnedFd)> = if bind {
         nodes
             .iter()
-            .map(|d| {
-                let host = format!("/dev/{}", d.name);
-                nix::fcntl::open(
-                    host.as_str(),
+            .filter_map(|d| {
+                let fd = nix::fcntl::open(
+                    format!("/dev/{}", d.name).as_str(),
                     nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
                     nix::sys::stat::Mode::empty(),
                 )
-                .map_err(|e| format!("{host}: {e}"))
+                .ok()?;
+                Some((*d, fd))
             })
-            .collect::<Result<_, _>>()?
+            .collect()
     } else {
         Vec::new()
     };
@@ -512,36 +522,39 @@ fn build_dev(external: bool, bind: bool) -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
         Some("mode=755,size=1m"),
     )
-    .map_err(|e| format!("tmpfs on /dev: {e}"))?;
+    .map_err(|e| (false, format!("tmpfs on /dev: {e}")))?;
+    let within = |r: Result<(), String>| r.map_err(|e| (true, e));
     if bind {
-        for (d, fd) in nodes.iter().zip(&fds) {
-            bind_node(d, fd)?;
+        for (d, fd) in &fds {
+            within(bind_node(d, fd))?;
         }
     } else {
         // The nodes get the machine's modes whole (everyone may use these).
         let umask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
         let made: Result<Vec<()>, String> = nodes.iter().map(|d| make_node(d)).collect();
         nix::sys::stat::umask(umask);
-        made?;
+        within(made.map(|_| ()))?;
     }
-    std::fs::create_dir("/dev/shm").map_err(|e| format!("/dev/shm: {e}"))?;
-    mount(
-        Some("tmpfs"),
-        "/dev/shm",
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=1777,size=64m"),
-    )
-    .map_err(|e| format!("tmpfs on /dev/shm: {e}"))?;
+    within(std::fs::create_dir("/dev/shm").map_err(|e| format!("/dev/shm: {e}")))?;
+    within(
+        mount(
+            Some("tmpfs"),
+            "/dev/shm",
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=1777,size=64m"),
+        )
+        .map_err(|e| format!("tmpfs on /dev/shm: {e}")),
+    )?;
     // A mount point for cases that mount an mqueue file system; queues need none.
-    std::fs::create_dir("/dev/mqueue").map_err(|e| format!("/dev/mqueue: {e}"))?;
+    within(std::fs::create_dir("/dev/mqueue").map_err(|e| format!("/dev/mqueue: {e}")))?;
     for (link, to) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        std::os::unix::fs::symlink(to, format!("/dev/{link}")).map_err(|e| format!("/dev/{link}: {e}"))?;
+        within(std::os::unix::fs::symlink(to, format!("/dev/{link}")).map_err(|e| format!("/dev/{link}: {e}")))?;
     }
     Ok(())
 }

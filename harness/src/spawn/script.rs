@@ -30,16 +30,16 @@ pub enum Out {
 pub struct SandboxOut {
     pub report: Report,
     pipe: std::fs::File,
-    /// The trial's id, its slot on the progress board.
-    trial: u64,
+    /// The trial's id and its slot on the progress board.
+    trial: (u64, u32),
 }
 
 impl SandboxOut {
-    pub fn new(pipe: OwnedFd, trial: u64) -> SandboxOut {
+    pub fn new(pipe: OwnedFd, id: u64, slot: u32) -> SandboxOut {
         SandboxOut {
             report: Report::default(),
             pipe: std::fs::File::from(pipe),
-            trial,
+            trial: (id, slot),
         }
     }
 
@@ -57,7 +57,7 @@ impl SandboxOut {
         match m {
             // Read by the harness only if the trial never reports.
             Msg::Progress { proc_label, what } => {
-                super::progress_board::post(self.trial, &format!("{proc_label}: {what}"));
+                super::progress_board::post(self.trial.1, self.trial.0, &format!("{proc_label}: {what}"));
                 self.report.progress.insert(proc_label, what);
             }
             other => super::wire::absorb(&mut self.report, other),

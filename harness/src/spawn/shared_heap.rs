@@ -9,9 +9,11 @@
 //! does not copy: a process faults in only the pages of its own case.
 //!
 //! Only the zygote fills it, while single-threaded, through [`fill`]; what
-//! is made there is never freed, and the pages it fills are sealed
-//! read-only at once, so no process (the zygote included) can change what
-//! another reads. The allocator (`fork_heap::ForkHeap`) serves a block from
+//! is made there is never freed, and each whole page a fill completes is
+//! sealed read-only at once (in the zygote, so in every sandbox forked
+//! after), so no process can change what another reads there. The last,
+//! partly filled page stays writable for the next fill, which only
+//! appends to it; no code writes a block once its fill is over. The allocator (`fork_heap::ForkHeap`) serves a block from
 //! here while a fill runs, and leaves the region's blocks alone otherwise:
 //! freeing one does nothing, growing one copies it out.
 
@@ -99,7 +101,8 @@ fn map_region() -> bool {
 /// stays writable for the next fill, which only appends to it.
 fn seal() {
     let base = BASE.load(Relaxed);
-    let page = 4096;
+    // SAFETY: sysconf reads a constant of the system.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let upto = NEXT.load(Relaxed) & !(page - 1);
     if upto > base {
         // SAFETY: [base, upto) lies in our own mapping; no block there is

@@ -38,6 +38,8 @@ pub struct Zygote {
 /// A sandbox the zygote started: its id and the read end of its result pipe.
 pub struct Started {
     pub id: u64,
+    /// Its slot on the progress board, held until this is dropped.
+    pub slot: super::progress_board::Held,
     pub results: std::fs::File,
 }
 
@@ -125,6 +127,7 @@ impl Zygote {
     /// Start the sandbox of a trial.
     pub fn launch(&self, trial: &TrialSpec) -> Result<Started, String> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = super::progress_board::take();
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let spec = serde_json::to_string(trial).map_err(|e| format!("cannot encode the trial: {e}"))?;
         if spec.len() + 32 > REQUEST_MAX {
@@ -135,13 +138,14 @@ impl Zygote {
         }
         send_packet(
             self.sock.as_raw_fd(),
-            format!("L {id}\n{spec}").as_bytes(),
+            format!("L {id} {}\n{spec}", slot.number()).as_bytes(),
             Some(w.as_raw_fd()),
         )
         .map_err(|e| format!("the zygote is gone ({e})"))?;
         drop(w);
         Ok(Started {
             id,
+            slot,
             results: std::fs::File::from(r),
         })
     }
@@ -401,10 +405,12 @@ fn handle(
     let (head, body) = text.split_once('\n').unwrap_or((text, ""));
     let parts: Vec<&str> = head.split(' ').collect();
     match (parts.as_slice(), fd) {
-        (["L", id], Some(results)) => {
-            let Ok(id) = id.parse::<u64>() else { return };
+        (["L", id, slot], Some(results)) => {
+            let (Ok(id), Ok(slot)) = (id.parse::<u64>(), slot.parse::<u32>()) else {
+                return;
+            };
             let spec = serde_json::from_str::<TrialSpec>(body).map_err(|e| format!("an unreadable trial: {e}"));
-            match spec.and_then(|s| launch(id, &s, cases.case_of(&s.case), env, runner, &results)) {
+            match spec.and_then(|s| launch((id, slot), &s, cases.case_of(&s.case), env, runner, &results)) {
                 Ok((pid, cgroup)) => {
                     live.insert(id, Live { pid, results, cgroup });
                 }
@@ -428,7 +434,7 @@ fn handle(
 }
 
 fn launch(
-    id: u64,
+    (id, slot): (u64, u32),
     spec: &TrialSpec,
     case: Option<&crate::load::Case>,
     env: &RunEnv,
@@ -467,7 +473,7 @@ fn launch(
             let pipe = unsafe { OwnedFd::from_raw_fd(results_fd) };
             // SAFETY: as above.
             let go = go_read.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
-            let out = super::script::SandboxOut::new(pipe, id);
+            let out = super::script::SandboxOut::new(pipe, id, slot);
             crate::entry::run_quiet(|| sandbox::main(spec, case, env, runner, out, go, cgroup.as_ref()))
         }
         pid => pid,
