@@ -71,6 +71,21 @@ pub fn default_signals() {
     );
 }
 
+/// For tests: `body` as the whole life of a forked child (through [`run`]);
+/// its exit status, or minus the signal that killed it.
+#[cfg(test)]
+pub(crate) fn fork_run(body: impl FnOnce() -> i32, on_panic: impl FnOnce(&str)) -> i32 {
+    // SAFETY: the child only runs `run`, which never returns.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => run(body, on_panic),
+        nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None).expect("wait") {
+            nix::sys::wait::WaitStatus::Exited(_, c) => c,
+            nix::sys::wait::WaitStatus::Signaled(_, s, _) => -(s as i32),
+            other => panic!("{other:?}"),
+        },
+    }
+}
+
 /// What a panic said, as text.
 pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -145,18 +160,6 @@ mod tests {
     use super::*;
     use std::io::Read;
     use std::os::fd::AsRawFd;
-
-    fn fork_run(body: impl FnOnce() -> i32, on_panic: impl FnOnce(&str)) -> i32 {
-        // SAFETY: the child only runs `run`, which never returns.
-        match unsafe { nix::unistd::fork() }.expect("fork") {
-            nix::unistd::ForkResult::Child => run(body, on_panic),
-            nix::unistd::ForkResult::Parent { child } => match nix::sys::wait::waitpid(child, None).expect("wait") {
-                nix::sys::wait::WaitStatus::Exited(_, c) => c,
-                nix::sys::wait::WaitStatus::Signaled(_, s, _) => -(s as i32),
-                other => panic!("{other:?}"),
-            },
-        }
-    }
 
     #[test]
     fn a_panic_ends_the_child_and_is_reported() {

@@ -286,6 +286,37 @@ pub fn mount_setattr(dfd: RawFd, path: &std::ffi::CStr, flags: u32, attr: &Mount
 
 /// CLOCK_MONOTONIC in microseconds: one clock for the harness and its
 /// sandboxes (which share the machine's time namespace), for phase marks.
+/// Whether a fresh anonymous mapping is the process's own copy at each fork
+/// or one memory shared with every fork.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Sharing {
+    Private,
+    Shared,
+}
+
+/// A fresh read-write anonymous mapping of `len` bytes at an address of the
+/// kernel's choice, with no swap reserved (pages count only once written):
+/// its address, or None if the kernel refuses. Never unmapped here.
+pub fn map_fresh(len: usize, sharing: Sharing) -> Option<usize> {
+    let kind = match sharing {
+        Sharing::Private => libc::MAP_PRIVATE,
+        Sharing::Shared => libc::MAP_SHARED,
+    };
+    // SAFETY: a new mapping at an address the kernel picks replaces nothing
+    // of ours; it is only read and written by whoever the caller hands it to.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            kind | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    (p != libc::MAP_FAILED).then_some(p as usize)
+}
+
 pub fn mono_us() -> u64 {
     let ts =
         nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap_or(nix::sys::time::TimeSpec::new(0, 0));

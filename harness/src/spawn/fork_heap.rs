@@ -84,22 +84,9 @@ fn map_region() {
     if BASE.load(Relaxed) != 0 {
         return;
     }
-    // SAFETY: a fresh anonymous mapping, at an address of the kernel's choice,
-    // touches no memory of ours.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            REGION,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let Some(base) = crate::sys::map_fresh(REGION, crate::sys::Sharing::Private) else {
         return; // malloc it is
-    }
-    let base = p as usize;
+    };
     NEXT.store(base, Relaxed);
     END.store(base + REGION, Relaxed);
     BASE.store(base, Release);

@@ -43,22 +43,7 @@ static BOARD: OnceLock<Option<Board>> = OnceLock::new();
 /// that has no table (it could not be mapped) posts and reads nothing.
 pub fn create() {
     BOARD.get_or_init(|| {
-        let size = SLOTS * std::mem::size_of::<Slot>();
-        // SAFETY: a fresh shared anonymous mapping at an address of the
-        // kernel's choice touches no memory of ours.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
+        let p = crate::sys::map_fresh(SLOTS * std::mem::size_of::<Slot>(), crate::sys::Sharing::Shared)?;
         // SAFETY: the mapping is SLOTS slots long, zeroed (a valid Slot is
         // all zeros: atomics only), page-aligned, and never unmapped, so it
         // lives as long as the process.

@@ -75,22 +75,9 @@ fn map_region() -> bool {
     if BASE.load(Relaxed) != 0 {
         return true;
     }
-    // SAFETY: a fresh shared anonymous mapping at an address of the
-    // kernel's choice touches no memory of ours.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            REGION,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
+    let Some(base) = crate::sys::map_fresh(REGION, crate::sys::Sharing::Shared) else {
         return false;
-    }
-    let base = p as usize;
+    };
     NEXT.store(base, Relaxed);
     END.store(base + REGION, Relaxed);
     BASE.store(base, Release);
@@ -120,11 +107,10 @@ mod tests {
     /// fork's own blocks come from elsewhere.
     #[test]
     fn a_fill_is_shared_and_sealed() {
-        // SAFETY: the child runs this test's code only and leaves by _exit.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // The library's unit tests declare ForkHeap (lib.rs), which asks the region.
-            let code = (|| {
+        use crate::entry::fork_run;
+        // The library's unit tests declare ForkHeap (lib.rs), which asks the region.
+        let code = fork_run(
+            || {
                 let v: Vec<String> = fill(|| (0..3000).map(|i| format!("case {i}")).collect());
                 if !holds(v.as_ptr() as usize) || !holds(v[2999].as_ptr() as usize) {
                     return 3;
@@ -141,27 +127,16 @@ mod tests {
                 if !sealed(v.as_ptr() as usize) {
                     return 4;
                 }
-                // SAFETY: a plain fork; the grandchild reads and exits.
-                let child = unsafe { libc::fork() };
-                if child == 0 {
-                    let ok = v[1234] == "case 1234" && !holds(String::from("x").as_ptr() as usize);
-                    // SAFETY: _exit ends the grandchild at once.
-                    unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-                }
-                let mut status = 0;
-                // SAFETY: waits for our own child.
-                unsafe { libc::waitpid(child, &mut status, 0) };
+                let read = fork_run(
+                    || i32::from(v[1234] != "case 1234" || holds(String::from("x").as_ptr() as usize)),
+                    |_| {},
+                );
                 // Dropping what a fill made leaves the region alone.
                 drop(v);
-                if status != 0 { 5 } else { 0 }
-            })();
-            // SAFETY: _exit ends the child without the test harness's code.
-            unsafe { libc::_exit(code) };
-        }
-        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        assert!(
-            matches!(status, Ok(nix::sys::wait::WaitStatus::Exited(_, 0))),
-            "status {status:?}"
+                if read != 0 { 5 } else { 0 }
+            },
+            |_| {},
         );
+        assert_eq!(code, 0, "what a fill made is not shared, sealed and readable in a fork");
     }
 }

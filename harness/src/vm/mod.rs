@@ -222,6 +222,8 @@ pub struct Prepared {
     pub kernel: kernel::Kernel,
     pub initrd: PathBuf,
     pub accel: qemu::Accel,
+    /// The guest's CPU model, found once: what qemu is given and the record says.
+    pub cpu: String,
     /// Where the console is kept once the run is over (the last run of this kernel's).
     pub console: PathBuf,
     pub setup: crate::record::Setup,
@@ -316,9 +318,11 @@ pub fn prepare(spec: &str, opts: &VmOpts) -> Result<Prepared, String> {
         })
         .collect();
     let console = logs.join(format!("{safe}.console.log"));
+    let cpu = qemu::cpu(accel);
     let mut setup = setup_of(opts, &k);
-    setup.cpu = Some(qemu::cpu(accel));
+    setup.cpu = Some(cpu.clone());
     Ok(Prepared {
+        cpu,
         setup,
         kernel: k,
         initrd,
@@ -371,6 +375,7 @@ pub fn boot(
         initrd: &p.initrd,
         cmdline,
         accel: p.accel,
+        cpu: &p.cpu,
         smp: opts.smp,
         mem_mib: opts.mem,
         console: scratch.path().join("console.log"),

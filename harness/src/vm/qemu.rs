@@ -105,6 +105,8 @@ pub struct Boot<'a> {
     pub initrd: &'a Path,
     pub cmdline: String,
     pub accel: Accel,
+    /// The `-cpu` model (`cpu`), as the run's record names it.
+    pub cpu: &'a str,
     pub smp: u32,
     pub mem_mib: u32,
     pub console: PathBuf,
@@ -195,7 +197,7 @@ fn command(b: &Boot) -> Command {
     let mut cmd = Command::new(QEMU);
     cmd.args(BASE_ARGS)
         .args(["-accel", b.accel.name()])
-        .args(["-cpu", &cpu(b.accel)])
+        .args(["-cpu", b.cpu])
         .args(["-smp", &b.smp.to_string(), "-m", &b.mem_mib.to_string()])
         .arg("-kernel")
         .arg(b.image)
