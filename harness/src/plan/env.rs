@@ -191,10 +191,12 @@ pub fn first_range(text: &str, name: Option<&str>, uid: u32) -> Option<(u32, u32
     })
 }
 
-/// The factor the guest's init sets for the cases' timeouts (its measured slowdown).
+/// The factor the guest's init sets for the cases' timeouts and retry
+/// windows (its measured slowdown).
 pub const TIMEOUT_SCALE_ENV: &str = "NSCONFORM_TIMEOUT_SCALE";
 
-/// A case's timeout scaled for a slow machine (an emulated guest).
+/// A case's timeout or a step's retry window scaled for a slow machine (an
+/// emulated guest); on this machine, as written.
 pub fn scaled(t: Duration) -> Duration {
     static SCALE: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     let s = *SCALE.get_or_init(|| {

@@ -237,7 +237,12 @@ impl<'a> Proc<'a> {
 
     /// Run an op, again and again while `retry` allows and the outcome is not the required one.
     fn attempt(&mut self, op: &Op, step: &Step) -> Result<Value, Fail> {
-        let deadline = step.retry.as_ref().map(|d| std::time::Instant::now() + d.get());
+        // A retry waits for the kernel's own deferred work (a grace period, a
+        // worker), as slow as the machine: scaled like the case's timeout.
+        let deadline = step
+            .retry
+            .as_ref()
+            .map(|d| std::time::Instant::now() + crate::plan::env::scaled(d.get()));
         loop {
             let started = std::time::Instant::now();
             // A panic in an op is the harness's bug: it fails the step with
@@ -302,7 +307,7 @@ impl<'a> Proc<'a> {
         let Some(d) = retry else {
             return;
         };
-        let deadline = std::time::Instant::now() + d.get();
+        let deadline = std::time::Instant::now() + crate::plan::env::scaled(d.get());
         let vars = crate::compare::literal_vars(&self.vars);
         while std::time::Instant::now() < deadline {
             let ctx = crate::observe::Ctx {
